@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# torch is installed first, pinned to the CPU build on disk, so pip never fetches a CUDA build.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.waveloom-installed
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	# tinysoundfont declares pyaudio (live playback only); we render offline, so skip it.
+	$(PY) -m pip install --quiet --no-deps tinysoundfont
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/waveloom demo --out out/demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check waveloom tests benchmarks
+	$(PY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check waveloom tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/render.py
+	$(PY) benchmarks/loader.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,193 @@
+"""Checkpoints: weights in safetensors, with the resolved config and a format version.
+
+A checkpoint is one ``.safetensors`` file whose metadata holds the format version, the family and
+the resolved :class:`~waveloom.config.RunConfig` as JSON, so ``generate`` rebuilds the model from
+the file alone. Loading never unpickles anything, so a checkpoint cannot run code. Resume state
+(optimiser, step, RNG) lives apart, in the trainer's own files.
+
+Writes are atomic (temp file in the same folder, then ``os.replace``): a reader never sees a half
+file, and a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from waveloom.config import RunConfig, build_run_config
+from waveloom.errors import CheckpointError, ConfigError
+
+FORMAT_VERSION = 1
+_MAGIC = "waveloom"
+
+
+def _state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict with tied tensors stored once (safetensors refuses shared storage)."""
+    state: dict[str, torch.Tensor] = {}
+    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in seen:
+            continue
+        seen[key] = name
+        state[name] = tensor.detach().to("cpu").contiguous()
+    return state
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    run_config: RunConfig,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s weights + ``run_config`` to ``path`` atomically; return the path."""
+    path = Path(path)
+    metadata = {
+        "format": _MAGIC,
+        "format_version": str(FORMAT_VERSION),
+        "family": run_config.family,
+        "config": json.dumps(run_config.to_dict()),
+        "extra": json.dumps(extra or {}),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise CheckpointError(
+            f"{path}: cannot write checkpoint ({err.strerror}); choose a writable --out folder"
+        ) from None
+    try:
+        save_file(_state_for_saving(model), tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The checkpoint's metadata, after checking it is a waveloom checkpoint we can read."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        hint = (
+            "it is a pickle (.pt/.ckpt); waveloom never unpickles checkpoints, use the "
+            ".safetensors file a waveloom run writes"
+            if _looks_like_pickle(path)
+            else f"not a safetensors file ({err})"
+        )
+        raise CheckpointError(f"{path}: cannot read checkpoint: {hint}") from None
+    if meta.get("format") != _MAGIC:
+        raise CheckpointError(
+            f"{path}: a safetensors file without waveloom metadata; "
+            "train with `waveloom train` to get a loadable checkpoint"
+        )
+    version = meta.get("format_version", "?")
+    if version != str(FORMAT_VERSION):
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version}, this waveloom reads version "
+            f"{FORMAT_VERSION}; use the waveloom release that wrote it"
+        )
+    return meta
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head[:1] == b"\x80" or head[:2] == b"PK"
+
+
+def read_config(path: str | Path) -> RunConfig:
+    """The resolved RunConfig stored in a checkpoint."""
+    meta = read_metadata(path)
+    try:
+        data = json.loads(meta["config"])
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: checkpoint metadata has no readable config") from None
+    try:
+        return build_run_config(data, source=str(path))
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
+
+
+def read_extra(path: str | Path) -> dict[str, Any]:
+    return json.loads(read_metadata(path).get("extra", "{}"))
+
+
+def load_checkpoint(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    expect_family: str | None = None,
+) -> tuple[torch.nn.Module, RunConfig]:
+    """Rebuild the model stored in ``path``; return ``(model in eval mode, run_config)``."""
+    from waveloom.models.registry import build_model
+
+    path = Path(path)
+    run = read_config(path)
+    if expect_family is not None and run.family != expect_family:
+        raise CheckpointError(
+            f"{path}: a {run.family!r} checkpoint, but a {expect_family!r} one is needed"
+        )
+    model = build_model(run)
+    load_weights(model, path)
+    model.to(map_location).eval()
+    return model, run
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load safetensors weights into ``model``, with one-line errors on any mismatch."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: cannot read weights ({err})") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    # Tied tensors are stored once: fill a missing name from its twin with the same storage.
+    twins = _tied_names(model)
+    for name in list(missing):
+        src = twins.get(name)
+        if src is not None and src in tensors:
+            tensors[name] = tensors[src]
+            missing.remove(name)
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the model described by its config "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the file is corrupt or was "
+            "edited by hand"
+        )
+    for name, value in tensors.items():
+        if tuple(value.shape) != tuple(expected[name].shape):
+            raise CheckpointError(
+                f"{path}: tensor {name} has shape {tuple(value.shape)}, the model expects "
+                f"{tuple(expected[name].shape)}; the config and weights disagree"
+            )
+    model.load_state_dict(tensors, strict=True)
+
+
+def _tied_names(model: torch.nn.Module) -> dict[str, str]:
+    first: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    twins: dict[str, str] = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in first:
+            twins[name] = first[key]
+        else:
+            first[key] = name
+    return twins

@@ -1,0 +1,99 @@
+"""The model contract every family implements (see DESIGN.md, "The model contract").
+
+The trainer, the sampler CLI, the evaluator and the contract tests only ever talk to these
+methods, which is what lets a new family plug into all of them with one file and one registry
+line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from waveloom.config import ModelConfig
+
+Batch = dict[str, Tensor]
+
+
+class Generative(nn.Module):
+    """A model that can be trained on batches and sampled from.
+
+    A batch is a dict: ``audio`` [B, T] float in [-1, 1], ``pitch`` [B] long (MIDI),
+    ``instrument`` [B] long, ``velocity`` [B] long, optionally ``mel`` [B, M, T/hop] or
+    ``roll`` [B, 128, T/hop].
+    """
+
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    # -- what the trainer needs
+    def loss(self, batch: Batch) -> dict[str, Tensor]:
+        """Return ``{'loss': scalar, **metrics}``; metrics are logged, only 'loss' is optimised."""
+        raise NotImplementedError
+
+    @property
+    def context(self) -> int:
+        """Samples of past audio needed before the first predicted sample (receptive field - 1).
+
+        The dataset serves windows of ``window + context`` samples so every predicted sample
+        sees a full receptive field.
+        """
+        return 0
+
+    def conditioning_keys(self) -> tuple[str, ...]:
+        """Batch keys this model reads besides ``audio`` (e.g. ('pitch', 'instrument'))."""
+        return ()
+
+    # -- what the sampler needs
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int,
+        length: int,
+        cond: dict[str, Any] | None = None,
+        *,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        progress: bool = True,
+    ) -> Tensor:
+        """Return ``n`` new waveforms as a float tensor [n, length] in [-1, 1]."""
+        raise NotImplementedError
+
+    # -- what the contract tests need
+    def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
+        """A small random batch with every key this model reads (for tests and smoke runs)."""
+        g = torch.Generator().manual_seed(seed)
+        t = torch.arange(length, dtype=torch.float32) / 16000.0
+        freq = 110.0 + 330.0 * torch.rand(batch_size, 1, generator=g)
+        audio = 0.5 * torch.sin(2 * torch.pi * freq * t) + 0.05 * torch.randn(
+            batch_size, length, generator=g
+        )
+        return {
+            "audio": audio.clamp(-1, 1),
+            "pitch": torch.randint(24, 96, (batch_size,), generator=g),
+            "instrument": torch.randint(0, 4, (batch_size,), generator=g),
+            "velocity": torch.full((batch_size,), 100, dtype=torch.long),
+        }
+
+
+class Likelihood(Generative):
+    """A model with an exact (or bounded) likelihood: evaluate reports NLL in bits/sample."""
+
+    def log_prob(self, batch: Batch) -> Tensor:
+        """Log-likelihood in nats of each predicted sample: [B, T_predicted]."""
+        raise NotImplementedError
+
+
+class Autoencoder(Generative):
+    """A model with an explicit latent: encode audio, decode latents."""
+
+    def encode(self, audio: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: Tensor, **kwargs: Any) -> Tensor:
+        raise NotImplementedError

@@ -1,0 +1,45 @@
+"""Family name -> (config dataclass, model class, training objective).
+
+Adding a family is one line in ``_FAMILIES`` plus its model file and presets; the trainer,
+``generate``, ``evaluate`` and the contract tests pick it up from here. Model modules are imported
+lazily so reading a config does not import every family.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from waveloom.errors import ConfigError
+
+# name -> ("module:ModelClass", objective)
+_FAMILIES: dict[str, tuple[str, str]] = {
+    "wavenet": ("waveloom.models.wavenet:WaveNet", "likelihood"),
+}
+
+
+@dataclass(frozen=True)
+class FamilyEntry:
+    name: str
+    model: type
+    config: type
+    objective: str
+
+
+def family_names() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+def get_family(name: str) -> FamilyEntry:
+    if name not in _FAMILIES:
+        raise ConfigError(f"unknown model family {name!r}; known: {', '.join(family_names())}")
+    target, objective = _FAMILIES[name]
+    module_name, cls_name = target.split(":")
+    model_cls = getattr(importlib.import_module(module_name), cls_name)
+    return FamilyEntry(name, model_cls, model_cls.config_class, objective)
+
+
+def build_model(run_config):
+    """Instantiate the model described by a :class:`~waveloom.config.RunConfig`."""
+    entry = get_family(run_config.family)
+    return entry.model(run_config.model)
