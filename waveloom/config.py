@@ -271,7 +271,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def build_run_config(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Nested dict (from YAML, overrides or a checkpoint) -> validated :class:`RunConfig`."""
-    from waveloom.models.registry import get_family, family_names
+    from waveloom.models.registry import family_names, get_family
 
     data = dict(data)
     allowed = {"family", "model", "data", "train"}
