@@ -45,7 +45,7 @@ class DataConfig:
     val_split: str = "valid"
     # Drop windows quieter than this RMS (silence teaches a WaveNet little); 0 disables.
     min_rms: float = 0.0
-    # Frames per second of a piano roll for MIDI sources (only used when a model asks for it).
+    # Samples per piano-roll frame for MIDI sources (only used when a model asks for a roll).
     roll_hop: int = 256
 
     def validate(self) -> None:

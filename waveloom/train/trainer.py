@@ -285,7 +285,11 @@ def train(
                     k: v.cpu() for k, v in ema.shadow.items()
                 }
                 ema_cpu.copy_to(export_model)
-            save_checkpoint(out / MODEL_FILE, export_model, cfg, extra={"step": step})
+            save_checkpoint(out / MODEL_FILE, export_model, cfg, extra={
+                "step": step,
+                # Names for `generate --instrument NAME`: ids are the cache's vocabulary.
+                "instruments": list(cache.info.get("instruments", [])),
+            })
         fabric.barrier()
 
     step = start_step

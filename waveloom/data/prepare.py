@@ -1,0 +1,297 @@
+"""Decode a source once into a cache that training reads by memory-mapping.
+
+Layout of ``OUT`` (read by :class:`waveloom.data.cache.AudioCache`):
+
+* ``audio.npy``      int16 ``[total_samples]``: every example, mono, at one sample rate,
+                     concatenated (float = int16 / 32767).
+* ``notes.npy``      int64 ``[N, 5]``: MIDI notes of all examples that have a score, in samples
+                     at the cache rate (columns in :mod:`waveloom.data.roll`).
+* ``manifest.jsonl`` one JSON object per example: name, offset, length, sample_rate, pitch,
+                     velocity, instrument, instrument_str, family, family_str, split, source,
+                     midi, notes_offset, notes_count.
+* ``cache.json``     version, sample_rate, total_samples, dtype, format, source, counts per
+                     split, the instrument and family vocabularies, the skipped files.
+
+Memory stays flat in the data-set size: one file is decoded at a time and its samples are
+streamed to disk behind an ``.npy`` header that is rewritten with the final length at the end
+(numpy pads the header so the length can grow in place). ``cache.json`` is written last and
+atomically, after the other files are renamed into place, so an interrupted run never leaves a
+cache that :class:`AudioCache` would open; a re-run simply starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from waveloom.audio.io import load_audio
+from waveloom.data import sources
+from waveloom.data.roll import midi_notes, notes_to_samples
+from waveloom.data.sources import NSYNTH_FAMILIES, SPLITS, SourceItem
+from waveloom.errors import AudioError, DataError
+
+#: Bumped whenever the cache layout changes; AudioCache refuses other versions.
+CACHE_VERSION = 1
+#: int16 full scale used both ways (float = int16 / SCALE).
+SCALE = 32767
+#: Files quieter than this RMS (about -80 dBFS) carry nothing to learn and are skipped.
+SILENCE_RMS = 1e-4
+#: Fractions of train / valid (the rest is test) for sources without their own split.
+SPLIT_FRACTIONS = (0.8, 0.1)
+
+
+@dataclass
+class PrepareSummary:
+    """What ``prepare`` did; ``str()`` is the report the CLI prints."""
+
+    out: Path
+    source: Path
+    format: str
+    sample_rate: int
+    n_examples: int
+    total_samples: int
+    counts: dict[str, int]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    n_midi: int = 0
+    n_notes: int = 0
+
+    @property
+    def duration_s(self) -> float:
+        return self.total_samples / self.sample_rate
+
+    def __str__(self) -> str:
+        splits = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        seconds = self.duration_s
+        length = (
+            f"{seconds / 3600:.2f} h" if seconds >= 3600
+            else f"{seconds / 60:.1f} min" if seconds >= 60
+            else f"{seconds:.1f} s"
+        )  # fmt: skip
+        lines = [
+            f"prepared {self.n_examples} examples ({length} at {self.sample_rate} Hz) "
+            f"from {self.source} [{self.format}] into {self.out}",
+            f"splits: {splits}",
+        ]
+        if self.n_midi:
+            lines.append(f"MIDI: {self.n_midi} examples, {self.n_notes} notes")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} file(s):")
+            lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def hash_split(name: str) -> str:
+    """Deterministic 80/10/10 split from a SHA-1 of the name (stable across runs/machines)."""
+    u = int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") / 2.0**64
+    train, valid = SPLIT_FRACTIONS
+    return "train" if u < train else "valid" if u < train + valid else "test"
+
+
+def family_id(family_str: str | None) -> int:
+    """NSynth family id of ``family_str`` (0 bass ... 10 vocal), or -1 when unknown."""
+    return NSYNTH_FAMILIES.index(family_str) if family_str in NSYNTH_FAMILIES else -1
+
+
+class NpyStreamWriter:
+    """Append rows to an ``.npy`` file whose final length is unknown when writing starts."""
+
+    def __init__(self, path: Path, dtype: str, row_shape: tuple[int, ...] = ()):
+        self.path, self.dtype, self.row_shape = Path(path), np.dtype(dtype), tuple(row_shape)
+        self.rows = 0
+        self._file = open(self.path, "wb")  # closed in close() or abort()
+        np.lib.format.write_array_header_1_0(self._file, self._header(0))
+        self._data_start = self._file.tell()
+
+    def _header(self, rows: int) -> dict:
+        return {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (rows, *self.row_shape),
+        }
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"rows of shape {rows.shape[1:]} != {self.row_shape}")
+        self._file.write(memoryview(rows).cast("B"))
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        """Rewrite the header with the final length (in place when it fits, else by copying)."""
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, self._header(self.rows))
+        if len(header.getvalue()) == self._data_start:
+            self._file.seek(0)
+            self._file.write(header.getvalue())
+            self._file.close()
+            return
+        self._file.close()  # an old numpy without header growth padding: copy once
+        tmp = self.path.with_name(self.path.name + ".copy")
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            dst.write(header.getvalue())
+            src.seek(self._data_start)
+            shutil.copyfileobj(src, dst, 1 << 24)
+        os.replace(tmp, self.path)
+
+    def abort(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _relative(path: Path | None, root: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(os.path.relpath(path, root)).as_posix()
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def _unique_names(items: list[SourceItem]) -> None:
+    seen: dict[str, int] = {}
+    for item in items:
+        count = seen.get(item.name, 0)
+        seen[item.name] = count + 1
+        if count:
+            item.name = f"{item.name}#{count + 1}"
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def prepare(
+    src: str | Path,
+    out: str | Path,
+    format: str = "auto",
+    sample_rate: int = 16000,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Decode every example of ``src`` once (mono, resampled to ``sample_rate``) into ``out``.
+
+    ``format`` is ``auto`` (detected from the files present), ``folder``, ``nsynth`` or
+    ``maestro``. Unreadable, silent or score-less-when-a-score-is-named files are skipped and
+    listed in the summary; only a source with no usable audio at all raises :class:`DataError`.
+    Instrument ids are the index of ``instrument_str`` in the sorted list of every instrument
+    the source lists, so they do not shift when a file turns out to be unreadable.
+    """
+    src, out = Path(src), Path(out)
+    if int(sample_rate) <= 0:
+        raise DataError(f"--sr {sample_rate}: the sample rate must be a positive number of Hz")
+    sample_rate = int(sample_rate)
+    format, items = sources.list_items(src, format)
+    _unique_names(items)
+    instruments = sorted({i.instrument_str for i in items if i.instrument_str is not None})
+    instrument_ids = {name: k for k, name in enumerate(instruments)}
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cache.json").unlink(missing_ok=True)  # the old cache is invalid from here on
+    audio_w = NpyStreamWriter(out / "audio.npy.partial", "<i2")
+    notes_w = NpyStreamWriter(out / "notes.npy.partial", "<i8", (5,))
+    manifest_tmp = out / "manifest.jsonl.partial"
+    skipped: list[tuple[str, str]] = []
+    counts = dict.fromkeys(SPLITS, 0)
+    n_examples = n_midi = 0
+    try:
+        with open(manifest_tmp, "w") as manifest:
+            bar = tqdm(items, desc="prepare", unit="file", disable=not progress)
+            for item in bar:
+                rel = _relative(item.path, src)
+                try:
+                    audio, _ = load_audio(item.path, sr=sample_rate)
+                    notes = None
+                    if item.midi is not None:
+                        notes = notes_to_samples(midi_notes(item.midi), sample_rate)
+                except (AudioError, DataError) as err:
+                    skipped.append((rel, str(err).removeprefix(f"{item.path}: ")))
+                    bar.set_postfix(skipped=len(skipped), refresh=False)
+                    continue
+                rms = float(np.sqrt(np.dot(audio, audio) / len(audio)))
+                if rms < SILENCE_RMS:
+                    skipped.append((rel, f"silent (RMS {rms:.1e} < {SILENCE_RMS:g})"))
+                    bar.set_postfix(skipped=len(skipped), refresh=False)
+                    continue
+                split = item.split or hash_split(item.name)
+                entry = {
+                    "name": item.name,
+                    "offset": audio_w.rows,
+                    "length": len(audio),
+                    "sample_rate": sample_rate,
+                    "pitch": -1 if item.pitch is None else int(item.pitch),
+                    "velocity": -1 if item.velocity is None else int(item.velocity),
+                    "instrument": instrument_ids.get(item.instrument_str, -1),
+                    "instrument_str": item.instrument_str,
+                    "family": family_id(item.family_str),
+                    "family_str": item.family_str,
+                    "split": split,
+                    "source": rel,
+                    "midi": _relative(item.midi, src),
+                    "notes_offset": notes_w.rows,
+                    "notes_count": 0 if notes is None else len(notes),
+                }
+                audio_w.append(np.round(audio * SCALE).astype(np.int16))
+                if notes is not None:
+                    notes_w.append(notes)
+                    n_midi += 1
+                manifest.write(json.dumps(entry) + "\n")
+                counts[split] = counts.get(split, 0) + 1
+                n_examples += 1
+        if n_examples == 0:
+            raise DataError(
+                f"{src}: no usable audio ({len(skipped)} file(s) skipped); expected "
+                f"{sources.expectation(format)}"
+            )
+        audio_w.close()
+        notes_w.close()
+    except BaseException:
+        audio_w.abort()
+        notes_w.abort()
+        manifest_tmp.unlink(missing_ok=True)
+        raise
+    os.replace(out / "audio.npy.partial", out / "audio.npy")
+    os.replace(out / "notes.npy.partial", out / "notes.npy")
+    os.replace(manifest_tmp, out / "manifest.jsonl")
+    summary = PrepareSummary(
+        out=out,
+        source=src,
+        format=format,
+        sample_rate=sample_rate,
+        n_examples=n_examples,
+        total_samples=audio_w.rows,
+        counts=counts,
+        skipped=skipped,
+        n_midi=n_midi,
+        n_notes=notes_w.rows,
+    )
+    _write_json_atomic(
+        out / "cache.json",
+        {
+            "version": CACHE_VERSION,
+            "sample_rate": sample_rate,
+            "total_samples": audio_w.rows,
+            "dtype": "int16",
+            "scale": SCALE,
+            "n_examples": n_examples,
+            "n_notes": notes_w.rows,
+            "format": format,
+            "source": str(src.resolve()),
+            "counts": counts,
+            "instruments": instruments,
+            "families": list(NSYNTH_FAMILIES),
+            "skipped": [{"path": p, "reason": r} for p, r in skipped],
+        },
+    )
+    return summary
