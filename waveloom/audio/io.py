@@ -50,7 +50,11 @@ def _check_exists(path: Path) -> None:
 def _reason(err: Exception) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     # libsndfile prefixes messages with the path; keep only its reason.
-    return text.split(": ", 1)[-1] if text.startswith("Error opening") else text
+    reason = text.split(": ", 1)[-1] if text.startswith("Error opening") else text
+    if reason.startswith("File does not exist"):
+        # What libsndfile's MPEG probe says about any non-MPEG data in an existing *.mp3 file.
+        return "not a recognised audio format"
+    return reason
 
 
 def audio_info(path: str | Path) -> AudioInfo:
@@ -127,5 +131,7 @@ def save_audio(path: str | Path, audio, sr: int) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), data, int(sr), format=fmt, subtype=subtype)
     except (OSError, sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(f"{path}: cannot write ({_reason(err)}); check the folder is writable")
+        raise AudioError(
+            f"{path}: cannot write ({_reason(err)}); check the folder is writable"
+        ) from None
     return path

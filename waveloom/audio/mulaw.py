@@ -56,7 +56,15 @@ def quantize(x: ArrayT, mu: int = MU) -> ArrayT:
 
 
 def dequantize(q: ArrayT, mu: int = MU) -> ArrayT:
-    """Integer codes in [0, mu] -> audio in [-1, 1] (the centre of each code's bin)."""
+    """Integer codes in [0, mu] -> audio in [-1, 1] at the companded value ``2 q / mu - 1``.
+
+    That is the centre of each interior code's bin; codes 0 and mu own half bins (the companded
+    range ends at -1 and 1) and decode to their outer edges, -1 and 1.
+
+    ``(2 q - mu) / mu`` rather than ``2 q / mu - 1``: the numerator is an exact integer, so codes
+    mirrored about the centre (127 and 128) decode to exactly opposite values instead of
+    differing by float32 cancellation error (1.5e-5 relative near zero).
+    """
     if _is_torch(q):
-        return mulaw_decode(2.0 * q.float() / mu - 1.0, mu)
-    return mulaw_decode(2.0 * np.asarray(q, dtype=np.float32) / mu - 1.0, mu)
+        return mulaw_decode((2.0 * q.float() - mu) / mu, mu)
+    return mulaw_decode((2.0 * np.asarray(q, dtype=np.float32) - mu) / mu, mu)
