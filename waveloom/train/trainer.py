@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from waveloom.checkpoint import save_checkpoint
 from waveloom.config import RunConfig
-from waveloom.errors import CheckpointError, DataError
+from waveloom.errors import CheckpointError, ConfigError, DataError
 from waveloom.models.registry import build_model
 from waveloom.train.ema import EMA
 
@@ -181,6 +181,7 @@ def train(
 
     cache = AudioCache(data)
     cache.check_sample_rate(cfg.data.sample_rate)
+    _check_vocabulary(cfg, cache)
 
     fabric = L.Fabric(
         accelerator=accelerator,
@@ -347,6 +348,18 @@ def train(
     if writer is not None:
         writer.close()
     return TrainResult(out, step, interrupted, last_loss, time.perf_counter() - started)
+
+
+def _check_vocabulary(cfg: RunConfig, cache) -> None:
+    """Fail before training if the cache has more instruments than the model has embeddings."""
+    n_cache = len(cache.info.get("instruments", []))
+    n_model = getattr(cfg.model, "num_instruments", None)
+    wants = getattr(cfg.model, "instrument_conditioning", True)
+    if n_model is not None and wants and n_cache > n_model:
+        raise ConfigError(
+            f"{cache.root} has {n_cache} instruments but model.num_instruments={n_model}; "
+            f"pass model.num_instruments={n_cache} (or more)"
+        )
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:

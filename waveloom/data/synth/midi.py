@@ -1,0 +1,292 @@
+"""Whole pieces rendered from MIDI into the MAESTRO layout: ``waveloom data render-midi``.
+
+Sources: the first N Bach chorales of music21's corpus (:mod:`.chorales`) and/or every
+``.mid``/``.midi`` below ``midi_dir``. Output, like MAESTRO v3::
+
+    OUT/<year>/<name>.midi, OUT/<year>/<name>.wav   (16-bit PCM mono at ``sample_rate``)
+    OUT/maestro-v3.0.0.csv   canonical_composer, canonical_title, split, year, midi_filename,
+                             audio_filename, duration (+ instrument_str, family_str)
+    OUT/render-midi.json     the settings of the run, and render-midi.rows.jsonl the rows of
+                             the pieces done so far (an interrupted run resumes from them)
+
+MAESTRO's ``year`` is when a performance was recorded; a render has no recording session, so
+one run writes one year folder (``year``, fixed by default so paths are reproducible).
+Splits: like MAESTRO, a composition never straddles splits: a stable hash of the title decides
+(80/10/10, MAESTRO's spellings train/validation/test).
+
+Level: each piece is peak-normalised to ``peak_dbfs`` on its own, like independent recordings
+(a piece's internal dynamics are kept; polyphony would otherwise clip a global level).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+from tqdm.auto import tqdm
+
+from waveloom.data.synth import chorales as bach
+from waveloom.data.synth import engine, gm
+from waveloom.data.synth.performance import render_midi_audio
+from waveloom.errors import ConfigError, DataError
+
+CSV_NAME = "maestro-v3.0.0.csv"
+#: MAESTRO's columns, in its order, then the two the maestro source reads when present.
+MAESTRO_COLUMNS = (
+    "canonical_composer", "canonical_title", "split", "year",
+    "midi_filename", "audio_filename", "duration",
+)  # fmt: skip
+EXTRA_COLUMNS = ("instrument_str", "family_str")
+DEFAULT_YEAR = 2024
+MIDI_EXTENSIONS = (".mid", ".midi")
+_SIDECAR = "render-midi.json"
+_ROWS = "render-midi.rows.jsonl"
+
+
+@dataclass
+class MidiSummary:
+    """What :func:`render_midi` did: one CSV row per piece, and the files it skipped."""
+
+    out_dir: Path
+    csv_path: Path
+    rows: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
+    rendered: int = 0
+    resumed: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def splits(self) -> dict[str, int]:
+        return dict(Counter(row["split"] for row in self.rows))
+
+    def __str__(self) -> str:
+        splits = ", ".join(f"{k} {v}" for k, v in sorted(self.splits.items()))
+        lines = [
+            f"{len(self.rows)} pieces ({self.audio_seconds / 60:.1f} min; {splits}) in "
+            f"{self.csv_path}; {self.rendered} rendered, {self.resumed} kept from an earlier run"
+        ]
+        lines += [f"skipped {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Piece:
+    name: str
+    title: str
+    composer: str
+    load: object  # () -> (PrettyMIDI, instrument label); raises on an unparseable file
+    source: Path | None = None  # the user's MIDI file, if the piece is one
+    verbatim: bool = False  # copy ``source`` as the .midi (nothing was changed before rendering)
+
+
+def _midi_files(midi_dir: Path) -> list[Path]:
+    if not midi_dir.is_dir():
+        raise DataError(f"{midi_dir}: no such folder; give a folder holding .mid/.midi files")
+    return sorted(
+        p for p in midi_dir.rglob("*") if p.suffix.lower() in MIDI_EXTENSIONS and p.is_file()
+    )
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "piece"
+
+
+def _parse_file(path: Path, program: int | str | None):
+    def load():
+        with warnings.catch_warnings():  # pretty_midi warns about odd but valid files
+            warnings.simplefilter("ignore")
+            midi = pretty_midi.PrettyMIDI(str(path))
+        if program is None:
+            return midi, None
+        label, programs = bach.ensemble_for(0, program)
+        for i, instrument in enumerate(midi.instruments):
+            if not instrument.is_drum:
+                instrument.program = programs[min(i, len(programs) - 1)]
+        return midi, label
+
+    return load
+
+
+def _pieces(chorale_count: int, midi_dir: Path | None, program, tempo: float) -> list[_Piece]:
+    pieces = []
+    for index, cid in enumerate(bach.chorale_ids(chorale_count)):
+        label, programs = bach.ensemble_for(index, program)
+
+        def load(cid=cid, label=label, programs=programs):
+            return bach.chorale_midi(cid, programs, tempo), label
+
+        pieces.append(_Piece(bach.name_of(cid), bach.title_of(cid), bach.COMPOSER, load))
+    if midi_dir is not None:
+        for path in _midi_files(midi_dir):
+            stem = path.relative_to(midi_dir).with_suffix("").as_posix()
+            pieces.append(
+                _Piece(
+                    _safe_name(stem.replace("/", "-")),
+                    stem,
+                    "Unknown",
+                    _parse_file(path, program),
+                    path,
+                    verbatim=program is None,
+                )
+            )
+    seen: Counter = Counter()
+    for piece in pieces:  # unique file names, deterministic suffixes
+        seen[piece.name] += 1
+        if seen[piece.name] > 1:
+            piece.name = f"{piece.name}-{seen[piece.name]}"
+    return pieces
+
+
+def _labels(midi: pretty_midi.PrettyMIDI, label: str | None) -> tuple[str, str]:
+    """(instrument_str, family_str) of a piece: ``label`` (the ensemble) or the GM name of the
+    program, and the NSynth family, that play the most note-seconds ('' when none maps)."""
+    programs: Counter = Counter()
+    families: Counter = Counter()
+    for instrument in midi.instruments:
+        family = None if instrument.is_drum else gm.family_of(instrument.program)
+        if family is not None:
+            seconds = sum(n.end - n.start for n in instrument.notes)
+            programs[instrument.program] += seconds
+            families[family] += seconds
+    if not programs:
+        return label or "mixed", ""
+    name = gm.gm_name(programs.most_common(1)[0][0]).lower().replace(" ", "_")
+    return label or name, families.most_common(1)[0][0]
+
+
+def render_midi(
+    out_dir: str | Path,
+    chorales: int = 0,
+    midi_dir: str | Path | None = None,
+    soundfont: str | Path | None = None,
+    sample_rate: int = 16000,
+    program: int | str | None = None,
+    progress: bool = True,
+    *,
+    tempo: float = 80.0,
+    tail_seconds: float = 1.0,
+    peak_dbfs: float = -1.0,
+    year: int = DEFAULT_YEAR,
+    render_rate: int | None = None,
+) -> MidiSummary:
+    """Render ``chorales`` Bach chorales and/or every MIDI file under ``midi_dir``.
+
+    ``program`` (a GM number 0-127 or an ensemble name of :data:`gm.ENSEMBLES`) replaces the
+    programs of every melodic part; by default chorales rotate through the ensembles and MIDI
+    files keep their own programs. ``tempo`` (quarter notes per minute) applies to chorales.
+    Unparseable or empty MIDI files are skipped and listed in the summary, never fatal.
+    Re-running with the same settings keeps pieces already written. Prints only tqdm bars.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    if chorales <= 0 and midi_dir is None:
+        raise ConfigError("render-midi: nothing to render; give chorales > 0 and/or a midi_dir")
+    rate = engine.render_rate_for(sample_rate, render_rate)
+    font, font_path = engine.load_soundfont(soundfont, rate)
+    pieces = _pieces(chorales, Path(midi_dir) if midi_dir else None, program, tempo)
+    settings = {
+        "soundfont": engine.soundfont_fingerprint(font_path), "sample_rate": int(sample_rate),
+        "render_rate": rate, "program": program, "tempo": tempo, "tail_seconds": tail_seconds,
+        "peak_dbfs": peak_dbfs, "year": year,
+    }  # fmt: skip
+    year_dir = out_dir / str(year)
+    year_dir.mkdir(parents=True, exist_ok=True)
+    sidecar = out_dir / _SIDECAR
+    rows_path = out_dir / _ROWS
+    done = _done_rows(rows_path) if engine.same_settings(sidecar, settings) else {}
+    if not done:
+        rows_path.unlink(missing_ok=True)
+    engine.write_text_atomic(sidecar, json.dumps(settings, indent=1))
+    summary = MidiSummary(out_dir=out_dir, csv_path=out_dir / CSV_NAME)
+    for piece in tqdm(pieces, desc="render", unit="piece", disable=not progress):
+        midi_path, wav_path = year_dir / f"{piece.name}.midi", year_dir / f"{piece.name}.wav"
+        rel_midi, rel_wav = f"{year}/{midi_path.name}", f"{year}/{wav_path.name}"
+        frames = engine.wav_frames(wav_path) if rel_wav in done else None
+        if frames and midi_path.is_file():
+            row = dict(done[rel_wav], duration=frames / sample_rate)
+            summary.resumed += 1
+        else:
+            try:
+                midi, label = piece.load()
+            except Exception as err:  # noqa: BLE001 - third-party parsers raise anything
+                detail = (str(err).strip().splitlines() or [""])[0]
+                reason = f"unreadable ({type(err).__name__}{': ' + detail if detail else ''})"
+                summary.skipped.append((str(piece.source or piece.name), reason))
+                continue
+            if not any(inst.notes for inst in midi.instruments):
+                summary.skipped.append((str(piece.source or piece.name), "no notes"))
+                continue
+            audio = render_midi_audio(midi, font, rate, sample_rate, tail_seconds)
+            audio = _level(audio, peak_dbfs)
+            pcm, _ = engine.to_pcm16(audio)
+            engine.write_wav16(wav_path, pcm, sample_rate)
+            _write_midi(midi, midi_path, piece.source if piece.verbatim else None)
+            instrument_str, family_str = _labels(midi, label)
+            row = {
+                "canonical_composer": piece.composer, "canonical_title": piece.title,
+                "split": engine.stable_split(piece.title, ("train", "validation", "test")),
+                "year": year, "midi_filename": rel_midi, "audio_filename": rel_wav,
+                "duration": len(pcm) / sample_rate,
+                "instrument_str": instrument_str, "family_str": family_str,
+            }  # fmt: skip
+            with rows_path.open("a", encoding="utf-8") as log:
+                log.write(json.dumps(row) + "\n")
+            summary.rendered += 1
+        summary.rows.append(row)
+        summary.audio_seconds += float(row["duration"])
+    if not summary.rows:
+        raise DataError(f"{out_dir}: no piece could be rendered ({len(summary.skipped)} skipped)")
+    _write_csv(summary.csv_path, summary.rows)
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _level(audio: np.ndarray, peak_dbfs: float) -> np.ndarray:
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    return audio * np.float32(10 ** (peak_dbfs / 20) / peak) if peak > 0 else audio
+
+
+def _write_midi(midi: pretty_midi.PrettyMIDI, path: Path, source: Path | None) -> None:
+    """Copy ``source`` verbatim when given (exactly what was rendered), else write ``midi``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    if source is not None:
+        shutil.copyfile(source, tmp)
+    else:
+        midi.write(str(tmp))
+    tmp.replace(path)
+
+
+def _done_rows(path: Path) -> dict[str, dict]:
+    """Rows an earlier run logged, by audio_filename (a line cut short by a kill is ignored)."""
+    rows = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return rows
+    for line in lines:
+        try:
+            row = json.loads(line)
+            rows[row["audio_filename"]] = row
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=MAESTRO_COLUMNS + EXTRA_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in MAESTRO_COLUMNS + EXTRA_COLUMNS})
+    engine.write_text_atomic(path, text.getvalue())
