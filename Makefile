@@ -11,10 +11,10 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	# tinysoundfont declares pyaudio (live playback only); we render offline, so skip it.
-	$(PY) -m pip install --quiet --no-deps tinysoundfont
+	# Pinned: waveloom.data.synth uses its low-level module directly.
+	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
