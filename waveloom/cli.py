@@ -95,6 +95,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         strategy=args.strategy,
         progress=not args.quiet,
     )
+    if not result.is_global_zero:  # under DDP only rank 0 reports
+        return
     state = "interrupted" if result.interrupted else "done"
     print(f"{state}: step {result.step}, loss {result.last_loss:.4f}, "
           f"{result.seconds:.0f} s; weights in {result.run_dir / 'model.safetensors'}")

@@ -72,6 +72,7 @@ class TrainResult:
     interrupted: bool
     last_loss: float
     seconds: float
+    is_global_zero: bool = True
 
 
 class _StopFlag:
@@ -227,7 +228,7 @@ def train(
     world = fabric.world_size
     if t.max_steps <= start_step:
         fabric.print(f"run already at step {start_step} >= max_steps {t.max_steps}; nothing to do")
-        return TrainResult(out, start_step, False, float("nan"), 0.0)
+        return TrainResult(out, start_step, False, float("nan"), 0.0, fabric.is_global_zero)
 
     dataset = WindowDataset(
         cache,
@@ -347,7 +348,8 @@ def train(
     bar.close()
     if writer is not None:
         writer.close()
-    return TrainResult(out, step, interrupted, last_loss, time.perf_counter() - started)
+    return TrainResult(out, step, interrupted, last_loss, time.perf_counter() - started,
+                       fabric.is_global_zero)
 
 
 def _check_vocabulary(cfg: RunConfig, cache) -> None:

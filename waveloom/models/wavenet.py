@@ -1,0 +1,354 @@
+"""WaveNet (van den Oord et al. 2016): an autoregressive model of raw audio samples.
+
+p(x) = prod_t p(x_t | x_<t, h): the network sees the mu-law codes of the previous samples
+(teacher forcing, shifted by one) and predicts a distribution over sample t with a softmax over
+256 mu-law codes or a discretised logistic mixture. Optional conditioning: pitch and instrument
+labels (global) and a mel spectrogram or piano roll (local, upsampled to the sample rate).
+
+Generation runs the cached incremental sampler (:mod:`waveloom.sampling.incremental`); the
+network itself is :class:`waveloom.nn.wavenet.WaveNetStack`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from waveloom.audio.mulaw import quantize
+from waveloom.config import ModelConfig
+from waveloom.errors import ConfigError, DataError
+from waveloom.models.base import Batch, Likelihood
+from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
+from waveloom.nn.heads import build_head
+from waveloom.nn.wavenet import WaveNetStack
+from waveloom.sampling.incremental import SamplingPlan, sample_incremental
+
+HEADS = ("categorical", "logistic_mixture")
+INPUTS = ("embedding", "onehot")
+LOCALS = ("none", "mel", "roll")
+
+
+@dataclass
+class WaveNetConfig(ModelConfig):
+    """Hyper-parameters of a WaveNet; defaults are a mid-sized pitch/instrument model."""
+
+    residual_channels: int = 64
+    dilation_channels: int = 64  # C_dil: the gated conv makes 2 * C_dil channels
+    skip_channels: int = 256
+    end_channels: int = 256
+    layers_per_stack: int = 10  # dilations 1, 2, ..., 2^(layers_per_stack - 1)
+    stacks: int = 2
+    kernel_size: int = 2
+    head: str = "categorical"  # categorical | logistic_mixture
+    mixture_components: int = 10
+    mixture_levels: int = 256  # 256: mu-law codes; 65536: 16-bit linear (logistic_mixture)
+    input: str = "embedding"  # embedding | onehot (of the previous sample's mu-law code)
+    num_instruments: int = 16
+    pitch_conditioning: bool = True
+    instrument_conditioning: bool = True
+    cond_dim: int = 32  # embedding width per global label
+    cond_dropout: float = 0.0  # rate at which training hides a label (teaches "unknown")
+    local: str = "none"  # none | mel | roll
+    local_channels: int = 80  # mel bands, or 128 for a piano roll
+    local_hop: int = 256  # samples per conditioning frame
+    upsample_factors: tuple[int, ...] = (16, 16)  # product must equal local_hop
+
+    def validate(self) -> None:
+        for name in (
+            "residual_channels",
+            "dilation_channels",
+            "skip_channels",
+            "end_channels",
+            "layers_per_stack",
+            "stacks",
+            "mixture_components",
+            "num_instruments",
+            "cond_dim",
+        ):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f"model.{name}={value} must be > 0")
+        if self.kernel_size < 2:
+            raise ConfigError(f"model.kernel_size={self.kernel_size} must be >= 2")
+        if self.layers_per_stack > 16:
+            raise ConfigError(
+                f"model.layers_per_stack={self.layers_per_stack}: dilation 2^"
+                f"{self.layers_per_stack - 1} is absurd; use <= 16 and add stacks instead"
+            )
+        _choice("head", self.head, HEADS)
+        _choice("input", self.input, INPUTS)
+        _choice("local", self.local, LOCALS)
+        if self.head == "logistic_mixture" and self.mixture_levels not in (256, 65536):
+            raise ConfigError(
+                f"model.mixture_levels={self.mixture_levels}: use 256 (mu-law) or 65536 (16-bit)"
+            )
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ConfigError(f"model.cond_dropout={self.cond_dropout} must be in [0, 1)")
+        if self.local != "none":
+            if self.local_channels <= 0 or self.local_hop <= 0:
+                raise ConfigError(
+                    f"model.local_channels={self.local_channels} and "
+                    f"model.local_hop={self.local_hop} must be > 0"
+                )
+            if self.local == "roll" and self.local_channels != 128:
+                raise ConfigError(
+                    f"model.local_channels={self.local_channels}: a piano roll has 128 pitch "
+                    "rows; set model.local_channels=128"
+                )
+            factors = tuple(self.upsample_factors)
+            if not factors or any(f <= 0 for f in factors):
+                raise ConfigError(
+                    f"model.upsample_factors={list(factors)} must be positive integers"
+                )
+            if math.prod(factors) != self.local_hop:
+                raise ConfigError(
+                    f"model.upsample_factors={list(factors)} multiply to {math.prod(factors)}, "
+                    f"not model.local_hop={self.local_hop}; make their product equal the hop"
+                )
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"model.{name}={value!r}: use one of {', '.join(allowed)}")
+
+
+class WaveNet(Likelihood):
+    """A (conditional) WaveNet over 16 kHz audio, trained by maximum likelihood."""
+
+    config_class: ClassVar[type[ModelConfig]] = WaveNetConfig
+    config: WaveNetConfig
+
+    def __init__(self, config: WaveNetConfig) -> None:
+        config.validate()
+        super().__init__(config)
+        c = config
+        self.head = build_head(c.head, c.mixture_components, c.mixture_levels)
+        self.global_cond = (
+            GlobalConditioning(
+                c.cond_dim,
+                c.num_instruments,
+                pitch=c.pitch_conditioning,
+                instrument=c.instrument_conditioning,
+                dropout=c.cond_dropout,
+            )
+            if c.pitch_conditioning or c.instrument_conditioning
+            else None
+        )
+        self.upsample = (
+            UpsampleConditioning(c.local_channels, c.upsample_factors)
+            if c.local != "none"
+            else None
+        )
+        self.stack = WaveNetStack(
+            out_channels=self.head.num_params,
+            residual_channels=c.residual_channels,
+            dilation_channels=c.dilation_channels,
+            skip_channels=c.skip_channels,
+            end_channels=c.end_channels,
+            layers_per_stack=c.layers_per_stack,
+            stacks=c.stacks,
+            kernel_size=c.kernel_size,
+            input=c.input,
+            global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
+            local_channels=c.local_channels if self.upsample is not None else 0,
+        )
+
+    # ------------------------------------------------------------------ contract
+
+    @property
+    def context(self) -> int:
+        """Past samples needed per prediction: the stack's receptive field.
+
+        Sample t is predicted from the codes of samples t - RF .. t - 1 (the one-step shift), so
+        the model's receptive field counting the predicted sample is RF + 1 and the context is
+        RF.
+        """
+        return self.stack.receptive_field
+
+    def conditioning_keys(self) -> tuple[str, ...]:
+        keys = () if self.global_cond is None else self.global_cond.keys()
+        return keys + (() if self.config.local == "none" else (self.config.local,))
+
+    def _global(self, source: dict[str, Any], n: int, dropout: bool) -> Tensor | None:
+        if self.global_cond is None:
+            return None
+        device = self.stack.out2.weight.device
+        labels = {}
+        for key in ("pitch", "instrument"):
+            value = source.get(key)
+            labels[key] = None if value is None else torch.as_tensor(value, device=device).long()
+        return self.global_cond(labels["pitch"], labels["instrument"], batch=n, dropout=dropout)
+
+    def _local(self, frames: Tensor, length: int, where: str) -> Tensor:
+        """Frame features [B, C, F] -> sample-rate features [B, C, length] (frame k conditions
+        samples [k*hop, (k+1)*hop))."""
+        assert self.upsample is not None
+        key, c = self.config.local, self.config.local_channels
+        if frames.dim() != 3 or frames.shape[1] != c:
+            raise DataError(
+                f"{where}[{key!r}] has shape {tuple(frames.shape)}; expected [B, {c}, frames]"
+            )
+        try:
+            return self.upsample(frames.to(self.stack.out2.weight), length)
+        except ValueError as err:
+            raise DataError(f"{where}[{key!r}]: {err}; pass more frames") from None
+
+    def _params(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Head parameters [B, P, W] and target codes [B, W] for the last W samples."""
+        audio = batch["audio"]
+        if audio.dim() != 2:
+            raise DataError(f"batch['audio'] has shape {tuple(audio.shape)}; expected [B, T]")
+        total, ctx = audio.shape[-1], self.context
+        if total <= ctx:
+            raise DataError(
+                f"batch['audio'] has {total} samples but this WaveNet needs its context of "
+                f"{ctx} plus at least one more; raise data.window"
+            )
+        inputs = quantize(audio[:, :-1])  # code of sample t-1 feeds the prediction of t
+        targets = self.head.encode(audio[:, ctx:])
+        g = self._global(batch, audio.shape[0], dropout=self.training)
+        l = None
+        if self.upsample is not None:
+            key = self.config.local
+            if key not in batch:
+                raise DataError(f"this WaveNet is conditioned on {key!r}; the batch lacks it")
+            l = self._local(batch[key], total, "batch")[..., 1:]  # feature of the predicted t
+        return self.stack(inputs, g, l, padded=False), targets
+
+    def loss(self, batch: Batch) -> dict[str, Tensor]:
+        """Mean NLL in nats per predicted sample, plus bits/sample and next-code accuracy."""
+        params, targets = self._params(batch)
+        nll = -self.head.log_prob(params, targets).mean()
+        with torch.no_grad():
+            accuracy = (self.head.mode(params) == targets).float().mean()
+        return {
+            "loss": nll,
+            "bits_per_sample": nll.detach() / math.log(2.0),
+            "accuracy": accuracy,
+        }
+
+    def log_prob(self, batch: Batch) -> Tensor:
+        """Log-likelihood in nats of each of the last ``T - context`` samples: [B, T - ctx]."""
+        params, targets = self._params(batch)
+        return self.head.log_prob(params, targets)
+
+    # ------------------------------------------------------------------ sampling
+
+    def sampling_plan(
+        self,
+        n: int,
+        length: int,
+        cond: dict[str, Any] | None = None,
+        prime: Tensor | None = None,
+    ) -> SamplingPlan:
+        """Resolve ``cond`` into the engine's inputs (see :class:`SamplingPlan`).
+
+        The history is the prime (``cond['prime']`` [n, P] or [P] float audio; only its last
+        ``context`` samples matter) left-padded with silence to ``context`` samples, so the
+        network always sees a full, in-distribution receptive field. Local features
+        (``cond['mel'|'roll']`` [n, C, frames]) are aligned with the first sample of the prime
+        (or of the output when there is none) and must cover prime + output; the silent padding
+        gets zero features.
+        """
+        cond = dict(cond or {})
+        device = self.stack.out2.weight.device
+        if prime is None:
+            prime = cond.get("prime")
+        ctx = self.context
+        user_p = 0
+        if prime is not None:
+            prime = torch.as_tensor(prime, dtype=torch.float32, device=device)
+            if prime.dim() == 1:
+                prime = prime.unsqueeze(0)
+            if prime.dim() != 2 or prime.shape[0] not in (1, n):
+                raise ConfigError(
+                    f"cond['prime'] has shape {tuple(prime.shape)}; expected [{n}, samples]"
+                )
+            prime = prime.expand(n, -1)
+            user_p = prime.shape[-1]
+        kept = min(user_p, ctx)
+        silence = torch.full((n, ctx - kept), int(quantize(torch.zeros(()))), device=device)
+        parts = [silence]
+        if kept:
+            parts.append(quantize(prime[:, user_p - kept :]))
+        prefix = torch.cat(parts, dim=1).long()
+
+        g = None
+        if self.global_cond is not None:
+            labels = {k: cond.get(k) for k in ("pitch", "instrument")}
+            tensors = {
+                k: None if v is None else torch.as_tensor(v).long().reshape(-1)
+                for k, v in labels.items()
+            }
+            problem = self.global_cond.check(tensors["pitch"], tensors["instrument"])
+            if problem:
+                raise ConfigError(f"cond: {problem}")
+            for k, v in tensors.items():
+                if v is not None and v.numel() not in (1, n):
+                    raise ConfigError(f"cond[{k!r}] has {v.numel()} values for n={n} samples")
+            g = self._global(tensors, n, dropout=False)
+
+        local = None
+        if self.upsample is not None:
+            key = self.config.local
+            frames = cond.get(key)
+            if frames is None:
+                raise ConfigError(
+                    f"this WaveNet is conditioned on a {key}: pass cond[{key!r}] "
+                    f"[n, {self.config.local_channels}, frames]"
+                )
+            frames = torch.as_tensor(frames, device=device).float()
+            if frames.dim() == 2:
+                frames = frames.unsqueeze(0)
+            frames = frames.expand(n, -1, -1)
+            try:
+                feats = self._local(frames, user_p + length, "cond")
+            except DataError as err:
+                raise ConfigError(str(err)) from None
+            feats = feats[..., user_p - kept :]
+            pad = feats.new_zeros(n, feats.shape[1], ctx - kept)
+            local = torch.cat([pad, feats], dim=-1)
+        return SamplingPlan(prefix=prefix, g=g, local=local)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int,
+        length: int,
+        cond: dict[str, Any] | None = None,
+        *,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        progress: bool = True,
+    ) -> Tensor:
+        """``n`` new waveforms [n, length] in [-1, 1], continuing ``cond['prime']`` if given.
+
+        The returned audio is only the continuation (the prime is not repeated). The same
+        ``seed`` gives identical output; ``temperature`` < 1 sharpens the distribution.
+        """
+        if n <= 0 or length <= 0:
+            raise ConfigError(f"n={n} and length={length} must be positive")
+        if not temperature > 0:
+            raise ConfigError(f"temperature={temperature} must be > 0")
+        codes = sample_incremental(
+            self, n, length, cond, temperature=temperature, seed=seed, progress=progress
+        )
+        return self.head.decode(codes).clamp(-1.0, 1.0)
+
+    def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
+        """The base random batch plus a random mel or piano roll when the model reads one."""
+        batch = super().example_batch(batch_size, length, seed)
+        batch["instrument"] = batch["instrument"] % self.config.num_instruments
+        if self.config.local != "none":
+            g = torch.Generator().manual_seed(seed + 1)
+            frames = max(1, length // self.config.local_hop)
+            shape = (batch_size, self.config.local_channels, frames)
+            if self.config.local == "roll":
+                batch["roll"] = (torch.rand(shape, generator=g) < 0.03).float()
+            else:
+                batch["mel"] = torch.randn(shape, generator=g) - 4.0
+        return batch
