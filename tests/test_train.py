@@ -1,0 +1,178 @@
+"""The trainer under DDP and under faults: exact resume, SIGKILL/SIGTERM, bad input."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from waveloom.config import load_config
+from waveloom.errors import CheckpointError, ConfigError, DataError
+from waveloom.train.trainer import RESUME_FILE, load_resume_state, train
+
+from .conftest import CONFIGS
+
+TINY = CONFIGS / "wavenet" / "tiny.yaml"
+SMALL_RUN = ["data.window=256", "data.batch_size=2", "model.num_instruments=4"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    from waveloom.data.prepare import prepare
+    from waveloom.data.synth import render_notes
+
+    root = tmp_path_factory.mktemp("train-data")
+    render_notes(root / "notes", programs=[0, 24], pitches=range(55, 63), velocities=[100],
+                 progress=False)
+    prepare(root / "notes", root / "cache", progress=False)
+    return root / "cache"
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "waveloom.cli", "train", str(TINY), *args]
+
+
+def test_resume_is_exact(cache, tmp_path):
+    overrides = [*SMALL_RUN, "train.checkpoint_every=3", "train.ema_decay=0.9"]
+    straight = train(load_config(TINY, [*overrides, "train.max_steps=6"]), cache,
+                     tmp_path / "a", progress=False)
+    assert straight.step == 6
+    train(load_config(TINY, [*overrides, "train.max_steps=3"]), cache, tmp_path / "b",
+          progress=False)
+    resumed = train(load_config(TINY, [*overrides, "train.max_steps=6"]), cache, tmp_path / "b",
+                    resume=True, progress=False)
+    assert resumed.step == 6
+    assert _max_diff(_weights(tmp_path / "a"), _weights(tmp_path / "b")) == 0.0
+
+
+def test_ddp_two_processes_equal_one_process_on_the_same_global_batch(cache, tmp_path):
+    """2 CPU processes (gloo) with batch B each == 1 process with batch 2B, step for step."""
+    common = ["--data", str(cache), "--max-steps", "4", "--accelerator", "cpu", "-q",
+              "data.window=256", "model.num_instruments=4"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    two = subprocess.run(
+        _cli(*common, "--out", str(tmp_path / "ddp"), "--devices", "2", "--strategy", "ddp",
+             "data.batch_size=2"),
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("done: step 4") == 1, "only rank 0 reports"
+    one = subprocess.run(
+        _cli(*common, "--out", str(tmp_path / "one"), "--devices", "1", "data.batch_size=4"),
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert one.returncode == 0, one.stderr[-2000:]
+    # Gradients are averaged across ranks, so the weights agree to float32 reduction order.
+    assert _max_diff(_weights(tmp_path / "ddp"), _weights(tmp_path / "one")) < 1e-5
+    assert len(list((tmp_path / "ddp" / "tb").iterdir())) == 1, "only rank 0 logs"
+
+
+def _saved_step(run: Path) -> int:
+    path = run / RESUME_FILE
+    return int(load_resume_state(path)["step"]) if path.exists() else 0
+
+
+def test_sigkill_at_random_points_then_resume_reaches_the_same_weights(cache, tmp_path):
+    steps, every = 120, 5
+    args = ["--data", str(cache), "--max-steps", str(steps), "-q", *SMALL_RUN,
+            f"train.checkpoint_every={every}"]
+    ref = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True,
+                         text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    run = tmp_path / "killed"
+    rng = random.Random(0)
+    kills, saved_before = 0, 0
+    for attempt in range(12):
+        resume = ["--resume"] if attempt else []
+        proc = subprocess.Popen(_cli(*args, "--out", str(run), *resume),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if kills < 3:
+            # Wait until the run has made progress past its last save, then kill it hard.
+            deadline = time.monotonic() + 120
+            while _saved_step(run) <= saved_before and proc.poll() is None:
+                assert time.monotonic() < deadline, "training made no progress"
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.3))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(timeout=60)
+            saved = _saved_step(run)
+            assert saved >= saved_before, "the step counter went back"
+            saved_before = saved
+            _weights(run)  # the visible checkpoint is always complete and loadable
+        else:
+            assert proc.wait(timeout=300) == 0
+            break
+    assert kills == 3
+    assert _saved_step(run) == steps
+    assert _max_diff(_weights(tmp_path / "ref"), _weights(run)) == 0.0
+
+
+def test_sigterm_saves_the_current_step(cache, tmp_path):
+    run = tmp_path / "term"
+    proc = subprocess.Popen(
+        _cli("--data", str(cache), "--out", str(run), "--max-steps", "100000", *SMALL_RUN,
+             "train.checkpoint_every=1000000", "-q"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "tb").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "SIGTERM: saved step" in err + out and "--resume" in err + out
+    assert 0 < _saved_step(run) < 100000
+
+
+def test_crafted_resume_file_is_refused(cache, tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("touch /tmp/waveloom-resume-pwned",))
+
+    run = tmp_path / "evil"
+    run.mkdir()
+    torch.save({"step": 1, "x": Exploit()}, run / RESUME_FILE)
+    with pytest.raises(CheckpointError, match="cannot resume"):
+        train(load_config(TINY, SMALL_RUN), cache, run, resume=True, progress=False)
+    assert not Path("/tmp/waveloom-resume-pwned").exists()
+
+
+def test_cache_at_another_sample_rate(cache, tmp_path):
+    cfg = load_config(TINY, [*SMALL_RUN, "data.sample_rate=22050"])
+    with pytest.raises(DataError, match="16000 Hz.*22050 Hz|22050.*16000"):
+        train(cfg, cache, tmp_path / "sr", progress=False)
+
+
+def test_too_few_instrument_embeddings(cache, tmp_path):
+    cfg = load_config(TINY, [*SMALL_RUN, "model.num_instruments=1"])
+    with pytest.raises(ConfigError, match="num_instruments=2"):
+        train(cfg, cache, tmp_path / "inst", progress=False)
+
+
+def test_output_folder_that_cannot_be_created(cache, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DataError, match="not writable"):
+        train(load_config(TINY, SMALL_RUN), cache, blocker / "run", progress=False)
