@@ -60,6 +60,7 @@ def save_checkpoint(
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a checkpoint is meant to be shared
     except OSError as err:
         raise CheckpointError(
             f"{path}: cannot write checkpoint ({err.strerror}); choose a writable --out folder"
@@ -71,6 +72,13 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def default_file_mode() -> int:
+    """0666 minus the process umask: the mode a plain open() would have given the file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -84,6 +84,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
     cfg = load_config(args.config, overrides)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     result = train(
         cfg,
         args.data,
@@ -214,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="devices per node (default 1)")
     tr.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
     tr.add_argument("--strategy", default="auto", help="auto | ddp | ...")
+    tr.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per process (use 1 when the machine is shared: "
+                         "intra-op threads stall when another job holds a core)")
     quiet(tr)
     tr.set_defaults(func=cmd_train)
 

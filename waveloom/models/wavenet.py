@@ -56,6 +56,9 @@ class WaveNetConfig(ModelConfig):
     local_channels: int = 80  # mel bands, or 128 for a piano roll
     local_hop: int = 256  # samples per conditioning frame
     upsample_factors: tuple[int, ...] = (16, 16)  # product must equal local_hop
+    # Recompute each residual block in the backward pass instead of storing its activations:
+    # ~1/3 more compute for a training window several times longer in the same memory.
+    checkpoint_activations: bool = False
 
     def validate(self) -> None:
         for name in (
@@ -155,6 +158,7 @@ class WaveNet(Likelihood):
             input=c.input,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
             local_channels=c.local_channels if self.upsample is not None else 0,
+            checkpoint_activations=c.checkpoint_activations,
         )
 
     # ------------------------------------------------------------------ contract

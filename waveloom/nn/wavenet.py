@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from waveloom.nn.conv import CausalConv1d, StepCache
 
@@ -213,8 +214,10 @@ class WaveNetStack(nn.Module):
         global_channels: int = 0,
         local_channels: int = 0,
         input_levels: int = 256,
+        checkpoint_activations: bool = False,
     ) -> None:
         super().__init__()
+        self.checkpoint_activations = checkpoint_activations
         if input not in ("embedding", "onehot"):
             raise ValueError(f"input={input!r}: use 'embedding' or 'onehot'")
         self.input = input
@@ -297,7 +300,11 @@ class WaveNetStack(nn.Module):
                 capture.append(x)
             t_out = x.shape[-1] if padded else x.shape[-1] - block.conv.left_context
             l_i = None if l is None else l[..., l.shape[-1] - t_out :]
-            x_next, s = block(x, g, l_i, padded)
+            if self.checkpoint_activations and self.training and torch.is_grad_enabled():
+                # Activation checkpointing: keep only block inputs, recompute inside on backward.
+                x_next, s = checkpoint(block, x, g, l_i, padded, use_reentrant=False)
+            else:
+                x_next, s = block(x, g, l_i, padded)
             skip = s if skip is None else skip[..., skip.shape[-1] - t_out :] + s
             if x_next is not None:
                 x = x_next

@@ -31,7 +31,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Sampler
 
-from waveloom.checkpoint import save_checkpoint
+from waveloom.checkpoint import default_file_mode, save_checkpoint
 from waveloom.config import RunConfig
 from waveloom.errors import CheckpointError, ConfigError, DataError
 from waveloom.models.registry import build_model
@@ -126,6 +126,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save to a temp file in the same folder, then rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, default_file_mode())
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
