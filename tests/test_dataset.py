@@ -257,3 +257,30 @@ def test_bad_arguments_are_clear_errors(notes_cache):
         WindowDataset(notes_cache, split="test")
     with pytest.raises(IndexError):
         WindowDataset(notes_cache, epoch_size=3)[3]
+
+
+def test_onset_fraction_puts_windows_at_the_start(tmp_path):
+    """With onset_fraction=1 every predicted part starts within the example's first window."""
+    import soundfile as sf
+
+    from waveloom.data.dataset import WindowDataset
+    from waveloom.data.prepare import prepare
+
+    src = tmp_path / "src"
+    src.mkdir()
+    t = np.arange(64000) / 16000
+    sf.write(src / "a.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    prepare(src, tmp_path / "cache", progress=False)
+    ds = WindowDataset(tmp_path / "cache", split=_only_split(tmp_path / "cache"), window=512,
+                       context=256, keys=("start",), onset_fraction=1.0, epoch_size=200)
+    starts = [int(ds[i]["start"]) for i in range(200)]
+    assert min(starts) >= -256 and max(starts) <= -256 + 511
+    uniform = WindowDataset(tmp_path / "cache", split=_only_split(tmp_path / "cache"),
+                            window=512, context=256, keys=("start",), epoch_size=200)
+    assert max(int(uniform[i]["start"]) for i in range(200)) > 10000
+
+
+def _only_split(root):
+    from waveloom.data.cache import AudioCache
+
+    return AudioCache(root).entries[0]["split"]

@@ -45,11 +45,16 @@ class DataConfig:
     val_split: str = "valid"
     # Drop windows quieter than this RMS (silence teaches a WaveNet little); 0 disables.
     min_rms: float = 0.0
+    # Fraction of windows whose predicted part starts near an example's beginning: for data sets
+    # of notes, where generation starts from silence and attacks are otherwise rare.
+    onset_fraction: float = 0.0
     # Samples per piano-roll frame for MIDI sources (only used when a model asks for a roll).
     roll_hop: int = 256
 
     def validate(self) -> None:
         _positive(self, "sample_rate", "window", "batch_size", "roll_hop")
+        if not 0.0 <= self.onset_fraction <= 1.0:
+            raise ConfigError(f"data.onset_fraction={self.onset_fraction} must be in [0, 1]")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
 

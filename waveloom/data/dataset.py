@@ -45,7 +45,10 @@ class WindowDataset(Dataset):
 
     ``context`` is the extra left context a model consumes before its first predicted sample
     (a WaveNet's receptive field). ``epoch_size`` is the number of items per epoch; by default
-    the split's length in windows. ``min_rms`` > 0 redraws near-silent windows up to
+    the split's length in windows. ``onset_fraction`` of the windows are drawn so that their
+    predicted part starts within the first ``window`` samples of the example (note attacks are
+    otherwise rare, yet sampling always begins with one). ``min_rms`` > 0 redraws near-silent
+    windows up to
     :data:`MAX_RMS_TRIES` times.
     """
 
@@ -60,6 +63,7 @@ class WindowDataset(Dataset):
         min_rms: float = 0.0,
         epoch_size: int | None = None,
         seed: int = 0,
+        onset_fraction: float = 0.0,
     ):
         self.cache = cache if isinstance(cache, AudioCache) else AudioCache(cache)
         if window <= 0 or context < 0 or roll_hop <= 0 or min_rms < 0:
@@ -74,6 +78,9 @@ class WindowDataset(Dataset):
         self.length = self.window + self.context  # samples per served window
         self.keys, self.roll_hop = tuple(keys), int(roll_hop)
         self.min_rms, self.seed, self.epoch = float(min_rms), int(seed), 0
+        if not 0.0 <= onset_fraction <= 1.0:
+            raise ConfigError(f"onset_fraction={onset_fraction} must be in [0, 1]")
+        self.onset_fraction = float(onset_fraction)
 
         self.indices = self.cache.split_indices(split)
         if len(self.indices) == 0:
@@ -115,6 +122,10 @@ class WindowDataset(Dataset):
         # The first predicted sample may be the example's first sample, its context then being
         # silence: that is exactly how sampling starts, so a model learns onsets from silence.
         lo, hi = -self.context, n - length
+        if self.onset_fraction > 0 and rng.random() < self.onset_fraction:
+            # An onset window: the predicted part starts within the example's first window,
+            # so note attacks (rare among uniform windows of long notes) are seen often.
+            hi = min(hi, lo + self.window - 1)
         start = int(rng.integers(lo, hi + 1)) if hi >= lo else hi
         return k, start
 

@@ -239,6 +239,7 @@ def train(
         keys=model.conditioning_keys(),
         roll_hop=cfg.data.roll_hop,
         min_rms=cfg.data.min_rms,
+        onset_fraction=cfg.data.onset_fraction,
         epoch_size=t.max_steps * cfg.data.batch_size * world,
         seed=t.seed,
     )
