@@ -90,7 +90,7 @@ def _saved_step(run: Path) -> int:
 
 
 def test_sigkill_at_random_points_then_resume_reaches_the_same_weights(cache, tmp_path):
-    steps, every = 120, 5
+    steps, every = 60, 3
     args = ["--data", str(cache), "--max-steps", str(steps), "-q", *SMALL_RUN,
             f"train.checkpoint_every={every}"]
     ref = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True,

@@ -30,6 +30,7 @@ from waveloom.sampling.incremental import SamplingPlan, sample_incremental
 HEADS = ("categorical", "logistic_mixture")
 INPUTS = ("embedding", "onehot")
 LOCALS = ("none", "mel", "roll")
+EXCITATION_CHANNELS = 2  # sin and cos of the pitch phase
 
 
 @dataclass
@@ -59,6 +60,12 @@ class WaveNetConfig(ModelConfig):
     # Recompute each residual block in the backward pass instead of storing its activations:
     # ~1/3 more compute for a training window several times longer in the same memory.
     checkpoint_activations: bool = False
+    # Neural source-filter style pitch clock: feed sin/cos of the requested pitch's phase as two
+    # extra sample-rate local channels, so the network shapes a timbre around a period it is
+    # given instead of having to invent the period from an embedding (Wang et al. 2019, NSF).
+    # The phase starts at random in training, so only the period carries information.
+    pitch_excitation: bool = False
+    sample_rate: int = 16000  # only used to turn MIDI pitch into a period for pitch_excitation
 
     def validate(self) -> None:
         for name in (
@@ -89,6 +96,8 @@ class WaveNetConfig(ModelConfig):
             raise ConfigError(
                 f"model.mixture_levels={self.mixture_levels}: use 256 (mu-law) or 65536 (16-bit)"
             )
+        if self.pitch_excitation and self.sample_rate <= 0:
+            raise ConfigError(f"model.sample_rate={self.sample_rate} must be > 0")
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ConfigError(f"model.cond_dropout={self.cond_dropout} must be in [0, 1)")
         if self.local != "none":
@@ -157,7 +166,8 @@ class WaveNet(Likelihood):
             kernel_size=c.kernel_size,
             input=c.input,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
-            local_channels=c.local_channels if self.upsample is not None else 0,
+            local_channels=(c.local_channels if self.upsample is not None else 0)
+            + (EXCITATION_CHANNELS if c.pitch_excitation else 0),
             checkpoint_activations=c.checkpoint_activations,
         )
 
@@ -175,7 +185,27 @@ class WaveNet(Likelihood):
 
     def conditioning_keys(self) -> tuple[str, ...]:
         keys = () if self.global_cond is None else self.global_cond.keys()
+        if self.config.pitch_excitation and "pitch" not in keys:
+            keys = keys + ("pitch",)
         return keys + (() if self.config.local == "none" else (self.config.local,))
+
+    def _excitation(self, pitch: Any, n: int, length: int, random_phase: bool) -> Tensor:
+        """sin/cos of the phase of each example's pitch: [n, 2, length] (zeros where unknown).
+
+        ``pitch`` is MIDI [n] (or a scalar); -1 or None means unknown and gives silence on
+        these channels, which is also what label dropout shows the network.
+        """
+        device = self.stack.out2.weight.device
+        if pitch is None:
+            return torch.zeros(n, EXCITATION_CHANNELS, length, device=device)
+        p = torch.as_tensor(pitch, device=device).reshape(-1).float().expand(n)
+        known = (p >= 0).float()[:, None]
+        hz = 440.0 * torch.pow(2.0, (p - 69.0) / 12.0)
+        cycles = hz[:, None] * torch.arange(length, device=device) / self.config.sample_rate
+        if random_phase:
+            cycles = cycles + torch.rand(n, 1, device=device)
+        phase = 2 * math.pi * torch.frac(cycles)  # frac keeps float32 phase exact over time
+        return torch.stack([torch.sin(phase) * known, torch.cos(phase) * known], dim=1)
 
     def _global(self, source: dict[str, Any], n: int, dropout: bool) -> Tensor | None:
         if self.global_cond is None:
@@ -221,6 +251,10 @@ class WaveNet(Likelihood):
             if key not in batch:
                 raise DataError(f"this WaveNet is conditioned on {key!r}; the batch lacks it")
             l = self._local(batch[key], total, "batch")[..., 1:]  # feature of the predicted t
+        if self.config.pitch_excitation:
+            exc = self._excitation(batch.get("pitch"), audio.shape[0], total - 1,
+                                   random_phase=self.training)
+            l = exc if l is None else torch.cat([l, exc], dim=1)
         return self.stack(inputs, g, l, padded=False), targets
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
@@ -316,6 +350,10 @@ class WaveNet(Likelihood):
             feats = feats[..., user_p - kept :]
             pad = feats.new_zeros(n, feats.shape[1], ctx - kept)
             local = torch.cat([pad, feats], dim=-1)
+        if self.config.pitch_excitation:
+            # The clock runs through the silent/primed history too, as in training windows.
+            exc = self._excitation(cond.get("pitch"), n, ctx + length, random_phase=False)
+            local = exc if local is None else torch.cat([local, exc], dim=1)
         return SamplingPlan(prefix=prefix, g=g, local=local)
 
     @torch.no_grad()

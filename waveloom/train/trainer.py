@@ -364,6 +364,12 @@ def _check_vocabulary(cfg: RunConfig, cache) -> None:
             f"{cache.root} has {n_cache} instruments but model.num_instruments={n_model}; "
             f"pass model.num_instruments={n_cache} (or more)"
         )
+    model_sr = getattr(cfg.model, "sample_rate", None)
+    if model_sr is not None and model_sr != cfg.data.sample_rate:
+        raise ConfigError(
+            f"model.sample_rate={model_sr} but data.sample_rate={cfg.data.sample_rate}; "
+            "set both to the cache's rate"
+        )
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
