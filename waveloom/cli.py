@@ -121,30 +121,110 @@ def cmd_generate(args: argparse.Namespace) -> None:
         prime=args.prime,
         device=args.device,
         progress=not args.quiet,
+        engine=args.engine,
+        threads=args.threads,
+        weights=args.weights,
     )
     for path in paths:
         print(path)
 
 
-def cmd_evaluate(args: argparse.Namespace) -> None:
+def _write_json(target: str, payload: dict) -> None:
+    """``--json FILE`` (or ``-`` for stdout): the machine-readable report."""
     import json
 
+    text = json.dumps(payload, indent=2, allow_nan=False)
+    if target == "-":
+        print(text)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(text + "\n")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from waveloom.evaluate.report import format_report
     from waveloom.evaluate.run import evaluate
 
+    def names(text: str | None) -> list[str] | None:
+        return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+    metrics = names(args.metrics) or (["nll"] if Path(args.target).is_file() else ["fad"])
     report = evaluate(
-        args.checkpoint,
+        args.target,
+        metrics=metrics,
         data=args.data,
         split=args.split,
-        metrics=args.metrics.split(","),
+        reference=args.reference,
+        reference_split=args.reference_split,
         max_examples=args.max_examples,
+        max_reference=args.max_reference,
+        sample_rate=args.sr,
         device=args.device,
         progress=not args.quiet,
+        labels=args.labels,
+        name_pattern=args.labels_from_names,
+        embeddings=names(args.embeddings),
+        fad_pool=args.fad_pool,
+        crepe_hop=args.crepe_hop,
+        stats_cache=None if args.no_stats_cache else (args.stats_cache or "default"),
+        pitch_estimator=args.pitch_estimator,
+        tolerance_cents=args.tolerance_cents,
+        classifier=args.classifier,
+        ndb_k=args.ndb_k,
+        ndb_features=args.ndb_features,
+        ndb_seconds=args.ndb_seconds,
+        bootstrap=args.bootstrap,
+        level=args.ci,
+        seed=args.seed,
+        n_generate=args.n_generate,
+        seconds=args.seconds,
+        temperature=args.temperature,
+        generated_out=args.generated_out,
     )
-    text = json.dumps(report, indent=2)
-    print(text)
+    if args.json != "-":
+        print(format_report(report))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+        _write_json(args.json, report)
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> None:
+    from waveloom.evaluate.train_classifier import train_classifier
+    from waveloom.generate import pick_device
+
+    summary = train_classifier(
+        args.cache,
+        args.out,
+        epochs=args.epochs,
+        max_seconds=args.max_minutes * 60.0,
+        batch_size=args.batch_size,
+        seconds=args.seconds,
+        seed=args.seed,
+        device=str(pick_device(args.device)),
+        progress=not args.quiet,
+    )
+    print(summary)
+
+
+def cmd_listen(args: argparse.Namespace) -> None:
+    from waveloom.errors import ConfigError
+    from waveloom.listening import format_listening_report, listening_report, serve
+    from waveloom.listening.server import default_db
+
+    db = args.db if args.db is not None else (default_db(args.dirs) if args.dirs else None)
+    if args.report:
+        if db is None:
+            raise ConfigError("--report needs --db FILE (or the folders the test served)")
+        report = listening_report(db, resamples=args.bootstrap, level=args.ci)
+        if args.json != "-":
+            print(format_listening_report(report))
+        if args.json:
+            from waveloom.evaluate.report import jsonable
+
+            _write_json(args.json, jsonable(report))
+        return
+    if not args.dirs:
+        raise ConfigError("give the folders to compare: waveloom listen DIR_A DIR_B ...")
+    serve(args.dirs, db=db, port=args.port, seed=args.seed, quiet=not args.verbose)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -237,20 +317,116 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--seed", type=int, default=0)
     ge.add_argument("--prime", type=Path, default=None, help="audio file to continue from")
     ge.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ge.add_argument("--engine", default="auto", choices=["auto", "torch", "fast", "cuda-graph"],
+                    help="sampling engine: auto (fastest available: cuda-graph on a GPU, the "
+                         "compiled fast engine on a CPU), torch (the plain reference), fast, "
+                         "cuda-graph; all give the same audio for a seed")
+    ge.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch and the fast engine (default: all cores)")
+    ge.add_argument("--weights", default="float32", choices=["float32", "int8"],
+                    help="fast engine only: int8 weights with per-column scales (faster on "
+                         "large models, slightly different audio)")
     quiet(ge)
     ge.set_defaults(func=cmd_generate)
 
     # evaluate
-    ev = sub.add_parser("evaluate", help="score a checkpoint on a cache split")
-    ev.add_argument("checkpoint", type=Path)
-    ev.add_argument("--data", type=Path, required=True, help="cache folder from `prepare`")
-    ev.add_argument("--split", default="test")
-    ev.add_argument("--metrics", default="nll", help="comma-separated: nll")
+    ev = sub.add_parser(
+        "evaluate", help="score a checkpoint or a folder of generated audio",
+        description="Metrics: nll (checkpoint on --data), fad, pitch, classifier, ndb, "
+        "spectral (generated audio: a folder, a cache split, or samples drawn from a "
+        "checkpoint). Means carry bootstrap confidence intervals.")
+    ev.add_argument("target", type=Path,
+                    help="checkpoint (.safetensors), folder of audio files, or cache folder")
+    ev.add_argument("--metrics", default=None,
+                    help="comma-separated among nll,fad,pitch,classifier,ndb,spectral "
+                    "(default: nll for a checkpoint, fad for audio)")
+    ev.add_argument("--data", type=Path, default=None,
+                    help="cache for nll (and the default --reference)")
+    ev.add_argument("--split", default=None,
+                    help="split of --data for nll (default test) and of TARGET when it is a "
+                    "cache or NSynth folder (default: all clips); a,b joins splits")
+    ev.add_argument("--reference", type=Path, default=None,
+                    help="real audio to compare with (cache or folder; default --data)")
+    ev.add_argument("--reference-split", default=None, help="split of --reference (e.g. train)")
     ev.add_argument("--max-examples", type=int, default=None, help="cap the examples scored")
-    ev.add_argument("--json", type=Path, default=None, help="also write the report here")
+    ev.add_argument("--max-reference", type=int, default=None, help="cap the reference clips")
+    ev.add_argument("--sr", type=int, default=16000, help="read all audio at this rate (Hz)")
+    ev.add_argument("--labels", type=Path, default=None,
+                    help="labels JSON for TARGET (default: TARGET/labels.json if present)")
+    ev.add_argument("--labels-from-names", default=None, metavar="nsynth|REGEX",
+                    help="read pitch/family/instrument/velocity labels from file names")
+    ev.add_argument("--embeddings", default=None,
+                    help="FAD embeddings, comma-separated: crepe-tiny, crepe-full, "
+                    "waveloom-classifier, torchscript:FILE (default crepe-tiny, plus "
+                    "waveloom-classifier with --classifier)")
+    ev.add_argument("--fad-pool", choices=["mean", "frames"], default="mean",
+                    help="one embedding per clip (mean over frames) or every frame")
+    ev.add_argument("--crepe-hop", type=float, default=0.05,
+                    help="seconds between CREPE embedding frames (default 0.05)")
+    ev.add_argument("--stats-cache", type=Path, default=None,
+                    help="where reference embeddings are cached (default ~/.cache/waveloom)")
+    ev.add_argument("--no-stats-cache", action="store_true", help="never cache embeddings")
+    ev.add_argument("--pitch-estimator", choices=["crepe-tiny", "crepe-full", "pyin"],
+                    default="crepe-tiny")
+    ev.add_argument("--tolerance-cents", type=float, default=50.0,
+                    help="a note is on pitch within this many cents (default 50)")
+    ev.add_argument("--classifier", type=Path, default=None,
+                    help="classifier from `waveloom train-classifier`")
+    ev.add_argument("--ndb-k", type=int, default=50, help="k-means bins for NDB (default 50)")
+    ev.add_argument("--ndb-features", default="logmel",
+                    help="logmel (default) or an embedding name")
+    ev.add_argument("--ndb-seconds", type=float, default=None,
+                    help="log-mel image length (default: shorter median clip, at most 4 s)")
+    ev.add_argument("--bootstrap", type=int, default=1000,
+                    help="bootstrap resamples for intervals (0: none)")
+    ev.add_argument("--ci", type=float, default=0.95, help="interval level (default 0.95)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--n-generate", type=int, default=64,
+                    help="samples to draw from a checkpoint TARGET")
+    ev.add_argument("--seconds", type=float, default=4.0, help="length of each drawn sample")
+    ev.add_argument("--temperature", type=float, default=1.0)
+    ev.add_argument("--generated-out", type=Path, default=None,
+                    help="keep the drawn samples (+ labels.json) here")
+    ev.add_argument("--json", default=None, metavar="FILE",
+                    help="also write every number as JSON here ('-': stdout only)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
     quiet(ev)
     ev.set_defaults(func=cmd_evaluate)
+
+    # train-classifier
+    tc = sub.add_parser("train-classifier",
+                        help="train the family + pitch classifier used by evaluate")
+    tc.add_argument("cache", type=Path, help="cache of labelled notes (train/valid splits)")
+    tc.add_argument("--out", type=Path, required=True, help="classifier file (.safetensors)")
+    tc.add_argument("--epochs", type=int, default=12)
+    tc.add_argument("--max-minutes", type=float, default=5.0,
+                    help="wall-clock budget; the best epoch so far is kept")
+    tc.add_argument("--seconds", type=float, default=1.0,
+                    help="analysis window from each note's start")
+    tc.add_argument("--batch-size", type=int, default=32)
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    quiet(tc)
+    tc.set_defaults(func=cmd_train_classifier)
+
+    # listen
+    li = sub.add_parser("listen", help="blind listening test in the browser, or its report",
+                        description="Serve a local page (127.0.0.1) for blind 1-5 ratings "
+                        "and A/B preferences of the clips in the given folders; ratings go to "
+                        "SQLite. --report prints MOS and win rates with confidence intervals.")
+    li.add_argument("dirs", type=Path, nargs="*", metavar="DIR",
+                    help="folders of audio, one per condition")
+    li.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free)")
+    li.add_argument("--db", type=Path, default=None,
+                    help="ratings database (default: listening.sqlite beside the first DIR)")
+    li.add_argument("--report", action="store_true", help="print MOS and A/B win rates")
+    li.add_argument("--bootstrap", type=int, default=1000, help="resamples for the intervals")
+    li.add_argument("--ci", type=float, default=0.95, help="interval level (default 0.95)")
+    li.add_argument("--json", default=None, metavar="FILE",
+                    help="with --report: also write the report as JSON ('-': stdout only)")
+    li.add_argument("--seed", type=int, default=None, help="seed of the trial order")
+    li.add_argument("--verbose", action="store_true", help="log every request")
+    li.set_defaults(func=cmd_listen)
 
     # demo
     de = sub.add_parser("demo", help="the main job: render data, generate with the demo model")

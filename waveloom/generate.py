@@ -7,6 +7,7 @@ into the model's ``cond`` dict and writes files; the sampling engines live in
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 from waveloom.audio.io import load_audio, save_audio
 from waveloom.checkpoint import load_checkpoint, read_extra
 from waveloom.errors import ConfigError
+from waveloom.sampling.engine import set_threads
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -85,13 +87,21 @@ def generate_to_folder(
     progress: bool = True,
     prefix: str = "sample",
     plots: bool = True,
+    engine: str = "auto",
+    threads: int | None = None,
+    weights: str = "float32",
 ) -> list[Path]:
-    """Generate ``n`` samples of ``seconds`` each; write ``prefix-i.wav`` (+ .png) to ``out``."""
+    """Generate ``n`` samples of ``seconds`` each; write ``prefix-i.wav`` (+ .png) to ``out``.
+
+    ``engine`` picks the sampling engine (:mod:`waveloom.sampling.engine`), ``threads`` the
+    CPU threads of torch and the fast engine, ``weights`` the fast engine's weight precision.
+    """
     if n <= 0 or seconds <= 0:
         raise ConfigError("--n and --seconds must be positive")
     if temperature <= 0:
         raise ConfigError(f"--temperature {temperature}: must be > 0")
     dev = pick_device(device)
+    set_threads(threads)
     model, run = load_checkpoint(checkpoint, map_location=dev)
     sr = run.data.sample_rate
     vocabulary = list(read_extra(checkpoint).get("instruments", []))
@@ -103,7 +113,17 @@ def generate_to_folder(
                       prime=prime_t)
     cond = {k: v.to(dev) for k, v in cond.items()}
     length = int(round(seconds * sr))
-    audio = model.generate(n, length, cond, temperature=temperature, seed=seed, progress=progress)
+    options: dict[str, Any] = {}
+    if engine != "auto" or weights != "float32":
+        accepted = inspect.signature(model.generate).parameters
+        if "engine" not in accepted:
+            raise ConfigError(
+                f"--engine/--weights: {type(model).__name__} has a single sampling engine; "
+                "leave them at their defaults"
+            )
+        options = {"engine": engine, "weights": weights}
+    audio = model.generate(n, length, cond, temperature=temperature, seed=seed, progress=progress,
+                           **options)
     audio = audio.float().cpu().numpy()
     out = Path(out)
     paths = []

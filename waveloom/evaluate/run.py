@@ -1,70 +1,360 @@
-"""``waveloom evaluate``: dispatch the requested metrics for one checkpoint and one cache split."""
+"""``waveloom evaluate``: dispatch the requested metrics for a checkpoint or a set of audio files.
+
+The target is one of
+
+* a checkpoint (``model.safetensors``): ``nll`` scores it on ``--data``; the sample metrics
+  first generate a labelled set from it (:mod:`waveloom.evaluate.generated`);
+* a folder of audio files (labels from ``labels.json``, an NSynth ``examples.json`` or the file
+  names) or a cache (``--split`` picks one split; default all clips).
+
+Sample metrics (each in its own module; those that are means carry a bootstrap interval):
+
+* ``fad``: Fréchet distance of embedding statistics, one entry per embedding
+  (``fad[crepe-tiny]``, ``fad[waveloom-classifier]``, ``fad[torchscript:...]``);
+* ``pitch``: accuracy of the labelled pitch under an outside estimator
+  (``pitch[crepe-tiny,50c]``);
+* ``classifier``: accuracy and Inception Score of the family and pitch heads of a classifier
+  trained with ``waveloom train-classifier``;
+* ``ndb``: number of statistically different bins against the reference;
+* ``spectral``: multi-scale spectral distance and SI-SDR against same-named reference clips.
+
+``fad``, ``ndb`` and ``spectral`` compare with ``--reference`` (a cache or folder; by default
+the ``--data`` cache), read at ``--reference-split``.
+"""
 
 from __future__ import annotations
 
+import math
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from waveloom.errors import ConfigError, DataError
+from waveloom.evaluate.bootstrap import bootstrap_mean
+from waveloom.evaluate.report import jsonable
 
-METRICS = ("nll",)
+METRICS = ("nll", "fad", "pitch", "classifier", "ndb", "spectral")
+SAMPLE_METRICS = METRICS[1:]
+_NEEDS_REFERENCE = ("fad", "ndb", "spectral")
 
 
-def evaluate(
-    checkpoint: str | Path,
-    *,
-    data: str | Path,
-    split: str = "test",
-    metrics: list[str] = ("nll",),
-    max_examples: int | None = None,
-    device: str = "auto",
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Score ``checkpoint`` on ``split`` of the cache ``data``; return a JSON-ready report."""
-    from waveloom.checkpoint import load_checkpoint
-    from waveloom.data.cache import AudioCache
-    from waveloom.generate import pick_device
+@dataclass
+class EvalOptions:
+    """Every knob of ``waveloom evaluate`` (CLI flags in brackets)."""
 
+    data: str | Path | None = None  # cache for nll, default reference [--data]
+    split: str | None = None  # nll: split of --data (default test); target cache: its split
+    reference: str | Path | None = None  # [--reference]
+    reference_split: str | None = None  # [--reference-split]
+    max_examples: int | None = None  # cap on target clips / nll examples [--max-examples]
+    max_reference: int | None = None  # cap on reference clips [--max-reference]
+    sample_rate: int = 16000  # every set is read at this rate [--sr]
+    device: str = "auto"
+    progress: bool = True
+    labels: str | Path | None = None  # sidecar JSON for the target [--labels]
+    name_pattern: str | None = None  # labels from file names [--labels-from-names]
+    embeddings: list[str] | None = None  # [--embeddings]; default crepe-tiny (+ classifier)
+    fad_pool: str = "mean"  # [--fad-pool]
+    crepe_hop: float = 0.05  # seconds between CREPE embedding frames [--crepe-hop]
+    stats_cache: str | Path | None = "default"  # None disables [--stats-cache / --no-...]
+    pitch_estimator: str = "crepe-tiny"  # [--pitch-estimator]
+    tolerance_cents: float = 50.0  # [--tolerance-cents]
+    classifier: str | Path | None = None  # [--classifier]
+    ndb_k: int = 50  # [--ndb-k]
+    ndb_alpha: float = 0.05
+    ndb_features: str = "logmel"  # logmel or an embedding name [--ndb-features]
+    ndb_seconds: float | None = None  # default: shorter median clip length, at most 4 s
+    bootstrap: int = 1000  # resamples; 0 disables intervals [--bootstrap]
+    level: float = 0.95  # [--ci]
+    seed: int = 0
+    n_generate: int = 64  # checkpoint targets [--n-generate]
+    seconds: float = 4.0  # length of generated samples [--seconds]
+    temperature: float = 1.0
+    generated_out: str | Path | None = None  # where generated samples go [--generated-out]
+
+
+def target_kind(target: str | Path) -> str:
+    """'checkpoint' (a file), 'cache' (a prepared cache) or 'folder' (audio files)."""
+    path = Path(target)
+    if path.is_file():
+        return "checkpoint"
+    if (path / "cache.json").is_file():
+        return "cache"
+    if path.is_dir():
+        return "folder"
+    raise DataError(f"{path}: not found; give a checkpoint, a folder of audio or a cache")
+
+
+def evaluate(target: str | Path, *, metrics=("nll",), **options: Any) -> dict[str, Any]:
+    """Score ``target`` with ``metrics``; return a JSON-ready report (no NaN or inf values).
+
+    Keyword options are the fields of :class:`EvalOptions`.
+    """
+    unknown_opts = set(options) - set(EvalOptions.__dataclass_fields__)
+    if unknown_opts:
+        raise TypeError(f"unknown evaluate option(s): {sorted(unknown_opts)}")
+    opts = EvalOptions(**options)
+    metrics = list(dict.fromkeys(metrics))
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}; available: {', '.join(METRICS)}")
-    dev = pick_device(device)
+    kind = target_kind(target)
+    report: dict[str, Any] = {"target": str(target), "kind": kind}
+    if "nll" in metrics:
+        if kind != "checkpoint":
+            raise ConfigError(f"{target}: nll needs a checkpoint; drop nll for audio folders")
+        report.update(_nll(target, opts))
+    sample_metrics = [m for m in metrics if m in SAMPLE_METRICS]
+    if sample_metrics:
+        report.update(_sample_metrics(target, kind, sample_metrics, opts))
+    return jsonable(report)
+
+
+# ----------------------------------------------------------------------------------- nll
+
+
+def _nll(checkpoint: str | Path, opts: EvalOptions) -> dict[str, Any]:
+    from waveloom.checkpoint import load_checkpoint
+    from waveloom.data.cache import AudioCache
+    from waveloom.evaluate.nll import compressor_bits, model_nll_bits
+    from waveloom.generate import pick_device
+
+    if opts.data is None:
+        raise ConfigError("nll needs --data CACHE (the split to score)")
+    split = opts.split or "test"
+    dev = pick_device(opts.device)
     model, run = load_checkpoint(checkpoint, map_location=dev)
-    cache = AudioCache(data)
+    cache = AudioCache(opts.data)
     cache.check_sample_rate(run.data.sample_rate)
     indices = list(cache.split_indices(split))
     if not indices:
-        raise DataError(f"{data}: split {split!r} is empty; splits here: {cache.split_counts()}")
-    if max_examples is not None:
-        indices = indices[:max_examples]
-    report: dict[str, Any] = {
+        raise DataError(f"{opts.data}: split {split!r} is empty; splits here: "
+                        f"{cache.split_counts()}")
+    if opts.max_examples is not None:
+        indices = indices[: opts.max_examples]
+    if not hasattr(model, "log_prob"):
+        raise ConfigError(f"{checkpoint}: a {run.family} model has no likelihood; drop nll")
+    keys = model.conditioning_keys()
+    conds = [{k: _int_or_unknown(cache.entries[i].get(k)) for k in keys} for i in indices]
+    nll = model_nll_bits(model, (cache.clip(i) for i in indices), cond=conds,
+                         total=len(indices), device=dev, progress=opts.progress)
+    return {
         "checkpoint": str(checkpoint),
         "family": run.family,
-        "data": str(data),
+        "data": str(opts.data),
         "split": split,
         "examples": len(indices),
+        "nll": nll,
+        "baselines": compressor_bits([cache.clip(i) for i in indices], cache.sample_rate),
     }
-    if "nll" in metrics:
-        if not hasattr(model, "log_prob"):
-            raise ConfigError(f"{checkpoint}: a {run.family} model has no likelihood; drop nll")
-        from waveloom.evaluate.nll import compressor_bits, model_nll_bits
-
-        keys = model.conditioning_keys()
-        conds = [{k: _int_or_unknown(cache.entries[i].get(k)) for k in keys} for i in indices]
-        nll = model_nll_bits(
-            model,
-            (cache.clip(i) for i in indices),
-            cond=conds,
-            total=len(indices),
-            device=dev,
-            progress=progress,
-        )
-        report["nll"] = nll
-        report["baselines"] = compressor_bits([cache.clip(i) for i in indices],
-                                              cache.sample_rate)
-    return report
 
 
 def _int_or_unknown(value: Any) -> int:
     """Manifest value -> int, with None (unknown) as -1 (0 is a valid id, so no `or -1`)."""
     return -1 if value is None else int(value)
+
+
+# --------------------------------------------------------------------------- sample sets
+
+
+def _sample_metrics(target, kind: str, metrics: list[str], opts: EvalOptions) -> dict[str, Any]:
+    from waveloom.evaluate.audioset import load_set
+
+    ref_spec = opts.reference if opts.reference is not None else opts.data
+    reference = None
+    if ref_spec is not None:
+        reference = load_set(ref_spec, sample_rate=opts.sample_rate, split=opts.reference_split,
+                             name_pattern=opts.name_pattern, max_clips=opts.max_reference,
+                             seed=opts.seed)
+    missing = [m for m in metrics if m in _NEEDS_REFERENCE]
+    if missing and reference is None:
+        raise ConfigError(f"{', '.join(missing)} compare with real audio: pass --reference "
+                          "(a cache or folder) or --data CACHE")
+    out: dict[str, Any] = {}
+    if kind == "checkpoint":
+        from waveloom.evaluate.generated import generate_set
+
+        folder = opts.generated_out or tempfile.mkdtemp(prefix="waveloom-eval-")
+        generate_set(target, folder, reference=reference, n=opts.n_generate,
+                     seconds=opts.seconds, temperature=opts.temperature, seed=opts.seed,
+                     device=opts.device, progress=opts.progress)
+        target, out["generated_folder"] = folder, str(folder)
+    generated = load_set(target, sample_rate=opts.sample_rate,
+                         split=None if kind == "checkpoint" else opts.split,
+                         labels=opts.labels, name_pattern=opts.name_pattern,
+                         max_clips=opts.max_examples, seed=opts.seed)
+    out["generated"] = {"source": generated.description, "clips": len(generated)}
+    if reference is not None:
+        out["reference"] = {"source": reference.description, "clips": len(reference)}
+    out["sample_rate"] = opts.sample_rate
+    out["bootstrap"] = {"resamples": opts.bootstrap, "level": opts.level, "seed": opts.seed}
+    embedded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    timing = out["seconds"] = {}
+    for metric in metrics:
+        t0 = time.monotonic()
+        if metric == "fad":
+            entries = _fad(generated, reference, opts, embedded)
+        elif metric == "pitch":
+            entries = _pitch(generated, opts)
+        elif metric == "classifier":
+            entries = _classifier(generated, opts)
+        elif metric == "ndb":
+            entries = _ndb(generated, reference, opts, embedded)
+        else:
+            entries = _spectral(generated, reference, opts)
+        timing[metric] = round(time.monotonic() - t0, 3)
+        out.update(entries)
+    return out
+
+
+def _interval(values, opts: EvalOptions) -> dict[str, Any]:
+    return bootstrap_mean(values, resamples=opts.bootstrap, level=opts.level,
+                          seed=opts.seed).to_dict()
+
+
+def _embedding_specs(opts: EvalOptions) -> list[str]:
+    if opts.embeddings:
+        return list(opts.embeddings)
+    return ["crepe-tiny"] + (["waveloom-classifier"] if opts.classifier else [])
+
+
+def _cache_dir(opts: EvalOptions) -> Path | None:
+    from waveloom.evaluate.embeddings import default_cache_dir
+
+    if opts.stats_cache is None:
+        return None
+    return default_cache_dir() if opts.stats_cache == "default" else Path(opts.stats_cache)
+
+
+def _embed_both(spec: str, generated, reference, opts: EvalOptions, pool: str,
+                embedded: dict) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(embedding, generated [N_g, D], reference [N_r, D]) with reuse across metrics."""
+    from waveloom.evaluate.embeddings import embed_set, get_embedding
+    from waveloom.generate import pick_device
+
+    extra = {"hop_seconds": opts.crepe_hop} if spec.startswith("crepe-") else {}
+    emb = get_embedding(spec, device=str(pick_device(opts.device)), classifier=opts.classifier,
+                        **extra)
+    key = (emb.key(), pool)
+    if key not in embedded:
+        ref = embed_set(emb, reference, pool=pool, cache_dir=_cache_dir(opts),
+                        progress=opts.progress)
+        gen = embed_set(emb, generated, pool=pool, progress=opts.progress)
+        embedded[key] = (gen, ref)
+    return emb, *embedded[key]
+
+
+def _fad(generated, reference, opts: EvalOptions, embedded: dict) -> dict[str, Any]:
+    from waveloom.evaluate.fad import fad_from_embeddings
+
+    out = {}
+    for spec in _embedding_specs(opts):
+        emb, gen, ref = _embed_both(spec, generated, reference, opts, opts.fad_pool, embedded)
+        if min(len(gen), len(ref)) < 2:
+            raise DataError("FAD needs at least 2 clips (or frames) in each set")
+        out[f"fad[{emb.name}]"] = {
+            "value": fad_from_embeddings(gen, ref),
+            "embedding": emb.name,
+            "layer": emb.layer,
+            "pool": opts.fad_pool,
+            "dim": int(gen.shape[1]),
+            "n_generated": len(generated),
+            "n_reference": len(reference),
+            "samples_generated": int(gen.shape[0]),
+            "samples_reference": int(ref.shape[0]),
+        }
+    return out
+
+
+def _pitch(generated, opts: EvalOptions) -> dict[str, Any]:
+    from waveloom.evaluate.pitch import get_estimator, pitch_accuracy
+    from waveloom.generate import pick_device
+
+    targets = generated.require_labels("pitch", "the pitch metric")
+    estimator = get_estimator(opts.pitch_estimator, device=str(pick_device(opts.device)))
+    from tqdm.auto import tqdm
+
+    clips = tqdm(generated.clips(), total=len(generated), desc=f"pitch[{estimator.name}]",
+                 unit="clip", disable=not opts.progress)
+    result = pitch_accuracy(clips, targets, generated.sample_rate, opts.tolerance_cents,
+                            estimator)
+    flags = [float(r["correct"]) for r in result["notes"]]
+    for name, row in zip(generated.names, result["notes"]):
+        row["name"] = name
+    key = f"pitch[{result['estimator']},{opts.tolerance_cents:g}c]"
+    return {key: {"accuracy": _interval(flags, opts), "estimator": result["estimator"],
+                  "tolerance_cents": opts.tolerance_cents, "notes": result["notes"]}}
+
+
+def _classifier(generated, opts: EvalOptions) -> dict[str, Any]:
+    from waveloom.evaluate.classifier import (
+        correct_flags,
+        inception_score,
+        load_classifier,
+        predict,
+    )
+    from waveloom.generate import pick_device
+
+    if opts.classifier is None:
+        raise ConfigError("the classifier metric needs --classifier FILE (train one with "
+                          "`waveloom train-classifier CACHE --out FILE`)")
+    model, trained = load_classifier(opts.classifier, str(pick_device(opts.device)))
+    preds = predict(model, generated, progress=opts.progress)
+    out = {}
+    for head, probs, classes in (("family", preds.family, model.cfg.families),
+                                 ("pitch", preds.pitch, model.cfg.pitches)):
+        entry: dict[str, Any] = {"inception_score": inception_score(probs),
+                                 "classes": len(classes), "classifier": str(opts.classifier),
+                                 "validation_accuracy": trained.get(f"val_{head}_accuracy")}
+        labels = generated.label_values(head)
+        if all(v is not None for v in labels):
+            flags, unknown = correct_flags(probs, classes, labels)
+            entry["accuracy"] = _interval(flags, opts)
+            entry["unknown_labels"] = unknown
+        else:
+            entry["accuracy"] = None
+            entry["note"] = f"accuracy needs a {head} label on every clip"
+        out[f"classifier[{head}]"] = entry
+    return out
+
+
+def _median_seconds(audio_set) -> float:
+    return statistics.median(len(c) for c in audio_set.clips()) / audio_set.sample_rate
+
+
+def _ndb(generated, reference, opts: EvalOptions, embedded: dict) -> dict[str, Any]:
+    from waveloom.evaluate.ndb import logmel_images, ndb
+
+    if opts.ndb_features == "logmel":
+        seconds = opts.ndb_seconds or min(4.0, _median_seconds(reference),
+                                          _median_seconds(generated))
+        ref = logmel_images(reference, seconds, progress=opts.progress)
+        gen = logmel_images(generated, seconds, progress=opts.progress)
+        features = f"logmel ({seconds:g} s)"
+        name = "logmel"
+    else:
+        emb, gen, ref = _embed_both(opts.ndb_features, generated, reference, opts, "mean",
+                                    embedded)
+        features = f"{emb.name} (mean-pooled)"
+        name = emb.name
+    result = ndb(ref, gen, k=opts.ndb_k, alpha=opts.ndb_alpha, seed=opts.seed)
+    result["features"] = features
+    return {f"ndb[{name},k={opts.ndb_k}]": result}
+
+
+def _spectral(generated, reference, opts: EvalOptions) -> dict[str, Any]:
+    from waveloom.evaluate.spectral import reconstruction_scores
+
+    scores = reconstruction_scores(generated, reference)
+    sdr = [v for v in scores["si_sdr"] if math.isfinite(v)]
+    return {
+        "mss": {"distance": _interval(scores["mss"], opts), "pairs": len(scores["mss"]),
+                "length_mismatches": scores["length_mismatches"]},
+        "si_sdr": {"db": _interval(sdr, opts), "pairs": len(scores["si_sdr"]),
+                   "undefined": len(scores["si_sdr"]) - len(sdr)},
+    }

@@ -1,0 +1,230 @@
+"""How fast WaveNet sampling runs: naive re-run vs cached torch vs the fast engine.
+
+For the ``small`` and ``nsynth`` presets (random weights: speed does not depend on them) and
+batch 1 and 16, prints samples/s and the real-time factor (audio seconds per wall second at
+16 kHz, all streams together) of
+
+* ``naive``  -- a full forward pass over the receptive field per sample (sample_naive),
+* ``torch``  -- the plain-torch cached reference engine (sample_incremental),
+* ``fast``   -- the compiled engine: C kernel and numba kernel, float32 and int8 weights,
+  one thread and (where there are several cores) all of them,
+* ``cuda-graph`` -- where CUDA is present,
+
+and each one's speed relative to ``torch`` measured in the same process. The cached engines
+are timed in their steady state: the per-sample loop (draw, feed back, step) from a zero
+state, without the one-off priming pass over the receptive field (for ``nsynth`` at batch 16
+that pass alone is a ~6 TMAC forward). The naive engine has no such split. The best of
+``--repeats`` runs is kept because the machines are shared; CPU time per sample is printed
+beside wall time: on an oversubscribed machine the two differ, and CPU time is what the code
+costs.
+
+Then the accuracy cost of int8 weights: teacher-forced logits against the float32 engine
+(max abs error) and how often the draw from the same uniform gives the same code.
+
+    .venv/bin/python benchmarks/sampling.py [--presets small nsynth] [--batches 1 16]
+        [--repeats 3] [--budget 2.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from waveloom.config import load_config
+from waveloom.models.registry import build_model
+from waveloom.sampling import cbuild
+from waveloom.sampling.cuda_graphs import sample_cuda_graph
+from waveloom.sampling.engine import set_threads
+from waveloom.sampling.fast import FastWaveNet
+from waveloom.sampling.incremental import draw_uniforms, sample_naive
+
+SR = 16000
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "wavenet"
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(best wall seconds, CPU seconds of that run) over ``repeats`` calls."""
+    best = (float("inf"), float("inf"))
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        best = min(best, (wall, cpu))
+    return best
+
+
+def per_step(run: Callable[[int], object], budget: float, repeats: int,
+             lo: int = 16, hi: int = 40000) -> tuple[float, float]:
+    """(wall, CPU) seconds per step of ``run(length)``, best of ``repeats``; the length is
+    chosen from a short probe so one run takes about ``budget`` seconds."""
+    run(4)  # warm-up: compilation, packing, caches
+    probe = timed(lambda: run(32), 1)[0] / 32
+    length = int(min(hi, max(lo, budget / max(probe, 1e-7))))
+    wall, cpu = timed(lambda: run(length), repeats)
+    return wall / length, cpu / length
+
+
+def torch_steps(model, batch: int, g, local, length: int) -> None:
+    """The loop of ``sample_incremental`` from a zero state: draw, feed back, step."""
+    stack, head = model.stack, model.head
+    u = draw_uniforms(0, length, batch, head.uniforms_per_step)
+    stack.reset_state(batch, g)
+    params = torch.zeros(batch, head.num_params)
+    chunk = None
+    with torch.no_grad():
+        for t in range(length):
+            code = head.sample(params, u[t])
+            l_t = None
+            if local is not None:
+                if t % 1024 == 0:
+                    chunk = stack.local_bias(local[..., t : t + 1024])
+                l_t = chunk[t % 1024]
+            params = stack.step(head.input_codes(code), l_t)
+    stack.clear_state()
+
+
+def fast_steps(model, batch: int, g, local, length: int, weights: str, backend: str) -> None:
+    """``FastWaveNet.generate`` from a zero state (what ``sample_fast`` runs after priming)."""
+    engine = FastWaveNet.for_model(model, weights, backend)
+    engine.reset(batch, g)
+    u = draw_uniforms(0, length, batch, model.head.uniforms_per_step)
+    engine.generate(length, u, local=local, local_offset=0)
+
+
+def model_and_cond(preset: str, batch: int):
+    torch.manual_seed(0)
+    model = build_model(load_config(CONFIGS / f"{preset}.yaml")).eval()
+    cond = {"pitch": torch.full((batch,), 60), "instrument": torch.zeros(batch, dtype=torch.long)}
+    return model, cond
+
+
+def row(name: str, preset: str, batch: int, threads: int, per_step: tuple[float, float],
+        torch_rate: float | None) -> float:
+    wall, cpu = per_step
+    rate = batch / wall
+
+    def num(x: float) -> str:  # 3 significant digits for the slow engines
+        return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+    ratio = "" if torch_rate is None else f"{num(rate / torch_rate)}x"
+    print(f"| {name:<26} | {preset:<6} | {batch:>2} | {threads:>2} | {num(rate):>10} | "
+          f"{num(rate / SR):>8} | {num(batch / cpu / SR):>8} | {ratio:>9} |", flush=True)
+    return rate
+
+
+def speed(args: argparse.Namespace) -> None:
+    cores = os.cpu_count() or 1
+    c_ok = cbuild.load()[0] is not None
+    print("| engine | preset | B | thr | samples/s | RTF (wall) | RTF (CPU time) | vs torch |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for preset in args.presets:
+        for batch in args.batches:
+            model, cond = model_and_cond(preset, batch)
+            plan = model.sampling_plan(batch, 40000, cond, None)
+            g, local = plan.g, plan.local  # conditioning for up to 40000 steps
+            set_threads(1)
+
+            def torch_run(n: int, model=model, batch=batch, g=g, local=local) -> object:
+                return torch_steps(model, batch, g, local, n)
+
+            torch_rate = row("torch (cached reference)", preset, batch, 1,
+                             per_step(torch_run, args.budget, args.repeats), None)
+
+            def naive_run(n: int, model=model, batch=batch, cond=cond) -> object:
+                return sample_naive(model, batch, n, cond, seed=0, progress=False)
+
+            first = timed(lambda: naive_run(1), 1)  # noqa: B023 (called here)
+            if first[0] < 4 * args.budget:  # the first call pays one-off kernel set-up
+                first = timed(lambda: naive_run(1), 1)  # noqa: B023
+            if first[0] < args.budget / 8:
+                row("naive (re-run)", preset, batch, 1,
+                    per_step(naive_run, args.budget, 1, lo=4, hi=512), torch_rate)
+            else:  # a sample costs a full forward over the receptive field: one is enough
+                row("naive (re-run), 1 sample", preset, batch, 1, first, torch_rate)
+
+            variants = [("numba", "float32", 1), ("numba", "int8", 1)]
+            if c_ok:
+                variants = [("c", "float32", 1), ("c", "int8", 1)] + variants
+            if cores > 1:
+                variants.append(("c" if c_ok else "numba", "float32", cores))
+                if batch == 1:
+                    variants.append(("numba", "float32", cores))  # layer-column split
+            for backend, weights, threads in variants:
+                set_threads(threads)
+
+                def fast_run(n: int, backend=backend, weights=weights, model=model, batch=batch,
+                             g=g, local=local) -> object:
+                    return fast_steps(model, batch, g, local, n, weights, backend)
+
+                row(f"fast {backend} {weights}", preset, batch, threads,
+                    per_step(fast_run, args.budget, args.repeats, lo=64), torch_rate)
+            set_threads(1)
+            if torch.cuda.is_available():
+                gmodel = model.cuda()
+                gcond = {k: v.cuda() for k, v in cond.items()}
+
+                def graph_run(n: int, gmodel=gmodel, batch=batch, gcond=gcond) -> object:
+                    out = sample_cuda_graph(gmodel, batch, n, gcond, seed=0, progress=False)
+                    torch.cuda.synchronize()
+                    return out
+
+                # includes one priming pass per call (cheap on a GPU)
+                row("cuda-graph", preset, batch, 1,
+                    per_step(graph_run, args.budget, args.repeats, lo=256), torch_rate)
+                model.cpu()
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    """int8 against float32 weights, teacher-forced on the same random codes."""
+    print("\n| preset | steps | max logit error (int8 vs float32) | max |logit| | "
+          "same code from the same uniform |")
+    print("|---|---:|---:|---:|---:|")
+    set_threads(1)
+    for preset in args.presets:
+        model, _ = model_and_cond(preset, 1)
+        stack = model.stack
+        steps = 2000 if preset != "nsynth" else 150
+        gen = torch.Generator().manual_seed(1)
+        batch = 2
+        codes = torch.randint(0, 256, (batch, steps), generator=gen)
+        g = (torch.randn(batch, stack.global_channels, generator=gen)
+             if stack.global_channels else None)
+        l = (torch.randn(batch, stack.local_channels, steps, generator=gen)
+             if stack.local_channels else None)
+        u = draw_uniforms(3, steps, batch, 2)
+        out = {}
+        for weights in ("float32", "int8"):
+            eng = FastWaveNet(stack, model.head, weights=weights)
+            eng.reset(batch, g)
+            out[weights] = eng.teacher_force(codes, l, u)
+        err = np.abs(out["int8"][0] - out["float32"][0]).max()
+        same = (out["int8"][1] == out["float32"][1]).mean()
+        print(f"| {preset} | {steps} x {batch} | {err:.4f} | "
+              f"{np.abs(out['float32'][0]).max():.2f} | {same:.4f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["small", "nsynth"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=2.0,
+                        help="seconds per timed run (sets the generated length)")
+    args = parser.parse_args()
+    lib, why = cbuild.load()
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}, C kernel: {'built' if lib else why}"
+          + (f" (panel width {cbuild.block()})" if lib else ""))
+    speed(args)
+    accuracy(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""``waveloom evaluate`` end to end on rendered notes: every metric through the CLI, ordered
+sensibly (a copy of the reference beats white noise), strict JSON, cached reference statistics,
+samples drawn from a checkpoint with the reference's labels, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from waveloom.cli import main
+
+from .conftest import CONFIGS
+
+
+def _strict_json(path):
+    def refuse(token):
+        raise ValueError(f"non-strict JSON constant {token}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    from waveloom.data.prepare import prepare
+    from waveloom.data.synth import render_notes
+
+    root = tmp_path_factory.mktemp("eval")
+    render_notes(root / "notes", programs=[0, 73], pitches=range(57, 65), velocities=[100],
+                 hold_seconds=0.5, release_seconds=0.2, progress=False)
+    prepare(root / "notes", root / "cache", progress=False)
+    copy, noise = root / "copy", root / "noise"
+    copy.mkdir()
+    noise.mkdir()
+    rng = np.random.default_rng(0)
+    for wav in sorted((root / "notes" / "audio").glob("*.wav")):
+        shutil.copy(wav, copy / wav.name)
+        n = sf.info(str(wav)).frames
+        sf.write(noise / wav.name, (0.2 * rng.normal(size=n)).astype(np.float32), 16000)
+    return root
+
+
+def _evaluate(root, target, out, *extra):
+    assert main(["evaluate", str(root / target), "--reference", str(root / "cache"),
+                 "--labels-from-names", "nsynth", "--bootstrap", "200", "--no-stats-cache",
+                 "--json", str(root / out), "-q", *extra]) == 0
+    return _strict_json(root / out)
+
+
+def test_all_sample_metrics_order_a_copy_before_noise(sets, capsys):
+    metrics = ["--metrics", "fad,pitch,ndb,spectral", "--ndb-k", "4"]
+    copy = _evaluate(sets, "copy", "copy.json", *metrics)
+    noise = _evaluate(sets, "noise", "noise.json", *metrics)
+    assert "fad[crepe-tiny]" in capsys.readouterr().out
+    assert copy["generated"]["clips"] == copy["reference"]["clips"] == 16
+
+    fad_copy, fad_noise = copy["fad[crepe-tiny]"], noise["fad[crepe-tiny]"]
+    assert fad_copy["value"] == pytest.approx(0.0, abs=1e-6)  # the very same clips
+    assert fad_noise["value"] > 0.5 and fad_noise["dim"] == 256 and fad_noise["pool"] == "mean"
+
+    pitch_copy, pitch_noise = copy["pitch[crepe-tiny,50c]"], noise["pitch[crepe-tiny,50c]"]
+    assert pitch_copy["estimator"] == "crepe-tiny" and pitch_copy["tolerance_cents"] == 50
+    assert pitch_copy["accuracy"]["mean"] >= 0.85 and pitch_copy["accuracy"]["n"] == 16
+    assert pitch_noise["accuracy"]["mean"] <= 0.2
+    acc = pitch_copy["accuracy"]
+    assert acc["low"] <= acc["mean"] <= acc["high"]
+
+    assert copy["ndb[logmel,k=4]"]["ndb"] == 0
+    assert noise["ndb[logmel,k=4]"]["ndb_over_k"] >= 0.5
+
+    # The cache stores int16 at scale 32767, WAV files at 32768: equal up to a gain, which
+    # SI-SDR ignores and the spectral distance barely sees.
+    assert copy["si_sdr"]["db"]["mean"] > 80
+    assert copy["mss"]["distance"]["mean"] < 0.05 * noise["mss"]["distance"]["mean"]
+    assert noise["si_sdr"]["db"]["mean"] < 0.0
+    assert noise["mss"]["pairs"] == 16
+
+
+def test_classifier_metrics_and_its_fad_embedding(sets):
+    cls = sets / "classifier.safetensors"
+    assert main(["train-classifier", str(sets / "cache"), "--out", str(cls), "--epochs", "2",
+                 "--seconds", "0.25", "-q"]) == 0
+    report = _evaluate(sets, "copy", "cls.json", "--metrics", "classifier,fad",
+                       "--classifier", str(cls))
+    for head, classes in (("family", 2), ("pitch", 8)):
+        entry = report[f"classifier[{head}]"]
+        assert 1.0 <= entry["inception_score"] <= classes + 1e-6
+        assert entry["classes"] <= classes and entry["accuracy"]["n"] == 16
+    assert {"fad[crepe-tiny]", "fad[waveloom-classifier]"} <= set(report)
+    assert report["fad[waveloom-classifier]"]["value"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_reference_embeddings_are_cached_on_disk(sets):
+    args = ["evaluate", str(sets / "noise"), "--reference", str(sets / "cache"),
+            "--metrics", "fad", "--stats-cache", str(sets / "stats"), "--json",
+            str(sets / "a.json"), "-q"]
+    assert main(args) == 0
+    (cached,) = (sets / "stats").glob("crepe-tiny-mean-*.npz")
+    stamp = cached.stat().st_mtime_ns
+    assert main([*args[:-3], "--json", str(sets / "b.json"), "-q"]) == 0
+    assert cached.stat().st_mtime_ns == stamp  # read, not rewritten
+    a, b = _strict_json(sets / "a.json"), _strict_json(sets / "b.json")
+    assert a["fad[crepe-tiny]"]["value"] == b["fad[crepe-tiny]"]["value"]
+
+
+def test_checkpoint_target_draws_labelled_samples(sets):
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.config import load_config
+    from waveloom.data.cache import AudioCache
+    from waveloom.models.registry import build_model
+
+    cfg = load_config(CONFIGS / "wavenet" / "tiny.yaml")
+    vocabulary = AudioCache(sets / "cache").info["instruments"]
+    ckpt = save_checkpoint(sets / "run" / "model.safetensors", build_model(cfg), cfg,
+                           extra={"instruments": vocabulary})
+    gen = sets / "drawn"
+    assert main(["evaluate", str(ckpt), "--reference", str(sets / "cache"), "--metrics",
+                 "pitch", "--n-generate", "3", "--seconds", "0.1", "--generated-out", str(gen),
+                 "--bootstrap", "0", "--json", str(sets / "ckpt.json"), "-q"]) == 0
+    labels = json.loads((gen / "labels.json").read_text())
+    assert sorted(labels) == ["sample-0000", "sample-0001", "sample-0002"]
+    assert all(57 <= lab["pitch"] <= 64 and lab["instrument"] in vocabulary
+               for lab in labels.values())
+    assert all(sf.info(str(gen / f"{name}.wav")).frames == 1600 for name in labels)
+    report = _strict_json(sets / "ckpt.json")
+    assert report["generated_folder"] == str(gen)
+    assert report["pitch[crepe-tiny,50c]"]["accuracy"]["n"] == 3
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--metrics", "pitch"], "no pitch label"),
+    (["--metrics", "fad"], "pass --reference"),
+    (["--metrics", "nll"], "nll needs a checkpoint"),
+    (["--metrics", "fid"], "unknown metric"),
+])
+def test_user_errors_are_one_line(sets, capsys, args, needle):
+    assert main(["evaluate", str(sets / "noise"), *args, "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and needle in err

@@ -1,0 +1,383 @@
+"""Listening test: the page end to end in a real headless Chromium, the server's checks, the report.
+
+The browser is driven over the Chrome DevTools Protocol with a minimal stdlib WebSocket client
+(no extra dependency): real mouse events click Play, the clip plays to its end, the radio
+buttons and Submit are clicked, and the rating must then be in SQLite. Skipped, with the reason,
+when /usr/bin/chromium is absent (Debian: `apt-get install chromium`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import sqlite3
+import struct
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from waveloom.cli import main
+from waveloom.listening import format_listening_report, listening_report, make_server
+from waveloom.listening.store import RatingStore
+
+CHROMIUM = Path(os.environ.get("WAVELOOM_CHROMIUM", "/usr/bin/chromium"))
+SR = 16000
+
+
+def _tone(path: Path, freq: float, seconds: float = 0.25) -> None:
+    t = np.arange(int(seconds * SR)) / SR
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR)
+
+
+@pytest.fixture()
+def folders(tmp_path):
+    a, b = tmp_path / "model-a", tmp_path / "model-b"
+    for i in range(2):
+        _tone(a / f"note-{i}.wav", 220.0 * (i + 1))
+        _tone(b / f"note-{i}.wav", 330.0 * (i + 1))
+    return a, b
+
+
+@pytest.fixture()
+def server(folders):
+    srv = make_server(list(folders), port=0, seed=0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+# ------------------------------------------------------------------ minimal CDP client
+
+
+class CDP:
+    """Just enough RFC 6455 (client side) to speak the DevTools protocol to one target."""
+
+    def __init__(self, ws_url: str, timeout: float = 30.0):
+        rest = ws_url.removeprefix("ws://")
+        hostport, path = rest.split("/", 1)
+        host, port = hostport.split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert b" 101 " in head.split(b"\r\n", 1)[0], head
+        self.next_id = 0
+
+    def _recv_exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("DevTools socket closed")
+            buf += chunk
+        return buf
+
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        header = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 1 << 16:
+            header += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            header += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def _recv_message(self) -> str:
+        parts = []
+        while True:
+            b0, b1 = self._recv_exact(2)
+            opcode, n = b0 & 0x0F, b1 & 0x7F
+            if n == 126:
+                (n,) = struct.unpack(">H", self._recv_exact(2))
+            elif n == 127:
+                (n,) = struct.unpack(">Q", self._recv_exact(8))
+            mask = self._recv_exact(4) if b1 & 0x80 else None
+            data = self._recv_exact(n)
+            if mask:
+                data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+            if opcode == 0x9:  # ping
+                self._send_frame(0xA, data)
+                continue
+            if opcode == 0x8:
+                raise ConnectionError("DevTools closed the connection")
+            parts.append(data)
+            if b0 & 0x80:
+                return b"".join(parts).decode()
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self._send_frame(0x1, json.dumps({"id": self.next_id, "method": method,
+                                          "params": params}).encode())
+        while True:
+            msg = json.loads(self._recv_message())
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def js(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=True,
+                           returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 20.0):
+        deadline = time.monotonic() + timeout
+        error = None
+        while time.monotonic() < deadline:
+            try:  # while a page loads, its document may not exist yet
+                value = self.js(expression)
+            except RuntimeError as err:
+                value, error = None, err
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for: {expression} (last error: {error})")
+
+    def click(self, element_id: str) -> None:
+        """A real mouse click (press + release) at the element's centre."""
+        box = self.js(
+            f"(() => {{ const el = document.getElementById({element_id!r});"
+            " el.scrollIntoView({block: 'center'}); const r = el.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1],
+                      button="left", clickCount=1)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found: install Chromium (Debian: apt-get install chromium) "
+                    "to run the browser test")
+    profile = tmp_path / "chromium-profile"
+    proc = subprocess.Popen(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--autoplay-policy=no-user-gesture-required",
+         f"--user-data-dir={profile}", "--remote-debugging-address=127.0.0.1",
+         "--remote-debugging-port=0", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("Chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            pages = [t for t in json.load(r) if t["type"] == "page"]
+        cdp = CDP(pages[0]["webSocketDebuggerUrl"])
+        yield cdp
+        cdp.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as con:
+        return con.execute(sql).fetchall()
+
+
+# ------------------------------------------------------------------ end to end in Chromium
+
+
+def test_page_rates_and_compares_in_headless_chromium(server, browser, folders):
+    db = server.store.path
+    assert db == folders[0].parent / "listening.sqlite"
+    browser.call("Page.enable")
+    browser.call("Page.navigate", url=server.url)
+    browser.wait_for("document.body.dataset.mode === 'likert'")
+    src = browser.js("document.getElementById('clip').src")
+    assert "note-" not in src and "model-" not in src  # blind: no file or folder names
+    # Rating is impossible before the clip has been heard to its end.
+    assert browser.js("document.getElementById('fidelity-set').disabled")
+    assert browser.js("document.getElementById('submit').disabled")
+    browser.click("play")
+    browser.wait_for("document.getElementById('clip').ended")
+    browser.wait_for("!document.getElementById('fidelity-set').disabled")
+    browser.click("fidelity-4")
+    assert browser.js("document.getElementById('submit').disabled")  # musicality missing
+    browser.click("musicality-2")
+    browser.wait_for("!document.getElementById('submit').disabled")
+    browser.click("submit")
+    first = browser.js("document.body.dataset.trial")
+    browser.wait_for("document.getElementById('count').textContent === '1'")
+    browser.wait_for(f"document.body.dataset.trial !== {first!r}")  # the next trial is up
+
+    rows = _rows(db, "SELECT s.folder, s.name, r.fidelity, r.musicality, r.rater "
+                     "FROM ratings r JOIN stimuli s ON s.id = r.stimulus")
+    assert len(rows) == 1
+    folder, name, fidelity, musicality, rater = rows[0]
+    assert (fidelity, musicality) == (4, 2)
+    assert folder in {str(f.resolve()) for f in folders} and name in {"note-0", "note-1"}
+    assert rater == browser.js("localStorage.getItem('waveloom-rater')")
+    # The page moved on to a fresh trial with the choices cleared.
+    assert browser.js("document.querySelectorAll('input:checked').length") == 0
+
+    # A/B mode: both clips must be heard, then a preference is stored.
+    browser.click("mode-ab")
+    browser.wait_for("document.body.dataset.mode === 'ab'")
+    browser.click("play-a")
+    browser.wait_for("document.getElementById('clip-a').ended")
+    assert browser.js("document.getElementById('choice-set').disabled")
+    browser.click("play-b")
+    browser.wait_for("document.getElementById('clip-b').ended")
+    browser.wait_for("!document.getElementById('choice-set').disabled")
+    browser.click("choice-b")
+    browser.click("submit-ab")
+    browser.wait_for("document.getElementById('count').textContent === '2'")
+    prefs = _rows(db, "SELECT sa.folder, sb.folder, sa.name, sb.name, p.choice "
+                      "FROM preferences p JOIN stimuli sa ON sa.id = p.a "
+                      "JOIN stimuli sb ON sb.id = p.b")
+    assert len(prefs) == 1
+    fa, fb, na, nb, choice = prefs[0]
+    assert choice == "b" and fa != fb and na == nb  # same-named clips of two folders
+
+
+# ------------------------------------------------------------------ server checks (no browser)
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
+
+
+def _post(url: str, payload: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
+
+
+def test_server_rejects_bad_answers_and_closes_trials(server):
+    base = server.url
+    assert server.server_address[0] == "127.0.0.1"
+    trial = _get(base + "api/trial?mode=likert&rater=r1")
+    audio = urllib.request.urlopen(base + trial["audio"][0].lstrip("/"), timeout=10).read()
+    assert audio[:4] == b"RIFF"
+    answer = {"trial": trial["trial"], "rater": "r1", "fidelity": 5, "musicality": 5}
+    assert _post(base + "api/answer", {**answer, "fidelity": 6})[0] == 400
+    assert _post(base + "api/answer", {**answer, "fidelity": True})[0] == 400
+    assert _post(base + "api/answer", {**answer, "musicality": None})[0] == 400
+    assert _post(base + "api/answer", {**answer, "rater": "r2"})[0] == 403
+    assert _rows(server.store.path, "SELECT COUNT(*) FROM ratings") == [(0,)]
+    # Rejected answers leave the trial open; the corrected one is stored and closes it.
+    assert _post(base + "api/answer", answer) == (200, {"ok": True, "answered": 1})
+    assert _post(base + "api/answer", answer)[0] == 409
+    assert _rows(server.store.path, "SELECT fidelity, musicality FROM ratings") == [(5, 5)]
+    ab = _get(base + "api/trial?mode=ab&rater=r1")
+    assert len(ab["audio"]) == 2 and ab["audio"][0] != ab["audio"][1]
+    assert _post(base + "api/answer", {"trial": ab["trial"], "rater": "r1",
+                                       "choice": "c"})[0] == 400
+    assert _post(base + "api/answer", {"trial": ab["trial"], "rater": "r1",
+                                       "choice": "none"})[0] == 200
+    with pytest.raises(urllib.error.HTTPError):
+        _get(base + "api/trial?mode=likert&rater=bad%20id")
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(base + "audio/not-a-token", timeout=10)
+
+
+def test_likert_schedule_is_balanced_and_ab_order_random(folders, tmp_path):
+    from waveloom.listening.server import _collect
+    from waveloom.listening.trials import Scheduler
+
+    store = RatingStore(tmp_path / "s.sqlite")
+    sched = Scheduler(_collect(list(folders), store), store, seed=1)
+    seen = []
+    for _ in range(8):  # 4 stimuli: two full rounds, each stimulus once per round
+        trial = sched.next_likert("r")
+        seen.append(trial.stimuli[0])
+        store.add_rating("r", trial.stimuli[0], 3, 3)
+    assert sorted(seen[:4]) == sorted(seen[4:]) == sorted(sched.stimuli)
+    firsts = set()
+    for _ in range(40):
+        trial = sched.next_ab("r")
+        a, b = (sched.stimuli[s] for s in trial.stimuli)
+        assert a.folder != b.folder and a.name == b.name
+        firsts.add(a.folder)
+    assert len(firsts) == 2  # both folders get presented first
+    store.close()
+
+
+def test_report_gives_mos_with_intervals_and_win_rates(folders, tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    store = RatingStore(db)
+    from waveloom.listening.server import _collect
+
+    stimuli = _collect(list(folders), store)
+    a = [s for s in stimuli if s.folder == str(folders[0].resolve())]
+    b = [s for s in stimuli if s.folder == str(folders[1].resolve())]
+    rng = np.random.default_rng(0)
+    for k in range(60):
+        store.add_rating(f"r{k % 6}", a[k % 2].id, int(rng.integers(4, 6)), 4)
+        store.add_rating(f"r{k % 6}", b[k % 2].id, int(rng.integers(1, 3)), 2)
+    for k in range(30):  # folder A preferred 3:1 whichever side it was presented on
+        x, y = (a[0], b[0]) if k % 2 else (b[0], a[0])
+        choice = ("a" if x is a[0] else "b") if k % 4 else ("b" if x is a[0] else "a")
+        store.add_preference("r0", x.id, y.id, choice if k != 29 else "none")
+    store.close()
+    report = listening_report(db, resamples=500)
+    mos_a, mos_b = report["mos"]["model-a"], report["mos"]["model-b"]
+    assert mos_a["ratings"] == 60 and mos_a["raters"] == 6
+    assert 4.0 <= mos_a["fidelity"]["low"] <= mos_a["fidelity"]["mean"] <= \
+        mos_a["fidelity"]["high"] <= 5.0
+    assert mos_b["fidelity"]["high"] < mos_a["fidelity"]["low"]  # clearly separated
+    assert mos_a["musicality"]["low"] == mos_a["musicality"]["high"] == 4.0  # no spread
+    (ab,) = report["ab"]
+    assert ab["first"] == "model-a" and ab["no_preference"] == 1
+    assert ab["first_wins"] + ab["second_wins"] == 29
+    assert 0.5 < ab["first_win_rate"]["mean"] < 0.9
+    text = format_listening_report(report)
+    assert "model-a" in text and "win rate" in text
+    assert main(["listen", "--report", "--db", str(db)]) == 0
+    assert "MOS" in capsys.readouterr().out
+    out = tmp_path / "report.json"
+    assert main(["listen", "--report", "--db", str(db), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["mos"]["model-b"]["ratings"] == 60
+
+
+def test_listen_errors_are_one_line(tmp_path):
+    from waveloom.errors import WaveloomError
+
+    with pytest.raises(WaveloomError, match="no ratings database"):
+        listening_report(tmp_path / "missing.sqlite")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WaveloomError, match="no audio files"):
+        make_server([tmp_path / "empty"], port=0)
+    assert main(["listen", "--report"]) == 2

@@ -1,0 +1,76 @@
+"""The evaluation report as strict JSON and as aligned text (what ``waveloom evaluate`` prints).
+
+Reports are plain dicts; every float in them is finite or ``None`` (JSON has no NaN/inf, and a
+missing interval must not break a downstream parser).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def jsonable(value: Any) -> Any:
+    """Replace NaN/inf floats by None and numpy scalars by Python ones (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _fmt_interval(d: dict[str, Any] | None) -> str:
+    if not d or d.get("mean") is None:
+        return "n/a"
+    if d["resamples"] and d["n"] > 1:
+        return (f"{d['mean']:.4g} [{d['low']:.4g}, {d['high']:.4g}] "
+                f"({round(100 * d['level'])}% CI, n={d['n']})")
+    return f"{d['mean']:.4g} (n={d['n']})"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as aligned text lines, one number per line (the CLI's stdout)."""
+    lines = []
+    if "generated" in report:
+        ref = report.get("reference")
+        lines.append(f"generated: {report['generated']['source']} "
+                     f"({report['generated']['clips']} clips)")
+        if ref:
+            lines.append(f"reference: {ref['source']} ({ref['clips']} clips)")
+    rows: list[tuple[str, str]] = []
+    if "nll" in report:
+        nll, base = report["nll"], report["baselines"]
+        rows.append(("nll (bits/sample)", f"{nll['bits_per_sample']:.4f} "
+                     f"(flac {base['flac_bits_per_sample']:.3f}, "
+                     f"xz {base['xz_bits_per_sample']:.3f}, raw 8)"))
+    for key, value in report.items():
+        if not isinstance(value, dict):
+            continue
+        if key.startswith("fad["):
+            rows.append((key, f"{value['value']:.4g} ({value['pool']} pooling, "
+                         f"{value['n_generated']} vs {value['n_reference']} clips)"))
+        elif key.startswith("pitch["):
+            rows.append((f"{key} accuracy", _fmt_interval(value["accuracy"])))
+        elif key.startswith("classifier["):
+            rows.append((f"{key} accuracy", _fmt_interval(value.get("accuracy"))))
+            rows.append((f"{key} inception score",
+                         f"{value['inception_score']:.4g} (of {value['classes']} classes)"))
+        elif key.startswith("ndb["):
+            rows.append((key, f"NDB/k {value['ndb_over_k']:.3f} ({value['ndb']} of "
+                         f"{value['k']} bins at alpha {value['alpha']}), JSD "
+                         f"{value['js_divergence']:.4f}"))
+        elif key == "mss":
+            rows.append(("multi-scale spectral distance", _fmt_interval(value["distance"])))
+        elif key == "si_sdr":
+            rows.append(("si-sdr (dB)", _fmt_interval(value["db"])))
+    width = max((len(k) for k, _ in rows), default=0)
+    lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    return "\n".join(lines)

@@ -1,0 +1,677 @@
+"""The fast sampling engine: a WaveNet stack and head packed for compiled kernels.
+
+:class:`FastWaveNet` reads the weights of a :class:`~waveloom.nn.wavenet.WaveNetStack` and its
+head (the plain module attributes listed by ``describe()``), packs them into the layout of
+:mod:`waveloom.sampling.numba_kernels` and drives those kernels chunk by chunk. It does what
+:func:`~waveloom.sampling.incremental.sample_incremental` does -- same priming, same
+conditioning, same pre-drawn uniforms, same inverse-CDF draws -- so for one seed both engines
+give the same codes, except where a uniform lands within float rounding (~1e-6) of a CDF
+boundary (see ``tests/test_sampling_fast.py`` for how that is checked).
+
+What it does differently, and why:
+
+* the history is primed by ONE parallel torch pass (forward pre-hooks catch every layer's
+  input), which is exact and far cheaper than stepping through a long prefix;
+* local conditioning is projected for a chunk of samples at a time with one product (as the
+  reference does), and the kernel adds the rows;
+* the loop over samples runs inside the kernel: Python is entered once per chunk (for the
+  progress bar, Ctrl-C and the next local-conditioning chunk), never per sample;
+* ``weights='int8'`` stores every streamed matrix as int8 with a float32 scale per output
+  column (symmetric, round to nearest), quartering the weight traffic that bounds big models
+  at batch 1. The priming pass still uses the float32 weights. Its accuracy cost is measured by
+  ``benchmarks/sampling.py`` (max logit error, code agreement).
+
+Backends (``backend=``): ``'c'`` is ``wavenet_step.c``, built once per machine with the local C
+compiler (:mod:`waveloom.sampling.cbuild`); ``'numba'`` is :mod:`waveloom.sampling.numba_kernels`.
+One packing routine serves both (the C kernel gets each matrix in its panel layout); they give
+the same results to float rounding. ``'auto'`` takes C when it builds -- it is the faster of
+the two, 1.5-2x at batch 1 (``docs/sampling-bench.md``) -- and numba otherwise.
+
+Threads: numba's thread count (``numba.set_num_threads``, or ``--threads``) picks the driver:
+one thread -> serial; several threads and several streams -> streams split into independent
+groups, one per thread (C: Python threads around GIL-free kernel calls; numba: ``prange``);
+several threads and one stream of a large model -> each layer's output columns split across
+threads (numba backend only; the C backend runs one stream on one thread).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from waveloom.nn.heads import CategoricalHead, DiscretizedLogisticMixtureHead
+from waveloom.nn.wavenet import WaveNetStack
+from waveloom.sampling.incremental import Samplable, _check, draw_uniforms
+
+WEIGHT_KINDS = ("float32", "int8")
+BACKENDS = ("auto", "c", "numba")
+# Per-layer multiply-adds above which splitting one stream's layer across threads pays for
+# the two fork/joins per layer (~10 us each): the NSynth decoder's 1.5 M does, 32-channel
+# layers (4 k) do not.
+CHANNEL_PARALLEL_MIN_MACS = 1 << 18
+CHUNK_WORK = 1 << 30  # multiply-adds per kernel call (~0.05-0.2 s): progress + Ctrl-C
+CHUNK_LOCAL_FLOATS = 1 << 23  # cap on one chunk of local-conditioning rows (32 MB)
+
+
+def numba_threads() -> int:
+    """numba's thread count, without letting numba's first call change torch's.
+
+    numba starts its OpenMP pool on first use, which resets the process-wide OpenMP thread
+    count that torch reads; torch's setting is put back.
+    """
+    import numba
+
+    before = torch.get_num_threads()
+    threads = numba.get_num_threads()
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+    return threads
+
+
+def numba_status() -> str | None:
+    """None when numba imports; otherwise why the fast engine is unavailable."""
+    try:
+        import numba  # noqa: F401
+    except Exception as err:  # ImportError, or a broken llvmlite
+        return f"numba does not import ({type(err).__name__}: {err})"
+    return None
+
+
+def unsupported_reason(model: Any) -> str | None:
+    """None when :class:`FastWaveNet` can run ``model``; otherwise a one-line reason."""
+    stack, head = getattr(model, "stack", None), getattr(model, "head", None)
+    if not isinstance(stack, WaveNetStack):
+        return f"{type(model).__name__} has no WaveNetStack 'stack'"
+    return _unsupported(stack, head)
+
+
+def _unsupported(stack: WaveNetStack, head: Any) -> str | None:
+    if not isinstance(stack, WaveNetStack):
+        return f"{type(stack).__name__} is not a WaveNetStack"
+    if not isinstance(head, (CategoricalHead, DiscretizedLogisticMixtureHead)):
+        return f"head {type(head).__name__} is not categorical or logistic_mixture"
+    blocks = list(stack.blocks)
+    if any(b.res is None for b in blocks[:-1]):
+        return "only the last residual block may lack its residual 1x1"
+    return numba_status()
+
+
+def _quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output column of each matrix ``w`` [M, in, out]: ``w ~ q * scale``
+    with ``scale = max|column| / 127`` (round to nearest) -> (q [M, in, out], scale [M, out]).
+    """
+    amax = np.abs(w).max(axis=1, keepdims=True)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    return np.ascontiguousarray(q), np.ascontiguousarray(scale[:, 0])
+
+
+def _f32(t: Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
+
+
+@dataclass
+class _Prepared:
+    """The batch-independent part of a packed model."""
+
+    net: Any  # numba_kernels.Net
+    local_w: Tensor | None  # [L, n * 2D] step form (gate half halved), float32 CPU
+    conv_bias: Tensor  # [n, 2D] float32 CPU
+    global_w: Tensor | None  # [n, 2D, G] float32 CPU
+
+
+class FastWaveNet:
+    """A WaveNet stack + head packed for :mod:`waveloom.sampling.numba_kernels`.
+
+    Usage (the model's sampler does all of this)::
+
+        eng = FastWaveNet(model.stack, model.head)         # or FastWaveNet.for_model(model)
+        eng.reset(batch, g)                                # zero caches, fold g into biases
+        params = eng.prime(prefix_codes, prefix_local)     # one torch pass over the history
+        codes = eng.generate(length, uniforms, local=..., local_offset=...)
+
+    plus :meth:`step` (one compiled call per sample) and :meth:`teacher_force` (feed given
+    codes, return every step's parameters) for tests and scoring. Packed weights live on the
+    CPU whatever the model's device; results come back as numpy arrays.
+    """
+
+    def __init__(
+        self,
+        stack: WaveNetStack,
+        head: nn.Module,
+        weights: str = "float32",
+        backend: str = "auto",
+    ) -> None:
+        if weights not in WEIGHT_KINDS:
+            raise ValueError(f"weights={weights!r}: use one of {', '.join(WEIGHT_KINDS)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
+        reason = _unsupported(stack, head)
+        if reason is not None:
+            raise ValueError(f"the fast engine cannot run this model: {reason}")
+        self.stack, self.head, self.weights = stack, head, weights
+        self.info = stack.describe()
+        self.backend = self._pick_backend(backend, self.info["kernel_size"])
+        self.prep = self._pack(stack, head, weights == "int8", self.backend)
+        self.state: Any = None
+        self.g: Tensor | None = None
+        self._c_net: Any = None
+        self._c_state: Any = None
+        self._in_codes = np.zeros(0, np.int32)
+        self._loc_buf: Tensor | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+
+    @staticmethod
+    def _pick_backend(backend: str, kernel_size: int) -> str:
+        if backend == "numba":
+            return backend
+        from waveloom.sampling import cbuild
+
+        lib, why = cbuild.load()
+        if lib is None or kernel_size > cbuild.MAX_KERNEL:
+            why = why or f"kernel_size > {cbuild.MAX_KERNEL}"
+            if backend == "c":
+                raise ValueError(f"the C backend is unavailable: {why}")
+            return "numba"
+        return "c"
+
+    # ------------------------------------------------------------------ packing
+
+    @staticmethod
+    @torch.no_grad()
+    def _pack(stack: WaveNetStack, head: nn.Module, int8: bool, backend: str) -> _Prepared:
+        """Read the stack's weights into the kernels' layout (module docstring of
+        :mod:`~waveloom.sampling.numba_kernels`); the C backend gets every matrix in its
+        panel layout (:func:`~waveloom.sampling.cbuild.panels`)."""
+        from waveloom.sampling import numba_kernels as nk
+
+        blocks = list(stack.blocks)
+        n = len(blocks)
+        k = stack.input_conv.kernel_size[0]
+        d = stack.dilation_channels
+        w_in = stack.input_conv.weight.detach().double().cpu()  # [C, C_in, K]
+        if stack.embed is not None:
+            emb = stack.embed.weight.detach().double().cpu()  # [V, C_in]
+            table = torch.einsum("vi,cik->kvc", emb, w_in)
+        else:
+            table = w_in.permute(2, 1, 0)  # one-hot input: tap k of code v is column v
+        table = torch.cat([table, table.new_zeros(k, 1, table.shape[-1])], 1)  # pad row
+
+        conv = torch.stack([b.conv.weight.detach().cpu().float() for b in blocks])  # [n,2D,C,K]
+        conv = conv.permute(0, 3, 2, 1).reshape(n * k, stack.residual_channels, 2 * d)
+        conv = conv.contiguous()  # matrix l*K + k: [C, 2D], tap k of layer l
+        conv[..., d:] *= 0.5
+        res = torch.stack(
+            [0.5 * b.res.weight.detach()[:, :, 0].t().cpu().float() for b in blocks[:-1]]
+            + [torch.zeros(d, stack.residual_channels)]
+        )
+        res_b = torch.stack(
+            [b.res.bias.detach().cpu().float() for b in blocks[:-1]]
+            + [torch.zeros(stack.residual_channels)]
+        )
+        skip = torch.stack(
+            [0.5 * b.skip.weight.detach()[:, :, 0].t().cpu().float() for b in blocks]
+        )
+        skip_b = torch.stack([b.skip.bias.detach().cpu().float() for b in blocks]).sum(0)
+        out1 = stack.out1.weight.detach()[:, :, 0].t().cpu().float().unsqueeze(0)
+        out2 = stack.out2.weight.detach()[:, :, 0].t().cpu().float().unsqueeze(0)
+
+        def mat(w: Tensor) -> tuple[np.ndarray, np.ndarray]:
+            """[M, in, out] matrices -> (weights, per-column scales [M, out])."""
+            arr = np.ascontiguousarray(w.numpy().astype(np.float32))
+            if not int8:
+                return arr, np.ones((arr.shape[0], arr.shape[2]), np.float32)
+            return _quantize_columns(arr)
+
+        # One scale per column of a layer's whole conv (all K taps), so the C kernel can sum
+        # the taps in one register block before scaling; repeated per tap for numba.
+        conv_w, conv_s = mat(conv.reshape(n, k * stack.residual_channels, 2 * d))
+        res_w, res_s = mat(res)
+        skip_w, skip_s = mat(skip)
+        out1_w, out1_s = mat(out1)
+        out2_w, out2_s = mat(out2)
+        if backend == "c":
+            from waveloom.sampling.cbuild import block, panels
+
+            width = block()
+            conv_w, res_w, skip_w, out1_w, out2_w = (
+                panels(w, width) for w in (conv_w, res_w, skip_w, out1_w, out2_w)
+            )
+        conv_w = conv_w.reshape(n * k, stack.residual_channels, 2 * d)
+        conv_s = np.ascontiguousarray(np.repeat(conv_s, k, axis=0))
+        dil = np.asarray(stack.dilations, np.int64)
+        ring_len = (k - 1) * dil + 1
+        ring_off = np.concatenate([[0], np.cumsum(ring_len)[:-1]]).astype(np.int64)
+        net = nk.Net(
+            in_table=np.ascontiguousarray(table.float().numpy()),
+            in_b=_f32(stack.input_conv.bias),
+            conv_w=conv_w, conv_s=conv_s,
+            res_w=res_w, res_s=res_s, res_b=_f32(res_b),
+            skip_w=skip_w, skip_s=skip_s, skip_b=_f32(skip_b),
+            out1_w=out1_w, out1_s=out1_s, out1_b=_f32(stack.out1.bias),
+            out2_w=out2_w, out2_s=out2_s, out2_b=_f32(stack.out2.bias),
+            dil=dil, ring_off=ring_off, ring_len=ring_len.astype(np.int64),
+            kernel=k, n_res=n - 1, scaled=bool(int8),
+        )  # fmt: skip
+        local_w = None
+        if stack.local_channels:
+            w = torch.stack([b.local_proj.weight.detach()[:, :, 0].cpu().float() for b in blocks])
+            w = w.clone()  # [n, 2D, L]
+            w[:, d:] *= 0.5
+            local_w = w.permute(2, 0, 1).reshape(stack.local_channels, n * 2 * d).contiguous()
+        global_w = None
+        if stack.global_channels:
+            global_w = torch.stack([b.global_proj.weight.detach().cpu().float() for b in blocks])
+        conv_bias = torch.stack([b.conv.bias.detach().cpu().float() for b in blocks])
+        return _Prepared(net=net, local_w=local_w, conv_bias=conv_bias, global_w=global_w)
+
+    _cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, FastWaveNet]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    @classmethod
+    def for_model(
+        cls, model: Samplable, weights: str = "float32", backend: str = "auto"
+    ) -> FastWaveNet:
+        """The packed engine of ``model``, reused while its weights are unchanged.
+
+        The key is every parameter's identity and in-place version counter, so an optimiser
+        step or ``load_state_dict`` invalidates it and the next call repacks.
+        """
+        params = list(model.stack.parameters())
+        key = (weights, backend, tuple((id(p), p._version) for p in params))
+        hit = cls._cache.get(model.stack)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        engine = cls(model.stack, model.head, weights, backend)
+        cls._cache[model.stack] = (key, engine)
+        return engine
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def macs_per_step(self) -> int:
+        """Multiply-adds of one sample of one stream (the products; lookups excluded)."""
+        net = self.prep.net
+        return int(
+            net.conv_w.size + net.res_w[: net.n_res].size + net.skip_w.size
+            + net.out1_w.size + net.out2_w.size
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def reset(self, batch: int, g: Tensor | None = None) -> None:
+        """Zeroed caches for ``batch`` streams (== the zero padding) and ``g`` folded in."""
+        from waveloom.sampling import numba_kernels as nk
+
+        if batch <= 0:
+            raise ValueError(f"batch={batch} must be positive")
+        net, prep = self.prep.net, self.prep
+        if prep.global_w is not None:
+            if g is None:
+                raise ValueError("this stack is globally conditioned: pass g [B, G]")
+            g = g.detach().to("cpu", torch.float32)
+            bias = prep.conv_bias.unsqueeze(0) + torch.einsum("bg,nog->bno", g, prep.global_w)
+        else:
+            bias = prep.conv_bias.unsqueeze(0).expand(batch, -1, -1)
+        bias = bias.clone()
+        d = self.info["dilation_channels"]
+        bias[..., d:] *= 0.5
+        n = len(self.stack.blocks)
+        c = self.info["residual_channels"]
+        p = net.out2_w.shape[2]
+        width = max(2 * d, net.skip_w.shape[2] + c, net.out1_w.shape[2], p)
+        f32 = np.float32
+        bits = np.zeros((batch, p), np.int32)
+        self.state = nk.State(
+            ring=np.zeros((batch * int(net.ring_len.sum()), c), f32),
+            codes=np.full((batch, net.kernel), net.in_table.shape[1] - 1, np.int32),
+            clock=np.zeros(1, np.int64),
+            bias=np.ascontiguousarray(bias.reshape(batch * n, 2 * d).numpy()),
+            x=np.zeros((batch, c), f32),
+            h=np.zeros((batch, 2 * d), f32),
+            z2=np.zeros((batch, d), f32),
+            skip=np.zeros((batch, net.skip_w.shape[2]), f32),
+            hid=np.zeros((batch, net.out1_w.shape[2]), f32),
+            params=np.zeros((batch, p), f32),
+            probs=np.zeros((batch, p), f32),
+            bits=bits,
+            pow2=bits.view(f32),
+            acc=np.zeros((batch, width), f32),
+            nz=np.zeros((batch, max(net.skip_w.shape[2], net.out1_w.shape[2])), np.int64),
+        )
+        self.g = None if g is None else g.detach().to("cpu", torch.float32)
+        if self.backend == "c":
+            from waveloom.sampling import cbuild
+
+            if self._c_net is None:
+                self._c_net = cbuild.net_struct(net, int(net.ring_len.sum()))
+            self._c_state = cbuild.state_struct(self.state)
+            self._in_codes = np.zeros(batch, np.int32)  # per-stream scratch of the C kernel
+
+    def _state(self) -> Any:
+        if self.state is None:
+            raise RuntimeError("call reset(batch, g) first")
+        return self.state
+
+    @property
+    def batch(self) -> int:
+        return self._state().x.shape[0]
+
+    @torch.no_grad()
+    def prime(self, codes: Tensor, local: Tensor | None = None) -> np.ndarray:
+        """Feed a history ``codes`` [B, T] (+ ``local`` [B, L, T]) in one torch pass.
+
+        Leaves every ring as T calls of :meth:`step` would and returns the last parameters
+        [B, P] (also kept as the state's current parameters). Like ``WaveNetStack.prime``,
+        only the last receptive field of codes is used.
+        """
+        st, net, stack = self._state(), self.prep.net, self.stack
+        if codes.dim() != 2 or codes.shape[0] != self.batch or codes.shape[1] < 1:
+            raise ValueError(f"codes has shape {tuple(codes.shape)}; expected [{self.batch}, T]")
+        rf = stack.receptive_field
+        if codes.shape[-1] > rf:
+            codes = codes[..., -rf:]
+            local = None if local is None else local[..., -rf:]
+        captured: list[Tensor] = []
+        hooks = [
+            b.conv.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+            for b in stack.blocks
+        ]
+        try:
+            device = stack.out2.weight.device
+            g = None if self.g is None else self.g.to(device, stack.out2.weight.dtype)
+            out = stack(codes.to(device), g, None if local is None else local.to(device))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        t = codes.shape[-1]
+        st.ring.fill(0.0)
+        ring = st.ring.reshape(self.batch, -1, st.ring.shape[1])  # a view: [B, rows, C]
+        for l, x in enumerate(captured):
+            r, off = int(net.ring_len[l]), int(net.ring_off[l])
+            past = torch.arange(max(0, t - r + 1), t)
+            if len(past):
+                rows = _f32(x[..., past].permute(0, 2, 1))  # [B, len, C]
+                ring[:, off + (past.numpy() % r)] = rows
+        k = net.kernel
+        pad = net.in_table.shape[1] - 1
+        cpu_codes = codes.detach().cpu().numpy()
+        for j in range(1, k):
+            st.codes[:, (t - j) % k] = cpu_codes[:, t - j] if t - j >= 0 else pad
+        st.clock[0] = t
+        st.params[:] = _f32(out[..., -1])
+        return st.params.copy()
+
+    # ------------------------------------------------------------------ running
+
+    def local_rows(self, local: Tensor, steps: int | None = None) -> np.ndarray:
+        """Local features [B, L, T] -> per-step layer biases [steps * B * n, 2D] (step form).
+
+        Row ``(t*B + b)*n + l`` is layer ``l``'s local term for stream ``b`` at step ``t``;
+        steps past ``T`` (only the final draw of a generation, which feeds nothing) are zeros.
+        One product per chunk into a reused buffer: fresh multi-MB arrays per chunk would
+        cost more in page faults than the product.
+        """
+        if self.prep.local_w is None:
+            raise ValueError("this stack has no local conditioning")
+        b, n_l, avail = local.shape
+        steps = avail if steps is None else steps
+        n, d2 = len(self.stack.blocks), 2 * self.info["dilation_channels"]
+        need = steps * b * n
+        if self._loc_buf is None or self._loc_buf.shape[0] < need:
+            self._loc_buf = torch.empty(need, d2)
+        out = self._loc_buf[:need]
+        used = min(avail, steps)
+        feats = local[..., :used].detach().to("cpu", torch.float32).permute(2, 0, 1)
+        torch.mm(feats.reshape(used * b, n_l), self.prep.local_w,
+                 out=out[: used * b * n].view(used * b, n * d2))
+        out[used * b * n :] = 0.0
+        return out.numpy()
+
+    def _head(self, temperature: float) -> Any:
+        from waveloom.sampling import numba_kernels as nk
+
+        head = self.head
+        if isinstance(head, CategoricalHead):
+            levels, kind, comps, lsm = head.levels, nk.CATEGORICAL, 0, 0.0
+        else:
+            assert isinstance(head, DiscretizedLogisticMixtureHead)
+            levels, kind = head.levels, nk.LOGISTIC_MIXTURE
+            comps, lsm = head.components, head.log_scale_min
+        input_map = head.input_codes(torch.arange(levels)).to(torch.int32).numpy()
+        return nk.Head(
+            kind=kind,
+            temperature=np.float32(temperature),
+            tempered=temperature != 1.0,
+            log_temperature=np.float32(math.log(temperature)),
+            components=comps,
+            levels=levels,
+            log_scale_min=np.float32(lsm),
+            input_map=np.ascontiguousarray(input_map),
+        )
+
+    def _chunk(self, has_local: bool) -> int:
+        b = self.batch
+        steps = CHUNK_WORK // max(1, b * self.macs_per_step)
+        if has_local:
+            width = len(self.stack.blocks) * 2 * self.info["dilation_channels"]
+            steps = min(steps, CHUNK_LOCAL_FLOATS // (b * width))
+        return int(min(8192, max(16, steps)))
+
+    def driver(self) -> str:
+        """Which kernel a chunk runs on now: 'serial', 'batch' or 'channels' (see module)."""
+        threads, net = numba_threads(), self.prep.net
+        if threads > 1 and self.batch > 1:
+            return "batch"
+        big = net.conv_w[0].size * net.kernel >= CHANNEL_PARALLEL_MIN_MACS
+        if threads > 1 and big and self.backend == "numba":
+            return "channels"
+        return "serial"
+
+    def _launch(self, head: Any, steps: int, feed_first: bool, forced: np.ndarray,
+                uniforms: np.ndarray, loc: np.ndarray, codes_out: np.ndarray,
+                params_out: np.ndarray, final: bool) -> None:
+        """Run one chunk of ``steps`` samples on :meth:`driver`'s kernel."""
+        from waveloom.sampling import numba_kernels as nk
+
+        net, st = self.prep.net, self._state()
+        kind = self.driver()
+        if self.backend == "c":
+            self._launch_c(head, steps, feed_first, forced, uniforms, loc, codes_out,
+                           params_out, final)
+            return
+        args = (steps, feed_first, forced, uniforms, loc, loc.shape[0] > 0, codes_out,
+                params_out, params_out.shape[0] > 0, final)
+        if kind == "batch":
+            nk.run_batch(net, head, st, min(numba_threads(), self.batch), *args)
+        elif kind == "channels":
+            nk.run_channels(net, head, st, numba_threads(), *args)
+        else:
+            nk.run_serial(net, head, st, *args)
+
+    def _launch_c(self, head: Any, steps: int, feed_first: bool, forced: np.ndarray,
+                  uniforms: np.ndarray, loc: np.ndarray, codes_out: np.ndarray,
+                  params_out: np.ndarray, final: bool) -> None:
+        """:meth:`_launch` on the C kernel: one call per group of streams, the groups on
+        threads (ctypes drops the GIL for the call, so they run in parallel)."""
+        import ctypes
+
+        from waveloom.sampling import cbuild
+
+        lib, _ = cbuild.load()
+        st, batch = self._state(), self.batch
+        hc = cbuild.head_struct(head)
+        t0 = int(st.clock[0])
+        ptrs = (
+            cbuild.ptr_or_null(forced), cbuild.ptr_or_null(uniforms), uniforms.shape[2],
+            cbuild.ptr_or_null(loc), cbuild.ptr_or_null(codes_out),
+            cbuild.ptr_or_null(params_out), int(final), self._in_codes.ctypes.data,
+        )  # fmt: skip
+        net_p, head_p, st_p = (ctypes.byref(v) for v in (self._c_net, hc, self._c_state))
+
+        def run(b0: int, b1: int) -> int:
+            return lib.wl_run(net_p, head_p, st_p, b0, b1, t0, steps, int(feed_first), *ptrs)
+
+        groups = min(numba_threads(), batch)
+        if groups <= 1:
+            fed = run(0, batch)
+        else:
+            if self._pool is None or self._pool_size != groups:
+                if self._pool is not None:
+                    self._pool.shutdown()
+                self._pool = ThreadPoolExecutor(groups, thread_name_prefix="waveloom-fast")
+                self._pool_size = groups
+            edges = [g * batch // groups for g in range(groups + 1)]
+            jobs = [self._pool.submit(run, a, b) for a, b in zip(edges[:-1], edges[1:])]
+            fed = [job.result() for job in jobs][0]
+        st.clock[0] = t0 + fed
+
+    def _empty_local(self) -> np.ndarray:
+        return np.zeros((0, 2 * self.info["dilation_channels"]), np.float32)
+
+    @torch.no_grad()
+    def step(self, codes: Tensor | np.ndarray, local_t: np.ndarray | None = None) -> np.ndarray:
+        """Feed one input code per stream ([B]); return the next parameters [B, P].
+
+        ``local_t`` [B, n, 2D] is one row of :meth:`local_rows`. One compiled call.
+        """
+        st = self._state()
+        forced = np.ascontiguousarray(np.asarray(codes, np.int32).reshape(self.batch, 1))
+        loc = self._empty_local()
+        if local_t is not None:
+            loc = np.ascontiguousarray(np.asarray(local_t, np.float32).reshape(-1, loc.shape[1]))
+        params = np.zeros((1, self.batch, st.params.shape[1]), np.float32)
+        self._launch(self._head(1.0), 1, True, forced, np.zeros((1, self.batch, 2), np.float32),
+                     loc, np.zeros((self.batch, 1), np.int32), params, final=False)
+        return params[0]
+
+    @torch.no_grad()
+    def teacher_force(
+        self,
+        codes: Tensor,
+        local: Tensor | None = None,
+        uniforms: Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Feed ``codes`` [B, T] one at a time; return (params [T, B, P], draws [B, T]).
+
+        ``params[t]`` is the output after input ``t`` (== ``stack(codes, g, local)[..., t]``
+        from a fresh :meth:`reset`), ``draws[:, t]`` the code the head draws from it with
+        ``uniforms[t]`` ([T, B, U]; zeros if None). ``local`` [B, L, T] aligns with the outputs.
+        """
+        st = self._state()
+        b, total = codes.shape
+        head = self._head(temperature)
+        u_all = (
+            np.zeros((total, b, 2), np.float32)
+            if uniforms is None
+            else np.ascontiguousarray(uniforms.to(torch.float32).numpy())
+        )
+        codes_np = np.ascontiguousarray(codes.cpu().numpy().astype(np.int32))
+        params = np.zeros((total, b, st.params.shape[1]), np.float32)
+        draws = np.zeros((b, total), np.int32)
+        chunk = self._chunk(local is not None)
+        for s0 in range(0, total, chunk):
+            s1 = min(total, s0 + chunk)
+            loc = self._empty_local() if local is None else self.local_rows(local[..., s0:s1])
+            out_p = np.zeros((s1 - s0, b, st.params.shape[1]), np.float32)
+            out_c = np.zeros((b, s1 - s0), np.int32)
+            forced = np.ascontiguousarray(codes_np[:, s0:s1])
+            self._launch(head, s1 - s0, True, forced, u_all[s0:s1], loc, out_c, out_p, False)
+            params[s0:s1], draws[:, s0:s1] = out_p, out_c
+        return params, draws
+
+    @torch.no_grad()
+    def generate(
+        self,
+        length: int,
+        uniforms: Tensor,
+        temperature: float = 1.0,
+        local: Tensor | None = None,
+        local_offset: int = 0,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Draw ``length`` codes per stream from the primed state -> [B, length] int32.
+
+        Sample ``t`` is drawn from the current parameters with ``uniforms[t]`` ([length, B, U])
+        and fed back; the step after it reads local features ``local[..., local_offset + t]``
+        ([B, L, *]; the reference sampler's timeline, where ``local_offset`` is the prefix
+        length + 1).
+        """
+        st = self._state()
+        b = self.batch
+        head = self._head(temperature)
+        u_all = np.ascontiguousarray(uniforms.to(torch.float32).cpu().numpy())
+        out = np.zeros((b, length), np.int32)
+        chunk = self._chunk(local is not None)
+        empty = np.zeros((b, 0), np.int32)
+        no_params = np.zeros((0, b, st.params.shape[1]), np.float32)
+        with tqdm(total=length, disable=not progress, unit="sample", desc="fast sampling") as bar:
+            for s0 in range(0, length, chunk):
+                s1 = min(length, s0 + chunk)
+                loc = self._empty_local()
+                if local is not None:
+                    lo = local_offset + s0
+                    hi = min(local.shape[-1], local_offset + s1)
+                    loc = self.local_rows(local[..., lo:hi], s1 - s0)
+                codes = np.zeros((b, s1 - s0), np.int32)
+                self._launch(head, s1 - s0, False, empty, u_all[s0:s1], loc, codes, no_params,
+                             final=s1 == length)
+                out[:, s0:s1] = codes
+                bar.update(s1 - s0)
+        return out
+
+
+@torch.no_grad()
+def sample_fast(
+    model: Samplable,
+    n: int,
+    length: int,
+    cond: dict[str, Any] | None = None,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    prime: Tensor | None = None,
+    progress: bool = True,
+    weights: str = "float32",
+    backend: str = "auto",
+) -> Tensor:
+    """:func:`~waveloom.sampling.incremental.sample_incremental` on the compiled engine.
+
+    Same arguments and result ([n, length] long codes on the model's device); ``weights``
+    'int8' trades a little accuracy for a quarter of the weight traffic; ``backend`` is
+    'auto', 'c' or 'numba' (see the module docstring).
+    """
+    _check(n, length, temperature)
+    plan = model.sampling_plan(n, length, cond, prime)
+    device = plan.prefix.device
+    uniforms = draw_uniforms(seed, length, n, model.head.uniforms_per_step)
+    engine = FastWaveNet.for_model(model, weights, backend)
+    engine.reset(n, plan.g)
+    p = plan.prefix.shape[-1]
+    local = plan.local
+    engine.prime(plan.prefix, None if local is None else local[..., 1 : p + 1])
+    codes = engine.generate(
+        length, uniforms, temperature, local=local, local_offset=p + 1, progress=progress
+    )
+    engine.state = None
+    return torch.from_numpy(codes.astype(np.int64)).to(device)
+
+
+__all__ = [
+    "BACKENDS",
+    "CHANNEL_PARALLEL_MIN_MACS",
+    "FastWaveNet",
+    "WEIGHT_KINDS",
+    "numba_status",
+    "sample_fast",
+    "unsupported_reason",
+]

@@ -1,0 +1,466 @@
+/* WaveNet sampling kernel in C: the same computation as numba_kernels.py, for speed.
+ *
+ * Built at first use by waveloom/sampling/cbuild.py with the machine's C compiler
+ * (-O3 -march=native), loaded with ctypes and driven on the arrays that
+ * waveloom/sampling/fast.py packs (layouts: see numba_kernels.py, Net and State).
+ *
+ * Why it is faster than the numba kernel: every pointer is `restrict`, so the compiler needs
+ * no runtime overlap checks; each product keeps a block of 4 vectors of outputs in registers
+ * across ALL its input rows (register blocking) instead of loading and storing the outputs
+ * once per few rows; the weights are stored in panels of that block's width, so a block reads
+ * one contiguous stream; and at batch > 1 up to NS_MAX streams share every weight row loaded
+ * (a quarter of the weight traffic of big layers at 4). The vector width follows the ISA it
+ * is compiled for: 16 floats (one register) with AVX-512, else 8 (one AVX2 register, two
+ * SSE/NEON registers).
+ *
+ * Arithmetic is float32 with sums only reordered (FMA contraction allowed, no fast-math
+ * library or finite-math assumptions), tanh the same rational fit as tanh32, exp the same
+ * Cody-Waite + Taylor scheme, and the draw the same float32 probabilities with a float64
+ * running sum as torch.searchsorted(cumsum(probs)) on the CPU.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#define VEC 16 /* floats per vector: one AVX-512 register */
+#define NS_MAX 4 /* streams sharing a weight row: 16 accumulators of 32 registers */
+#else
+#define VEC 8 /* two SSE/NEON or one AVX register; 8 accumulators + 4 rows fit 16 registers */
+#define NS_MAX 2
+#endif
+#define BLOCK (4 * VEC)
+typedef float vf __attribute__((vector_size(VEC * 4)));
+typedef float vf_u __attribute__((vector_size(VEC * 4), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(VEC * 4)));
+
+static inline vf load(const float *p) { return *(const vf_u *)p; }
+static inline void store(float *p, vf v) { *(vf_u *)p = v; }
+
+/* 16 int8 weights -> 16 floats. GCC's generic __builtin_convertvector from int8 goes byte by
+ * byte, so the sign-extending loads are spelt out where the ISA has them. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+static inline vf load_q(const int8_t *p) {
+    return (vf)_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+#elif defined(__AVX2__)
+#include <immintrin.h>
+static inline vf load_q(const int8_t *p) {
+    __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+    __m256 hi =
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8))));
+    vf r;
+    memcpy(&r, &lo, sizeof lo);
+    memcpy((char *)&r + sizeof lo, &hi, sizeof hi);
+    return r;
+}
+#else
+static inline vf load_q(const int8_t *p) {
+    vi v;
+    for (int j = 0; j < VEC; j++) v[j] = p[j];
+    return __builtin_convertvector(v, vf);
+}
+#endif
+
+typedef struct {
+    int64_t n_layers, kernel, res_ch, dil_ch, skip_ch, end_ch, n_params, n_res, int8;
+    int64_t in_rows; /* levels + 1: rows of one input table */
+    int64_t ring_rows; /* rows of one stream's rings: sum of ring_len */
+    const float *in_table, *in_b;
+    const void *conv_w, *res_w, *skip_w, *out1_w, *out2_w; /* float32 or int8 */
+    const float *conv_s, *res_s, *skip_s, *out1_s, *out2_s;
+    const float *res_b, *skip_b, *out1_b, *out2_b;
+    const int64_t *dil, *ring_off, *ring_len;
+} net_t;
+
+typedef struct {
+    int64_t batch;
+    float *ring;
+    int32_t *codes;
+    float *bias, *x, *h, *z2, *skip, *hid, *params, *probs, *acc;
+    int64_t *nz;
+} state_t;
+
+typedef struct {
+    int64_t kind, components, levels, tempered;
+    float temperature, log_temperature, log_scale_min, pad_;
+    const int32_t *input_map;
+} head_t;
+
+/* ------------------------------------------------------------------------------ products */
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* One weight row segment of 4 vectors, widened to float32. Q8 is a compile-time constant at
+ * every call site (see gemv), so the float32 and int8 kernels are separate straight-line code. */
+INLINE void row4(const void *w, int64_t off, int q8, vf *w0, vf *w1, vf *w2, vf *w3) {
+    if (q8) {
+        const int8_t *p = (const int8_t *)w + off;
+        *w0 = load_q(p), *w1 = load_q(p + VEC), *w2 = load_q(p + 2 * VEC), *w3 = load_q(p + 3 * VEC);
+    } else {
+        const float *p = (const float *)w + off;
+        *w0 = load(p), *w1 = load(p + VEC), *w2 = load(p + 2 * VEC), *w3 = load(p + 3 * VEC);
+    }
+}
+
+INLINE vf row1(const void *w, int64_t off, int q8) {
+    return q8 ? load_q((const int8_t *)w + off) : load((const float *)w + off);
+}
+
+INLINE float elem(const void *w, int64_t off, int q8) {
+    return q8 ? (float)((const int8_t *)w)[off] : ((const float *)w)[off];
+}
+
+/* y[0:n_out] += sum over the `taps` input vectors xs[k] (each n_in long) of xs[k] @ W_k, W the
+ * [taps * n_in, n_out] matrix at w in PANEL layout (below); int8 weights are scaled per column
+ * by s. With `rows`, only x[rows[0:n_rows]] are used (the non-zero outputs of a ReLU; then
+ * taps == 1).
+ *
+ * Panel layout: columns are cut into panels of BLOCK (the last one narrower), each stored
+ * row-major on its own, so a panel is one contiguous stream: element (r, c) of panel p (width
+ * pw) is at p * BLOCK * R + r * pw + c - p * BLOCK, R = taps * n_in. Python packs it
+ * (fast._panels).
+ *
+ * Register blocking: a panel's 4 vectors of outputs stay in registers across every input row,
+ * with two accumulator sets (even/odd rows) so 8 independent FMA chains cover FMA latency. */
+INLINE void gemv_tail(float *restrict y, const float *const *xs, int64_t taps, int64_t n_in,
+                      const void *restrict w, int q8, const float *restrict s, int64_t n_out,
+                      int64_t o, const int64_t *restrict rows, int64_t n_rows);
+
+INLINE void gemv(float *restrict y, const float *const *xs, int64_t taps, int64_t n_in,
+                 const void *restrict w, int q8, const float *restrict s, int64_t n_out,
+                 const int64_t *restrict rows, int64_t n_rows) {
+    const int64_t m = rows ? n_rows : n_in, R = taps * n_in;
+    int64_t o = 0;
+    for (; o + BLOCK <= n_out; o += BLOCK) {
+        vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, e0 = {0}, e1 = {0}, e2 = {0}, e3 = {0};
+        vf w0, w1, w2, w3;
+        for (int64_t k = 0; k < taps; k++) {
+            const float *restrict x = xs[k];
+            const int64_t base = o * R + k * n_in * BLOCK;
+            int64_t j = 0;
+            for (; j + 2 <= m; j += 2) {
+                const int64_t i = rows ? rows[j] : j, i2 = rows ? rows[j + 1] : j + 1;
+                const float xa = x[i], xb = x[i2];
+                row4(w, base + i * BLOCK, q8, &w0, &w1, &w2, &w3);
+                a0 += xa * w0, a1 += xa * w1, a2 += xa * w2, a3 += xa * w3;
+                row4(w, base + i2 * BLOCK, q8, &w0, &w1, &w2, &w3);
+                e0 += xb * w0, e1 += xb * w1, e2 += xb * w2, e3 += xb * w3;
+            }
+            if (j < m) {
+                const int64_t i = rows ? rows[j] : j;
+                const float xa = x[i];
+                row4(w, base + i * BLOCK, q8, &w0, &w1, &w2, &w3);
+                a0 += xa * w0, a1 += xa * w1, a2 += xa * w2, a3 += xa * w3;
+            }
+        }
+        a0 += e0, a1 += e1, a2 += e2, a3 += e3;
+        if (q8) {
+            a0 *= load(s + o), a1 *= load(s + o + VEC);
+            a2 *= load(s + o + 2 * VEC), a3 *= load(s + o + 3 * VEC);
+        }
+        store(y + o, load(y + o) + a0);
+        store(y + o + VEC, load(y + o + VEC) + a1);
+        store(y + o + 2 * VEC, load(y + o + 2 * VEC) + a2);
+        store(y + o + 3 * VEC, load(y + o + 3 * VEC) + a3);
+    }
+    if (o < n_out) gemv_tail(y, xs, taps, n_in, w, q8, s, n_out, o, rows, n_rows);
+}
+
+/* Panel width the Python side must pack for (depends on the vector ISA compiled for). */
+int64_t wl_block(void) { return BLOCK; }
+
+/* The narrow last panel of gemv (columns o:n_out, o = the last multiple of BLOCK). */
+INLINE void gemv_tail(float *restrict y, const float *const *xs, int64_t taps, int64_t n_in,
+                      const void *restrict w, int q8, const float *restrict s, int64_t n_out,
+                      int64_t o, const int64_t *restrict rows, int64_t n_rows) {
+    const int64_t m = rows ? n_rows : n_in, R = taps * n_in;
+    const int64_t pw = n_out - o, panel = o * R;
+    int64_t c = 0;
+    for (; c + VEC <= pw; c += VEC) { /* one vector of columns, rows 4 at a time */
+        vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int64_t k = 0; k < taps; k++) {
+            const float *restrict x = xs[k];
+            const int64_t base = panel + k * n_in * pw + c;
+            int64_t j = 0;
+            for (; j + 4 <= m; j += 4) {
+                const int64_t i0 = rows ? rows[j] : j, i1 = rows ? rows[j + 1] : j + 1;
+                const int64_t i2 = rows ? rows[j + 2] : j + 2, i3 = rows ? rows[j + 3] : j + 3;
+                a0 += x[i0] * row1(w, base + i0 * pw, q8);
+                a1 += x[i1] * row1(w, base + i1 * pw, q8);
+                a2 += x[i2] * row1(w, base + i2 * pw, q8);
+                a3 += x[i3] * row1(w, base + i3 * pw, q8);
+            }
+            for (; j < m; j++) {
+                const int64_t i = rows ? rows[j] : j;
+                a0 += x[i] * row1(w, base + i * pw, q8);
+            }
+        }
+        vf a = (a0 + a1) + (a2 + a3);
+        if (q8) a *= load(s + o + c);
+        store(y + o + c, load(y + o + c) + a);
+    }
+    for (; c < pw; c++) {
+        float a = 0.0f;
+        for (int64_t k = 0; k < taps; k++)
+            for (int64_t j = 0; j < m; j++) {
+                const int64_t i = rows ? rows[j] : j;
+                a += xs[k][i] * elem(w, panel + (k * n_in + i) * pw + c, q8);
+            }
+        y[o + c] += q8 ? a * s[o + c] : a;
+    }
+}
+
+/* gemv for NS streams at once (same weights, NS a compile-time 2..4): ys[q] += sum_k
+ * xs[q * taps + k] @ W_k. Each weight row is loaded once for all the streams, which share it
+ * from registers: a quarter of the weight traffic at NS = 4, where big layers (the NSynth
+ * decoder's 6 MB per conv) are bound by memory, and 4 * NS independent FMA chains. */
+INLINE void gemv_ms(float *const *ys, const float *const *xs, const int NS, int64_t taps,
+                    int64_t n_in, const void *restrict w, int q8, const float *restrict s,
+                    int64_t n_out) {
+    const int64_t R = taps * n_in;
+    int64_t o = 0;
+    for (; o + BLOCK <= n_out; o += BLOCK) {
+        vf a[4][4];
+        for (int q = 0; q < NS; q++)
+            for (int v = 0; v < 4; v++) a[q][v] = (vf){0};
+        vf w0, w1, w2, w3;
+        for (int64_t k = 0; k < taps; k++) {
+            const int64_t base = o * R + k * n_in * BLOCK;
+            for (int64_t i = 0; i < n_in; i++) {
+                row4(w, base + i * BLOCK, q8, &w0, &w1, &w2, &w3);
+                for (int q = 0; q < NS; q++) {
+                    const float xv = xs[q * taps + k][i];
+                    a[q][0] += xv * w0, a[q][1] += xv * w1, a[q][2] += xv * w2;
+                    a[q][3] += xv * w3;
+                }
+            }
+        }
+        for (int q = 0; q < NS; q++)
+            for (int v = 0; v < 4; v++) {
+                vf acc = a[q][v];
+                if (q8) acc *= load(s + o + v * VEC);
+                store(ys[q] + o + v * VEC, load(ys[q] + o + v * VEC) + acc);
+            }
+    }
+    if (o < n_out)
+        for (int q = 0; q < NS; q++)
+            gemv_tail(ys[q], xs + q * taps, taps, n_in, w, q8, s, n_out, o, NULL, 0);
+}
+
+/* gemv_ms for any 1 <= ns <= NS_MAX streams (the count made a constant for the compiler). */
+INLINE void gemv_streams(float *const *ys, const float *const *xs, int64_t ns, int64_t taps,
+                         int64_t n_in, const void *restrict w, int q8,
+                         const float *restrict s, int64_t n_out) {
+    switch (ns) {
+    case 1: gemv(ys[0], xs, taps, n_in, w, q8, s, n_out, NULL, 0); break;
+    case 2: gemv_ms(ys, xs, 2, taps, n_in, w, q8, s, n_out); break;
+#if NS_MAX > 2
+    case 3: gemv_ms(ys, xs, 3, taps, n_in, w, q8, s, n_out); break;
+    case 4: gemv_ms(ys, xs, 4, taps, n_in, w, q8, s, n_out); break;
+#endif
+    default: break;
+    }
+}
+
+INLINE const void *mat(const void *base, int q8, int64_t index, int64_t size) {
+    return q8 ? (const void *)((const int8_t *)base + index * size)
+              : (const void *)((const float *)base + index * size);
+}
+
+/* ------------------------------------------------------------------------------ one step */
+
+/* Must match numba_kernels.TANH_* (fit_tanh_rational(8.0, 5, 3)). */
+INLINE float tanh32(float x) {
+    float t = x * 0.125f;
+    t = t > 1.0f ? 1.0f : (t < -1.0f ? -1.0f : t);
+    float s = t * t;
+    float p = ((((0.19781614050263935f * s + -1.9485755717490787f) * s + 20.58529477250707f) * s
+                + 97.61071388889724f) * s + 66.41975505804405f) * s + 7.999999304037167f;
+    float q = ((61.929536555910005f * s + 98.29972689073193f) * s + 29.63577988816636f) * s + 1.0f;
+    return t * p / q;
+}
+
+/* Feed in_codes[b] to streams b0:b1 at time t and compute their head parameters, layer-major:
+ * each layer's weights serve every stream of the group while they are in L1. `loc` is this
+ * step's local-conditioning rows [B * n, 2D] (NULL: none). */
+INLINE void forward(const net_t *restrict net, state_t *restrict st, int64_t b0, int64_t b1,
+                    int64_t t, const int32_t *in_codes, const float *loc, const int q8) {
+    const int64_t n = net->n_layers, K = net->kernel, C = net->res_ch, D = net->dil_ch;
+    const int64_t S = net->skip_ch, E = net->end_ch, P = net->n_params, NZ = S > E ? S : E;
+    const float *xs[1];
+
+    for (int64_t b = b0; b < b1; b++) { /* input conv: x = b_in + sum_k table[k, code] */
+        float *restrict x = st->x + b * C;
+        int32_t *codes = st->codes + b * K;
+        codes[t % K] = in_codes[b];
+        for (int64_t i = 0; i < C; i++) x[i] = net->in_b[i];
+        for (int64_t k = 0; k < K; k++) {
+            int64_t slot = (t - (K - 1 - k)) % K; /* C's % keeps the sign: wrap negatives */
+            const float *row = net->in_table + (k * net->in_rows + codes[slot < 0 ? slot + K : slot]) * C;
+            for (int64_t i = 0; i < C; i++) x[i] += row[i];
+        }
+        memset(st->skip + b * S, 0, sizeof(float) * S);
+    }
+    float *ys[NS_MAX];
+    const float *xg[NS_MAX * 16];
+    for (int64_t l = 0; l < n; l++) {
+        const int64_t r = net->ring_len[l], d = net->dil[l], cur = t % r;
+        const void *cw = mat(net->conv_w, q8, l, K * C * 2 * D);
+        const void *sw = mat(net->skip_w, q8, l, D * S);
+        const void *rw = mat(net->res_w, q8, l, D * C);
+        /* up to NS_MAX streams share every weight row of the layer */
+        for (int64_t g0 = b0; g0 < b1; g0 += NS_MAX) {
+            const int64_t ns = b1 - g0 < NS_MAX ? b1 - g0 : NS_MAX;
+            for (int64_t q = 0; q < ns; q++) {
+                const int64_t b = g0 + q;
+                float *restrict x = st->x + b * C, *restrict h = st->h + b * 2 * D;
+                float *lring = st->ring + (b * net->ring_rows + net->ring_off[l]) * C;
+                memcpy(lring + cur * C, x, sizeof(float) * C);
+                const float *bl = st->bias + (b * n + l) * 2 * D;
+                if (loc) {
+                    const float *ll = loc + (b * n + l) * 2 * D;
+                    for (int64_t o = 0; o < 2 * D; o++) h[o] = bl[o] + ll[o];
+                } else {
+                    memcpy(h, bl, sizeof(float) * 2 * D);
+                }
+                for (int64_t k = 0; k < K; k++) {
+                    int64_t slot = cur - (K - 1 - k) * d;
+                    xg[q * K + k] = lring + (slot < 0 ? slot + r : slot) * C;
+                }
+                ys[q] = h;
+            }
+            gemv_streams(ys, xg, ns, K, C, cw, q8, net->conv_s + l * K * 2 * D, 2 * D);
+            for (int64_t q = 0; q < ns; q++) {
+                const float *restrict h = st->h + (g0 + q) * 2 * D;
+                float *restrict z2 = st->z2 + (g0 + q) * D;
+                for (int64_t c = 0; c < D; c++) {
+                    float f = tanh32(h[c]);
+                    z2[c] = f + f * tanh32(h[D + c]);
+                }
+                ys[q] = st->skip + (g0 + q) * S;
+                xg[q] = z2;
+            }
+            gemv_streams(ys, xg, ns, 1, D, sw, q8, net->skip_s + l * S, S);
+            if (l < net->n_res) {
+                const float *rb = net->res_b + l * C;
+                for (int64_t q = 0; q < ns; q++) {
+                    float *restrict x = st->x + (g0 + q) * C;
+                    for (int64_t i = 0; i < C; i++) x[i] += rb[i];
+                    ys[q] = x;
+                }
+                gemv_streams(ys, xg, ns, 1, D, rw, q8, net->res_s + l * C, C);
+            }
+        }
+    }
+    for (int64_t b = b0; b < b1; b++) { /* skips -> ReLU -> 1x1 -> ReLU -> 1x1 */
+        float *restrict skip = st->skip + b * S, *restrict hid = st->hid + b * E;
+        float *restrict par = st->params + b * P;
+        int64_t *nz = st->nz + b * NZ, m = 0;
+        for (int64_t o = 0; o < S; o++) { /* only the non-zero rows are streamed */
+            float v = skip[o] + net->skip_b[o];
+            skip[o] = v > 0.0f ? v : 0.0f;
+            if (v > 0.0f) nz[m++] = o;
+        }
+        memcpy(hid, net->out1_b, sizeof(float) * E);
+        xs[0] = skip;
+        gemv(hid, xs, 1, S, net->out1_w, q8, net->out1_s, E, nz, m);
+        m = 0;
+        for (int64_t o = 0; o < E; o++) {
+            float v = hid[o];
+            hid[o] = v > 0.0f ? v : 0.0f;
+            if (v > 0.0f) nz[m++] = o;
+        }
+        memcpy(par, net->out2_b, sizeof(float) * P);
+        xs[0] = hid;
+        gemv(par, xs, 1, E, net->out2_w, q8, net->out2_s, P, nz, m);
+    }
+}
+
+static void forward_f32(const net_t *net, state_t *st, int64_t b0, int64_t b1, int64_t t,
+                        const int32_t *in_codes, const float *loc) {
+    forward(net, st, b0, b1, t, in_codes, loc, 0);
+}
+
+static void forward_q8(const net_t *net, state_t *st, int64_t b0, int64_t b1, int64_t t,
+                       const int32_t *in_codes, const float *loc) {
+    forward(net, st, b0, b1, t, in_codes, loc, 1);
+}
+
+/* ------------------------------------------------------------------------------ the draw */
+
+/* exp(x) for x <= 0 as in numba_kernels._softmax_numerators. */
+static inline float exp_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float k = rintf(x * 1.4426950408889634f);
+    float r = (x - k * 0.693145751953125f) - k * 1.4286068203094173e-06f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
+                    + r * (1.0f / 720))))));
+    union { int32_t i; float f; } two = {.i = ((int32_t)k + 127) << 23};
+    return p * two.f;
+}
+
+static int64_t draw(const head_t *restrict hd, const float *restrict par, const float *u,
+                    float *restrict e, int64_t P) {
+    int64_t n = hd->kind == 0 ? P : hd->components;
+    float temp = (hd->kind == 0 || hd->tempered) ? hd->temperature : 1.0f;
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        e[i] = par[i] / temp;
+        m = e[i] > m ? e[i] : m;
+    }
+    for (int64_t i = 0; i < n; i++) e[i] = exp_neg(e[i] - m);
+    float total = 0.0f;
+    for (int64_t i = 0; i < n; i++) total += e[i];
+    int64_t idx = n - 1;
+    double run = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        run += (double)(e[i] / total);
+        if ((float)run > u[0]) {
+            idx = i;
+            break;
+        }
+    }
+    if (hd->kind == 0) return idx;
+    int64_t k = hd->components;
+    float mu = par[k + idx];
+    float log_s = par[2 * k + idx] > hd->log_scale_min ? par[2 * k + idx] : hd->log_scale_min;
+    if (hd->tempered) log_s += hd->log_temperature;
+    float v = u[1] < 1e-7f ? 1e-7f : (u[1] > 1.0f - 1e-7f ? 1.0f - 1e-7f : u[1]);
+    float xv = mu + expf(log_s) * (logf(v) - log1pf(-v));
+    xv = xv < -1.0f ? -1.0f : (xv > 1.0f ? 1.0f : xv);
+    return (int64_t)rintf((xv + 1.0f) * 0.5f * (float)(hd->levels - 1));
+}
+
+/* ------------------------------------------------------------------------------ driver */
+
+/* numba_kernels._run_group for streams b0:b1: `steps` samples from time t0; returns the
+ * number of inputs fed. forced [B, steps], uniforms [steps, B, n_u], loc [steps*B*n, 2D]
+ * (NULL: none), codes_out [B, steps], params_out [steps, B, P] (NULL: not kept), in_codes a
+ * [B] scratch row. */
+int64_t wl_run(const net_t *net, const head_t *hd, state_t *st, int64_t b0, int64_t b1,
+               int64_t t0, int64_t steps, int64_t feed_first, const int32_t *forced,
+               const float *uniforms, int64_t n_u, const float *loc, int32_t *codes_out,
+               float *params_out, int64_t final, int32_t *in_codes) {
+    const int64_t B = st->batch, P = net->n_params, rows = net->n_layers * 2 * net->dil_ch;
+    void (*fwd)(const net_t *, state_t *, int64_t, int64_t, int64_t, const int32_t *,
+                const float *) = net->int8 ? forward_q8 : forward_f32;
+    int64_t t = t0;
+    for (int64_t s = 0; s < steps; s++) {
+        const float *lstep = loc ? loc + s * B * rows : NULL;
+        if (feed_first) {
+            for (int64_t b = b0; b < b1; b++) in_codes[b] = forced[b * steps + s];
+            fwd(net, st, b0, b1, t++, in_codes, lstep);
+        }
+        for (int64_t b = b0; b < b1; b++) {
+            const float *par = st->params + b * P;
+            int32_t c = (int32_t)draw(hd, par, uniforms + (s * B + b) * n_u, st->probs + b * P, P);
+            codes_out[b * steps + s] = c;
+            in_codes[b] = hd->input_map[c];
+            if (params_out) memcpy(params_out + (s * B + b) * P, par, sizeof(float) * P);
+        }
+        if (!feed_first && !(final && s == steps - 1)) fwd(net, st, b0, b1, t++, in_codes, lstep);
+    }
+    return t - t0;
+}
