@@ -121,6 +121,8 @@ def load() -> tuple[Any, str | None]:
 def _build_and_load() -> tuple[Any, str | None]:
     if os.environ.get("WAVELOOM_NO_C"):
         return None, "disabled by WAVELOOM_NO_C"
+    if not SOURCE.is_file():
+        return None, f"{SOURCE.name} is not installed with the package"
     cc = _compiler()
     if cc is None:
         return None, "no C compiler (cc, gcc or clang) on PATH"
