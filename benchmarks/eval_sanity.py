@@ -109,6 +109,7 @@ def main_(argv=None) -> None:
             "full": ["--metrics", "fad", "--embeddings", "crepe-full", "--crepe-hop", "0.25"],
             "pyin": ["--metrics", "pitch", "--pitch-estimator", "pyin"],
             "spectral": ["--metrics", "spectral", "--reference-split", "test"],
+            "ndb10": ["--metrics", "ndb", "--ndb-k", "10"],
         }
         reports[label] = {}
         for job, flags in jobs.items():
@@ -157,13 +158,15 @@ def render_table(reports: dict, mulaw: dict) -> str:
         lambda r: f"{r['main']['ndb[logmel,k=50]']['ndb_over_k']:.2f}")
     row("ndb[logmel,k=50] JS divergence",
         lambda r: f"{r['main']['ndb[logmel,k=50]']['js_divergence']:.3f}")
+    row("ndb[logmel,k=10] NDB/k",
+        lambda r: f"{r['ndb10']['ndb[logmel,k=10]']['ndb_over_k']:.2f}")
     row("multi-scale spectral distance (paired)",
         lambda r: _ci(r["spectral"]["mss"]["distance"], 2))
     row("SI-SDR dB (paired)", lambda r: _ci(r["spectral"]["si_sdr"]["db"], 1))
     head = "| metric | " + " | ".join(cols) + " | mu-law 8-bit |"
     lines = [head, "|---|" + "---:|" * (len(cols) + 1)]
     for name, values in rows:
-        extra = ""
+        extra = "–"
         if name.startswith("multi-scale"):
             extra = _ci(mulaw["mss"]["distance"], 2)
         elif name.startswith("SI-SDR"):
