@@ -22,7 +22,7 @@ Then the accuracy cost of int8 weights: teacher-forced logits against the float3
 (max abs error) and how often the draw from the same uniform gives the same code.
 
     .venv/bin/python benchmarks/sampling.py [--presets small nsynth] [--batches 1 16]
-        [--repeats 3] [--budget 2.0]
+        [--repeats 3] [--budget 2.0] [--engines naive fast cuda-graph] [--no-accuracy]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from waveloom.sampling.fast import FastWaveNet
 from waveloom.sampling.incremental import draw_uniforms, sample_naive
 
 SR = 16000
+ENGINES = ("naive", "fast", "cuda-graph")
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "wavenet"
 
 
@@ -136,49 +137,66 @@ def speed(args: argparse.Namespace) -> None:
 
             torch_rate = row("torch (cached reference)", preset, batch, 1,
                              per_step(torch_run, args.budget, args.repeats), None)
+            if "naive" in args.engines:
+                naive(args, preset, batch, model, cond, torch_rate)
+            if "fast" in args.engines:
+                fast(args, preset, batch, model, g, local, torch_rate, c_ok, cores)
+            if "cuda-graph" in args.engines and torch.cuda.is_available():
+                cuda(args, preset, batch, model, cond, torch_rate)
 
-            def naive_run(n: int, model=model, batch=batch, cond=cond) -> object:
-                return sample_naive(model, batch, n, cond, seed=0, progress=False)
 
-            first = timed(lambda: naive_run(1), 1)  # noqa: B023 (called here)
-            if first[0] < 4 * args.budget:  # the first call pays one-off kernel set-up
-                first = timed(lambda: naive_run(1), 1)  # noqa: B023
-            if first[0] < args.budget / 8:
-                row("naive (re-run)", preset, batch, 1,
-                    per_step(naive_run, args.budget, 1, lo=4, hi=512), torch_rate)
-            else:  # a sample costs a full forward over the receptive field: one is enough
-                row("naive (re-run), 1 sample", preset, batch, 1, first, torch_rate)
+def naive(args, preset, batch, model, cond, torch_rate) -> None:
 
-            variants = [("numba", "float32", 1), ("numba", "int8", 1)]
-            if c_ok:
-                variants = [("c", "float32", 1), ("c", "int8", 1)] + variants
-            if cores > 1:
-                variants.append(("c" if c_ok else "numba", "float32", cores))
-                if batch == 1:
-                    variants.append(("numba", "float32", cores))  # layer-column split
-            for backend, weights, threads in variants:
-                set_threads(threads)
+    def naive_run(n: int) -> object:
+        return sample_naive(model, batch, n, cond, seed=0, progress=False)
 
-                def fast_run(n: int, backend=backend, weights=weights, model=model, batch=batch,
-                             g=g, local=local) -> object:
-                    return fast_steps(model, batch, g, local, n, weights, backend)
+    first = timed(lambda: naive_run(1), 1)
+    if first[0] < 4 * args.budget:  # the first call pays one-off kernel set-up
+        first = timed(lambda: naive_run(1), 1)
+    if first[0] < args.budget / 8:
+        row("naive (re-run)", preset, batch, 1,
+            per_step(naive_run, args.budget, 1, lo=4, hi=512), torch_rate)
+    else:  # a sample costs a full forward over the receptive field: one is enough
+        row("naive (re-run), 1 sample", preset, batch, 1, first, torch_rate)
 
-                row(f"fast {backend} {weights}", preset, batch, threads,
-                    per_step(fast_run, args.budget, args.repeats, lo=64), torch_rate)
-            set_threads(1)
-            if torch.cuda.is_available():
-                gmodel = model.cuda()
-                gcond = {k: v.cuda() for k, v in cond.items()}
 
-                def graph_run(n: int, gmodel=gmodel, batch=batch, gcond=gcond) -> object:
-                    out = sample_cuda_graph(gmodel, batch, n, gcond, seed=0, progress=False)
-                    torch.cuda.synchronize()
-                    return out
+def fast(args, preset, batch, model, g, local, torch_rate, c_ok, cores) -> None:
+    variants = [("numba", "float32", 1), ("numba", "int8", 1)]
+    if c_ok:
+        variants = [("c", "float32", 1), ("c", "int8", 1)] + variants
+    if cores > 1:
+        variants.append(("c" if c_ok else "numba", "float32", cores))
+        if batch == 1:
+            variants.append(("numba", "float32", cores))  # layer-column split
+    for backend, weights, threads in variants:
+        set_threads(threads)
 
-                # includes one priming pass per call (cheap on a GPU)
-                row("cuda-graph", preset, batch, 1,
-                    per_step(graph_run, args.budget, args.repeats, lo=256), torch_rate)
-                model.cpu()
+        def fast_run(n: int, backend=backend, weights=weights, model=model, batch=batch,
+                     g=g, local=local) -> object:
+            return fast_steps(model, batch, g, local, n, weights, backend)
+
+        row(f"fast {backend} {weights}", preset, batch, threads,
+            per_step(fast_run, args.budget, args.repeats, lo=64), torch_rate)
+    set_threads(1)
+
+
+def cuda(args, preset, batch, model, cond, torch_rate) -> None:
+    """The CUDA-graph engine, and the same step body run eagerly, on the GPU. Each call
+    includes its one priming pass (cheap on a GPU)."""
+    gmodel = model.cuda()
+    gcond = {k: v.cuda() for k, v in cond.items()}
+    for name, use_graph in (("cuda eager (no graph)", False), ("cuda-graph", True)):
+
+        def graph_run(n: int, use_graph=use_graph) -> object:
+            out = sample_cuda_graph(gmodel, batch, n, gcond, seed=0, progress=False,
+                                    use_graph=use_graph)
+            torch.cuda.synchronize()
+            return out
+
+        row(name, preset, batch, 1,
+            per_step(graph_run, args.budget, args.repeats, lo=256), torch_rate)
+    model.cpu()
+
 
 
 def accuracy(args: argparse.Namespace) -> None:
@@ -215,6 +233,9 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["small", "nsynth"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES,
+                        help="which engines besides the torch reference (always run)")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the int8 table")
     parser.add_argument("--budget", type=float, default=2.0,
                         help="seconds per timed run (sets the generated length)")
     args = parser.parse_args()
@@ -223,7 +244,8 @@ def main() -> None:
           f"torch {torch.__version__}, C kernel: {'built' if lib else why}"
           + (f" (panel width {cbuild.block()})" if lib else ""))
     speed(args)
-    accuracy(args)
+    if not args.no_accuracy:
+        accuracy(args)
 
 
 if __name__ == "__main__":

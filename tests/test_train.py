@@ -176,3 +176,26 @@ def test_output_folder_that_cannot_be_created(cache, tmp_path):
     blocker.write_text("x")
     with pytest.raises(DataError, match="not writable"):
         train(load_config(TINY, SMALL_RUN), cache, blocker / "run", progress=False)
+
+
+def test_minutes_budget_sets_max_steps_from_a_calibration(cache, tmp_path):
+    """--minutes turns a wall-clock budget into train.max_steps (so the LR schedule ends), from
+    the steady-state step time of short calibration runs; the run then reaches that step."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        _cli("--data", str(cache), "--out", str(tmp_path / "budget"), "--minutes", "0.05",
+             "-q", *SMALL_RUN),
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("calibrated:"))
+    steps = int(line.split("train.max_steps=")[1].split()[0])
+    ms = float(line.split()[1])
+    assert steps >= 1 and abs(steps * ms / 1000 - 3.0) < 0.05 * 3.0 + ms / 1000
+    assert f"done: step {steps}," in done.stdout
+    bad = subprocess.run(
+        _cli("--data", str(cache), "--out", str(tmp_path / "b2"), "--minutes", "1", "--resume"),
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --minutes")
+    assert len(bad.stderr.strip().splitlines()) == 1

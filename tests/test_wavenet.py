@@ -283,3 +283,41 @@ def test_pitch_excitation_clock_is_exact_and_sampled_consistently():
     a = sample_incremental(model, 2, 40, cond, temperature=1.0, seed=3, progress=False)
     b = sample_naive(model, 2, 40, cond, temperature=1.0, seed=3, progress=False)
     assert torch.equal(a, b)
+
+
+def test_note_clock_features_and_training_sampling_alignment():
+    """The note clock: a gate and decays of the right time scale; and the teacher-forced
+    parameters of the training path (a window from -context, its 'start') equal those of a
+    parallel pass over the sampler's plan, so the model sees the same clock when sampling."""
+    from waveloom.audio.mulaw import quantize
+    from waveloom.models.wavenet import NOTE_CLOCK_TAUS
+
+    from .conftest import CONFIGS
+
+    run = load_config(CONFIGS / "wavenet" / "tiny.yaml", ["model.note_clock=true"])
+    torch.manual_seed(0)
+    model = build_model(run).eval()
+    sr = run.model.sample_rate
+    t0 = int(NOTE_CLOCK_TAUS[0] * sr)
+    clock = model._note_clock(torch.tensor([[-5, 0, t0]]))
+    assert clock[0, 0].tolist() == [0.0, 1.0, 1.0]  # gate
+    assert clock[0, 1:, 0].abs().max() == 0  # silent before the onset
+    assert torch.allclose(clock[0, 1:, 1], torch.ones(len(NOTE_CLOCK_TAUS)))
+    assert abs(float(clock[0, 1, 2]) - math.exp(-1)) < 1e-6
+
+    n, length, ctx = 2, 300, model.context
+    cond = {"pitch": torch.tensor([60, 64]), "instrument": torch.tensor([0, 1])}
+    audio = 0.3 * torch.sin(torch.arange(length) / 7.0).expand(n, -1)
+    batch = {"audio": torch.cat([torch.zeros(n, ctx), audio], dim=1), **cond,
+             "start": torch.full((n,), -ctx)}
+    with torch.no_grad():
+        train_params, targets = model._params(batch)
+        plan = model.sampling_plan(n, length, cond, None)
+        seq = torch.cat([plan.prefix, quantize(audio[:, :-1])], dim=1)
+        out = model.stack(seq, plan.g, plan.local[..., 1 : ctx + length], padded=True)
+    assert torch.allclose(out[..., ctx - 1 :], train_params, atol=1e-5)
+    # and the clock matters: a window that claims to start elsewhere scores differently
+    shifted = {**batch, "start": torch.full((n,), 4000)}
+    with torch.no_grad():
+        assert not torch.allclose(model._params(shifted)[0], train_params, atol=1e-3)
+    assert model.batch_keys()[-1] == "start"

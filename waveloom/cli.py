@@ -78,6 +78,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from waveloom.config import load_config
+    from waveloom.errors import ConfigError
     from waveloom.train.trainer import train
 
     overrides = list(args.overrides)
@@ -88,6 +89,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
+    if args.minutes is not None:
+        if args.resume or args.max_steps is not None or args.devices != 1 or args.nodes != 1:
+            raise ConfigError("--minutes sets the step count of a new single-device run; drop "
+                              "--resume/--max-steps/--devices/--nodes or drop --minutes")
+        from waveloom.train.budget import steps_for_minutes
+
+        steps, per_step = steps_for_minutes(cfg, args.data, args.minutes, args.accelerator)
+        print(f"calibrated: {per_step * 1000:.1f} ms/step -> train.max_steps={steps} "
+              f"for {args.minutes:g} min")
+        cfg.train.max_steps = steps
     result = train(
         cfg,
         args.data,
@@ -292,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", type=Path, required=True, help="cache folder from `prepare`")
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     tr.add_argument("--max-steps", type=int, default=None, help="shortcut for train.max_steps")
+    tr.add_argument("--minutes", type=float, default=None,
+                    help="fit train.max_steps to this wall-clock budget (timed by two short "
+                         "calibration runs first) so the LR schedule completes")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--accelerator", default="auto", help="auto | cpu | cuda")
     tr.add_argument("--devices", default=1, type=lambda s: s if s == "auto" else int(s),

@@ -41,7 +41,7 @@ def model_nll_bits(
     ``cond`` yields each clip's scalar conditioning (e.g. ``{'pitch': 60, 'instrument': 3}``).
     """
     context = int(model.context)
-    keys = model.conditioning_keys()
+    keys = model.batch_keys()
     pending: list[tuple[np.ndarray, dict[str, int]]] = []
     total_nats, total_samples = 0.0, 0
     cond_iter = iter(cond) if cond is not None else None
@@ -71,17 +71,18 @@ def model_nll_bits(
         for k in range(n_chunks):
             start = k * chunk
             piece = padded[start : start + context + chunk]
+            c_k = {**c, "start": start - context}  # window start within the clip
             if len(piece) < context + chunk:  # the last, short chunk: score it alone
                 flush()
                 audio = torch.from_numpy(piece[None]).to(device)
                 batch = {"audio": audio}
                 for key in keys:
-                    batch[key] = torch.tensor([c.get(key, -1)], device=device)
+                    batch[key] = torch.tensor([c_k.get(key, -1)], device=device)
                 logp = model.log_prob(batch)
                 total_nats += float(-logp.double().sum())
                 total_samples += logp.numel()
                 continue
-            pending.append((piece, c))
+            pending.append((piece, c_k))
             if len(pending) == batch_size:
                 flush()
         bar.update(1)

@@ -46,8 +46,13 @@ class Generative(nn.Module):
         return 0
 
     def conditioning_keys(self) -> tuple[str, ...]:
-        """Batch keys this model reads besides ``audio`` (e.g. ('pitch', 'instrument'))."""
+        """Labels a user gives to condition this model (e.g. ('pitch', 'instrument'))."""
         return ()
+
+    def batch_keys(self) -> tuple[str, ...]:
+        """Keys a training/evaluation batch must hold besides ``audio``: the conditioning, plus
+        anything derived from the window itself (e.g. its ``start`` within the example)."""
+        return self.conditioning_keys()
 
     # -- what the sampler needs
     @torch.no_grad()

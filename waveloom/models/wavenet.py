@@ -34,6 +34,8 @@ HEADS = ("categorical", "logistic_mixture")
 INPUTS = ("embedding", "onehot")
 LOCALS = ("none", "mel", "roll")
 EXCITATION_CHANNELS = 2  # sin and cos of the pitch phase
+NOTE_CLOCK_TAUS = (0.02, 0.2, 2.0)  # seconds: attack, decay, sustain/release time scales
+NOTE_CLOCK_CHANNELS = 1 + len(NOTE_CLOCK_TAUS)  # a note-on gate and one decay per time scale
 
 
 @dataclass
@@ -68,7 +70,14 @@ class WaveNetConfig(ModelConfig):
     # given instead of having to invent the period from an embedding (Wang et al. 2019, NSF).
     # The phase starts at random in training, so only the period carries information.
     pitch_excitation: bool = False
-    sample_rate: int = 16000  # only used to turn MIDI pitch into a period for pitch_excitation
+    # Time since the note started, as local channels (a gate that opens at the onset and
+    # exp(-t/tau) for a few time scales): a receptive field of tens of ms cannot tell 5 ms of
+    # silence before an onset from 500 ms, nor the slow swell of a bowed string from silence
+    # that should stay silent; with the clock the network knows where in the note it is.
+    # Needs examples that start at their note's onset (NSynth-style notes); the window's
+    # 'start' within its example comes from the data set.
+    note_clock: bool = False
+    sample_rate: int = 16000  # turns MIDI pitch into a period and note_clock taus into samples
 
     def validate(self) -> None:
         for name in (
@@ -170,7 +179,8 @@ class WaveNet(Likelihood):
             input=c.input,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
             local_channels=(c.local_channels if self.upsample is not None else 0)
-            + (EXCITATION_CHANNELS if c.pitch_excitation else 0),
+            + (EXCITATION_CHANNELS if c.pitch_excitation else 0)
+            + (NOTE_CLOCK_CHANNELS if c.note_clock else 0),
             checkpoint_activations=c.checkpoint_activations,
         )
 
@@ -191,6 +201,20 @@ class WaveNet(Likelihood):
         if self.config.pitch_excitation and "pitch" not in keys:
             keys = keys + ("pitch",)
         return keys + (() if self.config.local == "none" else (self.config.local,))
+
+    def batch_keys(self) -> tuple[str, ...]:
+        """What a training/evaluation batch must hold besides 'audio': the conditioning, plus
+        the window's 'start' within its example when the note clock needs it."""
+        return self.conditioning_keys() + (("start",) if self.config.note_clock else ())
+
+    def _note_clock(self, times: Tensor) -> Tensor:
+        """Samples since the note's onset [n, L] -> [n, NOTE_CLOCK_CHANNELS, L]: a gate (1 from
+        the onset on) and exp(-t / tau) per time scale (0 before the onset)."""
+        t = times.float()
+        on = (t >= 0).float()
+        taus = torch.tensor(NOTE_CLOCK_TAUS, device=t.device) * self.config.sample_rate
+        decays = torch.exp(-t.clamp(min=0)[:, None, :] / taus[None, :, None]) * on[:, None]
+        return torch.cat([on[:, None], decays], dim=1)
 
     def _excitation(self, pitch: Any, n: int, length: int, random_phase: bool) -> Tensor:
         """sin/cos of the phase of each example's pitch: [n, 2, length] (zeros where unknown).
@@ -258,6 +282,13 @@ class WaveNet(Likelihood):
             exc = self._excitation(batch.get("pitch"), audio.shape[0], total - 1,
                                    random_phase=self.training)
             l = exc if l is None else torch.cat([l, exc], dim=1)
+        if self.config.note_clock:
+            if "start" not in batch:
+                raise DataError("this WaveNet has a note clock: the batch needs each window's "
+                                "'start' sample within its example")
+            start = torch.as_tensor(batch["start"], device=audio.device).reshape(-1, 1)
+            clock = self._note_clock(start + torch.arange(1, total, device=audio.device))
+            l = clock if l is None else torch.cat([l, clock], dim=1)
         return self.stack(inputs, g, l, padded=False), targets
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
@@ -357,6 +388,11 @@ class WaveNet(Likelihood):
             # The clock runs through the silent/primed history too, as in training windows.
             exc = self._excitation(cond.get("pitch"), n, ctx + length, random_phase=False)
             local = exc if local is None else torch.cat([local, exc], dim=1)
+        if self.config.note_clock:
+            # The note starts at the prime's first sample (or the output's, with no prime).
+            times = torch.arange(ctx + length, device=device) - ctx + user_p
+            clock = self._note_clock(times[None].expand(n, -1))
+            local = clock if local is None else torch.cat([local, clock], dim=1)
         return SamplingPlan(prefix=prefix, g=g, local=local)
 
     @torch.no_grad()
@@ -403,4 +439,7 @@ class WaveNet(Likelihood):
                 batch["roll"] = (torch.rand(shape, generator=g) < 0.03).float()
             else:
                 batch["mel"] = torch.randn(shape, generator=g) - 4.0
+        if self.config.note_clock:  # windows from before the onset to well into the note
+            g = torch.Generator().manual_seed(seed + 2)
+            batch["start"] = torch.randint(-length, 4 * length, (batch_size,), generator=g)
         return batch

@@ -183,17 +183,21 @@ class StepCache:
         self.phase = p + 1 if p + 1 < self.ring else 0
         return self.rows[p]
 
-    def fill(self, x: Tensor) -> None:
-        """Set the state reached after pushing ``x`` [B, C, T] one step at a time."""
+    def fill(self, x: Tensor, length: int | None = None) -> None:
+        """Set the state reached after pushing a sequence of ``length`` inputs one at a time,
+        given its last frames ``x`` [B, C, M] (M >= R - 1 suffices; default: all of it)."""
         k, d, c, r = self.kernel_size, self.dilation, self.channels, self.ring
-        t = x.shape[-1]
+        m = x.shape[-1]
+        t = m if length is None else length
+        if m < min(t, r - 1):
+            raise ValueError(f"fill needs the last {min(t, r - 1)} inputs, got {m}")
         self.rows.zero_()
         future = torch.arange(t, t + r, device=x.device)  # the next R steps
-        seq = x.permute(2, 0, 1).to(self.rows.dtype)  # [T, B, C]
+        seq = x.permute(2, 0, 1).to(self.rows.dtype)  # [M, B, C], frame i is time t - M + i
         for j in range(k - 1):  # tap K-1 is the step's own input, written when it arrives
             src = future - (k - 1 - j) * d
             ok = (src >= 0) & (src < t)
-            self.rows[future[ok] % r, :, j * c : (j + 1) * c] = seq[src[ok]]
+            self.rows[future[ok] % r, :, j * c : (j + 1) * c] = seq[src[ok] - (t - m)]
         self.phase = t % r
 
 

@@ -24,6 +24,8 @@ Weights are plain ``nn.Conv1d`` / ``nn.Linear`` / ``nn.Embedding`` attributes (s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -280,7 +282,26 @@ class WaveNetStack(nn.Module):
         ``j + receptive_field - 1``. This skips all work whose result a loss over the last
         positions would discard.
         """
-        return self._run(codes, g, l, padded, capture=None)
+        return self._run(codes, g, l, padded)
+
+    @torch.no_grad()
+    def forward_keeping_history(
+        self, codes: Tensor, g: Tensor | None, l: Tensor | None, keep: Sequence[int]
+    ) -> tuple[Tensor, list[Tensor | None]]:
+        """Padded forward over a prefix that also returns, for the input conv and then each
+        block, the last ``keep[i]`` frames of that layer's input ([B, C, <= keep[i]], or None
+        where ``keep[i]`` is 0): exactly what a sampler's caches must hold after the prefix.
+
+        Every sampling engine primes through this. Only the tails are kept, each a copy, so a
+        layer's full-length activations are freed as the pass moves on: priming a paper-sized
+        model for 256 streams needs one layer's activations at a time, not all 30 (which would
+        be ~100 GB at the receptive field of the ``nsynth`` preset).
+        """
+        if len(keep) != len(self.blocks) + 1:
+            raise ValueError(f"keep needs {len(self.blocks) + 1} lengths, got {len(keep)}")
+        kept: list[Tensor | None] = []
+        out = self._run(codes, g, l, True, capture=kept, keep=list(keep))
+        return out, kept
 
     def _run(
         self,
@@ -288,16 +309,20 @@ class WaveNetStack(nn.Module):
         g: Tensor | None,
         l: Tensor | None,
         padded: bool,
-        capture: list[Tensor] | None,
+        capture: list[Tensor | None] | None = None,
+        keep: list[int] | None = None,
     ) -> Tensor:
+        def remember(x: Tensor) -> None:
+            if capture is not None and keep is not None:
+                n = keep[len(capture)]
+                capture.append(x[..., max(0, x.shape[-1] - n) :].clone() if n > 0 else None)
+
         x = self._inputs(codes)
-        if capture is not None:
-            capture.append(x)
+        remember(x)
         x = self.input_conv(x, padded)
         skip: Tensor | None = None
         for block in self.blocks:
-            if capture is not None:
-                capture.append(x)
+            remember(x)
             t_out = x.shape[-1] if padded else x.shape[-1] - block.conv.left_context
             l_i = None if l is None else l[..., l.shape[-1] - t_out :]
             if self.checkpoint_activations and self.training and torch.is_grad_enabled():
@@ -365,11 +390,11 @@ class WaveNetStack(nn.Module):
         if codes.shape[-1] > rf:
             codes = codes[..., -rf:]
             l = None if l is None else l[..., -rf:]
-        capture: list[Tensor] = []
-        out = self._run(codes, st.g, l, padded=True, capture=capture)
         caches = [st.input_cache] + [b.cache for b in st.blocks]
-        for cache, inp in zip(caches, capture):
-            cache.fill(inp)
+        out, kept = self.forward_keeping_history(codes, st.g, l, [c.ring for c in caches])
+        for cache, tail in zip(caches, kept):
+            assert tail is not None
+            cache.fill(tail, codes.shape[-1])
         return out[..., -1]
 
     @torch.no_grad()

@@ -131,21 +131,15 @@ class RingStep:
         if codes.shape[-1] > rf:
             codes = codes[..., -rf:]
             local = None if local is None else local[..., -rf:]
-        captured: list[Tensor] = []
-        hooks = [
-            b.conv.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-            for b in self.stack.blocks
-        ]
-        try:
-            out = self.stack(codes.to(self.device), self.g, local)
-        finally:
-            for hook in hooks:
-                hook.remove()
+        out, kept = self.stack.forward_keeping_history(
+            codes.to(self.device), self.g, local, [0] + [ring.shape[0] for ring in self.rings]
+        )
         t = codes.shape[-1]
-        for ring, x in zip(self.rings, captured):
+        for ring, x in zip(self.rings, kept[1:]):
+            assert x is not None
             r = ring.shape[0]
             past = torch.arange(max(0, t - r + 1), t, device=self.device)
-            ring[past % r] = x[..., past].permute(2, 0, 1).to(ring.dtype)
+            ring[past % r] = x[..., past - (t - x.shape[-1])].permute(2, 0, 1).to(ring.dtype)
         for j in range(1, self.k):
             self.codes[(t - j) % self.k] = codes[:, t - j] if t - j >= 0 else self.pad_code
         self.clock.fill_(t)

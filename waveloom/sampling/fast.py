@@ -25,7 +25,7 @@ Backends (``backend=``): ``'c'`` is ``wavenet_step.c``, built once per machine w
 compiler (:mod:`waveloom.sampling.cbuild`); ``'numba'`` is :mod:`waveloom.sampling.numba_kernels`.
 One packing routine serves both (the C kernel gets each matrix in its panel layout); they give
 the same results to float rounding. ``'auto'`` takes C when it builds -- it is the faster of
-the two, 1.5-2x at batch 1 (``docs/sampling-bench.md``) -- and numba otherwise.
+the two, 1.5-2x at batch 1 (BENCHMARKS.md) -- and numba otherwise.
 
 Threads: numba's thread count (``numba.set_num_threads``, or ``--threads``) picks the driver:
 one thread -> serial; several threads and several streams -> streams split into independent
@@ -381,26 +381,21 @@ class FastWaveNet:
         if codes.shape[-1] > rf:
             codes = codes[..., -rf:]
             local = None if local is None else local[..., -rf:]
-        captured: list[Tensor] = []
-        hooks = [
-            b.conv.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-            for b in stack.blocks
-        ]
-        try:
-            device = stack.out2.weight.device
-            g = None if self.g is None else self.g.to(device, stack.out2.weight.dtype)
-            out = stack(codes.to(device), g, None if local is None else local.to(device))
-        finally:
-            for hook in hooks:
-                hook.remove()
+        device = stack.out2.weight.device
+        g = None if self.g is None else self.g.to(device, stack.out2.weight.dtype)
+        out, kept = stack.forward_keeping_history(
+            codes.to(device), g, None if local is None else local.to(device),
+            [0] + [int(n) for n in net.ring_len],
+        )
         t = codes.shape[-1]
         st.ring.fill(0.0)
         ring = st.ring.reshape(self.batch, -1, st.ring.shape[1])  # a view: [B, rows, C]
-        for l, x in enumerate(captured):
+        for l, x in enumerate(kept[1:]):
+            assert x is not None
             r, off = int(net.ring_len[l]), int(net.ring_off[l])
             past = torch.arange(max(0, t - r + 1), t)
             if len(past):
-                rows = _f32(x[..., past].permute(0, 2, 1))  # [B, len, C]
+                rows = _f32(x[..., past - (t - x.shape[-1])].permute(0, 2, 1))  # [B, len, C]
                 ring[:, off + (past.numpy() % r)] = rows
         k = net.kernel
         pad = net.in_table.shape[1] - 1

@@ -209,6 +209,8 @@ def train(
         state = load_resume_state(resume_path)
         try:
             model.load_state_dict(state["model"])
+            # Loaded once here to fail early on a mismatch, and again after fabric.setup() has
+            # moved the parameters: load_state_dict puts the moments on the parameters' device.
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             if ema is not None and state.get("ema"):
@@ -236,7 +238,7 @@ def train(
         split=cfg.data.train_split,
         window=cfg.data.window,
         context=model.context,
-        keys=model.conditioning_keys(),
+        keys=model.batch_keys(),
         roll_hop=cfg.data.roll_hop,
         min_rms=cfg.data.min_rms,
         onset_fraction=cfg.data.onset_fraction,
@@ -254,6 +256,8 @@ def train(
     )
     loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
     model, optimizer = fabric.setup(model, optimizer)
+    if start_step:
+        optimizer.load_state_dict(state["optimizer"])
     # Route loss() through the strategy's forward so DDP syncs gradients for it.
     model.mark_forward_method("loss")
     if ema is not None:
@@ -302,17 +306,25 @@ def train(
     bar = tqdm(total=t.max_steps, initial=start_step, desc="train", unit="step",
                disable=not (progress and fabric.is_global_zero), dynamic_ncols=True)
     interrupted = False
+    check_every = 1 if fabric.device.type == "cpu" else t.log_every
     with _StopFlag() as stop:
         model.train()
         window_t0, window_samples = time.perf_counter(), 0
         for batch in loader:
             losses = model.loss(batch)
             loss = losses["loss"]
-            if not torch.isfinite(loss):
-                raise DataError(
-                    f"loss became {loss.item()} at step {step}; lower train.lr or check the data "
-                    f"(last good weights are in {out / MODEL_FILE})"
-                )
+            # Reading the loss waits for the device; on a GPU do it only when it is reported or
+            # about to be saved, so the CPU queues the next steps while the GPU works.
+            if check_every == 1 or (step + 1) % check_every == 0 or (
+                (step + 1) % t.checkpoint_every == 0 or step + 1 == t.max_steps
+                or stop.raised is not None
+            ):
+                last_loss = float(loss.detach())
+                if not math.isfinite(last_loss):
+                    raise DataError(
+                        f"loss became {last_loss} at step {step}; lower train.lr or check the "
+                        f"data (last good weights are in {out / MODEL_FILE})"
+                    )
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             if t.grad_clip > 0:
@@ -325,7 +337,6 @@ def train(
                 ema.update(_unwrap(model))
             step += 1
             window_samples += batch["audio"].shape[0] * cfg.data.window * world
-            last_loss = float(loss.detach())
             bar.update(1)
             if step % t.log_every == 0 or step == t.max_steps:
                 rate = window_samples / max(1e-9, time.perf_counter() - window_t0)
