@@ -99,9 +99,27 @@ def test_errors_are_one_line(flow, tmp_path):
     assert "kazoo" in msg
 
 
-def test_every_verb_has_help():
-    for verb in (["data", "render-notes"], ["data", "render-midi"], ["prepare"], ["train"],
-                 ["generate"], ["evaluate"], ["demo"]):
+def _verbs(parser, prefix=()):
+    """Every leaf command of the parser, found by walking its subparsers."""
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield list(prefix)
+        return
+    for name, child in subs[0].choices.items():
+        yield from _verbs(child, (*prefix, name))
+
+
+def test_every_verb_has_help_and_is_in_the_module_docstring():
+    import waveloom.cli as cli
+
+    verbs = list(_verbs(cli.build_parser()))
+    assert {"train", "generate", "evaluate", "train-classifier", "listen", "demo"} <= {
+        v[0] for v in verbs
+    }
+    for verb in verbs:
         with pytest.raises(SystemExit) as exc:
             main([*verb, "--help"])
         assert exc.value.code == 0
+        assert f"waveloom {verb[0]}" in cli.__doc__, f"{verb[0]} missing from cli.py's docstring"

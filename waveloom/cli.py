@@ -4,7 +4,9 @@
     waveloom prepare SRC OUT                 decode any source once into a cache
     waveloom train CONFIG --data CACHE --out RUN
     waveloom generate CKPT --out DIR
-    waveloom evaluate CKPT --data CACHE
+    waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
+    waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
+    waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
     waveloom demo                            the README's main job
 
 Errors a user can cause are printed as one line (``error: ...``) with exit status 2; heavy
