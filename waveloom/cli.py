@@ -4,6 +4,9 @@
     waveloom prepare SRC OUT                 decode any source once into a cache
     waveloom train CONFIG --data CACHE --out RUN
     waveloom generate CKPT --out DIR
+    waveloom encode CKPT FILES... --out DIR  autoencoder codes (.npy + image) of audio files
+    waveloom decode CKPT EMB.npy... --out DIR   audio from autoencoder codes
+    waveloom interpolate CKPT A.wav B.wav --out DIR   mix two sounds' codes, decode each step
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
@@ -139,6 +142,37 @@ def cmd_generate(args: argparse.Namespace) -> None:
         weights=args.weights,
     )
     for path in paths:
+        print(path)
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    from waveloom.autoencode import encode_files
+
+    for path in encode_files(args.checkpoint, args.files, args.out, seconds=args.seconds,
+                             device=args.device):
+        print(path)
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    from waveloom.autoencode import decode_files
+
+    for path in decode_files(args.checkpoint, args.embeddings, args.out, pitch=args.pitch,
+                             seconds=args.seconds, temperature=args.temperature,
+                             seed=args.seed, engine=args.engine, threads=args.threads,
+                             weights=args.weights, device=args.device,
+                             progress=not args.quiet):
+        print(path)
+
+
+def cmd_interpolate(args: argparse.Namespace) -> None:
+    from waveloom.autoencode import interpolate_files
+
+    for path in interpolate_files(args.checkpoint, args.a, args.b, args.out, steps=args.steps,
+                                  pitch=args.pitch, seconds=args.seconds,
+                                  temperature=args.temperature, seed=args.seed,
+                                  engine=args.engine, threads=args.threads,
+                                  weights=args.weights, device=args.device,
+                                  progress=not args.quiet):
         print(path)
 
 
@@ -344,6 +378,55 @@ def build_parser() -> argparse.ArgumentParser:
                          "large models, slightly different audio)")
     quiet(ge)
     ge.set_defaults(func=cmd_generate)
+
+    # encode / decode / interpolate (autoencoder checkpoints)
+    def decoding(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--pitch", type=int, default=None,
+                        help="MIDI pitch for a pitch-conditioned autoencoder")
+        sp.add_argument("--seconds", type=float, default=None,
+                        help="use at most this many seconds (default: all)")
+        sp.add_argument("--temperature", type=float, default=1.0,
+                        help="WaveNet decoder: sampling temperature")
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--engine", default="auto", choices=["auto", "torch", "fast", "cuda-graph"],
+                        help="WaveNet decoder: sampling engine (auto: the compiled fast engine "
+                             "on a CPU, CUDA graphs on a GPU); all give the same audio")
+        sp.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch and the fast engine (default: all cores)")
+        sp.add_argument("--weights", default="float32", choices=["float32", "int8"],
+                        help="fast engine only: int8 weights")
+        sp.add_argument("--device", default="auto", help="auto | cpu | cuda")
+        quiet(sp)
+
+    en = sub.add_parser("encode", help="autoencoder codes of audio files (.npy + image)",
+                        description="Write NAME.npy (float32 [D, frames], one frame per hop "
+                        "samples) and NAME.png for each audio file.")
+    en.add_argument("checkpoint", type=Path, help="an autoencoder's model.safetensors")
+    en.add_argument("files", type=Path, nargs="+", metavar="FILE", help="audio files")
+    en.add_argument("--out", type=Path, required=True, help="output folder")
+    en.add_argument("--seconds", type=float, default=None,
+                    help="encode at most this many seconds of each file (default: all)")
+    en.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    en.set_defaults(func=cmd_encode)
+    dc = sub.add_parser("decode", help="audio from autoencoder codes (.npy from encode)",
+                        description="Write NAME.wav and a spectrogram NAME.png per code file.")
+    dc.add_argument("checkpoint", type=Path, help="the autoencoder's model.safetensors")
+    dc.add_argument("embeddings", type=Path, nargs="+", metavar="EMB.npy",
+                    help="code files ([D, frames] or [n, D, frames])")
+    dc.add_argument("--out", type=Path, required=True, help="output folder")
+    decoding(dc)
+    dc.set_defaults(func=cmd_decode)
+    ip = sub.add_parser("interpolate", help="mix the codes of two sounds, decode each step",
+                        description="Decode (1-a) z_A + a z_B for --steps values of a from 0 to "
+                        "1: interp-i.wav per step and rainbowgrams.png comparing A, the steps "
+                        "and B.")
+    ip.add_argument("checkpoint", type=Path, help="an autoencoder's model.safetensors")
+    ip.add_argument("a", type=Path, metavar="A", help="first audio file (a = 0)")
+    ip.add_argument("b", type=Path, metavar="B", help="second audio file (a = 1)")
+    ip.add_argument("--steps", type=int, default=5, help="mixes from A to B (default 5)")
+    ip.add_argument("--out", type=Path, required=True, help="output folder")
+    decoding(ip)
+    ip.set_defaults(func=cmd_interpolate)
 
     # evaluate
     ev = sub.add_parser(

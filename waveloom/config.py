@@ -50,9 +50,12 @@ class DataConfig:
     onset_fraction: float = 0.0
     # Samples per piano-roll frame for MIDI sources (only used when a model asks for a roll).
     roll_hop: int = 256
+    # Families trained by truncated BPTT (SampleRNN): a training sequence is this many
+    # consecutive windows of one file, the recurrent state carried from each to the next.
+    chunks: int = 1
 
     def validate(self) -> None:
-        _positive(self, "sample_rate", "window", "batch_size", "roll_hop")
+        _positive(self, "sample_rate", "window", "batch_size", "roll_hop", "chunks")
         if not 0.0 <= self.onset_fraction <= 1.0:
             raise ConfigError(f"data.onset_fraction={self.onset_fraction} must be in [0, 1]")
         if self.num_workers < 0:

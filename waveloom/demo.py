@@ -15,6 +15,7 @@ import numpy as np
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_CHECKPOINT = ASSETS / "wavenet-small-notes.safetensors"
+DEMO_AUTOENCODER = ASSETS / "nsynth-ae-small-notes.safetensors"
 
 #: (pitch, seconds) of the demo melody: the opening of "Ode to Joy", in C.
 MELODY = [(64, 0.5), (64, 0.5), (65, 0.5), (67, 0.5), (67, 0.5), (65, 0.5), (64, 0.5), (62, 0.5),
@@ -48,8 +49,30 @@ def _crossfade_concat(pieces: list[np.ndarray], sr: int, fade_s: float = 0.01) -
     return np.concatenate(out)
 
 
-def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None = None) -> Path:
-    """Write the demo folder; return the path of its ``index.html``."""
+def _interpolation_section(ckpt: Path, data_dir: Path, examples: dict, out: Path,
+                           progress: bool) -> str:
+    """Mix the codes of two rendered notes of one pitch (different instruments) and decode."""
+    from waveloom.autoencode import interpolate_files
+
+    notes = sorted(n for n in examples if examples[n]["pitch"] == 60)
+    a, b = (data_dir / "audio" / f"{n}.wav" for n in (notes[0], notes[-1]))
+    paths = interpolate_files(ckpt, a, b, out / "interpolation", steps=5, pitch=60, seconds=1.0,
+                              progress=progress)
+    wavs, sheet = paths[:-1], paths[-1]
+    items = [(f"step {i} of {len(wavs) - 1}", wav, None) for i, wav in enumerate(wavs)]
+    note = (f"The NSynth autoencoder's codes of {notes[0]} (step 0) and {notes[-1]} (last step), "
+            "mixed linearly and decoded at MIDI 60.")
+    img = f'<br><img src="{html.escape(str(sheet.relative_to(out)))}" width="1000">'
+    return _section(f"Timbre interpolation ({ckpt.name})", items, out, note) + img
+
+
+def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None = None,
+             autoencoder: Path | None = None) -> Path:
+    """Write the demo folder; return the path of its ``index.html``.
+
+    ``checkpoint`` (a WaveNet) and ``autoencoder`` (an NSynth autoencoder) default to the
+    shipped models; a section is skipped when its checkpoint is absent.
+    """
     import torch
 
     from waveloom.audio.io import load_audio, save_audio
@@ -122,6 +145,11 @@ def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None 
             "<h2>Demo model</h2><p>No shipped checkpoint found at "
             f"{html.escape(str(ckpt))}; only the built-in data is shown.</p>"
         )
+
+    # 3. Timbre interpolation with the shipped autoencoder: two instruments at one pitch.
+    ae = Path(autoencoder) if autoencoder else DEMO_AUTOENCODER
+    if ae.is_file():
+        sections.append(_interpolation_section(ae, data_dir, examples, out, progress))
 
     index = out / "index.html"
     index.write_text(

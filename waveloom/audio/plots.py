@@ -29,7 +29,14 @@ from matplotlib.figure import Figure
 from waveloom.audio import spectral
 from waveloom.errors import AudioError
 
-__all__ = ["KINDS", "plot_rainbowgram", "plot_sheet", "plot_spectrogram", "plot_waveform"]
+__all__ = [
+    "KINDS",
+    "plot_embedding",
+    "plot_rainbowgram",
+    "plot_sheet",
+    "plot_spectrogram",
+    "plot_waveform",
+]
 
 #: Image kinds :func:`plot_spectrogram` and :func:`plot_sheet` draw ('rainbow': sheet only).
 KINDS = ("mel", "linear", "cqt", "rainbow")
@@ -314,4 +321,28 @@ def plot_sheet(
         _level_colorbar(fig, artist, list(axes))
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_embedding(
+    z, hop: int, sr: int, path: str | Path, title: str | None = None
+) -> Path:
+    """An autoencoder's code ``[D, frames]`` as an image: one row per dimension, time in
+    seconds on x (frame ``k`` covers ``[k*hop, (k+1)*hop)`` samples), a diverging colour scale
+    symmetric about zero, so sign and size of each dimension read at a glance."""
+    path = Path(path)
+    z = np.asarray(z.detach().cpu() if isinstance(z, torch.Tensor) else z, dtype=np.float64)
+    if z.ndim != 2 or z.size == 0 or not np.isfinite(z).all():
+        raise AudioError(f"{path}: an embedding image needs finite values [D, frames], "
+                         f"got shape {z.shape}")
+    dims, frames = z.shape
+    limit = max(float(np.abs(z).max()), 1e-6)
+    fig = _new_figure(10, 1.5 + 0.18 * dims)
+    ax = fig.add_subplot()
+    artist = ax.imshow(z, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                       interpolation="nearest", extent=(0.0, frames * hop / sr, -0.5, dims - 0.5))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("code dimension")
+    ax.set_title(title or f"{dims}-dim code, {frames} frames of {hop} samples")
+    fig.colorbar(artist, ax=ax, label="value", pad=0.01)
     return _save(fig, path)

@@ -183,6 +183,8 @@ class ChunkSequenceDataset(WindowDataset):
     ``[n_chunks, 128, (chunk + context) // roll_hop]`` aligned to each chunk; scalar keys are
     as in :class:`WindowDataset`. A segment longer than its example is left-padded, so the
     first chunks are silence and the state starts from quiet, as at the start of a file.
+    ``onset_fraction`` of the segments start exactly at their example's first sample (silent
+    context, fresh state): where generation starts, and the only place a reset state is right.
     """
 
     def __init__(
@@ -197,13 +199,23 @@ class ChunkSequenceDataset(WindowDataset):
         min_rms: float = 0.0,
         epoch_size: int | None = None,
         seed: int = 0,
+        onset_fraction: float = 0.0,
     ):
         if chunk <= 0 or n_chunks <= 0:
             raise ConfigError(f"chunk={chunk}, n_chunks={n_chunks}: both must be > 0")
         self.chunk, self.n_chunks = int(chunk), int(n_chunks)
         super().__init__(
-            cache, split, chunk * n_chunks, context, keys, roll_hop, min_rms, epoch_size, seed
+            cache, split, chunk * n_chunks, context, keys, roll_hop, min_rms, epoch_size, seed,
+            onset_fraction,
         )
+
+    def _draw(self, rng: np.random.Generator, length: int) -> tuple[int, int]:
+        """As :meth:`WindowDataset._draw`, but an onset segment starts at the example's start."""
+        k = int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]), "right"))
+        lo, hi = -self.context, int(self._lengths[k]) - length
+        if hi < lo or (self.onset_fraction > 0 and rng.random() < self.onset_fraction):
+            return k, min(lo, hi)
+        return k, int(rng.integers(lo, hi + 1))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):

@@ -6,7 +6,9 @@ model cannot beat xz, it has not learnt much about audio.
 
 NLL is teacher-forced over whole examples: each example is scored in chunks of ``chunk`` samples,
 each chunk preceded by the model's full receptive field (zeros before the start of the example),
-so the result equals one pass over the whole example with no truncation of context.
+so the result equals one pass over the whole example with no truncation of context. A
+recurrent model (``truncated_bptt``) carries its whole past in its state, so each of its
+examples is scored in one ``log_prob`` call (the model bounds its own memory) from the start.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import io
 import lzma
 import math
+import sys
 from collections.abc import Iterable
 
 import numpy as np
@@ -42,6 +45,8 @@ def model_nll_bits(
     """
     context = int(model.context)
     keys = model.batch_keys()
+    if getattr(model, "truncated_bptt", False):
+        chunk = sys.maxsize  # one chunk per clip: restarting a recurrent state would truncate
     pending: list[tuple[np.ndarray, dict[str, int]]] = []
     total_nats, total_samples = 0.0, 0
     cond_iter = iter(cond) if cond is not None else None

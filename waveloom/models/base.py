@@ -26,6 +26,10 @@ class Generative(nn.Module):
     """
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: Recurrent families trained by truncated backpropagation through time set this: the
+    #: trainer then serves ``data.chunks`` consecutive windows of one file per sequence and
+    #: calls :meth:`loss_chunk` window by window, carrying the (detached) state.
+    truncated_bptt: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -34,6 +38,11 @@ class Generative(nn.Module):
     # -- what the trainer needs
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """Return ``{'loss': scalar, **metrics}``; metrics are logged, only 'loss' is optimised."""
+        raise NotImplementedError
+
+    def loss_chunk(self, batch: Batch, state: Any) -> tuple[dict[str, Tensor], Any]:
+        """:meth:`loss` of one window continuing from the recurrent ``state`` of the window
+        before it (None at the start of a file) -> (losses, state after this window)."""
         raise NotImplementedError
 
     @property

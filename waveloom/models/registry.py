@@ -15,6 +15,9 @@ from waveloom.errors import ConfigError
 # name -> ("module:ModelClass", objective)
 _FAMILIES: dict[str, tuple[str, str]] = {
     "wavenet": ("waveloom.models.wavenet:WaveNet", "likelihood"),
+    "samplernn": ("waveloom.models.samplernn:SampleRNN", "likelihood"),
+    "nsynth_ae": ("waveloom.models.nsynth_ae:NSynthAE", "likelihood"),
+    "spectral_ae": ("waveloom.models.spectral_ae:SpectralAE", "reconstruction"),
 }
 
 

@@ -24,6 +24,7 @@ from waveloom.audio.mulaw import quantize
 from waveloom.config import ModelConfig
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
+from waveloom.models.plan import global_vector, history_prefix
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
 from waveloom.nn.wavenet import WaveNetStack
@@ -328,41 +329,11 @@ class WaveNet(Likelihood):
         """
         cond = dict(cond or {})
         device = self.stack.out2.weight.device
-        if prime is None:
-            prime = cond.get("prime")
         ctx = self.context
-        user_p = 0
-        if prime is not None:
-            prime = torch.as_tensor(prime, dtype=torch.float32, device=device)
-            if prime.dim() == 1:
-                prime = prime.unsqueeze(0)
-            if prime.dim() != 2 or prime.shape[0] not in (1, n):
-                raise ConfigError(
-                    f"cond['prime'] has shape {tuple(prime.shape)}; expected [{n}, samples]"
-                )
-            prime = prime.expand(n, -1)
-            user_p = prime.shape[-1]
-        kept = min(user_p, ctx)
-        silence = torch.full((n, ctx - kept), int(quantize(torch.zeros(()))), device=device)
-        parts = [silence]
-        if kept:
-            parts.append(quantize(prime[:, user_p - kept :]))
-        prefix = torch.cat(parts, dim=1).long()
-
-        g = None
-        if self.global_cond is not None:
-            labels = {k: cond.get(k) for k in ("pitch", "instrument")}
-            tensors = {
-                k: None if v is None else torch.as_tensor(v).long().reshape(-1)
-                for k, v in labels.items()
-            }
-            problem = self.global_cond.check(tensors["pitch"], tensors["instrument"])
-            if problem:
-                raise ConfigError(f"cond: {problem}")
-            for k, v in tensors.items():
-                if v is not None and v.numel() not in (1, n):
-                    raise ConfigError(f"cond[{k!r}] has {v.numel()} values for n={n} samples")
-            g = self._global(tensors, n, dropout=False)
+        prefix, user_p, kept = history_prefix(
+            cond.get("prime") if prime is None else prime, n, ctx, device
+        )
+        g = global_vector(self.global_cond, cond, n, device)
 
         local = None
         if self.upsample is not None:

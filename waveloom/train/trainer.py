@@ -162,7 +162,7 @@ def train(
     from tqdm.auto import tqdm
 
     from waveloom.data.cache import AudioCache
-    from waveloom.data.dataset import WindowDataset
+    from waveloom.data.dataset import ChunkSequenceDataset, WindowDataset
 
     out = Path(out)
     try:
@@ -233,10 +233,15 @@ def train(
         fabric.print(f"run already at step {start_step} >= max_steps {t.max_steps}; nothing to do")
         return TrainResult(out, start_step, False, float("nan"), 0.0, fabric.is_global_zero)
 
-    dataset = WindowDataset(
+    bptt = model.truncated_bptt  # items are sequences of consecutive windows (see _updates)
+    chunks = cfg.data.chunks if bptt else 1
+    dataset_cls, sizes = WindowDataset, {"window": cfg.data.window}
+    if bptt:
+        dataset_cls, sizes = ChunkSequenceDataset, {"chunk": cfg.data.window, "n_chunks": chunks}
+    dataset = dataset_cls(
         cache,
         split=cfg.data.train_split,
-        window=cfg.data.window,
+        **sizes,
         context=model.context,
         keys=model.batch_keys(),
         roll_hop=cfg.data.roll_hop,
@@ -260,6 +265,8 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
     # Route loss() through the strategy's forward so DDP syncs gradients for it.
     model.mark_forward_method("loss")
+    if bptt:
+        model.mark_forward_method("loss_chunk")
     if ema is not None:
         ema.shadow = {k: v.to(fabric.device) for k, v in ema.shadow.items()}
 
@@ -310,8 +317,7 @@ def train(
     with _StopFlag() as stop:
         model.train()
         window_t0, window_samples = time.perf_counter(), 0
-        for batch in loader:
-            losses = model.loss(batch)
+        for batch, losses, last in _updates(model, loader, bptt):  # 1 or data.chunks a batch
             loss = losses["loss"]
             # Reading the loss waits for the device; on a GPU do it only when it is reported or
             # about to be saved, so the CPU queues the next steps while the GPU works.
@@ -332,11 +338,13 @@ def train(
                     model, optimizer, max_norm=t.grad_clip, error_if_nonfinite=False
                 )
             optimizer.step()
-            scheduler.step()
             if ema is not None:
                 ema.update(_unwrap(model))
+            if not last:
+                continue  # the next window of this step's sequences (truncated BPTT)
+            scheduler.step()
             step += 1
-            window_samples += batch["audio"].shape[0] * cfg.data.window * world
+            window_samples += batch["audio"].shape[0] * cfg.data.window * chunks * world
             bar.update(1)
             if step % t.log_every == 0 or step == t.max_steps:
                 rate = window_samples / max(1e-9, time.perf_counter() - window_t0)
@@ -363,6 +371,38 @@ def train(
         writer.close()
     return TrainResult(out, step, interrupted, last_loss, time.perf_counter() - started,
                        fabric.is_global_zero)
+
+
+def _updates(model: torch.nn.Module, loader: Any,
+             bptt: bool) -> Iterator[tuple[dict[str, Any], dict[str, torch.Tensor], bool]]:
+    """(batch, losses, last of its step) for each optimiser update.
+
+    A window family makes one update per batch. A truncated-BPTT family (``truncated_bptt``)
+    gets sequences of consecutive windows of one file ('audio' [B, chunks, window + context],
+    'roll' [B, chunks, 128, frames]) and makes one update per window, in order, carrying its
+    recurrent state from window to window detached (gradients stop at window boundaries); the
+    state is dropped after the last window, since the next batch starts new files. A step is
+    thus ``data.chunks`` updates; checkpoints fall between sequences, so resume stays exact.
+    """
+    for batch in loader:
+        if not bptt:
+            yield batch, model.loss(batch), True
+            continue
+        state, n = None, batch["audio"].shape[1]
+        for j in range(n):
+            window = {k: v[:, j] if k in ("audio", "roll") else v for k, v in batch.items()}
+            losses, state = model.loss_chunk(window, state)
+            yield batch, losses, j == n - 1
+            state = _detach(state)
+
+
+def _detach(state: Any) -> Any:
+    """A recurrent state (tensors in nested tuples/lists) cut from the graph."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(_detach(s) for s in state)
+    return state
 
 
 def _check_vocabulary(cfg: RunConfig, cache) -> None:

