@@ -11,7 +11,7 @@ import torch
 from waveloom.checkpoint import load_checkpoint, read_config, save_checkpoint
 from waveloom.config import load_config
 from waveloom.errors import CheckpointError
-from waveloom.models.registry import build_model, family_names
+from waveloom.models.registry import build_model, family_names, get_family
 
 from .conftest import CONFIGS
 
@@ -73,3 +73,23 @@ def test_save_load_gives_same_outputs(family, tmp_path):
     )
     with pytest.raises(CheckpointError, match="checkpoint, but a 'other' one is needed"):
         load_checkpoint(path, expect_family="other")
+
+
+ADVERSARIAL = [f for f in FAMILIES if get_family(f).objective == "adversarial"]
+
+
+@pytest.mark.parametrize("family", ADVERSARIAL)
+def test_adversarial_family_has_two_players_and_no_likelihood(family):
+    """An adversarial family is trained through its two players' losses (the trainer's
+    adversarial update); it claims no likelihood, so evaluate never reports an NLL for it."""
+    _, model = _tiny(family)
+    model.train()
+    assert not hasattr(model, "log_prob")
+    batch = _batch(model)
+    for player, loss_name in ((model.discriminator, "discriminator_loss"),
+                              (model.generator, "generator_loss")):
+        model.zero_grad(set_to_none=True)
+        losses = getattr(model, loss_name)(batch)
+        assert torch.isfinite(losses["loss"])
+        losses["loss"].backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in player.parameters())

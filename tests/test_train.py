@@ -49,8 +49,11 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "waveloom.cli", "train", str(TINY), *args]
 
 
-def test_resume_is_exact(cache, tmp_path):
-    overrides = [*SMALL_RUN, "train.checkpoint_every=3", "train.ema_decay=0.9"]
+@pytest.mark.parametrize("extra", [[], ["model.cond_dropout=0.5"]], ids=["plain", "dropout"])
+def test_resume_is_exact(cache, tmp_path, extra):
+    """Also with label dropout, which draws from the global RNG every step: the resumed run
+    must restore it after everything that draws at start-up (loader, export's model build)."""
+    overrides = [*SMALL_RUN, "train.checkpoint_every=3", "train.ema_decay=0.9", *extra]
     straight = train(load_config(TINY, [*overrides, "train.max_steps=6"]), cache,
                      tmp_path / "a", progress=False)
     assert straight.step == 6

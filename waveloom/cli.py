@@ -7,6 +7,9 @@
     waveloom encode CKPT FILES... --out DIR  autoencoder codes (.npy + image) of audio files
     waveloom decode CKPT EMB.npy... --out DIR   audio from autoencoder codes
     waveloom interpolate CKPT A.wav B.wav --out DIR   mix two sounds' codes, decode each step
+    waveloom vocode CKPT MEL.npy... --out DIR   audio from log-mel spectrograms (MelGAN)
+    waveloom encode-codes CKPT --data CACHE --out CODES   a cache of an ADA level's codes
+    waveloom hierarchy --prior P --levels TOP.. BOTTOM --out H.json   string levels together
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
@@ -140,8 +143,17 @@ def cmd_generate(args: argparse.Namespace) -> None:
         engine=args.engine,
         threads=args.threads,
         weights=args.weights,
+        interpolate=args.interpolate,
     )
     for path in paths:
+        print(path)
+
+
+def cmd_vocode(args: argparse.Namespace) -> None:
+    from waveloom.vocode import vocode_files
+
+    for path in vocode_files(args.checkpoint, args.mels, args.out, device=args.device,
+                             threads=args.threads):
         print(path)
 
 
@@ -174,6 +186,19 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
                                   weights=args.weights, device=args.device,
                                   progress=not args.quiet):
         print(path)
+
+
+def cmd_encode_codes(args: argparse.Namespace) -> None:
+    from waveloom.encode_codes import encode_cache
+
+    print(encode_cache(args.checkpoint, args.data, args.out, device=args.device,
+                       progress=not args.quiet))
+
+
+def cmd_hierarchy(args: argparse.Namespace) -> None:
+    from waveloom.sampling.hierarchy import write_manifest
+
+    print(write_manifest(args.out, args.prior, args.levels))
 
 
 def _write_json(target: str, payload: dict) -> None:
@@ -356,7 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # generate
     ge = sub.add_parser("generate", help="sample audio from a checkpoint")
-    ge.add_argument("checkpoint", type=Path, help="model.safetensors from a run")
+    ge.add_argument("checkpoint", type=Path, help="model.safetensors from a run, or a "
+                    "hierarchy manifest (.json, from `waveloom hierarchy`)")
     ge.add_argument("--out", type=Path, required=True, help="output folder")
     ge.add_argument("--n", type=int, default=4, help="how many samples")
     ge.add_argument("--seconds", type=float, default=2.0, help="length of each sample")
@@ -376,8 +402,42 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--weights", default="float32", choices=["float32", "int8"],
                     help="fast engine only: int8 weights with per-column scales (faster on "
                          "large models, slightly different audio)")
+    ge.add_argument("--interpolate", type=int, default=None, metavar="N",
+                    help="GANs: N samples along a spherical interpolation from latent --seed to "
+                         "latent --seed + 1 (replaces --n)")
     quiet(ge)
     ge.set_defaults(func=cmd_generate)
+
+    # vocode (MelGAN checkpoints)
+    vo = sub.add_parser("vocode", help="audio from log-mel spectrograms with a MelGAN",
+                        description="Write NAME.wav and a spectrogram NAME.png per mel file. A "
+                        "mel is float [n_mels, frames] (or [n, n_mels, frames]) as "
+                        "waveloom.audio.spectral.mel_spectrogram makes it with the checkpoint's "
+                        "sample rate, n_fft, hop and n_mels.")
+    vo.add_argument("checkpoint", type=Path, help="a melgan run's model.safetensors")
+    vo.add_argument("mels", type=Path, nargs="+", metavar="MEL.npy", help="log-mel arrays")
+    vo.add_argument("--out", type=Path, required=True, help="output folder")
+    vo.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    vo.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    vo.set_defaults(func=cmd_vocode)
+
+    # hierarchies of ADA levels (waveloom.models.ada, docs/hierarchy.md)
+    ec = sub.add_parser("encode-codes", help="encode a cache with an ADA level into a code "
+                        "cache (the next level's or the prior's training data)")
+    ec.add_argument("checkpoint", type=Path, help="model.safetensors of an 'ada' run")
+    ec.add_argument("--data", type=Path, required=True, help="the cache the level was trained on")
+    ec.add_argument("--out", type=Path, required=True, help="folder of the code cache")
+    ec.add_argument("--device", default="cpu", help="cpu | cuda")
+    quiet(ec)
+    ec.set_defaults(func=cmd_encode_codes)
+    hi = sub.add_parser("hierarchy", help="write a manifest stringing a code prior and ADA "
+                        "levels together (then: waveloom generate H.json)")
+    hi.add_argument("--prior", type=Path, required=True, help="model.safetensors of a "
+                    "'code_prior' run")
+    hi.add_argument("--levels", type=Path, nargs="+", required=True,
+                    help="'ada' checkpoints, top level first, the waveform level last")
+    hi.add_argument("--out", type=Path, required=True, help="manifest to write (.json)")
+    hi.set_defaults(func=cmd_hierarchy)
 
     # encode / decode / interpolate (autoencoder checkpoints)
     def decoding(sp: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from waveloom.audio.io import load_audio, save_audio
 from waveloom.checkpoint import load_checkpoint, read_extra
 from waveloom.errors import ConfigError
 from waveloom.sampling.engine import set_threads
+from waveloom.sampling.hierarchy import is_manifest, load_hierarchy
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -90,11 +91,14 @@ def generate_to_folder(
     engine: str = "auto",
     threads: int | None = None,
     weights: str = "float32",
+    interpolate: int | None = None,
 ) -> list[Path]:
     """Generate ``n`` samples of ``seconds`` each; write ``prefix-i.wav`` (+ .png) to ``out``.
 
     ``engine`` picks the sampling engine (:mod:`waveloom.sampling.engine`), ``threads`` the
     CPU threads of torch and the fast engine, ``weights`` the fast engine's weight precision.
+    ``interpolate`` (GANs): instead of ``n`` independent samples, that many points along the
+    spherical path from latent ``seed`` to latent ``seed + 1``, written as ``interp-i.wav``.
     """
     if n <= 0 or seconds <= 0:
         raise ConfigError("--n and --seconds must be positive")
@@ -102,9 +106,24 @@ def generate_to_folder(
         raise ConfigError(f"--temperature {temperature}: must be > 0")
     dev = pick_device(device)
     set_threads(threads)
-    model, run = load_checkpoint(checkpoint, map_location=dev)
-    sr = run.data.sample_rate
-    vocabulary = list(read_extra(checkpoint).get("instruments", []))
+    if is_manifest(checkpoint):  # a hierarchy: prior -> levels -> audio, drawn top-down
+        if prime is not None:
+            raise ConfigError("--prime: a hierarchy is sampled from its prior down; it "
+                              "cannot continue an audio file")
+        model = load_hierarchy(checkpoint, map_location=dev)
+        sr, vocabulary = model.sample_rate, model.instruments
+    else:
+        model, run = load_checkpoint(checkpoint, map_location=dev)
+        sr = run.data.sample_rate
+        vocabulary = list(read_extra(checkpoint).get("instruments", []))
+    if interpolate is not None:
+        from waveloom.models.adversarial import Adversarial
+
+        if not isinstance(model, Adversarial):
+            raise ConfigError(f"--interpolate: {type(model).__name__} has no latent to "
+                              "interpolate; it is for GAN checkpoints (wavegan, specgan, "
+                              "gansynth)")
+        n, prefix = interpolate, "interp"
     prime_t = None
     if prime is not None:
         audio, _ = load_audio(prime, sr)
@@ -122,8 +141,11 @@ def generate_to_folder(
                 "leave them at their defaults"
             )
         options = {"engine": engine, "weights": weights}
-    audio = model.generate(n, length, cond, temperature=temperature, seed=seed, progress=progress,
-                           **options)
+    if interpolate is not None:
+        audio = model.interpolate(n, length, cond, seed=seed, temperature=temperature)
+    else:
+        audio = model.generate(n, length, cond, temperature=temperature, seed=seed,
+                               progress=progress, **options)
     audio = audio.float().cpu().numpy()
     out = Path(out)
     paths = []
@@ -131,7 +153,9 @@ def generate_to_folder(
         wav = save_audio(out / f"{prefix}-{i}.wav", audio[i], sr)
         paths.append(wav)
         if plots:
-            from waveloom.audio.plots import plot_spectrogram
+            from waveloom.audio.plots import plot_rainbowgram, plot_spectrogram
 
-            plot_spectrogram(audio[i], sr, wav.with_suffix(".png"), title=wav.stem)
+            # Phase-modelling families (GANSynth) show their phase: a rainbowgram.
+            plot = plot_rainbowgram if getattr(model, "rainbowgram", False) else plot_spectrogram
+            plot(audio[i], sr, wav.with_suffix(".png"), title=wav.stem)
     return paths

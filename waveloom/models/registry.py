@@ -18,6 +18,12 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "samplernn": ("waveloom.models.samplernn:SampleRNN", "likelihood"),
     "nsynth_ae": ("waveloom.models.nsynth_ae:NSynthAE", "likelihood"),
     "spectral_ae": ("waveloom.models.spectral_ae:SpectralAE", "reconstruction"),
+    "wavegan": ("waveloom.models.wavegan:WaveGAN", "adversarial"),
+    "specgan": ("waveloom.models.specgan:SpecGAN", "adversarial"),
+    "gansynth": ("waveloom.models.gansynth:GANSynth", "adversarial"),
+    "melgan": ("waveloom.models.melgan:MelGAN", "adversarial"),
+    "ada": ("waveloom.models.ada:ADA", "likelihood"),
+    "code_prior": ("waveloom.models.code_prior:CodePrior", "likelihood"),
 }
 
 

@@ -17,6 +17,7 @@ A run folder holds::
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -35,6 +36,7 @@ from waveloom.checkpoint import default_file_mode, save_checkpoint
 from waveloom.config import RunConfig
 from waveloom.errors import CheckpointError, ConfigError, DataError
 from waveloom.models.registry import build_model
+from waveloom.train import adversarial as adv
 from waveloom.train.ema import EMA
 
 RESUME_FILE = "resume.pt"
@@ -198,11 +200,20 @@ def train(
 
     model = build_model(cfg)
     t = cfg.train
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
-    )
+    # Adversarial families: two optimisers and their own update (waveloom.train.adversarial).
+    adversarial = adv.is_adversarial(cfg)
+    optimizer_d = scheduler_d = None
+    if adversarial:
+        optimizer, optimizer_d = adv.build_optimizers(model, cfg)
+        scheduler_d = torch.optim.lr_scheduler.LambdaLR(optimizer_d, _lr_lambda(cfg))
+    else:
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
+        )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
-    ema = EMA(model, t.ema_decay) if t.ema_decay > 0 else None
+    ema = None
+    if t.ema_decay > 0:
+        ema = adv.generator_ema(model, t.ema_decay) if adversarial else EMA(model, t.ema_decay)
 
     start_step = 0
     if resume and resume_path.exists():
@@ -213,6 +224,9 @@ def train(
             # moved the parameters: load_state_dict puts the moments on the parameters' device.
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            if optimizer_d is not None and scheduler_d is not None:
+                optimizer_d.load_state_dict(state["optimizer_d"])
+                scheduler_d.load_state_dict(state["scheduler_d"])
             if ema is not None and state.get("ema"):
                 ema.load_state_dict(state["ema"])
         except (KeyError, RuntimeError, ValueError) as err:
@@ -221,9 +235,11 @@ def train(
                 "resume with the config the run was started with"
             ) from None
         start_step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
+        rng_state = state["rng"]  # restored right before the loop: see there
     elif resume:
         fabric.print(f"note: {resume_path} not found; starting from step 0")
+    if not start_step:
+        rng_state = None
 
     if fabric.is_global_zero:
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -260,13 +276,20 @@ def train(
         pin_memory=fabric.device.type == "cuda",
     )
     loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
-    model, optimizer = fabric.setup(model, optimizer)
+    if optimizer_d is None:
+        model, optimizer = fabric.setup(model, optimizer)
+    else:
+        model, optimizer, optimizer_d = fabric.setup(model, optimizer, optimizer_d)
     if start_step:
         optimizer.load_state_dict(state["optimizer"])
+        if optimizer_d is not None:
+            optimizer_d.load_state_dict(state["optimizer_d"])
     # Route loss() through the strategy's forward so DDP syncs gradients for it.
     model.mark_forward_method("loss")
     if bptt:
         model.mark_forward_method("loss_chunk")
+    for name in adv.FORWARD_METHODS if adversarial else ():
+        model.mark_forward_method(name)
     if ema is not None:
         ema.shadow = {k: v.to(fabric.device) for k, v in ema.shadow.items()}
 
@@ -288,11 +311,15 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "ema": ema.state_dict() if ema is not None else {},
-                    "rng": {"torch": torch.get_rng_state()},
+                    "rng": _rng_state(fabric.device),
+                    **({"optimizer_d": optimizer_d.state_dict(),
+                        "scheduler_d": scheduler_d.state_dict()}
+                       if optimizer_d is not None and scheduler_d is not None else {}),
                 },
                 resume_path,
             )
-            export_model = build_model(cfg)
+            with torch.random.fork_rng(devices=[]):  # building draws init weights
+                export_model = build_model(cfg)
             export_model.load_state_dict({k: v.cpu() for k, v in raw.state_dict().items()})
             if ema is not None:
                 ema_cpu = EMA.__new__(EMA)
@@ -317,7 +344,21 @@ def train(
     with _StopFlag() as stop:
         model.train()
         window_t0, window_samples = time.perf_counter(), 0
-        for batch, losses, last in _updates(model, loader, bptt):  # 1 or data.chunks a batch
+        # The loader's iterator draws its base seed from the global RNG when it starts (lazily,
+        # at the first batch, behind Fabric's wrapper), so fetch the first batch (windows come
+        # from their own seeded generators, not the global RNG) and only then restore a resumed
+        # run's RNG: the draws of step k+1 (label dropout, latents) equal the straight run's.
+        batches = iter(loader)
+        first = next(batches, None)
+        batches = itertools.chain([] if first is None else [first], batches)
+        if rng_state is not None:
+            _set_rng_state(rng_state, fabric.device)
+        updates = (
+            adv.updates(model, batches, optimizer, optimizer_d, fabric, cfg, ema, _unwrap,
+                        start_step)
+            if adversarial else _updates(model, batches, bptt)  # 1 or data.chunks a batch
+        )
+        for batch, losses, last in updates:
             loss = losses["loss"]
             # Reading the loss waits for the device; on a GPU do it only when it is reported or
             # about to be saved, so the CPU queues the next steps while the GPU works.
@@ -331,18 +372,21 @@ def train(
                         f"loss became {last_loss} at step {step}; lower train.lr or check the "
                         f"data (last good weights are in {out / MODEL_FILE})"
                     )
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            if t.grad_clip > 0:
-                fabric.clip_gradients(
-                    model, optimizer, max_norm=t.grad_clip, error_if_nonfinite=False
-                )
-            optimizer.step()
-            if ema is not None:
-                ema.update(_unwrap(model))
+            if not adversarial:  # (the adversarial update has been made already)
+                optimizer.zero_grad(set_to_none=True)
+                fabric.backward(loss)
+                if t.grad_clip > 0:
+                    fabric.clip_gradients(
+                        model, optimizer, max_norm=t.grad_clip, error_if_nonfinite=False
+                    )
+                optimizer.step()
+                if ema is not None:
+                    ema.update(_unwrap(model))
             if not last:
                 continue  # the next window of this step's sequences (truncated BPTT)
             scheduler.step()
+            if scheduler_d is not None:
+                scheduler_d.step()
             step += 1
             window_samples += batch["audio"].shape[0] * cfg.data.window * chunks * world
             bar.update(1)
@@ -371,6 +415,20 @@ def train(
         writer.close()
     return TrainResult(out, step, interrupted, last_loss, time.perf_counter() - started,
                        fabric.is_global_zero)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """The RNG states a step draws from: the CPU's, and the GPU's when training on one."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _updates(model: torch.nn.Module, loader: Any,
@@ -431,11 +489,14 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def _log_sample(model, cfg: RunConfig, dataset, out: Path, writer, step: int) -> None:
     """Generate one short sample conditioned like a real example; log audio + spectrogram."""
     from waveloom.audio.io import save_audio
-    from waveloom.audio.plots import plot_spectrogram
+    from waveloom.audio.plots import plot_rainbowgram, plot_spectrogram
 
     raw = _unwrap(model)
     example = dataset[0]
     cond = {k: torch.as_tensor(example[k])[None] for k in raw.conditioning_keys() if k in example}
+    if any(k not in example for k in raw.conditioning_keys()):
+        # Conditioning the data set does not serve (a vocoder's mel) comes from the window itself.
+        cond["audio"] = torch.as_tensor(example["audio"])[None]
     length = int(cfg.train.sample_seconds * cfg.data.sample_rate)
     was_training = raw.training
     raw.eval()
@@ -444,7 +505,9 @@ def _log_sample(model, cfg: RunConfig, dataset, out: Path, writer, step: int) ->
     sr = cfg.data.sample_rate
     folder = out / "samples"
     wav = save_audio(folder / f"step-{step:07d}.wav", audio.numpy(), sr)
-    png = plot_spectrogram(audio.numpy(), sr, wav.with_suffix(".png"), title=f"step {step}")
+    # Families that model phase (GANSynth's instantaneous frequency) log rainbowgrams.
+    plot = plot_rainbowgram if getattr(raw, "rainbowgram", False) else plot_spectrogram
+    png = plot(audio.numpy(), sr, wav.with_suffix(".png"), title=f"step {step}")
     writer.add_audio("sample", audio[None], step, sample_rate=sr)
     import matplotlib.image as mpimg
 

@@ -1,0 +1,231 @@
+"""GANSynth (Engel et al. 2019): log magnitude + instantaneous frequency, conditioned on pitch.
+
+::
+
+    audio [B, 64000] -> STFT (n_fft 2048, hop 512; Nyquist bin dropped; 128 frames)
+          -> [B, 2, 1024 bins, 128 frames]: normalised log magnitude, instantaneous frequency
+             (the unwrapped phase's finite difference over time / pi, in [-1, 1))
+          (mel option: both channels warped along frequency by a square mel matrix)
+    G: [z (256), one-hot pitch] -> dense -> [2, 16] image -> (upsample, two 3x3 convs,
+       LeakyReLU, pixel norm) x6 -> 1x1 conv -> tanh            (progressive-GAN layers)
+    D: strided 5x5 convs, minibatch stddev, a score and a pitch classifier
+    loss: WGAN-GP + 10 x cross-entropy of the pitch (real in D, fake in G)
+    audio = iSTFT(exp(log magnitude) * exp(i * pi * cumsum(IF)))   (exact, no Griffin-Lim)
+
+The inversion is the exact inverse of the analysis
+(:func:`waveloom.audio.spectral.instantaneous_frequency` / :func:`~waveloom.audio.spectral.
+phase_from_if`), so real notes round-trip to themselves up to the magnitude floor and the
+dropped Nyquist bin; with ``mel: true`` the inverse warp is the least-squares (pseudo-)inverse
+of the mel matrix, since narrow low mel bands share FFT bins. The paper grew its networks
+progressively; here they are trained at full size from the start (progressive growing is a
+schedule, not a different model). The tiny preset has 32 x 32 images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from waveloom.audio.spectral import hz_to_mel, instantaneous_frequency, istft, mel_to_hz, stft
+from waveloom.config import ModelConfig
+from waveloom.errors import ConfigError, DataError
+from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput
+from waveloom.models.base import Batch
+from waveloom.models.specgan import log_range
+from waveloom.nn.gan import Conv2dDiscriminator, Upsample2dGenerator, randn
+
+
+@dataclass
+class GANSynthConfig(AdversarialConfig):
+    n_fft: int = 2048
+    hop: int = 512
+    frames: int = 128  # clip length = frames * hop (65,536 covers NSynth's 64,000)
+    layers: int = 6
+    model_dim: int = 32  # channels of the last generator / first discriminator layer
+    max_channels: int = 256
+    mel: bool = False
+    log_floor: float = 1e-6
+    latent_dim: int = 256
+    pitch_conditioning: bool = True
+    min_pitch: int = 24
+    max_pitch: int = 84
+    aux_weight: float = 10.0
+    d_lr: float = 8e-4
+    d_betas: tuple[float, float] = (0.0, 0.99)
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2
+
+    @property
+    def length(self) -> int:
+        return self.frames * self.hop
+
+    @property
+    def num_pitches(self) -> int:
+        return self.max_pitch - self.min_pitch + 1 if self.pitch_conditioning else 0
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("n_fft", "hop", "frames", "layers", "model_dim", "max_channels"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0")
+        if self.bins % 2**self.layers or self.frames % 2**self.layers:
+            raise ConfigError(
+                f"model.n_fft/2={self.bins} and model.frames={self.frames} must be divisible by "
+                f"2**model.layers={2**self.layers}"
+            )
+        if not 0 <= self.min_pitch <= self.max_pitch <= 127:
+            raise ConfigError(f"model.min_pitch={self.min_pitch}..max_pitch={self.max_pitch} "
+                              "must be a MIDI range 0..127")
+        if not self.log_floor > 0:
+            raise ConfigError(f"model.log_floor={self.log_floor} must be > 0")
+
+
+def mel_warp(sr: int, n_fft: int, bins: int) -> Tensor:
+    """Square [bins, bins] map from linear-frequency bins (0 .. sr/2, Nyquist dropped) to
+    ``bins`` mel-spaced bins (float64; rows sum to one).
+
+    Row ``k`` is a triangle in Hz centred on mel point ``k`` (points evenly spaced in mel, see
+    :func:`waveloom.audio.spectral.hz_to_mel`) reaching to its neighbours, but never narrower
+    than one FFT bin: at low frequencies, where mel points are denser than FFT bins, rows
+    interpolate between bins (nothing is lost and no row is empty, unlike a Slaney filterbank
+    with as many bands as bins); at high frequencies they average several bins, which the
+    inverse (a pseudo-inverse) can only spread back evenly.
+    """
+    df = sr / n_fft
+    hz = torch.arange(bins, dtype=torch.float64) * df
+    points = mel_to_hz(np.linspace(0.0, float(hz_to_mel(hz[-1].item())), bins))
+    centre = torch.from_numpy(np.asarray(points, dtype=np.float64))
+    left = torch.cat([centre[:1] - df, centre[:-1]])
+    right = torch.cat([centre[1:], centre[-1:] + df])
+    lo = centre - torch.maximum(centre - left, torch.tensor(df))
+    hi = centre + torch.maximum(right - centre, torch.tensor(df))
+    f = hz[None, :]
+    rise = (f - lo[:, None]) / (centre - lo)[:, None]
+    fall = (hi[:, None] - f) / (hi - centre)[:, None]
+    w = torch.clamp(torch.minimum(rise, fall), min=0.0)
+    return w / w.sum(dim=1, keepdim=True)
+
+
+class GANSynth(Adversarial):
+    """Pitch-conditioned log-magnitude + instantaneous-frequency GAN (see the module doc)."""
+
+    config_class: ClassVar[type[ModelConfig]] = GANSynthConfig
+    config: GANSynthConfig
+    #: ``waveloom generate`` draws rainbowgrams (phase as colour) for this family's samples.
+    rainbowgram: ClassVar[bool] = True
+
+    def __init__(self, config: GANSynthConfig) -> None:
+        config.validate()
+        super().__init__(config)
+        c = config
+        self.generator = Upsample2dGenerator(c.latent_dim + c.num_pitches, 2, c.bins, c.frames,
+                                             c.layers, c.model_dim, pixel_norm=True,
+                                             max_channels=c.max_channels)
+        self.discriminator = Conv2dDiscriminator(2, c.bins, c.frames, c.layers, c.model_dim,
+                                                 classes=c.num_pitches, stddev=True,
+                                                 max_channels=c.max_channels)
+        self.centre, self.scale = log_range(c.n_fft, c.log_floor)
+        if c.mel:
+            warp = mel_warp(c.sample_rate, c.n_fft, c.bins)
+            self.register_buffer("warp", warp.float(), persistent=False)
+            unwarp = torch.linalg.pinv(warp, rtol=1e-3)  # drops what the warp cannot keep
+            self.register_buffer("unwarp", unwarp.float(), persistent=False)
+        else:
+            self.warp = self.unwarp = None
+
+    # ------------------------------------------------------------------ representation
+
+    def conditioning_keys(self) -> tuple[str, ...]:
+        return ("pitch",) if self.config.pitch_conditioning else ()
+
+    def analyse(self, audio: Tensor) -> Tensor:
+        """Audio [B, T] -> [B, 2, bins, frames]: normalised log magnitude, IF (both [-1, 1])."""
+        c = self.config
+        if audio.dim() != 2:
+            raise DataError(f"audio has shape {tuple(audio.shape)}; expected [B, T]")
+        x = F.pad(audio[:, : c.length], (0, max(0, c.length - audio.shape[-1])))
+        spec = stft(x.float(), c.n_fft, c.hop)[:, : c.bins, : c.frames]
+        logmag = (spec.abs().clamp_min(c.log_floor).log() - self.centre) / self.scale
+        inst = instantaneous_frequency(torch.angle(spec))
+        if self.warp is not None:
+            logmag, inst = self.warp @ logmag, self.warp @ inst
+        return torch.stack([logmag.clamp(-1.0, 1.0), inst], dim=1)
+
+    def invert(self, image: Tensor) -> Tensor:
+        """[B, 2, bins, frames] (as :meth:`analyse` makes) -> audio [B, frames * hop]."""
+        c = self.config
+        logmag, inst = image[:, 0].float(), image[:, 1].float()
+        if self.unwarp is not None:
+            logmag, inst = self.unwarp @ logmag, self.unwarp @ inst
+        mag = (logmag.clamp(-1.5, 1.5) * self.scale + self.centre).exp()
+        phase = torch.cumsum(inst * math.pi, dim=-1)  # waveloom.audio.spectral.phase_from_if
+        spec = torch.polar(mag, phase)
+        # The dropped Nyquist bin and one trailing frame come back silent.
+        spec = F.pad(spec, (0, 1, 0, 1))
+        return istft(spec, c.hop, length=c.length)
+
+    def pitch_index(self, pitch: Any, n: int) -> Tensor:
+        """MIDI pitches -> indices into the one-hot range; a one-line error outside it."""
+        c = self.config
+        p = torch.as_tensor(60 if pitch is None else pitch).long().reshape(-1).cpu()
+        if p.numel() == 1:
+            p = p.expand(n)
+        if p.numel() != n:
+            raise ConfigError(f"{p.numel()} pitches for {n} samples")
+        if p.numel() and (int(p.min()) < c.min_pitch or int(p.max()) > c.max_pitch):
+            bad = int(p.min()) if int(p.min()) < c.min_pitch else int(p.max())
+            raise ConfigError(f"pitch {bad} is outside this model's range "
+                              f"{c.min_pitch}..{c.max_pitch} (model.min_pitch/max_pitch)")
+        return (p - c.min_pitch).to(self._param_device())
+
+    def _latent_input(self, z: Tensor, index: Tensor | None) -> Tensor:
+        if index is None:
+            return z
+        return torch.cat([z, F.one_hot(index, self.config.num_pitches).to(z.dtype)], dim=-1)
+
+    # ------------------------------------------------------------------ adversarial pieces
+
+    def real_sample(self, batch: Batch, gen: torch.Generator | None) -> tuple[Tensor, dict]:
+        x = self.analyse(batch["audio"].to(self._param_device()))
+        cond: dict[str, Any] = {"n": x.shape[0], "index": None}
+        if self.config.pitch_conditioning:
+            if "pitch" not in batch:
+                raise DataError("GANSynth is pitch-conditioned: the batch needs 'pitch'")
+            try:
+                cond["index"] = self.pitch_index(batch["pitch"], x.shape[0])
+            except ConfigError as err:
+                raise DataError(f"training data: {err}") from None
+        return x, cond
+
+    def fake_sample(self, cond: dict[str, Any], gen: torch.Generator | None) -> Tensor:
+        z = randn((cond["n"], self.latent_dim), gen, self._param_device())
+        return self.generator(self._latent_input(z, cond["index"]))
+
+    def critic(self, x: Tensor, cond: dict[str, Any], gen: torch.Generator | None
+               ) -> list[CriticOutput]:
+        return [self.discriminator(x)]
+
+    def class_target(self, cond: dict[str, Any]) -> Tensor | None:
+        return cond.get("index")
+
+    def synthesize(self, z: Tensor, cond: dict[str, Any] | None = None) -> Tensor:
+        z = z.to(self._param_device())
+        index = None
+        if self.config.pitch_conditioning:
+            index = self.pitch_index((cond or {}).get("pitch"), z.shape[0])
+        return self.invert(self.generator(self._latent_input(z, index))).clamp(-1.0, 1.0)
+
+    def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
+        batch = super().example_batch(batch_size, length, seed)
+        g = torch.Generator().manual_seed(seed + 1)
+        c = self.config
+        batch["pitch"] = torch.randint(c.min_pitch, c.max_pitch + 1, (batch_size,), generator=g)
+        return batch

@@ -1,0 +1,249 @@
+"""MelGAN (Kumar et al. 2019): a non-autoregressive mel-spectrogram -> waveform vocoder.
+
+::
+
+    log mel [B, 80, F] (waveloom.audio.spectral.mel_spectrogram: n_fft 1024, hop 256)
+      G: conv k7 (512) -> [LeakyReLU, transposed conv x r, residual stack (dilations 1, 3, 9)]
+         for r in (8, 8, 2, 2) (channels halve each time) -> LeakyReLU, conv k7 -> tanh
+         -> audio [B, F * hop]          (all weight-normalised; no noise input: mel fixes it)
+      D: 3 identical discriminators on the audio at 1, 1/2, 1/4 of the rate (average pooling):
+         conv k15 -> grouped strided convs k41 s4 -> conv k5 -> conv k3 -> score map
+      loss: hinge, + 10 x feature matching (L1 between D's features of real and fake)
+
+The discriminators see random windows (``model.disc_window`` samples, the same position for
+the real and the generated audio) of the training window: the generator works on the whole
+window, where its receptive field is complete, and the discriminators on shorter crops, which
+is cheaper and serves more positions per batch.
+
+MelGAN has no latent: ``generate`` vocodes ``cond['mel']`` ([n, 80, F] log mel) or
+resynthesises ``cond['prime']`` (or ``cond['audio']``, as the autoencoders read it) through its
+mel (``waveloom generate --prime FILE``); ``waveloom vocode CKPT MEL.npy`` is its main use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from waveloom.audio.spectral import mel_spectrogram
+from waveloom.config import ModelConfig
+from waveloom.errors import ConfigError, DataError
+from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput, fit_length
+from waveloom.models.base import Batch
+from waveloom.nn.gan import ResidualStack, randint, wn_conv1d, wn_conv_transpose1d
+
+# Log mels (natural log, floor 1e-5) span about [-11.5, 4]; this brings them near [-1.5, 1.5].
+MEL_CENTRE, MEL_SCALE = -5.0, 5.0
+
+
+@dataclass
+class MelGANConfig(AdversarialConfig):
+    n_mels: int = 80
+    n_fft: int = 1024
+    hop: int = 256  # = product of upsample_factors
+    fmin: float = 0.0
+    fmax: float = 0.0  # 0 = sample_rate / 2
+    upsample_factors: tuple[int, ...] = (8, 8, 2, 2)
+    channels: int = 512
+    dilations: tuple[int, ...] = (1, 3, 9)
+    scales: int = 3
+    disc_channels: int = 16
+    disc_max_channels: int = 1024
+    disc_layers: int = 4  # strided (stride 4) grouped convs per discriminator
+    disc_window: int = 8192  # samples each discriminator sees; 0 = the whole window
+    latent_dim: int = 1  # unused (no latent); kept for the shared config
+    gan_loss: str = "hinge"
+    fm_weight: float = 10.0
+    d_lr: float = 1e-4
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("n_mels", "n_fft", "hop", "channels", "scales", "disc_channels",
+                     "disc_layers"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0")
+        if int(np.prod(self.upsample_factors)) != self.hop:
+            raise ConfigError(f"model.upsample_factors={list(self.upsample_factors)} multiply "
+                              f"to {int(np.prod(self.upsample_factors))}, not model.hop={self.hop}")
+        if self.channels % 2 ** len(self.upsample_factors):
+            raise ConfigError(f"model.channels={self.channels} must be divisible by "
+                              f"2**{len(self.upsample_factors)} (halved at each upsampling)")
+        if self.disc_window < 0:
+            raise ConfigError(f"model.disc_window={self.disc_window} must be >= 0")
+
+
+class MelGANGenerator(nn.Module):
+    def __init__(self, c: MelGANConfig) -> None:
+        super().__init__()
+        ch = c.channels
+        layers: list[nn.Module] = [nn.ReflectionPad1d(3), wn_conv1d(c.n_mels, ch, 7)]
+        for r in c.upsample_factors:
+            layers += [nn.LeakyReLU(0.2),
+                       wn_conv_transpose1d(ch, ch // 2, 2 * r, stride=r,
+                                           padding=r // 2 + r % 2, output_padding=r % 2),
+                       ResidualStack(ch // 2, c.dilations)]
+            ch //= 2
+        layers += [nn.LeakyReLU(0.2), nn.ReflectionPad1d(3), wn_conv1d(ch, 1, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, mel: Tensor) -> Tensor:
+        """Log mel [B, M, F] -> audio [B, 1, F * hop]."""
+        return self.net((mel - MEL_CENTRE) / MEL_SCALE)
+
+
+class ScaleDiscriminator(nn.Module):
+    """One of MelGAN's discriminators: (score map [B, T'], features of every layer)."""
+
+    def __init__(self, c: MelGANConfig) -> None:
+        super().__init__()
+        ch = c.disc_channels
+        layers = [nn.Sequential(nn.ReflectionPad1d(7), wn_conv1d(1, ch, 15), nn.LeakyReLU(0.2))]
+        for _ in range(c.disc_layers):
+            out = min(ch * 4, c.disc_max_channels)
+            layers.append(nn.Sequential(
+                wn_conv1d(ch, out, 41, stride=4, padding=20, groups=max(1, ch // 4)),
+                nn.LeakyReLU(0.2)))
+            ch = out
+        layers.append(nn.Sequential(wn_conv1d(ch, ch, 5, padding=2), nn.LeakyReLU(0.2)))
+        self.layers = nn.ModuleList(layers)
+        self.out = wn_conv1d(ch, 1, 3, padding=1)
+
+    def forward(self, x: Tensor) -> CriticOutput:
+        feats = []
+        for layer in self.layers:
+            x = layer(x)
+            feats.append(x)
+        return self.out(x).flatten(1), feats, None
+
+
+class MelGANDiscriminator(nn.Module):
+    def __init__(self, c: MelGANConfig) -> None:
+        super().__init__()
+        self.scales = nn.ModuleList(ScaleDiscriminator(c) for _ in range(c.scales))
+        self.pool = nn.AvgPool1d(4, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x: Tensor) -> list[CriticOutput]:
+        outs = []
+        for i, disc in enumerate(self.scales):
+            if i:
+                x = self.pool(x)
+            outs.append(disc(x))
+        return outs
+
+
+class MelGAN(Adversarial):
+    """Mel-spectrogram vocoder (see the module docstring)."""
+
+    config_class: ClassVar[type[ModelConfig]] = MelGANConfig
+    config: MelGANConfig
+
+    def __init__(self, config: MelGANConfig) -> None:
+        config.validate()
+        super().__init__(config)
+        self.generator = MelGANGenerator(config)
+        self.discriminator = MelGANDiscriminator(config)
+
+    # ------------------------------------------------------------------ mel
+
+    def conditioning_keys(self) -> tuple[str, ...]:
+        return ("mel",)
+
+    def batch_keys(self) -> tuple[str, ...]:
+        return ()  # the mel is computed from each training window
+
+    def mel(self, audio: Tensor) -> Tensor:
+        """Audio [B, T] -> log mel [B, n_mels, 1 + T // hop], exactly as
+        :func:`waveloom.audio.spectral.mel_spectrogram` makes it with this model's settings."""
+        c = self.config
+        return mel_spectrogram(audio.float(), c.sample_rate, c.n_fft, c.hop, c.n_mels, c.fmin,
+                               c.fmax or None)
+
+    def mel_layout(self) -> str:
+        c = self.config
+        return (f"[{c.n_mels}, frames] log mel (waveloom.audio.spectral.mel_spectrogram with "
+                f"sr={c.sample_rate}, n_fft={c.n_fft}, hop={c.hop}, n_mels={c.n_mels})")
+
+    def check_mel(self, mel: Any) -> Tensor:
+        """A mel array -> float tensor [n, n_mels, frames] on the model's device, or a one-line
+        :class:`ConfigError` naming the expected layout."""
+        m = torch.as_tensor(np.asarray(mel) if not isinstance(mel, Tensor) else mel)
+        shape = tuple(m.shape)
+        if m.dim() == 2:
+            m = m[None]
+        if (m.dim() != 3 or m.shape[1] != self.config.n_mels or m.shape[2] == 0
+                or not (m.is_floating_point())):
+            raise ConfigError(f"mel has shape {shape} ({m.dtype}); expected {self.mel_layout()}")
+        if not torch.isfinite(m).all():
+            raise ConfigError("mel holds NaN or infinite values")
+        return m.float().to(self._param_device())
+
+    @torch.no_grad()
+    def vocode(self, mel: Any) -> Tensor:
+        """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] (the length of the audio a
+        centred mel of F frames was computed from, rounded down to whole hops)."""
+        m = self.check_mel(mel)
+        audio = self.generator(m)[:, 0]
+        frames = m.shape[-1]
+        return audio[:, : max(1, frames - 1) * self.config.hop].clamp(-1.0, 1.0)
+
+    # ------------------------------------------------------------------ adversarial pieces
+
+    def real_sample(self, batch: Batch, gen: torch.Generator | None) -> tuple[Tensor, dict]:
+        audio = batch["audio"].to(self._param_device())
+        if audio.dim() != 2:
+            raise DataError(f"batch['audio'] has shape {tuple(audio.shape)}; expected [B, T]")
+        return audio[:, None], {"mel": self.mel(audio), "length": audio.shape[-1]}
+
+    def fake_sample(self, cond: dict[str, Any], gen: torch.Generator | None) -> Tensor:
+        return self.generator(cond["mel"])[..., : cond["length"]]
+
+    def crop_pair(self, real: Tensor, fake: Tensor, gen: torch.Generator | None
+                  ) -> tuple[Tensor, Tensor]:
+        w, t = self.config.disc_window, real.shape[-1]
+        if not w or w >= t:
+            return real, fake
+        start = randint(t - w + 1, (real.shape[0],), gen).to(real.device)
+        index = (start[:, None] + torch.arange(w, device=real.device))[:, None]
+        return real.gather(2, index), fake.gather(2, index)
+
+    def critic(self, x: Tensor, cond: dict[str, Any], gen: torch.Generator | None
+               ) -> list[CriticOutput]:
+        return self.discriminator(x)
+
+    # ------------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None, *,
+                 temperature: float = 1.0, seed: int | None = None,
+                 progress: bool = True) -> Tensor:
+        """Vocode ``cond['mel']`` or resynthesise ``cond['prime']`` (see the module docstring);
+        deterministic, so ``seed`` and ``temperature`` have no effect."""
+        if n <= 0 or length <= 0:
+            raise ConfigError(f"n={n} and length={length} must be positive")
+        cond = cond or {}
+        if "mel" in cond:
+            mel = self.check_mel(cond["mel"])
+        elif "prime" in cond or "audio" in cond:  # resynthesis (as autoencoders read 'audio')
+            audio = torch.as_tensor(cond["prime"] if "prime" in cond else cond["audio"])
+            mel = self.mel(audio.float().to(self._param_device()).reshape(-1, audio.shape[-1]))
+        else:
+            raise ConfigError("MelGAN is a vocoder: give it a mel (waveloom vocode CKPT MEL.npy) "
+                              "or audio to resynthesise (waveloom generate CKPT --prime FILE)")
+        if mel.shape[0] == 1 and n > 1:
+            mel = mel.expand(n, -1, -1)
+        if mel.shape[0] != n:
+            raise ConfigError(f"{mel.shape[0]} mels for {n} samples")
+        return fit_length(self.vocode(mel), length)
+
+    def interpolate(self, *args: Any, **kwargs: Any) -> Tensor:
+        raise ConfigError("MelGAN has no latent to interpolate; --interpolate is for "
+                          "wavegan, specgan and gansynth")
+
+    def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
+        batch = super().example_batch(batch_size, length, seed)
+        batch["mel"] = self.mel(batch["audio"])
+        return batch

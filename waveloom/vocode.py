@@ -1,0 +1,77 @@
+"""``waveloom vocode``: mel spectrograms (.npy) in, audio out, through a MelGAN checkpoint.
+
+The mel must be in the layout :func:`waveloom.audio.spectral.mel_spectrogram` produces with the
+checkpoint's settings (natural-log magnitude mel, ``[n_mels, frames]`` or ``[n, n_mels,
+frames]``), so the output of any model that predicts such mels, or the mel of a real recording,
+can be turned into audio. A wrong shape is a one-line error naming the expected layout.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from waveloom.audio.io import save_audio
+from waveloom.checkpoint import load_checkpoint
+from waveloom.errors import ConfigError, DataError
+
+
+def load_mel(path: str | Path) -> np.ndarray:
+    """Read a .npy array without unpickling (``allow_pickle=False``); one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path}: not a .npy array ({str(err).splitlines()[0]})") from None
+
+
+def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path, *,
+                 device: str = "cpu", plots: bool = True, threads: int | None = None
+                 ) -> list[Path]:
+    """Write ``NAME.wav`` (+ ``NAME.png``) per mel file (``NAME-i.wav`` for a stack of mels);
+    prints nothing, returns the WAV paths."""
+    from waveloom.generate import pick_device
+    from waveloom.sampling.engine import set_threads
+
+    set_threads(threads)
+    model, run = load_checkpoint(checkpoint, map_location=pick_device(device))
+    if not hasattr(model, "vocode"):
+        raise ConfigError(f"{checkpoint}: a {run.family!r} checkpoint cannot vocode mels; "
+                          "use a melgan checkpoint")
+    model.eval()
+    sr = run.data.sample_rate
+    out = Path(out)
+    paths = []
+    for path in mels:
+        mel = load_mel(path)
+        try:
+            audio = model.vocode(mel).float().cpu().numpy()
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+        stem = Path(path).stem
+        names = [stem] if mel.ndim == 2 else [f"{stem}-{i}" for i in range(len(audio))]
+        for name, clip in zip(names, audio):
+            wav = save_audio(out / f"{name}.wav", clip, sr)
+            paths.append(wav)
+            if plots:
+                from waveloom.audio.plots import plot_spectrogram
+
+                plot_spectrogram(clip, sr, wav.with_suffix(".png"), title=wav.stem)
+    return paths
+
+
+def real_time_factor(model: torch.nn.Module, mel: torch.Tensor, repeats: int = 3) -> float:
+    """Seconds of audio made per second of wall time when vocoding ``mel`` (best of
+    ``repeats``, after one warm-up call)."""
+    model.vocode(mel)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        audio = model.vocode(mel)
+        best = min(best, time.perf_counter() - t0)
+    return audio.shape[-1] * audio.shape[0] / model.config.sample_rate / best
