@@ -49,7 +49,7 @@ from waveloom.nn.conditioning import UpsampleConditioning
 from waveloom.nn.encoder import DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
 from waveloom.nn.quantize import build_quantizer
-from waveloom.nn.wavenet import WaveNetStack
+from waveloom.nn.wavenet import stack_from_config
 from waveloom.sampling.engine import sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
@@ -157,18 +157,11 @@ class ADA(Autoencoder):
             diversity_weight=c.diversity_weight,
         )  # fmt: skip
         self.upsample = UpsampleConditioning(c.code_dim, c.upsample_factors)
-        self.stack = WaveNetStack(
+        self.stack = stack_from_config(
+            c,
             out_channels=self.head.num_params,
-            residual_channels=c.residual_channels,
-            dilation_channels=c.dilation_channels,
-            skip_channels=c.skip_channels,
-            end_channels=c.end_channels,
-            layers_per_stack=c.layers_per_stack,
-            stacks=c.stacks,
-            kernel_size=c.kernel_size,
             input_levels=levels,
             local_channels=c.code_dim,
-            checkpoint_activations=c.checkpoint_activations,
         )
 
     # ------------------------------------------------------------------ basics

@@ -34,7 +34,7 @@ from waveloom.models.codes import (
 )
 from waveloom.models.plan import global_vector
 from waveloom.nn.conditioning import GlobalConditioning
-from waveloom.nn.wavenet import WaveNetStack
+from waveloom.nn.wavenet import stack_from_config
 from waveloom.sampling.engine import sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
@@ -92,18 +92,11 @@ class CodePrior(Likelihood):
                                dropout=c.cond_dropout)
             if c.instrument_conditioning else None
         )
-        self.stack = WaveNetStack(
+        self.stack = stack_from_config(
+            c,
             out_channels=c.codebook_size,
-            residual_channels=c.residual_channels,
-            dilation_channels=c.dilation_channels,
-            skip_channels=c.skip_channels,
-            end_channels=c.end_channels,
-            layers_per_stack=c.layers_per_stack,
-            stacks=c.stacks,
-            kernel_size=c.kernel_size,
             input_levels=c.codebook_size + 1,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
-            checkpoint_activations=c.checkpoint_activations,
         )
 
     @property

@@ -46,7 +46,7 @@ from waveloom.models.plan import global_vector, history_prefix
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
-from waveloom.nn.wavenet import WaveNetStack
+from waveloom.nn.wavenet import stack_from_config
 from waveloom.sampling.engine import sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
@@ -126,18 +126,11 @@ class NSynthAE(CodeAutoencoder):
             else None
         )
         self.head = CategoricalHead()
-        self.stack = WaveNetStack(
+        self.stack = stack_from_config(
+            c,
             out_channels=self.head.num_params,
-            residual_channels=c.residual_channels,
-            dilation_channels=c.dilation_channels,
-            skip_channels=c.skip_channels,
-            end_channels=c.end_channels,
-            layers_per_stack=c.layers_per_stack,
-            stacks=c.stacks,
-            kernel_size=c.kernel_size,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
             local_channels=c.embedding_dim,
-            checkpoint_activations=c.checkpoint_activations,
         )
         self.code_stats = CodeStatistics(c.embedding_dim)
 

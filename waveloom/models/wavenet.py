@@ -27,7 +27,7 @@ from waveloom.models.base import Batch, Likelihood
 from waveloom.models.plan import global_vector, history_prefix
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
-from waveloom.nn.wavenet import WaveNetStack
+from waveloom.nn.wavenet import stack_from_config
 from waveloom.sampling.engine import sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
@@ -168,21 +168,14 @@ class WaveNet(Likelihood):
             if c.local != "none"
             else None
         )
-        self.stack = WaveNetStack(
+        self.stack = stack_from_config(
+            c,
             out_channels=self.head.num_params,
-            residual_channels=c.residual_channels,
-            dilation_channels=c.dilation_channels,
-            skip_channels=c.skip_channels,
-            end_channels=c.end_channels,
-            layers_per_stack=c.layers_per_stack,
-            stacks=c.stacks,
-            kernel_size=c.kernel_size,
             input=c.input,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
             local_channels=(c.local_channels if self.upsample is not None else 0)
             + (EXCITATION_CHANNELS if c.pitch_excitation else 0)
             + (NOTE_CLOCK_CHANNELS if c.note_clock else 0),
-            checkpoint_activations=c.checkpoint_activations,
         )
 
     # ------------------------------------------------------------------ contract
