@@ -1,4 +1,5 @@
-"""Reconstructions of a held-out split by autoencoders, side by side (NSynth paper, sec. 4).
+"""Reconstructions of a held-out split by autoencoders (NSynth paper, sec. 4) or resynthesis
+by vocoders (MelGAN: audio -> mel -> audio), side by side.
 
 For each ``--model NAME=CKPT`` (e.g. the NSynth WaveNet autoencoder and the spectral baseline)
 every note of ``--split`` of ``--data`` (its first ``--seconds``) is encoded and decoded, and the
@@ -62,7 +63,14 @@ def write_originals(data: Path, split: str, out: Path, seconds: float, max_examp
 def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[dict[str, Any]],
                 clips: list[np.ndarray], *, batch: int, engine: str, seed: int,
                 progress: bool) -> float:
-    """Encode + decode every clip into ``folder``; returns the seconds spent."""
+    """Encode + decode every clip into ``folder``; returns the seconds spent. A checkpoint of
+    a family without an encoder but with resynthesis (a MelGAN vocoder: audio -> its mel ->
+    audio) is scored the same way, through its ``generate`` with ``cond['audio']``."""
+    from waveloom.autoencode import autoencoder_families
+    from waveloom.checkpoint import read_config
+
+    if read_config(checkpoint).family not in autoencoder_families():
+        return resynthesize(checkpoint, folder, names, labels, clips, batch=batch, seed=seed)
     model, run = load_autoencoder(checkpoint, "cpu")
     sr = run.data.sample_rate
     options = decode_options(model, engine, "float32")
@@ -82,6 +90,26 @@ def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[d
                                    **options)
             for i, clip in zip(chunk, out.float().cpu().numpy()):
                 save_audio(folder / f"{names[i]}.wav", clip, sr)
+    seconds = time.monotonic() - t0
+    write_sidecar(folder, dict(zip(names, labels)))
+    return seconds
+
+
+def resynthesize(checkpoint: Path, folder: Path, names: list[str], labels: list[dict[str, Any]],
+                 clips: list[np.ndarray], *, batch: int, seed: int) -> float:
+    """Audio -> the model's own analysis -> audio (vocoders); returns the seconds spent."""
+    from waveloom.checkpoint import load_checkpoint
+
+    model, run = load_checkpoint(checkpoint, map_location="cpu")
+    t0 = time.monotonic()
+    for start in range(0, len(clips), batch):
+        chunk = list(range(start, min(len(clips), start + batch)))
+        audio = torch.from_numpy(np.stack([clips[i] for i in chunk]))
+        with torch.no_grad():
+            out = model.generate(len(chunk), audio.shape[-1], {"audio": audio}, seed=seed,
+                                 progress=False)
+        for i, clip in zip(chunk, out.float().cpu().numpy()):
+            save_audio(folder / f"{names[i]}.wav", clip, run.data.sample_rate)
     seconds = time.monotonic() - t0
     write_sidecar(folder, dict(zip(names, labels)))
     return seconds
