@@ -55,7 +55,7 @@ class DataConfig:
     chunks: int = 1
 
     def validate(self) -> None:
-        _positive(self, "sample_rate", "window", "batch_size", "roll_hop", "chunks")
+        require_positive(self, "sample_rate", "window", "batch_size", "roll_hop", "chunks")
         if not 0.0 <= self.onset_fraction <= 1.0:
             raise ConfigError(f"data.onset_fraction={self.onset_fraction} must be in [0, 1]")
         if self.num_workers < 0:
@@ -83,7 +83,7 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        _positive(self, "lr", "max_steps", "checkpoint_every", "log_every")
+        require_positive(self, "lr", "max_steps", "checkpoint_every", "log_every")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay={self.ema_decay} must be in [0, 1)")
         if self.lr_decay not in ("none", "cosine"):
@@ -112,7 +112,9 @@ class RunConfig:
         return to_dict(self)
 
 
-def _positive(obj: Any, *names: str) -> None:
+def require_positive(obj: Any, *names: str) -> None:
+    """Raise :class:`ConfigError` naming the first of ``names`` whose value is not > 0; the
+    check every config's ``validate`` starts with."""
     section = {DataConfig: "data", TrainConfig: "train"}.get(type(obj), "model")
     for name in names:
         value = getattr(obj, name)

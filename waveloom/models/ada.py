@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from waveloom.audio.mulaw import mulaw_encode, quantize
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Autoencoder, Batch
 from waveloom.models.codes import (
@@ -94,13 +94,10 @@ class ADAConfig(ModelConfig):
         if self.bottleneck not in BOTTLENECKS:
             raise ConfigError(
                 f"model.bottleneck={self.bottleneck!r}: use one of {', '.join(BOTTLENECKS)}")
-        for name in (
-            "code_dim", "hop", "encoder_channels", "encoder_layers_per_stack", "encoder_stacks",
-            "residual_channels", "dilation_channels", "skip_channels", "end_channels",
-            "layers_per_stack", "stacks",
-        ):  # fmt: skip
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0")
+        require_positive(
+            self, "code_dim", "hop", "encoder_channels", "encoder_layers_per_stack",
+            "encoder_stacks", "residual_channels", "dilation_channels", "skip_channels",
+            "end_channels", "layers_per_stack", "stacks")
         for name in ("codebook_size", "input_codebook"):
             value = getattr(self, name)
             if not 2 <= value <= MAX_CODEBOOK:

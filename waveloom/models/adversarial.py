@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError
 from waveloom.models.base import Batch, Generative
 from waveloom.nn.gan import (
@@ -69,9 +69,7 @@ class AdversarialConfig(ModelConfig):
         if self.gan_loss not in GAN_LOSSES:
             raise ConfigError(f"model.gan_loss={self.gan_loss!r}: use one of "
                               f"{', '.join(GAN_LOSSES)}")
-        for name in ("sample_rate", "latent_dim", "n_critic"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0")
+        require_positive(self, "sample_rate", "latent_dim", "n_critic")
         for name in ("gp_weight", "fm_weight", "aux_weight", "d_lr"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name}={getattr(self, name)} must be >= 0")

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
 from waveloom.models.codes import (
@@ -61,11 +61,9 @@ class CodePriorConfig(ModelConfig):
         if not 2 <= self.codebook_size <= MAX_CODEBOOK:
             raise ConfigError(
                 f"model.codebook_size={self.codebook_size} must be in 2..{MAX_CODEBOOK}")
-        for name in ("residual_channels", "dilation_channels", "skip_channels",
-                     "end_channels", "layers_per_stack", "stacks", "num_instruments",
-                     "cond_dim"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0")
+        require_positive(
+            self, "residual_channels", "dilation_channels", "skip_channels", "end_channels",
+            "layers_per_stack", "stacks", "num_instruments", "cond_dim")
         if self.kernel_size < 2:
             raise ConfigError(f"model.kernel_size={self.kernel_size} must be >= 2")
         if self.layers_per_stack > 16:

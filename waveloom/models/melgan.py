@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from waveloom.audio.spectral import mel_spectrogram
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput, fit_length
 from waveloom.models.base import Batch
@@ -62,10 +62,8 @@ class MelGANConfig(AdversarialConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("n_mels", "n_fft", "hop", "channels", "scales", "disc_channels",
-                     "disc_layers"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0")
+        require_positive(
+            self, "n_mels", "n_fft", "hop", "channels", "scales", "disc_channels", "disc_layers")
         if int(np.prod(self.upsample_factors)) != self.hop:
             raise ConfigError(f"model.upsample_factors={list(self.upsample_factors)} multiply "
                               f"to {int(np.prod(self.upsample_factors))}, not model.hop={self.hop}")

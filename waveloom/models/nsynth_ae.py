@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from waveloom.audio.mulaw import mulaw_encode, quantize
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.autoencoder import CodeAutoencoder
 from waveloom.models.base import Batch
@@ -78,14 +78,10 @@ class NSynthAEConfig(ModelConfig):
     checkpoint_activations: bool = False
 
     def validate(self) -> None:
-        for name in (
-            "encoder_channels", "encoder_layers_per_stack", "encoder_stacks", "embedding_dim",
-            "hop", "residual_channels", "dilation_channels", "skip_channels", "end_channels",
-            "layers_per_stack", "stacks", "cond_dim",
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"model.{name}={value} must be > 0")
+        require_positive(
+            self, "encoder_channels", "encoder_layers_per_stack", "encoder_stacks",
+            "embedding_dim", "hop", "residual_channels", "dilation_channels", "skip_channels",
+            "end_channels", "layers_per_stack", "stacks", "cond_dim")
         for name in ("encoder_kernel_size", "kernel_size"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"model.{name}={getattr(self, name)} must be >= 2")

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
 from waveloom.nn.conditioning import GlobalConditioning
@@ -70,11 +70,9 @@ class SampleRNNConfig(ModelConfig):
     cond_dropout: float = 0.0  # rate at which training hides a label (teaches "unknown")
 
     def validate(self) -> None:
-        for name in ("rnn_layers", "hidden", "mlp_hidden", "mlp_layers", "embedding_dim",
-                     "num_instruments", "cond_dim"):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"model.{name}={value} must be > 0")
+        require_positive(
+            self, "rnn_layers", "hidden", "mlp_hidden", "mlp_layers", "embedding_dim",
+            "num_instruments", "cond_dim")
         sizes = list(self.frame_sizes)
         if not sizes or any(s < 1 for s in sizes):
             raise ConfigError(f"model.frame_sizes={sizes} must be one or more integers >= 1")

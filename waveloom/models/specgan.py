@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from waveloom.audio.spectral import griffin_lim, log_magnitude, stft
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput
 from waveloom.models.base import Batch
@@ -55,9 +55,7 @@ class SpecGANConfig(AdversarialConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("n_fft", "hop", "frames", "layers", "model_dim", "griffin_lim_iters"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0")
+        require_positive(self, "n_fft", "hop", "frames", "layers", "model_dim", "griffin_lim_iters")
         if self.bins % 2**self.layers or self.frames % 2**self.layers:
             raise ConfigError(
                 f"model.n_fft/2={self.bins} and model.frames={self.frames} must be divisible by "

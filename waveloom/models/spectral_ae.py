@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from waveloom.audio.spectral import griffin_lim, log_magnitude, stft
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.autoencoder import CodeAutoencoder
 from waveloom.models.base import Batch
@@ -63,11 +63,9 @@ class SpectralAEConfig(ModelConfig):
     cond_dropout: float = 0.0
 
     def validate(self) -> None:
-        for name in ("n_fft", "stft_hop", "hop", "embedding_dim", "channels", "layers",
-                     "kernel_size", "griffin_lim_iters", "cond_dim"):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"model.{name}={value} must be > 0")
+        require_positive(
+            self, "n_fft", "stft_hop", "hop", "embedding_dim", "channels", "layers", "kernel_size",
+            "griffin_lim_iters", "cond_dim")
         if self.n_fft % 2:
             raise ConfigError(f"model.n_fft={self.n_fft} must be even")
         ratio = self.hop // self.stft_hop

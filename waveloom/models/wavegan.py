@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput
 from waveloom.models.base import Batch
@@ -46,9 +46,7 @@ class WaveGANConfig(AdversarialConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("model_dim", "kernel_size", "stride"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0")
+        require_positive(self, "model_dim", "kernel_size", "stride")
         if self.length <= 16 or 16 * self.stride**self.layers != self.length:
             raise ConfigError(
                 f"model.length={self.length} must be 16 * stride**k (stride {self.stride}: "

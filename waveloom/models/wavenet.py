@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from waveloom.audio.mulaw import quantize
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
 from waveloom.models.plan import global_vector, history_prefix
@@ -81,20 +81,9 @@ class WaveNetConfig(ModelConfig):
     sample_rate: int = 16000  # turns MIDI pitch into a period and note_clock taus into samples
 
     def validate(self) -> None:
-        for name in (
-            "residual_channels",
-            "dilation_channels",
-            "skip_channels",
-            "end_channels",
-            "layers_per_stack",
-            "stacks",
-            "mixture_components",
-            "num_instruments",
-            "cond_dim",
-        ):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"model.{name}={value} must be > 0")
+        require_positive(
+            self, "residual_channels", "dilation_channels", "skip_channels", "end_channels",
+            "layers_per_stack", "stacks", "mixture_components", "num_instruments", "cond_dim")
         if self.kernel_size < 2:
             raise ConfigError(f"model.kernel_size={self.kernel_size} must be >= 2")
         if self.layers_per_stack > 16:
