@@ -50,7 +50,7 @@ from waveloom.nn.encoder import DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
 from waveloom.nn.quantize import build_quantizer
 from waveloom.nn.wavenet import stack_from_config
-from waveloom.sampling.engine import sample_codes
+from waveloom.sampling.engine import check_request, sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
 INPUTS = ("audio", "codes")
@@ -386,10 +386,7 @@ class ADA(Autoencoder):
         z = self.check_codes(codes)
         n = z.shape[0]
         length = z.shape[-1] * self.hop if length is None else int(length)
-        if n <= 0 or length <= 0:
-            raise ConfigError(f"n={n} and length={length} must be positive")
-        if not temperature > 0:
-            raise ConfigError(f"temperature={temperature} must be > 0")
+        check_request(n, length, temperature)
         return sample_codes(self, n, length, {"codes": z}, engine=engine,
                             temperature=temperature, seed=seed, progress=progress,
                             weights=weights, prime=prime)

@@ -35,7 +35,7 @@ from waveloom.models.codes import (
 from waveloom.models.plan import global_vector
 from waveloom.nn.conditioning import GlobalConditioning
 from waveloom.nn.wavenet import stack_from_config
-from waveloom.sampling.engine import sample_codes
+from waveloom.sampling.engine import check_request, sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
 
@@ -196,10 +196,7 @@ class CodePrior(Likelihood):
         weights: str = "float32",
     ) -> Tensor:
         """``n`` code sequences [n, frames] long in [0, codebook_size)."""
-        if n <= 0 or frames <= 0:
-            raise ConfigError(f"n={n} and frames={frames} must be positive")
-        if not temperature > 0:
-            raise ConfigError(f"temperature={temperature} must be > 0")
+        check_request(n, frames, temperature, "frames")
         return sample_codes(self, n, frames, cond, engine=engine, temperature=temperature,
                             seed=seed, progress=progress, weights=weights)
 

@@ -47,7 +47,7 @@ from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
 from waveloom.nn.wavenet import stack_from_config
-from waveloom.sampling.engine import sample_codes
+from waveloom.sampling.engine import check_request, sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
 
@@ -288,10 +288,7 @@ class NSynthAE(CodeAutoencoder):
 
     def _sample(self, n: int, length: int, cond: dict[str, Any], temperature: float,
                 seed: int | None, progress: bool, engine: str, weights: str) -> Tensor:
-        if n <= 0 or length <= 0:
-            raise ConfigError(f"n={n} and length={length} must be positive")
-        if not temperature > 0:
-            raise ConfigError(f"temperature={temperature} must be > 0")
+        check_request(n, length, temperature)
         codes = sample_codes(
             self, n, length, cond, engine=engine, temperature=temperature, seed=seed,
             progress=progress, weights=weights,

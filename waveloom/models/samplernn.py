@@ -40,6 +40,7 @@ from waveloom.models.base import Batch, Likelihood
 from waveloom.nn.conditioning import GlobalConditioning
 from waveloom.nn.heads import CategoricalHead
 from waveloom.nn.tiers import FrameTier, SampleMLP
+from waveloom.sampling.engine import check_request
 from waveloom.sampling.incremental import draw_uniforms
 
 RNNS = ("gru", "lstm")
@@ -296,10 +297,7 @@ class SampleRNN(Likelihood):
         if weights != "float32":
             raise ConfigError(f"--weights {weights}: needs the WaveNet fast engine; SampleRNN "
                               "samples in float32")
-        if n <= 0 or length <= 0:
-            raise ConfigError(f"n={n} and length={length} must be positive")
-        if not temperature > 0:
-            raise ConfigError(f"temperature={temperature} must be > 0")
+        check_request(n, length, temperature)
         g, history, state = self._sampling_inputs(n, dict(cond or {}))
         stepper = Stepper(self, g, history, state, length)
         uniforms = draw_uniforms(seed, length, n, 1).to(self._weights_device())

@@ -28,7 +28,7 @@ from waveloom.models.plan import global_vector, history_prefix
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
 from waveloom.nn.wavenet import stack_from_config
-from waveloom.sampling.engine import sample_codes
+from waveloom.sampling.engine import check_request, sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
 HEADS = ("categorical", "logistic_mixture")
@@ -370,10 +370,7 @@ class WaveNet(Likelihood):
         rounding at a CDF boundary. ``weights='int8'`` (fast engine) trades a little accuracy
         for speed on large models.
         """
-        if n <= 0 or length <= 0:
-            raise ConfigError(f"n={n} and length={length} must be positive")
-        if not temperature > 0:
-            raise ConfigError(f"temperature={temperature} must be > 0")
+        check_request(n, length, temperature)
         codes = sample_codes(
             self, n, length, cond, engine=engine, temperature=temperature, seed=seed,
             progress=progress, weights=weights,

@@ -77,6 +77,15 @@ def resolve_engine(name: str, model: Any) -> str:
 
 
 @torch.no_grad()
+def check_request(n: int, length: int, temperature: float, unit: str = "length") -> None:
+    """One-line errors for a sampling request no model can serve (every family's
+    ``generate`` starts with this)."""
+    if n <= 0 or length <= 0:
+        raise ConfigError(f"n={n} and {unit}={length} must be positive")
+    if not temperature > 0:
+        raise ConfigError(f"temperature={temperature} must be > 0")
+
+
 def sample_codes(
     model: Any,
     n: int,
