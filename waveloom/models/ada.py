@@ -127,7 +127,6 @@ class ADA(Autoencoder):
     config: ADAConfig
 
     def __init__(self, config: ADAConfig) -> None:
-        config.validate()
         super().__init__(config)
         c = config
         self.codes_in = c.input == "codes"

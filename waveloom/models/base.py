@@ -33,6 +33,7 @@ class Generative(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        config.validate()  # every family is built from a checked config, in one place
         self.config = config
 
     # -- what the trainer needs

@@ -80,7 +80,6 @@ class CodePrior(Likelihood):
     config: CodePriorConfig
 
     def __init__(self, config: CodePriorConfig) -> None:
-        config.validate()
         super().__init__(config)
         c = config
         self.pad = c.codebook_size

@@ -121,7 +121,6 @@ class GANSynth(Adversarial):
     rainbowgram: ClassVar[bool] = True
 
     def __init__(self, config: GANSynthConfig) -> None:
-        config.validate()
         super().__init__(config)
         c = config
         self.generator = Upsample2dGenerator(c.latent_dim + c.num_pitches, 2, c.bins, c.frames,

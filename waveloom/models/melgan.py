@@ -140,7 +140,6 @@ class MelGAN(Adversarial):
     config: MelGANConfig
 
     def __init__(self, config: MelGANConfig) -> None:
-        config.validate()
         super().__init__(config)
         self.generator = MelGANGenerator(config)
         self.discriminator = MelGANDiscriminator(config)

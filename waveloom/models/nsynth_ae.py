@@ -107,7 +107,6 @@ class NSynthAE(CodeAutoencoder):
     config: NSynthAEConfig
 
     def __init__(self, config: NSynthAEConfig) -> None:
-        config.validate()
         super().__init__(config)
         c = config
         self.encoder = DilatedEncoder(

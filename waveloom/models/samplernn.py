@@ -111,7 +111,6 @@ class SampleRNN(Likelihood):
     truncated_bptt: ClassVar[bool] = True
 
     def __init__(self, config: SampleRNNConfig) -> None:
-        config.validate()
         super().__init__(config)
         c = config
         self.head = CategoricalHead() if c.quantization == "mulaw" else LinearCategoricalHead()

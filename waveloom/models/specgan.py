@@ -80,7 +80,6 @@ class SpecGAN(Adversarial):
     config: SpecGANConfig
 
     def __init__(self, config: SpecGANConfig) -> None:
-        config.validate()
         super().__init__(config)
         c = config
         self.generator = Upsample2dGenerator(c.latent_dim, 1, c.bins, c.frames, c.layers,

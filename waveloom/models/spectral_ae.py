@@ -91,7 +91,6 @@ class SpectralAE(CodeAutoencoder):
     config: SpectralAEConfig
 
     def __init__(self, config: SpectralAEConfig) -> None:
-        config.validate()
         super().__init__(config)
         c = config
         bins, ch, k = c.n_fft // 2 + 1, c.channels, c.kernel_size

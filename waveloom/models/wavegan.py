@@ -110,7 +110,6 @@ class WaveGAN(Adversarial):
     config: WaveGANConfig
 
     def __init__(self, config: WaveGANConfig) -> None:
-        config.validate()
         super().__init__(config)
         self.generator = WaveGANGenerator(config)
         self.discriminator = WaveGANDiscriminator(config)

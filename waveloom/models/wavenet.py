@@ -137,7 +137,6 @@ class WaveNet(Likelihood):
     config: WaveNetConfig
 
     def __init__(self, config: WaveNetConfig) -> None:
-        config.validate()
         super().__init__(config)
         c = config
         self.head = build_head(c.head, c.mixture_components, c.mixture_levels)
