@@ -202,3 +202,29 @@ def test_minutes_budget_sets_max_steps_from_a_calibration(cache, tmp_path):
     )
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --minutes")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_init_from_starts_at_the_given_weights_and_refuses_a_mismatch(cache, tmp_path):
+    """train.init_from: fine-tuning starts from a checkpoint's weights (EMA included), and a
+    checkpoint of another shape or family gets a one-line error naming the setting."""
+    first = train(load_config(TINY, [*SMALL_RUN, "train.max_steps=2"]), cache, tmp_path / "a",
+                  progress=False)
+    source = first.run_dir / "model.safetensors"
+    tuned = train(load_config(TINY, [*SMALL_RUN, "train.max_steps=1", "train.lr=1e-12",
+                                     "train.ema_decay=0.9", f"train.init_from={source}"]),
+                  cache, tmp_path / "b", progress=False)
+    assert _max_diff(_weights(tuned.run_dir), _weights(first.run_dir)) < 1e-6
+    scratch = train(load_config(TINY, [*SMALL_RUN, "train.max_steps=1", "train.lr=1e-12"]),
+                    cache, tmp_path / "c", progress=False)
+    assert _max_diff(_weights(scratch.run_dir), _weights(first.run_dir)) > 1e-3
+    with pytest.raises(CheckpointError, match=r"train.init_from=.*shaped differently"):
+        train(load_config(TINY, [*SMALL_RUN, "model.stacks=3", f"train.init_from={source}"]),
+              cache, tmp_path / "d", progress=False)
+    with pytest.raises(CheckpointError, match="train.init_from=.*no such file"):
+        train(load_config(TINY, [*SMALL_RUN, f"train.init_from={tmp_path / 'none.safetensors'}"]),
+              cache, tmp_path / "e", progress=False)
+    other = CONFIGS / "samplernn" / "tiny.yaml"
+    with pytest.raises(CheckpointError, match="'wavenet' checkpoint cannot start a 'samplernn'"):
+        train(load_config(other, ["data.window=256", "data.batch_size=2",
+                                  f"train.init_from={source}"]),
+              cache, tmp_path / "f", progress=False)

@@ -272,7 +272,8 @@ def test_pitch_excitation_clock_is_exact_and_sampled_consistently():
     run = load_config(CONFIGS / "wavenet" / "tiny.yaml", ["model.pitch_excitation=true"])
     torch.manual_seed(0)
     model = build_model(run).eval()
-    exc = model._excitation(torch.tensor([69, -1]), 2, 16000, random_phase=False)
+    exc = model._excitation(torch.tensor([69, -1]), torch.arange(16000).expand(2, -1),
+                            random_phase=False)
     assert exc.shape == (2, 2, 16000)
     spectrum = torch.fft.rfft(exc[0, 0]).abs()
     assert int(spectrum.argmax()) == 440  # 1 s at 16 kHz: bin k is k Hz
@@ -321,3 +322,66 @@ def test_note_clock_features_and_training_sampling_alignment():
     with torch.no_grad():
         assert not torch.allclose(model._params(shifted)[0], train_params, atol=1e-3)
     assert model.batch_keys()[-1] == "start"
+
+
+def test_onset_phase_excitation_is_aligned_between_training_and_sampling():
+    """excitation_phase='onset': the pitch clock starts at phase 0 on the note's onset and is
+    silent before it, and the training path's parameters equal a parallel pass over the
+    sampler's plan (so the sampled note sees the phase it was trained with)."""
+    from waveloom.audio.mulaw import quantize
+
+    from .conftest import CONFIGS
+
+    run = load_config(CONFIGS / "wavenet" / "tiny.yaml",
+                      ["model.pitch_excitation=true", "model.excitation_phase=onset"])
+    torch.manual_seed(0)
+    model = build_model(run).eval()
+    assert model.batch_keys()[-1] == "start"
+    exc = model._excitation(torch.tensor([69]), torch.arange(-3, 16000 - 3)[None],
+                            random_phase=True)
+    assert exc[0, :, :3].abs().max() == 0  # silent before the onset
+    assert float(exc[0, 0, 3]) == 0.0 and float(exc[0, 1, 3]) == 1.0  # phase 0 at the onset
+    assert int(torch.fft.rfft(exc[0, 0, 3:]).abs().argmax()) == 440
+
+    n, length, ctx = 2, 300, model.context
+    cond = {"pitch": torch.tensor([60, 64]), "instrument": torch.tensor([0, 1])}
+    audio = 0.3 * torch.sin(torch.arange(length) / 7.0).expand(n, -1)
+    batch = {"audio": torch.cat([torch.zeros(n, ctx), audio], dim=1), **cond,
+             "start": torch.full((n,), -ctx)}
+    with torch.no_grad():
+        train_params, _ = model._params(batch)
+        plan = model.sampling_plan(n, length, cond, None)
+        seq = torch.cat([plan.prefix, quantize(audio[:, :-1])], dim=1)
+        out = model.stack(seq, plan.g, plan.local[..., 1 : ctx + length], padded=True)
+    assert torch.allclose(out[..., ctx - 1 :], train_params, atol=1e-5)
+    with pytest.raises(ConfigError, match="excitation_phase"):
+        load_config(CONFIGS / "wavenet" / "tiny.yaml", ["model.excitation_phase=zero"])
+
+
+def test_input_noise_corrupts_only_the_training_history():
+    """model.input_noise: training sees a noisy history (the loss changes, the targets do
+    not), evaluation and sampling see the clean one."""
+    from .conftest import CONFIGS
+
+    clean = load_config(CONFIGS / "wavenet" / "tiny.yaml")
+    noisy = load_config(CONFIGS / "wavenet" / "tiny.yaml", ["model.input_noise=0.5"])
+    torch.manual_seed(0)
+    a = build_model(clean)
+    b = build_model(noisy)
+    b.load_state_dict(a.state_dict())
+    batch = a.example_batch(2, a.context + 256, seed=1)
+    batch["audio"] = 0.5 * torch.sin(torch.arange(batch["audio"].shape[-1]) / 5.0).expand(2, -1)
+    a.eval(), b.eval()
+    with torch.no_grad():
+        assert torch.equal(a.log_prob(batch), b.log_prob(batch))
+    a.train(), b.train()
+    for m in (a, b):
+        m.global_cond.dropout = 0.0
+    with torch.no_grad():
+        torch.manual_seed(2)
+        la = a.loss(batch)["loss"]
+        torch.manual_seed(2)
+        lb = b.loss(batch)["loss"]
+    assert not torch.allclose(la, lb)
+    with pytest.raises(ConfigError, match="input_noise"):
+        load_config(CONFIGS / "wavenet" / "tiny.yaml", ["model.input_noise=-1"])

@@ -167,7 +167,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in tensors]
     # Tied tensors are stored once: fill a missing name from its twin with the same storage.
-    twins = _tied_names(model)
+    twins = tied_names(model)
     for name in list(missing):
         src = twins.get(name)
         if src is not None and src in tensors:
@@ -189,7 +189,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     model.load_state_dict(tensors, strict=True)
 
 
-def _tied_names(model: torch.nn.Module) -> dict[str, str]:
+def tied_names(model: torch.nn.Module) -> dict[str, str]:
     first: dict[tuple[int, int, tuple[int, ...]], str] = {}
     twins: dict[str, str] = {}
     for name, tensor in model.state_dict().items():

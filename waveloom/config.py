@@ -81,6 +81,10 @@ class TrainConfig:
     sample_seconds: float = 1.0
     val_every: int = 0
     seed: int = 0
+    # Start from these weights (a .safetensors checkpoint of the same family and shape, e.g.
+    # the shipped demo model) instead of a random init: fine-tuning on your own recordings, or
+    # continuing a finished run with a new schedule. Ignored when --resume finds a run.
+    init_from: str = ""
 
     def validate(self) -> None:
         require_positive(self, "lr", "max_steps", "checkpoint_every", "log_every")

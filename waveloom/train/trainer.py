@@ -240,6 +240,11 @@ def train(
         fabric.print(f"note: {resume_path} not found; starting from step 0")
     if not start_step:
         rng_state = None
+        if t.init_from:
+            _init_from(model, cfg, Path(t.init_from))
+            if ema is not None:  # average from the loaded weights, not the random ones
+                ema = adv.generator_ema(model, t.ema_decay) if adversarial else EMA(
+                    model, t.ema_decay)
 
     if fabric.is_global_zero:
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -415,6 +420,35 @@ def train(
         writer.close()
     return TrainResult(out, step, interrupted, last_loss, time.perf_counter() - started,
                        fabric.is_global_zero)
+
+
+def _init_from(model: torch.nn.Module, cfg: RunConfig, path: Path) -> None:
+    """Load ``train.init_from``'s weights into the freshly built ``model`` (one-line errors)."""
+    from waveloom.checkpoint import tied_names, load_weights, read_config
+
+    if not path.is_file():
+        raise CheckpointError(f"train.init_from={path}: no such file; pass a .safetensors "
+                              "checkpoint (e.g. a run's model.safetensors)")
+    family = read_config(path).family
+    if family != cfg.family:
+        raise CheckpointError(f"train.init_from={path}: a {family!r} checkpoint cannot start a "
+                              f"{cfg.family!r} run; pass one of the same family")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    differ = sorted(k for k in expected if k in shapes and shapes[k] != expected[k])
+    extra = sorted(set(shapes) - set(expected))
+    twins = tied_names(model)  # tied tensors are stored once
+    missing = sorted(k for k in set(expected) - set(shapes) if twins.get(k) not in shapes)
+    if differ or extra or missing:
+        what = (f"{differ[0]} is {shapes[differ[0]]} there, {expected[differ[0]]} here" if differ
+                else f"it has {extra[0]}, which this model lacks" if extra
+                else f"it lacks {missing[0]}")
+        raise CheckpointError(f"train.init_from={path}: its model is shaped differently ({what}); "
+                              "use the preset and model.* overrides it was trained with")
+    load_weights(model, path)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
