@@ -140,3 +140,18 @@ def test_user_errors_are_one_line(sets, capsys, args, needle):
     assert main(["evaluate", str(sets / "noise"), *args, "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and needle in err
+
+
+def test_clip_seconds_crops_both_sets_and_keys_their_statistics(tmp_path):
+    """--clip-seconds: every clip of the target and of the reference is cut to its first
+    seconds (a GAN's one-second notes against longer real ones), and the crop is part of the
+    set's fingerprint so cached reference statistics of the full clips are not reused."""
+    from waveloom.errors import ConfigError
+    from waveloom.evaluate.audioset import load_set
+
+    sf.write(tmp_path / "a.wav", np.full(16000, 0.1, np.float32), 16000)
+    full, cut = load_set(tmp_path), load_set(tmp_path, max_seconds=0.25)
+    assert len(full.clip(0)) == 16000 and len(cut.clip(0)) == 4000
+    assert cut.fingerprint != full.fingerprint and "first 0.25 s" in cut.description
+    with pytest.raises(ConfigError, match="clip-seconds"):
+        load_set(tmp_path, max_seconds=0)

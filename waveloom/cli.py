@@ -230,6 +230,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         reference_split=args.reference_split,
         max_examples=args.max_examples,
         max_reference=args.max_reference,
+        clip_seconds=args.clip_seconds,
         sample_rate=args.sr,
         device=args.device,
         progress=not args.quiet,
@@ -534,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ndb-k", type=int, default=50, help="k-means bins for NDB (default 50)")
     ev.add_argument("--ndb-features", default="logmel",
                     help="logmel (default) or an embedding name")
+    ev.add_argument("--clip-seconds", type=float, default=None,
+                    help="judge only the first S seconds of every clip, generated and real "
+                         "(e.g. 1.024 for one-second GAN notes against 4 s real notes)")
     ev.add_argument("--ndb-seconds", type=float, default=None,
                     help="log-mel image length (default: shorter median clip, at most 4 s)")
     ev.add_argument("--bootstrap", type=int, default=1000,

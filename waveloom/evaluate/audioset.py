@@ -187,6 +187,7 @@ def load_set(
     name_pattern: str | None = None,
     max_clips: int | None = None,
     seed: int = 0,
+    max_seconds: float | None = None,
 ) -> AudioSet:
     """Open ``spec`` (a cache folder, an NSynth-layout folder or any folder of audio files).
 
@@ -197,6 +198,9 @@ def load_set(
         labels: a sidecar JSON of labels (default: ``spec/labels.json`` if present).
         name_pattern: ``'nsynth'`` or a regex with named groups, to read labels from names.
         max_clips: evaluate a seeded random subset of at most this many clips.
+        max_seconds: keep only the first this many seconds of every clip, so sets whose clips
+            differ in length (one-second GAN notes against four-second real notes) are judged
+            on the same stretch of the note.
     """
     path = Path(spec)
     if (path / "cache.json").is_file():
@@ -223,6 +227,13 @@ def load_set(
     if len(audio_set) == 0:
         where = f" in split {split!r}" if split else ""
         raise DataError(f"{path}: no audio clips{where}; check the folder and --split")
+    if max_seconds is not None:
+        if max_seconds <= 0:
+            raise ConfigError(f"--clip-seconds {max_seconds}: must be > 0")
+        keep, read = int(round(max_seconds * sample_rate)), audio_set.reader
+        audio_set.reader = lambda k: read(k)[:keep]
+        audio_set.fingerprint = _digest(audio_set.fingerprint, f"first {keep}")
+        audio_set.description += f" (first {max_seconds:g} s)"
     return audio_set
 
 

@@ -53,6 +53,7 @@ class EvalOptions:
     reference_split: str | None = None  # [--reference-split]
     max_examples: int | None = None  # cap on target clips / nll examples [--max-examples]
     max_reference: int | None = None  # cap on reference clips [--max-reference]
+    clip_seconds: float | None = None  # judge only each clip's first seconds [--clip-seconds]
     sample_rate: int = 16000  # every set is read at this rate [--sr]
     device: str = "auto"
     progress: bool = True
@@ -170,7 +171,7 @@ def _sample_metrics(target, kind: str, metrics: list[str], opts: EvalOptions) ->
     if ref_spec is not None:
         reference = load_set(ref_spec, sample_rate=opts.sample_rate, split=opts.reference_split,
                              name_pattern=opts.name_pattern, max_clips=opts.max_reference,
-                             seed=opts.seed)
+                             seed=opts.seed, max_seconds=opts.clip_seconds)
     missing = [m for m in metrics if m in _NEEDS_REFERENCE]
     if missing and reference is None:
         raise ConfigError(f"{', '.join(missing)} compare with real audio: pass --reference "
@@ -187,7 +188,8 @@ def _sample_metrics(target, kind: str, metrics: list[str], opts: EvalOptions) ->
     generated = load_set(target, sample_rate=opts.sample_rate,
                          split=None if kind == "checkpoint" else opts.split,
                          labels=opts.labels, name_pattern=opts.name_pattern,
-                         max_clips=opts.max_examples, seed=opts.seed)
+                         max_clips=opts.max_examples, seed=opts.seed,
+                         max_seconds=opts.clip_seconds)
     out["generated"] = {"source": generated.description, "clips": len(generated)}
     if reference is not None:
         out["reference"] = {"source": reference.description, "clips": len(reference)}
