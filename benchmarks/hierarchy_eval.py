@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--hierarchy", type=Path, required=True)
     ap.add_argument("--wavenet", type=Path, default=None, help="plain WaveNet baseline")
     ap.add_argument("--data", type=Path, required=True, help="the audio cache (chorales)")
-    ap.add_argument("--split", default="train")
+    ap.add_argument("--split", default="train", help="split(s) of --data, e.g. test,valid")
     ap.add_argument("--n", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=25.0)
     ap.add_argument("--clips", type=int, default=2)
@@ -60,7 +60,7 @@ def main() -> None:
     h = load_hierarchy(args.hierarchy)
     sr = h.sample_rate
     cache = AudioCache(args.data)
-    idx = cache.split_indices(args.split)
+    idx = np.concatenate([cache.split_indices(s) for s in args.split.split(",")])
     clips = [cache.clip(int(i)) for i in idx]
     report: dict[str, object] = {"hierarchy": str(args.hierarchy), "seconds": args.seconds}
 

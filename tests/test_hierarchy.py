@@ -252,6 +252,20 @@ def test_encode_codes_makes_a_cache_the_next_level_trains_on(tmp_path):
     assert main(["train", str(CONFIGS / "ada" / "tiny.yaml"), "--data", str(tmp_path / "codes"),
                  "--out", str(tmp_path / "r2"), "--max-steps", "2", "-q", *CODE_LEVEL,
                  "data.window=64"]) == 0
+    # evaluate's NLL says what it is: an autoencoder's is conditional on its own codes (no
+    # compressor baseline), a prior's on a code cache is a code length beside xz of the codes
+    from waveloom.evaluate.run import evaluate
+
+    split = str(codes.splits[0])
+    rep = evaluate(paths["l1"], metrics=["nll"], data=tmp_path / "cache", split=split,
+                   progress=False)
+    assert rep["nll_kind"] == "conditional" and "baselines" not in rep
+    run, prior = _tiny("code_prior", "data.sample_rate=2000", "model.codebook_size=16")
+    prior_path = save_checkpoint(tmp_path / "p2" / "model.safetensors", prior, run)
+    rep = evaluate(prior_path, metrics=["nll"], data=tmp_path / "codes", split=split,
+                   progress=False)
+    assert rep["nll_kind"] == "codes" and rep["baselines"]["raw_bits_per_sample"] == 8.0
+    assert 0 < rep["baselines"]["xz_bits_per_sample"] < 8.0
 
 
 # ----------------------------------------------------------------------------- errors

@@ -136,6 +136,11 @@ class AudioCache:
         """Indices (int64 ``[n]``, ascending) of the examples in split ``name``."""
         return np.flatnonzero(self.splits == name).astype(np.int64)
 
+    def read_raw(self, i: int) -> np.ndarray:
+        """Example ``i`` as stored: int16 ``[length]`` (in a code cache, ``code + 1``)."""
+        start = int(self.offsets[i])
+        return np.asarray(self.audio[start : start + int(self.lengths[i])])
+
     def clip(self, i: int) -> np.ndarray:
         """The whole example ``i`` as float32 ``[length]`` in [-1, 1]."""
         return self.read(i, 0, int(self.lengths[i]))

@@ -121,3 +121,17 @@ def compressor_bits(clips: Iterable[np.ndarray], sample_rate: int) -> dict[str, 
         "xz_bits_per_sample": xz_bits / max(1, n),
         "samples": n,
     }
+
+
+def code_compressor_bits(codes: Iterable[np.ndarray]) -> dict[str, float]:
+    """Bits per code that xz (preset 9e) needs for a code stream (ints ``[T]`` per example,
+    all concatenated, one byte per code when they fit, else two): the general-purpose
+    baseline for a prior over learnt codes, as FLAC/xz on mu-law are for a waveform model."""
+    stream = np.concatenate([np.asarray(c, dtype=np.int64) for c in codes])
+    width = np.uint8 if stream.size == 0 or stream.max() < 256 else np.uint16
+    raw = stream.astype(width).tobytes()
+    xz_bits = len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)) * 8
+    n = max(1, len(stream))
+    return {"raw_bits_per_sample": 8.0 * np.dtype(width).itemsize,
+            "xz_bits_per_sample": xz_bits / n, "samples": len(stream)}
+

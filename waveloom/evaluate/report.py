@@ -47,10 +47,20 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"reference: {ref['source']} ({ref['clips']} clips)")
     rows: list[tuple[str, str]] = []
     if "nll" in report:
-        nll, base = report["nll"], report["baselines"]
-        rows.append(("nll (bits/sample)", f"{nll['bits_per_sample']:.4f} "
-                     f"(flac {base['flac_bits_per_sample']:.3f}, "
-                     f"xz {base['xz_bits_per_sample']:.3f}, raw 8)"))
+        nll, base = report["nll"], report.get("baselines")
+        kind = report.get("nll_kind", "audio")
+        bits = f"{nll['bits_per_sample']:.4f}"
+        if kind == "conditional":
+            rows.append(("conditional nll (bits/sample)",
+                         f"{bits} (given the model's own codes of the same audio: a "
+                         "reconstruction score, not a code length; no compressor compares)"))
+        elif kind == "codes":
+            rows.append(("nll (bits/code)", f"{bits} (xz {base['xz_bits_per_sample']:.3f}, "
+                         f"raw {base['raw_bits_per_sample']:g})"))
+        else:
+            rows.append(("nll (bits/sample)", f"{bits} "
+                         f"(flac {base['flac_bits_per_sample']:.3f}, "
+                         f"xz {base['xz_bits_per_sample']:.3f}, raw 8)"))
     for key, value in report.items():
         if not isinstance(value, dict):
             continue

@@ -122,8 +122,9 @@ def evaluate(target: str | Path, *, metrics=("nll",), **options: Any) -> dict[st
 def _nll(checkpoint: str | Path, opts: EvalOptions) -> dict[str, Any]:
     from waveloom.checkpoint import load_checkpoint
     from waveloom.data.cache import AudioCache
-    from waveloom.evaluate.nll import compressor_bits, model_nll_bits
+    from waveloom.evaluate.nll import code_compressor_bits, compressor_bits, model_nll_bits
     from waveloom.generate import pick_device
+    from waveloom.models.base import Autoencoder
 
     if opts.data is None:
         raise ConfigError("nll needs --data CACHE (the split to score)")
@@ -144,15 +145,28 @@ def _nll(checkpoint: str | Path, opts: EvalOptions) -> dict[str, Any]:
     conds = [{k: _int_or_unknown(cache.entries[i].get(k)) for k in keys} for i in indices]
     nll = model_nll_bits(model, (cache.clip(i) for i in indices), cond=conds,
                          total=len(indices), device=dev, progress=opts.progress)
-    return {
+    report = {
         "checkpoint": str(checkpoint),
         "family": run.family,
         "data": str(opts.data),
         "split": split,
         "examples": len(indices),
         "nll": nll,
-        "baselines": compressor_bits([cache.clip(i) for i in indices], cache.sample_rate),
     }
+    # What the number may be compared with depends on what the model is.
+    if isinstance(model, Autoencoder):
+        # p(x | codes of x): the decoder was handed a summary of the very audio it scores.
+        report["nll_kind"] = "conditional"
+    elif cache.info.get("codes"):
+        # A prior over a code cache: its NLL is a code length of the code stream.
+        report["nll_kind"] = "codes"
+        report["baselines"] = code_compressor_bits(
+            np.asarray(cache.read_raw(i)) - 1 for i in indices)
+    else:
+        report["nll_kind"] = "audio"
+        report["baselines"] = compressor_bits([cache.clip(i) for i in indices],
+                                              cache.sample_rate)
+    return report
 
 
 def _int_or_unknown(value: Any) -> int:
