@@ -427,8 +427,7 @@ class ADA(Autoencoder):
         its codes in the code-cache representation (:func:`~waveloom.models.codes.
         codes_to_samples`)."""
         cond = dict(cond or {})
-        if n <= 0 or length <= 0:
-            raise ConfigError(f"n={n} and length={length} must be positive")
+        check_request(n, length, temperature)
         if cond.get("codes") is not None:
             codes = self.check_codes(cond["codes"], n)
         elif cond.get("audio") is not None:

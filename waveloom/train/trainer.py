@@ -200,6 +200,9 @@ def train(
 
     model = build_model(cfg)
     t = cfg.train
+    if t.init_from and not (resume and resume_path.exists()):
+        # Before the optimiser and the EMA exist, so both start from the loaded weights.
+        _init_from(model, cfg, Path(t.init_from))
     # Adversarial families: two optimisers and their own update (waveloom.train.adversarial).
     adversarial = adv.is_adversarial(cfg)
     optimizer_d = scheduler_d = None
@@ -240,11 +243,6 @@ def train(
         fabric.print(f"note: {resume_path} not found; starting from step 0")
     if not start_step:
         rng_state = None
-        if t.init_from:
-            _init_from(model, cfg, Path(t.init_from))
-            if ema is not None:  # average from the loaded weights, not the random ones
-                ema = adv.generator_ema(model, t.ema_decay) if adversarial else EMA(
-                    model, t.ema_decay)
 
     if fabric.is_global_zero:
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
