@@ -128,9 +128,74 @@ def test_local_conditioning_batch_runs_and_is_required():
     batch = model.example_batch(2, model.context + 64)
     assert batch["mel"].shape == (2, 5, (model.context + 64) // 16)
     assert torch.isfinite(model.loss(batch)["loss"])
-    batch.pop("mel")
-    with pytest.raises(DataError, match="'mel'"):
-        model.loss(batch)
+    roll = _model(local="roll", local_channels=128, local_hop=16, upsample_factors=[4, 4])
+    batch = roll.example_batch(2, roll.context + 64)
+    batch.pop("roll")
+    with pytest.raises(DataError, match="'roll'"):
+        roll.loss(batch)
+
+
+# --------------------------------------------------------------------------- mel vocoder
+
+
+def _mel_model(**overrides) -> WaveNet:
+    return _model(local="mel", local_channels=16, local_hop=16, upsample_factors=[4, 4],
+                  mel_n_fft=64, pitch_conditioning=False, instrument_conditioning=False,
+                  **overrides)
+
+
+def test_mel_wavenet_takes_its_mel_from_the_window_like_melgan():
+    """A training batch needs no 'mel': it is the window's own mel, in MelGAN's layout."""
+    model = _mel_model()
+    assert model.conditioning_keys() == ("mel",)
+    assert model.batch_keys() == ()
+    audio = _sine_clip(model.context + 200)[None].repeat(2, 1)
+    mel = model.mel_features(audio)
+    assert mel.shape == (2, 16, 1 + audio.shape[-1] // 16)
+    own = model.loss({"audio": audio})["loss"]
+    given = model.loss({"audio": audio, "mel": mel})["loss"]
+    assert torch.equal(own, given)
+    other = model.loss({"audio": audio, "mel": torch.zeros_like(mel) - 5})["loss"]
+    assert not torch.equal(own, other)
+
+
+def test_mel_wavenet_resynthesises_audio_and_vocodes_mels():
+    model = _mel_model()
+    audio = _sine_clip(480)[None]
+    mel = model.mel_features(audio)
+    from_audio = model.generate(1, 480, {"audio": audio}, seed=3, progress=False)
+    from_mel = model.generate(1, 480, {"mel": mel}, seed=3, progress=False)
+    assert torch.equal(from_audio, from_mel)
+    out = model.vocode(mel[0], seed=3)  # [M, F] is one mel
+    assert out.shape == (1, (mel.shape[-1] - 1) * 16)
+    assert torch.equal(out, model.vocode(mel[0], seed=3))
+    with pytest.raises(ConfigError, match=r"expected \[16, frames\] log mel"):
+        model.vocode(torch.zeros(8, 10))
+    with pytest.raises(ConfigError, match=r"or cond\['audio'\] to resynthesise"):
+        model.generate(1, 480, {}, progress=False)
+    with pytest.raises(ConfigError, match="model.local=mel"):
+        _model().vocode(mel)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"mel_n_fft": 8}, "shorter than model.local_hop"),
+    ({"mel_fmax": 9000.0}, "fmax <= sample_rate / 2"),
+    ({"mel_fmin": 500.0, "mel_fmax": 400.0}, "0 <= fmin < fmax"),
+])
+def test_mel_settings_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        WaveNetConfig(**{**TINY, "local": "mel", "local_channels": 16, "local_hop": 16,
+                         "upsample_factors": [4, 4], **overrides}).validate()
+
+
+def test_mel_wavenet_and_melgan_read_the_same_mel():
+    """The vocoder preset's mel is MelGAN's: one array vocodes through either family."""
+    from waveloom.models.melgan import MelGAN
+
+    wavenet = build_model(load_config(CONFIGS / "wavenet" / "small-mel.yaml"))
+    melgan = build_model(load_config(CONFIGS / "melgan" / "small.yaml"))
+    assert isinstance(melgan, MelGAN)
+    assert wavenet.mel_features == melgan.mel_features
 
 
 def test_tiny_wavenet_overfits_a_clip_and_then_continues_it():

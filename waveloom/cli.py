@@ -7,7 +7,7 @@
     waveloom encode CKPT FILES... --out DIR  autoencoder codes (.npy + image) of audio files
     waveloom decode CKPT EMB.npy... --out DIR   audio from autoencoder codes
     waveloom interpolate CKPT A.wav B.wav --out DIR   mix two sounds' codes, decode each step
-    waveloom vocode CKPT MEL.npy... --out DIR   audio from log-mel spectrograms (MelGAN)
+    waveloom vocode CKPT MEL.npy... --out DIR   audio from log mels (MelGAN or mel WaveNet)
     waveloom encode-codes CKPT --data CACHE --out CODES   a cache of an ADA level's codes
     waveloom hierarchy --prior P --levels TOP.. BOTTOM --out H.json   string levels together
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
@@ -153,7 +153,7 @@ def cmd_vocode(args: argparse.Namespace) -> None:
     from waveloom.vocode import vocode_files
 
     for path in vocode_files(args.checkpoint, args.mels, args.out, device=args.device,
-                             threads=args.threads):
+                             threads=args.threads, seed=args.seed):
         print(path)
 
 
@@ -409,17 +409,21 @@ def build_parser() -> argparse.ArgumentParser:
     quiet(ge)
     ge.set_defaults(func=cmd_generate)
 
-    # vocode (MelGAN checkpoints)
-    vo = sub.add_parser("vocode", help="audio from log-mel spectrograms with a MelGAN",
+    # vocode (MelGAN checkpoints, mel-conditioned WaveNets)
+    vo = sub.add_parser("vocode", help="audio from log-mel spectrograms with a MelGAN or a "
+                        "mel-conditioned WaveNet",
                         description="Write NAME.wav and a spectrogram NAME.png per mel file. A "
                         "mel is float [n_mels, frames] (or [n, n_mels, frames]) as "
                         "waveloom.audio.spectral.mel_spectrogram makes it with the checkpoint's "
                         "sample rate, n_fft, hop and n_mels.")
-    vo.add_argument("checkpoint", type=Path, help="a melgan run's model.safetensors")
+    vo.add_argument("checkpoint", type=Path,
+                    help="a melgan run's model.safetensors, or a WaveNet's with model.local=mel")
     vo.add_argument("mels", type=Path, nargs="+", metavar="MEL.npy", help="log-mel arrays")
     vo.add_argument("--out", type=Path, required=True, help="output folder")
     vo.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     vo.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    vo.add_argument("--seed", type=int, default=0,
+                    help="a WaveNet's sampling seed (MelGAN is deterministic)")
     vo.set_defaults(func=cmd_vocode)
 
     # hierarchies of ADA levels (waveloom.models.ada, docs/hierarchy.md)

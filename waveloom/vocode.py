@@ -1,4 +1,5 @@
-"""``waveloom vocode``: mel spectrograms (.npy) in, audio out, through a MelGAN checkpoint.
+"""``waveloom vocode``: mel spectrograms (.npy) in, audio out, through a MelGAN checkpoint or a
+mel-conditioned WaveNet (``model.local=mel``; sampled, so slower, and ``--seed`` picks the draw).
 
 The mel must be in the layout :func:`waveloom.audio.spectral.mel_spectrogram` produces with the
 checkpoint's settings (natural-log magnitude mel, ``[n_mels, frames]`` or ``[n, n_mels,
@@ -31,18 +32,20 @@ def load_mel(path: str | Path) -> np.ndarray:
 
 
 def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path, *,
-                 device: str = "cpu", plots: bool = True, threads: int | None = None
-                 ) -> list[Path]:
+                 device: str = "cpu", plots: bool = True, threads: int | None = None,
+                 seed: int = 0) -> list[Path]:
     """Write ``NAME.wav`` (+ ``NAME.png``) per mel file (``NAME-i.wav`` for a stack of mels);
-    prints nothing, returns the WAV paths."""
+    prints nothing, returns the WAV paths. ``seed`` picks a WaveNet's draw (MelGAN is
+    deterministic)."""
     from waveloom.generate import pick_device
     from waveloom.sampling.engine import set_threads
 
     set_threads(threads)
     model, run = load_checkpoint(checkpoint, map_location=pick_device(device))
-    if not hasattr(model, "vocode"):
-        raise ConfigError(f"{checkpoint}: a {run.family!r} checkpoint cannot vocode mels; "
-                          "use a melgan checkpoint")
+    if getattr(model, "mel_features", None) is None:
+        raise ConfigError(f"{checkpoint}: a {run.family!r} checkpoint without a mel input "
+                          "cannot vocode mels; use a melgan checkpoint or a WaveNet trained "
+                          "with model.local=mel")
     model.eval()
     sr = run.data.sample_rate
     out = Path(out)
@@ -50,7 +53,7 @@ def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path
     for path in mels:
         mel = load_mel(path)
         try:
-            audio = model.vocode(mel).float().cpu().numpy()
+            audio = model.vocode(mel, seed=seed).float().cpu().numpy()
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from None
         stem = Path(path).stem

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from waveloom.audio.spectral import mel_spectrogram
+from waveloom.audio.mel_features import MelFeatures
 from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput, fit_length
@@ -152,40 +152,33 @@ class MelGAN(Adversarial):
     def batch_keys(self) -> tuple[str, ...]:
         return ()  # the mel is computed from each training window
 
+    @property
+    def mel_features(self) -> MelFeatures:
+        """This model's mel analysis (shared with mel-conditioned WaveNets)."""
+        c = self.config
+        return MelFeatures(c.sample_rate, c.n_fft, c.hop, c.n_mels, c.fmin, c.fmax)
+
     def mel(self, audio: Tensor) -> Tensor:
         """Audio [B, T] -> log mel [B, n_mels, 1 + T // hop], exactly as
         :func:`waveloom.audio.spectral.mel_spectrogram` makes it with this model's settings."""
-        c = self.config
-        return mel_spectrogram(audio.float(), c.sample_rate, c.n_fft, c.hop, c.n_mels, c.fmin,
-                               c.fmax or None)
+        return self.mel_features(audio)
 
     def mel_layout(self) -> str:
-        c = self.config
-        return (f"[{c.n_mels}, frames] log mel (waveloom.audio.spectral.mel_spectrogram with "
-                f"sr={c.sample_rate}, n_fft={c.n_fft}, hop={c.hop}, n_mels={c.n_mels})")
+        return self.mel_features.layout()
 
     def check_mel(self, mel: Any) -> Tensor:
         """A mel array -> float tensor [n, n_mels, frames] on the model's device, or a one-line
         :class:`ConfigError` naming the expected layout."""
-        m = torch.as_tensor(np.asarray(mel) if not isinstance(mel, Tensor) else mel)
-        shape = tuple(m.shape)
-        if m.dim() == 2:
-            m = m[None]
-        if (m.dim() != 3 or m.shape[1] != self.config.n_mels or m.shape[2] == 0
-                or not (m.is_floating_point())):
-            raise ConfigError(f"mel has shape {shape} ({m.dtype}); expected {self.mel_layout()}")
-        if not torch.isfinite(m).all():
-            raise ConfigError("mel holds NaN or infinite values")
-        return m.float().to(self._param_device())
+        return self.mel_features.check(mel, self._param_device())
 
     @torch.no_grad()
-    def vocode(self, mel: Any) -> Tensor:
+    def vocode(self, mel: Any, *, seed: int = 0) -> Tensor:
         """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] (the length of the audio a
-        centred mel of F frames was computed from, rounded down to whole hops)."""
+        centred mel of F frames was computed from, rounded down to whole hops). Deterministic:
+        ``seed`` is accepted for the shared vocoder interface (a WaveNet samples) and unused."""
         m = self.check_mel(mel)
         audio = self.generator(m)[:, 0]
-        frames = m.shape[-1]
-        return audio[:, : max(1, frames - 1) * self.config.hop].clamp(-1.0, 1.0)
+        return audio[:, : self.mel_features.samples(m.shape[-1])].clamp(-1.0, 1.0)
 
     # ------------------------------------------------------------------ adversarial pieces
 

@@ -5,6 +5,11 @@ p(x) = prod_t p(x_t | x_<t, h): the network sees the mu-law codes of the previou
 256 mu-law codes or a discretised logistic mixture. Optional conditioning: pitch and instrument
 labels (global) and a mel spectrogram or piano roll (local, upsampled to the sample rate).
 
+With ``local: mel`` it is a WaveNet vocoder (Shen et al. 2018): the log mel is the one MelGAN
+reads (:class:`waveloom.audio.mel_features.MelFeatures`), computed from each training window,
+so ``waveloom vocode`` and resynthesis (``cond['audio']``) work with either family on the same
+mels.
+
 Generation runs on a sampling engine chosen by :mod:`waveloom.sampling.engine` (the compiled
 fast engine on a CPU, CUDA graphs on a GPU, the plain-torch cached reference
 :mod:`waveloom.sampling.incremental` otherwise); the network itself is
@@ -20,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from waveloom.audio.mel_features import MelFeatures
 from waveloom.audio.mulaw import quantize
 from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
@@ -64,6 +70,11 @@ class WaveNetConfig(ModelConfig):
     local_channels: int = 80  # mel bands, or 128 for a piano roll
     local_hop: int = 256  # samples per conditioning frame
     upsample_factors: tuple[int, ...] = (16, 16)  # product must equal local_hop
+    # The mel's analysis (local: mel; n_mels = local_channels, hop = local_hop). The defaults
+    # are MelGAN's, so the two vocode the same mels; fmax 0 means sample_rate / 2.
+    mel_n_fft: int = 1024
+    mel_fmin: float = 0.0
+    mel_fmax: float = 0.0
     # Recompute each residual block in the backward pass instead of storing its activations:
     # ~1/3 more compute for a training window several times longer in the same memory.
     checkpoint_activations: bool = False
@@ -141,6 +152,19 @@ class WaveNetConfig(ModelConfig):
                     f"model.upsample_factors={list(factors)} multiply to {math.prod(factors)}, "
                     f"not model.local_hop={self.local_hop}; make their product equal the hop"
                 )
+        if self.local == "mel":
+            if self.mel_n_fft < self.local_hop:
+                raise ConfigError(
+                    f"model.mel_n_fft={self.mel_n_fft} is shorter than model.local_hop="
+                    f"{self.local_hop}: frames would skip samples; use mel_n_fft >= local_hop"
+                )
+            nyquist = self.sample_rate / 2
+            top = self.mel_fmax or nyquist
+            if not 0 <= self.mel_fmin < top <= nyquist:
+                raise ConfigError(
+                    f"model.mel_fmin={self.mel_fmin}, model.mel_fmax={self.mel_fmax}: need "
+                    f"0 <= fmin < fmax <= sample_rate / 2 = {nyquist:g} (fmax 0 = Nyquist)"
+                )
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -208,10 +232,33 @@ class WaveNet(Likelihood):
         return c.note_clock or (c.pitch_excitation and c.excitation_phase == "onset")
 
     def batch_keys(self) -> tuple[str, ...]:
-        """What a training/evaluation batch must hold besides 'audio': the conditioning, plus
-        the window's 'start' within its example when the note clock or an onset-phase
-        excitation needs it."""
-        return self.conditioning_keys() + (("start",) if self._needs_start else ())
+        """What a training/evaluation batch must hold besides 'audio': the conditioning (but
+        not a mel, which each window's own audio gives), plus the window's 'start' within its
+        example when the note clock or an onset-phase excitation needs it."""
+        keys = tuple(k for k in self.conditioning_keys() if k != "mel")
+        return keys + (("start",) if self._needs_start else ())
+
+    @property
+    def mel_features(self) -> MelFeatures | None:
+        """The mel analysis of a mel-conditioned WaveNet (MelGAN's layout), else None."""
+        c = self.config
+        if c.local != "mel":
+            return None
+        return MelFeatures(c.sample_rate, c.mel_n_fft, c.local_hop, c.local_channels,
+                           c.mel_fmin, c.mel_fmax)
+
+    @torch.no_grad()
+    def vocode(self, mel: Any, *, seed: int = 0, temperature: float = 1.0,
+               progress: bool = False, engine: str = "auto") -> Tensor:
+        """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] sampled with the mel as
+        local conditioning (the same length MelGAN's ``vocode`` gives)."""
+        features = self.mel_features
+        if features is None:
+            raise ConfigError(f"this WaveNet has model.local={self.config.local!r}; only a "
+                              "mel-conditioned one (model.local=mel) can vocode")
+        m = features.check(mel, self.stack.out2.weight.device)
+        return self.generate(m.shape[0], features.samples(m.shape[-1]), {"mel": m}, seed=seed,
+                             temperature=temperature, progress=progress, engine=engine)
 
     def _note_clock(self, times: Tensor) -> Tensor:
         """Samples since the note's onset [n, L] -> [n, NOTE_CLOCK_CHANNELS, L]: a gate (1 from
@@ -293,9 +340,13 @@ class WaveNet(Likelihood):
         l = None
         if self.upsample is not None:
             key = self.config.local
-            if key not in batch:
+            if key == "mel" and key not in batch:  # the window's own mel (a vocoder)
+                frames = self.mel_features(audio)
+            elif key not in batch:
                 raise DataError(f"this WaveNet is conditioned on {key!r}; the batch lacks it")
-            l = self._local(batch[key], total, "batch")[..., 1:]  # feature of the predicted t
+            else:
+                frames = batch[key]
+            l = self._local(frames, total, "batch")[..., 1:]  # feature of the predicted t
         times = None  # of the predicted samples since the note's onset
         if self._needs_start:
             if "start" not in batch:
@@ -362,10 +413,15 @@ class WaveNet(Likelihood):
         if self.upsample is not None:
             key = self.config.local
             frames = cond.get(key)
+            if frames is None and key == "mel" and cond.get("audio") is not None:
+                # Resynthesis, as the autoencoders and MelGAN read cond['audio'].
+                audio = torch.as_tensor(cond["audio"], device=device).float()
+                frames = self.mel_features(audio.reshape(-1, audio.shape[-1]))
             if frames is None:
                 raise ConfigError(
                     f"this WaveNet is conditioned on a {key}: pass cond[{key!r}] "
                     f"[n, {self.config.local_channels}, frames]"
+                    + (" or cond['audio'] to resynthesise" if key == "mel" else "")
                 )
             frames = torch.as_tensor(frames, device=device).float()
             if frames.dim() == 2:
