@@ -450,3 +450,32 @@ def test_input_noise_corrupts_only_the_training_history():
     assert not torch.allclose(la, lb)
     with pytest.raises(ConfigError, match="input_noise"):
         load_config(CONFIGS / "wavenet" / "tiny.yaml", ["model.input_noise=-1"])
+
+
+def test_vocode_verb_runs_a_mel_wavenet_and_refuses_a_plain_one(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.cli import main
+
+    overrides = ["model.local=mel", "model.local_channels=16", "model.local_hop=16",
+                 "model.upsample_factors=[4,4]", "model.mel_n_fft=64"]
+    run = load_config(CONFIGS / "wavenet" / "tiny.yaml", overrides)
+    torch.manual_seed(0)
+    mel_ckpt = save_checkpoint(tmp_path / "mel.safetensors", build_model(run), run)
+    plain = load_config(CONFIGS / "wavenet" / "tiny.yaml")
+    plain_ckpt = save_checkpoint(tmp_path / "plain.safetensors", build_model(plain), plain)
+    np.save(tmp_path / "note.npy", build_model(run).mel_features(_sine_clip(800)).numpy())
+    args = ["vocode", str(mel_ckpt), str(tmp_path / "note.npy"), "--threads", "1"]
+    assert main(args + ["--out", str(tmp_path / "a"), "--seed", "2"]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--seed", "2"]) == 0
+    wav = tmp_path / "a" / "note.wav"
+    audio, sr = sf.read(str(wav))
+    assert sr == 16000 and len(audio) == (1 + 800 // 16 - 1) * 16
+    assert wav.read_bytes() == (tmp_path / "b" / "note.wav").read_bytes()
+    capsys.readouterr()
+    assert main(["vocode", str(plain_ckpt), str(tmp_path / "note.npy"),
+                 "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.local=mel" in err and "\n" not in err
