@@ -111,7 +111,8 @@ def test_losses_on_known_scores():
     assert hinge_d(real, fake).item() == pytest.approx(0.25 + 0.5)
     a = [torch.ones(2, 3), torch.zeros(2, 3)]
     b = [torch.zeros(2, 3), torch.zeros(2, 3)]
-    assert feature_matching(a, b).item() == pytest.approx(0.5)
+    # Kumar et al. 2019, eq. 5: mean L1 within a layer, summed over layers (1 + 0).
+    assert feature_matching(a, b).item() == pytest.approx(1.0)
 
 
 def test_slerp_keeps_the_norm_and_hits_the_endpoints():

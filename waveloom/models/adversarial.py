@@ -175,7 +175,8 @@ class Adversarial(Generative):
         if c.fm_weight > 0:
             with torch.no_grad():
                 outs_r = self.critic(real, cond, gen)
-            fm = sum(feature_matching(r[1], f[1]) for r, f in zip(outs_r, outs_f)) / len(outs_f)
+            # Summed over discriminators like the adversarial term (the paper's eq. 6).
+            fm = sum(feature_matching(r[1], f[1]) for r, f in zip(outs_r, outs_f))
             total = total + c.fm_weight * fm
             out["feature_matching"] = fm.detach()
         target = self.class_target(cond)

@@ -8,7 +8,8 @@
          -> audio [B, F * hop]          (all weight-normalised; no noise input: mel fixes it)
       D: 3 identical discriminators on the audio at 1, 1/2, 1/4 of the rate (average pooling):
          conv k15 -> grouped strided convs k41 s4 -> conv k5 -> conv k3 -> score map
-      loss: hinge, + 10 x feature matching (L1 between D's features of real and fake)
+      loss: hinge, + 10 x feature matching (L1 between D's features of real and fake, mean
+            within a layer, summed over layers and discriminators as in the paper's eq. 5-6)
 
 The discriminators see random windows (``model.disc_window`` samples, the same position for
 the real and the generated audio) of the training window: the generator works on the whole
