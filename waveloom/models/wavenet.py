@@ -421,7 +421,8 @@ class WaveNet(Likelihood):
                 raise ConfigError(
                     f"this WaveNet is conditioned on a {key}: pass cond[{key!r}] "
                     f"[n, {self.config.local_channels}, frames]"
-                    + (" or cond['audio'] to resynthesise" if key == "mel" else "")
+                    + (" or cond['audio'] to resynthesise; from the command line, "
+                       "`waveloom vocode CKPT MEL.npy`" if key == "mel" else "")
                 )
             frames = torch.as_tensor(frames, device=device).float()
             if frames.dim() == 2:
