@@ -177,7 +177,10 @@ def render_notes(
     """Render every (program, pitch, velocity) note into an NSynth-layout folder ``out_dir``.
 
     ``programs`` are GM programs 0-127 (bank 0); sound effects (119-127) have no NSynth family
-    and are skipped and listed. ``min_rms`` is full-scale RMS at the SoundFont's own level
+    and are skipped and listed. The label is the key played, which is not always the pitch
+    heard: the bundled TimGM6mb font's organs 16-19 sound a 16' rank, so pitch estimators put
+    them an octave below their label (measured in BENCHMARKS.md); prefer program 20 (reed organ)
+    for pitch-accuracy benchmarks. ``min_rms`` is full-scale RMS at the SoundFont's own level
     (before the global gain, so which notes are dropped does not depend on the other notes):
     notes below it (out of a preset's range, or a preset the font lacks) are dropped and listed.
     ``gain`` fixes the global linear gain (e.g. to match an earlier render); by default it maps
