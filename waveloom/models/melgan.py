@@ -164,9 +164,6 @@ class MelGAN(Adversarial):
         :func:`waveloom.audio.spectral.mel_spectrogram` makes it with this model's settings."""
         return self.mel_features(audio)
 
-    def mel_layout(self) -> str:
-        return self.mel_features.layout()
-
     def check_mel(self, mel: Any) -> Tensor:
         """A mel array -> float tensor [n, n_mels, frames] on the model's device, or a one-line
         :class:`ConfigError` naming the expected layout."""
