@@ -10,8 +10,11 @@ is the estimator's ceiling on this grid (a rendered note can itself sound off it
 organ preset whose 16' stop pYIN hears an octave down), and each generated note is also
 compared with its real twin's estimated pitch ("as the data sounds").
 
+One grid of 24 notes moves by a note or two between sampling seeds, so ``--seed 0-4`` scores
+five grids and prints the total beside each seed's count (only the misses are listed then).
+
     .venv/bin/python benchmarks/demo_pitch.py waveloom/assets/wavenet-small-notes.safetensors \
-        --low 45 --high 79 --out out/pitch-check --real data/demo-notes-v3
+        --low 45 --high 79 --out out/pitch-check --real data/demo-notes-v4 --seed 0-4
 """
 
 from __future__ import annotations
@@ -27,6 +30,21 @@ import torch
 from waveloom.audio.io import load_audio, save_audio
 from waveloom.checkpoint import load_checkpoint, read_extra
 from waveloom.evaluate.pitch import pitch_accuracy
+
+
+def _seeds(text: str) -> list[int]:
+    """'1' -> [1]; '0-4' -> [0..4]; '0,3' -> [0, 3]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            seeds.extend(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a seed list like 1, 0-4 or 0,3") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"{text!r}: no seed in it")
+    return seeds
 
 
 def real_twins(folder: Path, names: list[str], pitches: list[int], seconds: float, sr: int
@@ -46,6 +64,25 @@ def real_twins(folder: Path, names: list[str], pitches: list[int], seconds: floa
     return clips
 
 
+def score_seed(model, args, seed: int, pitches: list[int], instruments: list[int],
+               vocab: list[str], sr: int, verbose: bool) -> tuple[dict, np.ndarray, float]:
+    """Generate the grid once with ``seed``; return (pYIN report, audio, seconds taken)."""
+    cond = {"pitch": torch.tensor(pitches), "instrument": torch.tensor(instruments)}
+    started = time.perf_counter()
+    kwargs = {"engine": args.engine} if "engine" in model.generate.__code__.co_varnames else {}
+    audio = model.generate(len(pitches), int(args.seconds * sr), cond,
+                           temperature=args.temperature, seed=seed, **kwargs).numpy()
+    took = time.perf_counter() - started
+    report = pitch_accuracy(list(audio), pitches, sr)
+    for row, inst in zip(report["notes"], instruments):
+        row["instrument"] = vocab[inst]
+        if verbose or not row["correct"]:
+            print(f"{vocab[inst]:28s} target {row['target']:3d}  estimated "
+                  f"{row['estimated_midi']:7.2f}  off {row['cents_off']:8.1f} cents  voiced "
+                  f"{row['voiced_fraction']:.2f}  {'ok' if row['correct'] else 'MISS'}")
+    return report, audio, took
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", type=Path)
@@ -54,9 +91,12 @@ def main() -> None:
     p.add_argument("--n", type=int, default=24)
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seeds, default=[0],
+                   help="sampling seed, or several (0-4, 0,3): one grid each, then the total, "
+                        "since one grid of 24 notes moves by a note or two between seeds")
     p.add_argument("--engine", default="auto")
-    p.add_argument("--out", type=Path, default=None, help="also write the WAVs and a JSON here")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write the WAVs and a JSON here (first seed's notes)")
     p.add_argument("--real", type=Path, default=None,
                    help="render-notes folder: also score the real notes (the ceiling)")
     args = p.parse_args()
@@ -67,47 +107,56 @@ def main() -> None:
     n = args.n
     pitches = [round(args.low + k * (args.high - args.low) / (n - 1)) for k in range(n)]
     instruments = [k % len(vocab) for k in range(n)]
-    cond = {"pitch": torch.tensor(pitches), "instrument": torch.tensor(instruments)}
-    started = time.perf_counter()
-    kwargs = {"engine": args.engine} if "engine" in model.generate.__code__.co_varnames else {}
-    audio = model.generate(n, int(args.seconds * sr), cond, temperature=args.temperature,
-                           seed=args.seed, **kwargs).numpy()
-    took = time.perf_counter() - started
-    report = pitch_accuracy(list(audio), pitches, sr)
-    for row, inst in zip(report["notes"], instruments):
-        row["instrument"] = vocab[inst]
-        print(f"{vocab[inst]:28s} target {row['target']:3d}  estimated {row['estimated_midi']:7.2f}"
-              f"  off {row['cents_off']:8.1f} cents  voiced {row['voiced_fraction']:.2f}"
-              f"  {'ok' if row['correct'] else 'MISS'}")
-    if args.real:
-        names = [vocab[i] for i in instruments]
-        real = pitch_accuracy(real_twins(args.real, names, pitches, args.seconds, sr),
-                              pitches, sr)
-        twin = 0
-        for row, ref in zip(report["notes"], real["notes"]):
-            est, ref_est = row["estimated_midi"], ref["estimated_midi"]
-            twin += bool(np.isfinite(est) and np.isfinite(ref_est)
-                         and abs(est - ref_est) * 100 <= report["tolerance_cents"])
-        print(f"real notes on the same grid (the ceiling): {real['correct']}/{real['total']} "
-              f"({100 * real['accuracy']:.1f} %); generated within "
-              f"{report['tolerance_cents']:.0f} cents of their real twin's estimate: {twin}/{n}")
-        for row, name in zip(real["notes"], names):
-            if not row["correct"]:
-                print(f"  real {name:28s} target {row['target']:3d}  estimated "
-                      f"{row['estimated_midi']:7.2f}  off {row['cents_off']:8.1f} cents")
-        report["real"] = {k: real[k] for k in ("correct", "total", "accuracy")}
-        report["within_real_twin"] = twin
-    rms = float((audio**2).mean() ** 0.5)
-    print(f"pitch accuracy: {report['correct']}/{report['total']} within "
-          f"{report['tolerance_cents']:.0f} cents ({100 * report['accuracy']:.1f} %); "
-          f"RMS {rms:.3f}; generated {n} x {args.seconds} s in {took:.1f} s")
+    single = len(args.seed) == 1
+    per_seed = []
+    for seed in args.seed:
+        report, audio, took = score_seed(model, args, seed, pitches, instruments, vocab, sr,
+                                         verbose=single)
+        rms = float((audio**2).mean() ** 0.5)
+        report["rms"], report["seed"] = rms, seed
+        if args.real and not per_seed:
+            names = [vocab[i] for i in instruments]
+            real = pitch_accuracy(real_twins(args.real, names, pitches, args.seconds, sr),
+                                  pitches, sr)
+            print(f"real notes on the same grid (the ceiling): {real['correct']}/"
+                  f"{real['total']} ({100 * real['accuracy']:.1f} %)")
+            for row, name in zip(real["notes"], names):
+                if not row["correct"]:
+                    print(f"  real {name:28s} target {row['target']:3d}  estimated "
+                          f"{row['estimated_midi']:7.2f}  off {row['cents_off']:8.1f} cents")
+            real_notes = real["notes"]
+        if args.real:
+            twin = 0
+            for row, ref in zip(report["notes"], real_notes):
+                est, ref_est = row["estimated_midi"], ref["estimated_midi"]
+                twin += bool(np.isfinite(est) and np.isfinite(ref_est)
+                             and abs(est - ref_est) * 100 <= report["tolerance_cents"])
+            print(f"seed {seed}: generated within {report['tolerance_cents']:.0f} cents of "
+                  f"their real twin's estimate: {twin}/{n}")
+            report["real"] = {k: real[k] for k in ("correct", "total", "accuracy")}
+            report["within_real_twin"] = twin
+        print(f"{'pitch accuracy' if single else f'seed {seed}'}: {report['correct']}/"
+              f"{report['total']} within {report['tolerance_cents']:.0f} cents "
+              f"({100 * report['accuracy']:.1f} %); RMS {rms:.3f}; generated {n} x "
+              f"{args.seconds} s in {took:.1f} s")
+        if args.out and not per_seed:
+            args.out.mkdir(parents=True, exist_ok=True)
+            for k, clip in enumerate(audio):
+                save_audio(args.out / f"{k:02d}-{vocab[instruments[k]]}-{pitches[k]}.wav",
+                           clip, sr)
+        per_seed.append(report)
+    if not single:
+        hits = sum(r["correct"] for r in per_seed)
+        seeds = ",".join(map(str, args.seed))
+        print(f"pitch accuracy over seeds {seeds}: {hits}/{n * len(per_seed)}"
+              f" within {per_seed[0]['tolerance_cents']:.0f} cents "
+              f"({100 * hits / (n * len(per_seed)):.1f} %); per seed "
+              + " ".join(str(r["correct"]) for r in per_seed))
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        for k, clip in enumerate(audio):
-            save_audio(args.out / f"{k:02d}-{vocab[instruments[k]]}-{pitches[k]}.wav", clip, sr)
-        report["rms"] = rms
-        report["checkpoint"] = str(args.checkpoint)
-        (args.out / "pitch.json").write_text(json.dumps(report, indent=2))
+        summary = per_seed[0] if single else {"seeds": per_seed}
+        summary["checkpoint"] = str(args.checkpoint)
+        summary["temperature"] = args.temperature
+        (args.out / "pitch.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""The shipped demo model and ``make demo``'s job: what a first-time user runs before anything.
+
+The demo model's quality is measured in BENCHMARKS.md (pitch accuracy over many notes); here
+the tests pin what must never break: the asset loads as the README says, fits the size budget,
+samples deterministically, and the demo writes a page whose every link resolves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from waveloom.checkpoint import load_checkpoint, read_extra
+from waveloom.demo import (
+    DEMO_CHECKPOINT,
+    MELODY,
+    SINGLE_PITCHES,
+    _melody_instrument,
+    run_demo,
+)
+
+
+def test_shipped_demo_model_loads_within_budget() -> None:
+    assert DEMO_CHECKPOINT.is_file(), "the demo model ships in waveloom/assets"
+    assert DEMO_CHECKPOINT.stat().st_size <= 20 * 2**20  # issue 3: <= 20 MB in the repo
+    model, run = load_checkpoint(DEMO_CHECKPOINT, expect_family="wavenet")
+    assert run.data.sample_rate == 16000
+    assert {"pitch", "instrument"} <= set(model.conditioning_keys())
+    extra = read_extra(DEMO_CHECKPOINT)
+    assert len(extra["instruments"]) == 6 and extra["step"] > 0 and extra["training"]
+
+
+def test_shipped_demo_model_samples_deterministically() -> None:
+    model, _ = load_checkpoint(DEMO_CHECKPOINT)
+    cond = {"pitch": torch.tensor([48, 72]), "instrument": torch.tensor([1, 3])}
+    a = model.generate(2, 400, cond, seed=3, temperature=0.9, progress=False)
+    b = model.generate(2, 400, cond, seed=3, temperature=0.9, progress=False)
+    assert torch.equal(a, b)
+    assert a.shape == (2, 400) and a.abs().max() <= 1.0
+
+
+def test_melody_goes_to_the_first_known_family() -> None:
+    vocab = ["brass_synthetic_000", "flute_synthetic_001", "keyboard_synthetic_000"]
+    assert _melody_instrument(vocab) == 1
+    assert _melody_instrument(["keyboard_acoustic_002", "brass_x"]) == 0
+    assert _melody_instrument(["bass_x"]) == 0  # no preferred family: the first instrument
+
+
+@pytest.mark.slow
+def test_demo_writes_a_page_whose_links_resolve(tmp_path) -> None:
+    index = run_demo(tmp_path, progress=False, autoencoder=tmp_path / "absent.safetensors")
+    page = index.read_text()
+    links = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", page)
+    assert links and all((tmp_path / link).is_file() for link in links)
+    vocab = read_extra(DEMO_CHECKPOINT)["instruments"]
+    assert len(list((tmp_path / "model").glob("note-*.wav"))) == len(vocab) * len(SINGLE_PITCHES)
+    report = json.loads((tmp_path / "model" / "pitch.json").read_text())
+    assert report["melody_notes"] == len(MELODY)
+    assert 0 <= report["singles_on_pitch"] <= report["singles"]
+    assert "within 50 cents" in page
+    # The melody is audible, not silence or clipping.
+    from waveloom.audio.io import load_audio
+
+    melody, _ = load_audio(tmp_path / "model" / "melody.wav")
+    rms = float(np.sqrt(np.mean(np.square(melody))))
+    assert 0.005 < rms < 0.5
