@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from waveloom.evaluate.pitch import PitchEstimate
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_CHECKPOINT = ASSETS / "wavenet-small-notes.safetensors"
@@ -58,10 +63,8 @@ def _melody_instrument(vocab: list[str]) -> int:
     return 0
 
 
-def _heard(estimate, target: int) -> str:
+def _heard(estimate: PitchEstimate, target: int) -> str:
     """'heard 60.1 (+10 cents)' or 'no pitch heard': a pYIN verdict for a note's label."""
-    import math
-
     if not math.isfinite(estimate.midi):
         return "no pitch heard"
     cents = 100 * (estimate.midi - target)
