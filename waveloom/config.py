@@ -126,6 +126,51 @@ def require_positive(obj: Any, *names: str) -> None:
             raise ConfigError(f"{section}.{name}={value} must be > 0")
 
 
+# Sampling engines every autoregressive family can run on (see waveloom.sampling.engine).
+ENGINES = ("auto", "torch", "fast", "cuda-graph")
+WEIGHT_PRECISIONS = ("float32", "int8")
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to draw samples, for every family and every verb: validated once, here.
+
+    ``seed`` makes the draw reproducible (None: a fresh one); ``temperature`` > 0 scales the
+    logits of autoregressive families and the latent of GANs; ``engine`` and ``weights`` pick
+    the autoregressive sampling engine and the fast engine's weight precision (other families
+    refuse a non-default value rather than ignore it); ``threads`` the CPU threads of torch and
+    the fast engine (None: leave as is); ``progress`` shows a bar on long loops. Later
+    families add ``steps`` (diffusion), ``sampler`` and ``cfg_scale`` here.
+    """
+
+    seed: int | None = 0
+    temperature: float = 1.0
+    engine: str = "auto"
+    weights: str = "float32"
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(
+                self.seed, int) or self.seed < 0):
+            raise ConfigError(f"--seed {self.seed!r}: must be an integer >= 0")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < 1e4):
+            raise ConfigError(f"--temperature {self.temperature!r}: must be a number in (0, 1e4)")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine {self.engine!r}: use one of {', '.join(ENGINES)}")
+        if self.weights not in WEIGHT_PRECISIONS:
+            raise ConfigError(f"--weights {self.weights!r}: use one of "
+                              f"{', '.join(WEIGHT_PRECISIONS)}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(
+                self.threads, int) or self.threads < 1):
+            raise ConfigError(f"--threads {self.threads!r}: must be an integer >= 1")
+
+    @property
+    def is_default_engine(self) -> bool:
+        """True when neither the engine nor the weight precision was chosen."""
+        return self.engine == "auto" and self.weights == "float32"
+
+
 # --------------------------------------------------------------------------- conversion
 
 

@@ -15,17 +15,10 @@ import torch
 
 from waveloom.audio.io import load_audio, save_audio
 from waveloom.checkpoint import load_checkpoint, read_extra
+from waveloom.device import pick_device  # noqa: F401 - re-exported for old imports
 from waveloom.errors import ConfigError
 from waveloom.sampling.engine import set_threads
 from waveloom.sampling.hierarchy import is_manifest, load_hierarchy
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available here; use --device cpu")
-    return torch.device(device)
 
 
 def resolve_instrument(value: int | str | None, vocabulary: list[str]) -> int:

@@ -22,32 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from waveloom.config import ENGINES
+from waveloom.device import set_threads  # noqa: F401 - re-exported for old imports
 from waveloom.errors import ConfigError
 from waveloom.nn.wavenet import WaveNetStack
 from waveloom.sampling.incremental import sample_incremental
-
-ENGINES = ("auto", "torch", "fast", "cuda-graph")
-
-
-def set_threads(threads: int | None) -> None:
-    """Use ``threads`` CPU threads for torch and for the fast engine (None: leave as is).
-
-    numba's count is capped at the pool it started with (``NUMBA_NUM_THREADS``, by default
-    the number of cores).
-    """
-    if threads is None:
-        return
-    if threads < 1:
-        raise ConfigError(f"--threads {threads}: must be >= 1")
-    try:
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    except Exception:  # numba missing or broken: the torch engine still honours the count
-        pass
-    # After numba: its first call starts its OpenMP pool, which resets the process-wide
-    # OpenMP thread count (torch's) to the number of cores.
-    torch.set_num_threads(threads)
 
 
 def _device(model: Any) -> torch.device:
