@@ -33,3 +33,22 @@ def sample(model: Any, n: int, length: int, cond: dict[str, Any] | None = None,
             )
         kwargs.update(engine=options.engine, weights=options.weights)
     return model.generate(n, length, cond, **kwargs)
+
+
+def decode(model: Any, z: Tensor, pitch: Any = None, length: int | None = None,
+           options: SamplingOptions | None = None) -> Tensor:
+    """An autoencoder's codes ``z`` [B, D, F] (or [D, F]) -> audio [B, length] in [-1, 1].
+
+    ``pitch`` (MIDI, one or B values) conditions pitch-aware decoders; None is the unknown
+    label. A sampling decoder (a WaveNet) draws as ``options`` says; a deterministic one
+    (Griffin-Lim) refuses a non-default engine rather than ignore it.
+    """
+    options = options or SamplingOptions()
+    kwargs: dict[str, Any] = dict(seed=options.seed, progress=options.progress)
+    if "engine" in inspect.signature(model.decode).parameters:
+        kwargs.update(engine=options.engine, weights=options.weights,
+                      temperature=options.temperature)
+    elif not options.is_default_engine:
+        raise ConfigError(f"--engine/--weights: {type(model).__name__} does not sample (its "
+                          "decoder is deterministic); leave them at their defaults")
+    return model.decode(z, pitch, length, **kwargs)
