@@ -45,11 +45,11 @@ from waveloom.models.codes import (
     tokens_from_samples,
 )
 from waveloom.models.plan import history_prefix
+from waveloom.models.stack_config import MAX_LAYERS_PER_STACK, WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import UpsampleConditioning
 from waveloom.nn.encoder import DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
 from waveloom.nn.quantize import build_quantizer
-from waveloom.nn.wavenet import stack_from_config
 from waveloom.sampling.engine import check_request, sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
@@ -58,7 +58,7 @@ BOTTLENECKS = ("vqvae", "amae")
 
 
 @dataclass
-class ADAConfig(ModelConfig):
+class ADAConfig(WaveNetStackConfig):
     """Hyper-parameters of one level; defaults are a mid-sized waveform level at hop 64."""
 
     input: str = "audio"  # audio | codes (the codes of the level below)
@@ -78,15 +78,9 @@ class ADAConfig(ModelConfig):
     commitment_weight: float = 0.25  # beta of the VQ-VAE commitment loss
     dead_code_threshold: float = 1.0  # EMA cluster size under which a VQ code is re-seeded
     diversity_weight: float = 0.1  # weight of AMAE's diversity loss
-    # decoder
-    residual_channels: int = 64
-    dilation_channels: int = 64
+    # decoder: WaveNetStackConfig's fields, with a narrower skip path than its defaults
     skip_channels: int = 128
     end_channels: int = 128
-    layers_per_stack: int = 10
-    stacks: int = 2
-    kernel_size: int = 2
-    checkpoint_activations: bool = False
 
     def validate(self) -> None:
         if self.input not in INPUTS:
@@ -96,19 +90,17 @@ class ADAConfig(ModelConfig):
                 f"model.bottleneck={self.bottleneck!r}: use one of {', '.join(BOTTLENECKS)}")
         require_positive(
             self, "code_dim", "hop", "encoder_channels", "encoder_layers_per_stack",
-            "encoder_stacks", "residual_channels", "dilation_channels", "skip_channels",
-            "end_channels", "layers_per_stack", "stacks")
+            "encoder_stacks")
+        super().validate()  # the decoder stack's sizes
         for name in ("codebook_size", "input_codebook"):
             value = getattr(self, name)
             if not 2 <= value <= MAX_CODEBOOK:
                 raise ConfigError(f"model.{name}={value} must be in 2..{MAX_CODEBOOK}")
-        for name in ("encoder_kernel_size", "kernel_size"):
-            if getattr(self, name) < 2:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be >= 2")
-        for name in ("encoder_layers_per_stack", "layers_per_stack"):
-            if getattr(self, name) > 16:
-                raise ConfigError(f"model.{name}={getattr(self, name)}: use <= 16 and add "
-                                  "stacks instead")
+        if self.encoder_kernel_size < 2:
+            raise ConfigError(f"model.encoder_kernel_size={self.encoder_kernel_size} must be >= 2")
+        if self.encoder_layers_per_stack > MAX_LAYERS_PER_STACK:
+            raise ConfigError(f"model.encoder_layers_per_stack={self.encoder_layers_per_stack}: "
+                              f"use <= {MAX_LAYERS_PER_STACK} and add stacks instead")
         factors = tuple(self.upsample_factors)
         if not factors or any(f <= 0 for f in factors) or math.prod(factors) != self.hop:
             raise ConfigError(f"model.upsample_factors={list(factors)} must be positive and "
@@ -153,7 +145,7 @@ class ADA(Autoencoder):
             diversity_weight=c.diversity_weight,
         )  # fmt: skip
         self.upsample = UpsampleConditioning(c.code_dim, c.upsample_factors)
-        self.stack = stack_from_config(
+        self.stack = build_stack(
             c,
             out_channels=self.head.num_params,
             input_levels=levels,

@@ -33,42 +33,31 @@ from waveloom.models.codes import (
     tokens_from_samples,
 )
 from waveloom.models.plan import global_vector
+from waveloom.models.stack_config import WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning
-from waveloom.nn.wavenet import stack_from_config
 from waveloom.sampling.engine import check_request, sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
 
 @dataclass
-class CodePriorConfig(ModelConfig):
+class CodePriorConfig(WaveNetStackConfig):
     """Hyper-parameters; defaults are a mid-sized prior over 256 codes."""
 
     codebook_size: int = 256  # K of the level whose codes this models
-    residual_channels: int = 64
-    dilation_channels: int = 64
+    # the stack: WaveNetStackConfig's fields, with a narrower skip path than its defaults
     skip_channels: int = 128
     end_channels: int = 128
-    layers_per_stack: int = 10
-    stacks: int = 2
-    kernel_size: int = 2
     instrument_conditioning: bool = False  # the cache's 'instrument' label (or composer)
     num_instruments: int = 16
     cond_dim: int = 16
     cond_dropout: float = 0.0
-    checkpoint_activations: bool = False
 
     def validate(self) -> None:
         if not 2 <= self.codebook_size <= MAX_CODEBOOK:
             raise ConfigError(
                 f"model.codebook_size={self.codebook_size} must be in 2..{MAX_CODEBOOK}")
-        require_positive(
-            self, "residual_channels", "dilation_channels", "skip_channels", "end_channels",
-            "layers_per_stack", "stacks", "num_instruments", "cond_dim")
-        if self.kernel_size < 2:
-            raise ConfigError(f"model.kernel_size={self.kernel_size} must be >= 2")
-        if self.layers_per_stack > 16:
-            raise ConfigError(f"model.layers_per_stack={self.layers_per_stack}: use <= 16 and "
-                              "add stacks instead")
+        super().validate()  # the stack's sizes
+        require_positive(self, "num_instruments", "cond_dim")
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ConfigError(f"model.cond_dropout={self.cond_dropout} must be in [0, 1)")
 
@@ -89,7 +78,7 @@ class CodePrior(Likelihood):
                                dropout=c.cond_dropout)
             if c.instrument_conditioning else None
         )
-        self.stack = stack_from_config(
+        self.stack = build_stack(
             c,
             out_channels=c.codebook_size,
             input_levels=c.codebook_size + 1,

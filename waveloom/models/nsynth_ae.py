@@ -43,16 +43,16 @@ from waveloom.errors import ConfigError, DataError
 from waveloom.models.autoencoder import CodeAutoencoder
 from waveloom.models.base import Batch
 from waveloom.models.plan import global_vector, history_prefix
+from waveloom.models.stack_config import MAX_LAYERS_PER_STACK, WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
-from waveloom.nn.wavenet import stack_from_config
 from waveloom.sampling.engine import check_request, sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
 
 @dataclass
-class NSynthAEConfig(ModelConfig):
+class NSynthAEConfig(WaveNetStackConfig):
     """Hyper-parameters; the defaults are the paper's model (see configs/nsynth_ae/paper.yaml)."""
 
     # temporal encoder
@@ -63,33 +63,29 @@ class NSynthAEConfig(ModelConfig):
     embedding_dim: int = 16  # D: code channels
     hop: int = 512  # samples per code frame (the average-pooling width)
     upsample_factors: tuple[int, ...] = (8, 8, 8)  # product must equal hop
-    # WaveNet decoder
+    # WaveNet decoder: WaveNetStackConfig's fields; the paper's sizes differ from its defaults
+    # here (skip/end 256 and 10 layers per stack are the shared defaults).
     residual_channels: int = 512
     dilation_channels: int = 512
-    skip_channels: int = 256
-    end_channels: int = 256
-    layers_per_stack: int = 10
     stacks: int = 3
     kernel_size: int = 3
     # optional pitch label (global conditioning of every decoder layer)
     pitch_conditioning: bool = False
     cond_dim: int = 64
     cond_dropout: float = 0.0  # rate of hiding the pitch in training (teaches "unknown")
-    checkpoint_activations: bool = False
 
     def validate(self) -> None:
         require_positive(
             self, "encoder_channels", "encoder_layers_per_stack", "encoder_stacks",
-            "embedding_dim", "hop", "residual_channels", "dilation_channels", "skip_channels",
-            "end_channels", "layers_per_stack", "stacks", "cond_dim")
-        for name in ("encoder_kernel_size", "kernel_size"):
-            if getattr(self, name) < 2:
-                raise ConfigError(f"model.{name}={getattr(self, name)} must be >= 2")
-        for name in ("encoder_layers_per_stack", "layers_per_stack"):
-            if getattr(self, name) > 16:
-                raise ConfigError(
-                    f"model.{name}={getattr(self, name)}: use <= 16 and add stacks instead"
-                )
+            "embedding_dim", "hop", "cond_dim")
+        if self.encoder_kernel_size < 2:
+            raise ConfigError(f"model.encoder_kernel_size={self.encoder_kernel_size} must be >= 2")
+        if self.encoder_layers_per_stack > MAX_LAYERS_PER_STACK:
+            raise ConfigError(
+                f"model.encoder_layers_per_stack={self.encoder_layers_per_stack}: use <= "
+                f"{MAX_LAYERS_PER_STACK} and add stacks instead"
+            )
+        super().validate()  # the decoder stack's sizes
         factors = tuple(self.upsample_factors)
         if not factors or any(f <= 0 for f in factors) or math.prod(factors) != self.hop:
             raise ConfigError(
@@ -121,7 +117,7 @@ class NSynthAE(CodeAutoencoder):
             else None
         )
         self.head = CategoricalHead()
-        self.stack = stack_from_config(
+        self.stack = build_stack(
             c,
             out_channels=self.head.num_params,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,

@@ -31,9 +31,9 @@ from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
 from waveloom.models.plan import global_vector, history_prefix
+from waveloom.models.stack_config import WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
-from waveloom.nn.wavenet import stack_from_config
 from waveloom.sampling.engine import check_request, sample_codes
 from waveloom.sampling.incremental import SamplingPlan
 
@@ -47,16 +47,10 @@ NOTE_CLOCK_CHANNELS = 1 + len(NOTE_CLOCK_TAUS)  # a note-on gate and one decay p
 
 
 @dataclass
-class WaveNetConfig(ModelConfig):
+class WaveNetConfig(WaveNetStackConfig):
     """Hyper-parameters of a WaveNet; defaults are a mid-sized pitch/instrument model."""
 
-    residual_channels: int = 64
-    dilation_channels: int = 64  # C_dil: the gated conv makes 2 * C_dil channels
-    skip_channels: int = 256
-    end_channels: int = 256
-    layers_per_stack: int = 10  # dilations 1, 2, ..., 2^(layers_per_stack - 1)
-    stacks: int = 2
-    kernel_size: int = 2
+    # The stack's sizes are WaveNetStackConfig's fields, with its defaults.
     head: str = "categorical"  # categorical | logistic_mixture
     mixture_components: int = 10
     mixture_levels: int = 256  # 256: mu-law codes; 65536: 16-bit linear (logistic_mixture)
@@ -75,9 +69,6 @@ class WaveNetConfig(ModelConfig):
     mel_n_fft: int = 1024
     mel_fmin: float = 0.0
     mel_fmax: float = 0.0
-    # Recompute each residual block in the backward pass instead of storing its activations:
-    # ~1/3 more compute for a training window several times longer in the same memory.
-    checkpoint_activations: bool = False
     # Neural source-filter style pitch clock: feed sin/cos of the requested pitch's phase as two
     # extra sample-rate local channels, so the network shapes a timbre around a period it is
     # given instead of having to invent the period from an embedding (Wang et al. 2019, NSF).
@@ -107,16 +98,8 @@ class WaveNetConfig(ModelConfig):
     sample_rate: int = 16000  # turns MIDI pitch into a period and note_clock taus into samples
 
     def validate(self) -> None:
-        require_positive(
-            self, "residual_channels", "dilation_channels", "skip_channels", "end_channels",
-            "layers_per_stack", "stacks", "mixture_components", "num_instruments", "cond_dim")
-        if self.kernel_size < 2:
-            raise ConfigError(f"model.kernel_size={self.kernel_size} must be >= 2")
-        if self.layers_per_stack > 16:
-            raise ConfigError(
-                f"model.layers_per_stack={self.layers_per_stack}: dilation 2^"
-                f"{self.layers_per_stack - 1} is absurd; use <= 16 and add stacks instead"
-            )
+        super().validate()  # the stack's sizes
+        require_positive(self, "mixture_components", "num_instruments", "cond_dim")
         _choice("head", self.head, HEADS)
         _choice("input", self.input, INPUTS)
         _choice("local", self.local, LOCALS)
@@ -198,7 +181,7 @@ class WaveNet(Likelihood):
             if c.local != "none"
             else None
         )
-        self.stack = stack_from_config(
+        self.stack = build_stack(
             c,
             out_channels=self.head.num_params,
             input=c.input,

@@ -25,7 +25,6 @@ Weights are plain ``nn.Conv1d`` / ``nn.Linear`` / ``nn.Embedding`` attributes (s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -506,15 +505,3 @@ class StackStep:
         hidden = torch.addmm(self.out1_b, skip, self.out1_w, out=self.hidden).relu_()
         return torch.addmm(self.out2_b, hidden, self.out2_w)
 
-
-#: Config fields every family with a WaveNet stack spells the same way.
-STACK_FIELDS = ("residual_channels", "dilation_channels", "skip_channels", "end_channels",
-                "layers_per_stack", "stacks", "kernel_size", "checkpoint_activations")
-
-
-def stack_from_config(config: object, **wiring: Any) -> WaveNetStack:
-    """A :class:`WaveNetStack` sized by a family config's :data:`STACK_FIELDS`; ``wiring`` is
-    what differs per family (``out_channels``, ``input``/``input_levels``, global and local
-    channels). One place to build the decoder every autoregressive family shares."""
-    sizes = {name: getattr(config, name) for name in STACK_FIELDS}
-    return WaveNetStack(**sizes, **wiring)
