@@ -195,64 +195,51 @@ def prepare(
     format, items = sources.list_items(src, format)
     _unique_names(items)
     instruments = sorted({i.instrument_str for i in items if i.instrument_str is not None})
-    instrument_ids = {name: k for k, name in enumerate(instruments)}
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "cache.json").unlink(missing_ok=True)  # the old cache is invalid from here on
+    summary = PrepareSummary(out=out, source=src, format=format, sample_rate=sample_rate,
+                             n_examples=0, total_samples=0, counts=dict.fromkeys(SPLITS, 0))
+    _write_examples(summary, items, instruments, progress)
+    _write_json_atomic(out / "cache.json", _cache_index(summary, instruments))
+    return summary
+
+
+def _write_examples(summary: PrepareSummary, items: list[SourceItem], instruments: list[str],
+                    progress: bool) -> None:
+    """Stream every usable item of ``summary.source`` into audio.npy, notes.npy and
+    manifest.jsonl under ``summary.out`` (each written as ``.partial`` and renamed into place
+    once complete; removed if anything fails), counting what was written and skipped in
+    ``summary``. Raises :class:`DataError` when no item is usable."""
+    src, out, sample_rate = summary.source, summary.out, summary.sample_rate
+    instrument_ids = {name: k for k, name in enumerate(instruments)}
     audio_w = NpyStreamWriter(out / "audio.npy.partial", "<i2")
     notes_w = NpyStreamWriter(out / "notes.npy.partial", "<i8", (5,))
     manifest_tmp = out / "manifest.jsonl.partial"
-    skipped: list[tuple[str, str]] = []
-    counts = dict.fromkeys(SPLITS, 0)
-    n_examples = n_midi = 0
     try:
         with open(manifest_tmp, "w") as manifest:
             bar = tqdm(items, desc="prepare", unit="file", disable=not progress)
             for item in bar:
                 rel = _relative(item.path, src)
-                try:
-                    audio, _ = load_audio(item.path, sr=sample_rate)
-                    notes = None
-                    if item.midi is not None:
-                        notes = notes_to_samples(midi_notes(item.midi), sample_rate)
-                except (AudioError, DataError) as err:
-                    skipped.append((rel, str(err).removeprefix(f"{item.path}: ")))
-                    bar.set_postfix(skipped=len(skipped), refresh=False)
+                decoded = _decode(item, sample_rate)
+                if isinstance(decoded, str):
+                    summary.skipped.append((rel, decoded))
+                    bar.set_postfix(skipped=len(summary.skipped), refresh=False)
                     continue
-                rms = float(np.sqrt(np.dot(audio, audio) / len(audio)))
-                if rms < SILENCE_RMS:
-                    skipped.append((rel, f"silent (RMS {rms:.1e} < {SILENCE_RMS:g})"))
-                    bar.set_postfix(skipped=len(skipped), refresh=False)
-                    continue
-                split = item.split or hash_split(item.name)
-                entry = {
-                    "name": item.name,
-                    "offset": audio_w.rows,
-                    "length": len(audio),
-                    "sample_rate": sample_rate,
-                    "pitch": -1 if item.pitch is None else int(item.pitch),
-                    "velocity": -1 if item.velocity is None else int(item.velocity),
-                    "instrument": instrument_ids.get(item.instrument_str, -1),
-                    "instrument_str": item.instrument_str,
-                    "family": family_id(item.family_str),
-                    "family_str": item.family_str,
-                    "split": split,
-                    "source": rel,
-                    "midi": _relative(item.midi, src),
-                    "notes_offset": notes_w.rows,
-                    "notes_count": 0 if notes is None else len(notes),
-                }
+                audio, notes = decoded
+                entry = _manifest_entry(item, rel, src, len(audio), sample_rate,
+                                        instrument_ids, audio_w.rows, notes_w.rows, notes)
                 audio_w.append(np.round(audio * SCALE).astype(np.int16))
                 if notes is not None:
                     notes_w.append(notes)
-                    n_midi += 1
+                    summary.n_midi += 1
                 manifest.write(json.dumps(entry) + "\n")
-                counts[split] = counts.get(split, 0) + 1
-                n_examples += 1
-        if n_examples == 0:
+                summary.counts[entry["split"]] = summary.counts.get(entry["split"], 0) + 1
+                summary.n_examples += 1
+        if summary.n_examples == 0:
             raise DataError(
-                f"{src}: no usable audio ({len(skipped)} file(s) skipped); expected "
-                f"{sources.expectation(format)}"
+                f"{src}: no usable audio ({len(summary.skipped)} file(s) skipped); expected "
+                f"{sources.expectation(summary.format)}"
             )
         audio_w.close()
         notes_w.close()
@@ -264,34 +251,64 @@ def prepare(
     os.replace(out / "audio.npy.partial", out / "audio.npy")
     os.replace(out / "notes.npy.partial", out / "notes.npy")
     os.replace(manifest_tmp, out / "manifest.jsonl")
-    summary = PrepareSummary(
-        out=out,
-        source=src,
-        format=format,
-        sample_rate=sample_rate,
-        n_examples=n_examples,
-        total_samples=audio_w.rows,
-        counts=counts,
-        skipped=skipped,
-        n_midi=n_midi,
-        n_notes=notes_w.rows,
-    )
-    _write_json_atomic(
-        out / "cache.json",
-        {
-            "version": CACHE_VERSION,
-            "sample_rate": sample_rate,
-            "total_samples": audio_w.rows,
-            "dtype": "int16",
-            "scale": SCALE,
-            "n_examples": n_examples,
-            "n_notes": notes_w.rows,
-            "format": format,
-            "source": str(src.resolve()),
-            "counts": counts,
-            "instruments": instruments,
-            "families": list(NSYNTH_FAMILIES),
-            "skipped": [{"path": p, "reason": r} for p, r in skipped],
-        },
-    )
-    return summary
+    summary.total_samples, summary.n_notes = audio_w.rows, notes_w.rows
+
+
+def _decode(item: SourceItem, sample_rate: int) -> tuple[np.ndarray, np.ndarray | None] | str:
+    """``(audio [T] float32 at sample_rate, notes [N, 5] int64 in samples or None)`` of one
+    item, or the reason to skip it: unreadable audio or score, or silence."""
+    try:
+        audio, _ = load_audio(item.path, sr=sample_rate)
+        notes = None
+        if item.midi is not None:
+            notes = notes_to_samples(midi_notes(item.midi), sample_rate)
+    except (AudioError, DataError) as err:
+        return str(err).removeprefix(f"{item.path}: ")
+    rms = float(np.sqrt(np.dot(audio, audio) / len(audio)))
+    if rms < SILENCE_RMS:
+        return f"silent (RMS {rms:.1e} < {SILENCE_RMS:g})"
+    return audio, notes
+
+
+def _manifest_entry(
+    item: SourceItem, rel: str | None, src: Path, length: int, sample_rate: int,
+    instrument_ids: dict[str, int], offset: int, notes_offset: int, notes: np.ndarray | None,
+) -> dict:
+    """One manifest.jsonl line: the item's labels and where its samples (``offset``, in
+    audio.npy rows) and notes (``notes_offset``, in notes.npy rows) start."""
+    return {
+        "name": item.name,
+        "offset": offset,
+        "length": length,
+        "sample_rate": sample_rate,
+        "pitch": -1 if item.pitch is None else int(item.pitch),
+        "velocity": -1 if item.velocity is None else int(item.velocity),
+        "instrument": instrument_ids.get(item.instrument_str, -1),
+        "instrument_str": item.instrument_str,
+        "family": family_id(item.family_str),
+        "family_str": item.family_str,
+        "split": item.split or hash_split(item.name),
+        "source": rel,
+        "midi": _relative(item.midi, src),
+        "notes_offset": notes_offset,
+        "notes_count": 0 if notes is None else len(notes),
+    }
+
+
+def _cache_index(summary: PrepareSummary, instruments: list[str]) -> dict:
+    """The contents of cache.json (written last: its presence marks a complete cache)."""
+    return {
+        "version": CACHE_VERSION,
+        "sample_rate": summary.sample_rate,
+        "total_samples": summary.total_samples,
+        "dtype": "int16",
+        "scale": SCALE,
+        "n_examples": summary.n_examples,
+        "n_notes": summary.n_notes,
+        "format": summary.format,
+        "source": str(summary.source.resolve()),
+        "counts": summary.counts,
+        "instruments": instruments,
+        "families": list(NSYNTH_FAMILIES),
+        "skipped": [{"path": p, "reason": r} for p, r in summary.skipped],
+    }

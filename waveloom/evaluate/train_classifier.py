@@ -137,6 +137,37 @@ def train_classifier(
     cache = AudioCache(cache_dir)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+    train_idx, val_idx = _split(cache, rng, max_examples, cache_dir)
+    entries = cache.entries
+    families = sorted({entries[i]["family_str"] for i in train_idx})
+    pitches = sorted({int(entries[i]["pitch"]) for i in train_idx})
+    # Validation notes of classes never seen in training cannot be scored; drop them.
+    val_idx = [i for i in val_idx
+               if entries[i]["family_str"] in families and int(entries[i]["pitch"]) in pitches]
+    cfg = ClassifierConfig(sample_rate=cache.sample_rate, seconds=seconds, families=families,
+                           pitches=pitches, **config_overrides)
+
+    t0 = time.monotonic()
+    train = _notes(cache, train_idx, cfg, progress)
+    val = _notes(cache, val_idx, cfg, progress)
+    model = NoteClassifier(cfg).to(device)
+    epoch, best_acc = _fit(model, train, val, cfg, rng, t0, epochs=epochs,
+                           max_seconds=max_seconds, batch_size=batch_size, lr=lr, device=device,
+                           progress=progress)
+    elapsed = time.monotonic() - t0
+    metrics = {"val_family_accuracy": best_acc[0], "val_pitch_accuracy": best_acc[1],
+               "epochs": epoch, "seconds": elapsed, "train_examples": len(train_idx),
+               "val_examples": len(val_idx), "cache": str(cache_dir)}
+    path = save_classifier(out, model.cpu(), metrics)
+    return TrainSummary(path, epoch, elapsed, len(train_idx), len(val_idx), best_acc[0],
+                        best_acc[1], families, pitches)
+
+
+def _split(cache, rng: np.random.Generator, max_examples: int,
+           cache_dir: str | Path) -> tuple[list[int], list[int]]:
+    """(train, valid) indices of the labelled notes: the cache's splits, or a seeded 10 % of
+    train as valid when it has none; train is cut to a seeded ``max_examples``. DataError when
+    fewer than 2 labelled training notes remain."""
     train_idx = _labelled(cache, cache.split_indices("train"))
     val_idx = _labelled(cache, cache.split_indices("valid"))
     if not val_idx and len(train_idx) >= 10:
@@ -150,55 +181,52 @@ def train_classifier(
         raise DataError(f"{cache_dir}: the train split has {len(train_idx)} notes with pitch "
                         "and family labels; the classifier needs labelled notes (NSynth layout "
                         "or `waveloom data render-notes`)")
+    return train_idx, val_idx
+
+
+@dataclass
+class _Notes:
+    """Notes ready to train on: raw log-mel windows ``x`` [N, n_mels, frames + EARLY + LATE]
+    (float16) and their class indices ``family`` and ``pitch`` [N] (long)."""
+
+    x: Tensor
+    family: Tensor
+    pitch: Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+def _notes(cache, idx: list[int], cfg: ClassifierConfig, progress: bool) -> _Notes:
+    """Features and targets of the notes ``idx``, classes numbered as in ``cfg``."""
     entries = cache.entries
-    families = sorted({entries[i]["family_str"] for i in train_idx})
-    pitches = sorted({int(entries[i]["pitch"]) for i in train_idx})
-    fam_index = {f: k for k, f in enumerate(families)}
-    pitch_index = {p: k for k, p in enumerate(pitches)}
-    # Validation notes of classes never seen in training cannot be scored; drop them.
-    val_idx = [i for i in val_idx
-               if entries[i]["family_str"] in fam_index and int(entries[i]["pitch"]) in pitch_index]
-    cfg = ClassifierConfig(sample_rate=cache.sample_rate, seconds=seconds, families=families,
-                           pitches=pitches, **config_overrides)
+    fam_index = {f: k for k, f in enumerate(cfg.families)}
+    pitch_index = {p: k for k, p in enumerate(cfg.pitches)}
+    x = _features(cache, idx, cfg, progress)
+    return _Notes(x, torch.tensor([fam_index[entries[i]["family_str"]] for i in idx]),
+                  torch.tensor([pitch_index[int(entries[i]["pitch"])] for i in idx]))
 
-    def targets(idx: list[int]) -> tuple[Tensor, Tensor]:
-        return (torch.tensor([fam_index[entries[i]["family_str"]] for i in idx]),
-                torch.tensor([pitch_index[int(entries[i]["pitch"])] for i in idx]))
 
-    t0 = time.monotonic()
-    train_x, (train_f, train_p) = _features(cache, train_idx, cfg, progress), targets(train_idx)
-    val_x, (val_f, val_p) = _features(cache, val_idx, cfg, progress), targets(val_idx)
-
-    model = NoteClassifier(cfg).to(device)
+def _fit(model: NoteClassifier, train: _Notes, val: _Notes, cfg: ClassifierConfig,
+         rng: np.random.Generator, t0: float, *, epochs: int, max_seconds: float,
+         batch_size: int, lr: float, device: str, progress: bool,
+         ) -> tuple[int, tuple[float, float]]:
+    """One-cycle AdamW for ``epochs`` (or until ``max_seconds`` after ``t0``), validating
+    after each epoch; loads the best epoch's weights into ``model``. Returns (epochs run,
+    (family accuracy, pitch accuracy) of the best epoch; NaN without validation notes)."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps_per_epoch = math.ceil(len(train_idx) / batch_size)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, pct_start=0.2,
                                                 total_steps=epochs * steps_per_epoch)
     best, best_state, best_acc = (-1.0, 0.0), None, (math.nan, math.nan)
-    epoch, out_of_time = 0, False
+    epoch = 0
     for epoch in range(1, epochs + 1):
-        model.train()
-        order = rng.permutation(len(train_idx))
         bar = tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch}/{epochs}",
                    unit="batch", disable=not progress, leave=False)
-        for b in bar:
-            rows = order[b * batch_size : (b + 1) * batch_size]
-            offsets = rng.integers(0, EARLY_FRAMES + LATE_FRAMES + 1, size=len(rows))
-            x = _crop(train_x, rows, offsets, cfg.frames).to(device)
-            f, p, _ = model(x)
-            loss = (F.cross_entropy(f, train_f[rows].to(device))
-                    + F.cross_entropy(p, train_p[rows].to(device)))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if time.monotonic() - t0 > max_seconds:
-                out_of_time = True
-                break
-        bar.close()
-        fam_acc, pit_acc, val_loss = (_validate(model, val_x, val_f, val_p, cfg, device)
-                                      if val_idx else (math.nan, math.nan, math.nan))
+        out_of_time = _train_epoch(model, opt, sched, train, cfg, rng, bar, batch_size, device,
+                                   deadline=t0 + max_seconds)
+        fam_acc, pit_acc, val_loss = (_validate(model, val.x, val.family, val.pitch, cfg, device)
+                                      if len(val) else (math.nan, math.nan, math.nan))
         # Best mean accuracy; among equals the lower loss (more confident, better calibrated).
         score = (float(np.nan_to_num((fam_acc + pit_acc) / 2, nan=0.0)),
                  -float(np.nan_to_num(val_loss, nan=0.0)))
@@ -208,10 +236,32 @@ def train_classifier(
         if out_of_time:
             break
     model.load_state_dict(best_state)
-    elapsed = time.monotonic() - t0
-    metrics = {"val_family_accuracy": best_acc[0], "val_pitch_accuracy": best_acc[1],
-               "epochs": epoch, "seconds": elapsed, "train_examples": len(train_idx),
-               "val_examples": len(val_idx), "cache": str(cache_dir)}
-    path = save_classifier(out, model.cpu(), metrics)
-    return TrainSummary(path, epoch, elapsed, len(train_idx), len(val_idx), best_acc[0],
-                        best_acc[1], families, pitches)
+    return epoch, best_acc
+
+
+def _train_epoch(model: NoteClassifier, opt: torch.optim.Optimizer, sched, train: _Notes,
+                 cfg: ClassifierConfig, rng: np.random.Generator, bar, batch_size: int,
+                 device: str, deadline: float) -> bool:
+    """One pass over ``train`` in a seeded order, each note cropped at a random shift of up
+    to EARLY + LATE frames (the augmentation); returns True when ``time.monotonic()`` passed
+    ``deadline`` (the epoch then stops early)."""
+    model.train()
+    order = rng.permutation(len(train))
+    out_of_time = False
+    for b in bar:
+        rows = order[b * batch_size : (b + 1) * batch_size]
+        offsets = rng.integers(0, EARLY_FRAMES + LATE_FRAMES + 1, size=len(rows))
+        x = _crop(train.x, rows, offsets, cfg.frames).to(device)
+        f, p, _ = model(x)
+        loss = (F.cross_entropy(f, train.family[rows].to(device))
+                + F.cross_entropy(p, train.pitch[rows].to(device)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if time.monotonic() > deadline:
+            out_of_time = True
+            break
+    bar.close()
+    return out_of_time

@@ -217,29 +217,18 @@ def render_midi(
             row = dict(done[rel_wav], duration=frames / sample_rate)
             summary.resumed += 1
         else:
-            try:
-                midi, label = piece.load()
-            except Exception as err:  # noqa: BLE001 - third-party parsers raise anything
-                detail = (str(err).strip().splitlines() or [""])[0]
-                reason = f"unreadable ({type(err).__name__}{': ' + detail if detail else ''})"
-                summary.skipped.append((str(piece.source or piece.name), reason))
+            loaded = _load_piece(piece)
+            if isinstance(loaded, str):
+                summary.skipped.append((str(piece.source or piece.name), loaded))
                 continue
-            if not any(inst.notes for inst in midi.instruments):
-                summary.skipped.append((str(piece.source or piece.name), "no notes"))
-                continue
+            midi, label = loaded
             audio = render_midi_audio(midi, font, rate, sample_rate, tail_seconds)
             audio = _level(audio, peak_dbfs)
             pcm, _ = engine.to_pcm16(audio)
             engine.write_wav16(wav_path, pcm, sample_rate)
             _write_midi(midi, midi_path, piece.source if piece.verbatim else None)
-            instrument_str, family_str = _labels(midi, label)
-            row = {
-                "canonical_composer": piece.composer, "canonical_title": piece.title,
-                "split": engine.stable_split(piece.title, ("train", "validation", "test")),
-                "year": year, "midi_filename": rel_midi, "audio_filename": rel_wav,
-                "duration": len(pcm) / sample_rate,
-                "instrument_str": instrument_str, "family_str": family_str,
-            }  # fmt: skip
+            row = _csv_row(piece, _labels(midi, label), year, rel_midi, rel_wav,
+                           len(pcm) / sample_rate)
             with rows_path.open("a", encoding="utf-8") as log:
                 log.write(json.dumps(row) + "\n")
             summary.rendered += 1
@@ -250,6 +239,34 @@ def render_midi(
     _write_csv(summary.csv_path, summary.rows)
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+def _load_piece(piece: _Piece) -> tuple[pretty_midi.PrettyMIDI, str | None] | str:
+    """``(midi, ensemble label or None)`` of a piece, or why it is skipped: a parser error
+    (third-party parsers raise anything; the first line of the message is kept) or no notes."""
+    try:
+        midi, label = piece.load()
+    except Exception as err:  # noqa: BLE001 - third-party parsers raise anything
+        detail = (str(err).strip().splitlines() or [""])[0]
+        return f"unreadable ({type(err).__name__}{': ' + detail if detail else ''})"
+    if not any(inst.notes for inst in midi.instruments):
+        return "no notes"
+    return midi, label
+
+
+def _csv_row(piece: _Piece, labels: tuple[str, str], year: int, rel_midi: str, rel_wav: str,
+             duration: float) -> dict:
+    """The CSV row of a rendered piece (MAESTRO's columns, then instrument and family);
+    ``duration`` in seconds. The split hashes the title, so a composition never straddles
+    splits."""
+    instrument_str, family_str = labels
+    return {
+        "canonical_composer": piece.composer, "canonical_title": piece.title,
+        "split": engine.stable_split(piece.title, ("train", "validation", "test")),
+        "year": year, "midi_filename": rel_midi, "audio_filename": rel_wav,
+        "duration": duration,
+        "instrument_str": instrument_str, "family_str": family_str,
+    }  # fmt: skip
 
 
 def _level(audio: np.ndarray, peak_dbfs: float) -> np.ndarray:

@@ -204,6 +204,31 @@ def render_notes(
     font, font_path = engine.load_soundfont(soundfont, rate)
 
     summary = NotesSummary(out_dir=out_dir, sample_rate=int(sample_rate), render_rate=rate)
+    presets = _resolve_presets(font, requested, summary)
+    jobs = [NoteJob(p, k, v) for p in presets for k in pitch_list for v in velocity_list]
+    player = _NotePlayer(font, rate, int(sample_rate), hold_seconds, hold_seconds + release_seconds)
+
+    peaks, rms, cache = _measure(jobs, presets, player, min_rms, cache_mb, progress)
+    keep = _set_gain(summary, jobs, peaks, rms, min_rms, gain, peak_dbfs, font_path)
+    settings = {
+        "soundfont": engine.soundfont_fingerprint(font_path),
+        "programs": sorted(presets), "pitches": pitch_list, "velocities": velocity_list,
+        "sample_rate": int(sample_rate), "render_rate": rate, "hold_seconds": hold_seconds,
+        "release_seconds": release_seconds, "min_rms": min_rms, "gain": summary.gain,
+    }  # fmt: skip
+    examples = _write_notes(summary, settings, jobs, np.flatnonzero(keep), presets, player,
+                            cache, progress)
+    summary.examples = len(examples)
+    summary.splits = dict(Counter(e["split"] for e in examples.values()))
+    summary.audio_seconds = len(examples) * player.length / sample_rate
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _resolve_presets(font, requested: list[int], summary: NotesSummary) -> dict[int, int]:
+    """GM program -> the font's preset index (-1 where the font lacks it), for every requested
+    program with an NSynth family. Records the skipped (sound effect) and missing programs in
+    ``summary``; a missing preset's notes then render as silence and are dropped by min_rms."""
     summary.skipped_programs = [p for p in requested if gm.family_of(p) is None]
     presets: dict[int, int] = {}
     for program in requested:
@@ -214,10 +239,16 @@ def render_notes(
             summary.missing_presets.append(program)
     if not presets:
         raise ConfigError(f"programs: {requested} are all sound effects with no NSynth family")
-    jobs = [NoteJob(p, k, v) for p in presets for k in pitch_list for v in velocity_list]
-    player = _NotePlayer(font, rate, int(sample_rate), hold_seconds, hold_seconds + release_seconds)
+    return presets
 
-    # Pass 1: peak and RMS of every note at the SoundFont's own level; keep what fits.
+
+def _measure(
+    jobs: list[NoteJob], presets: dict[int, int], player: _NotePlayer, min_rms: float,
+    cache_mb: float, progress: bool,
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """Pass 1: peak and RMS [len(jobs)] of every note at the SoundFont's own level, plus the
+    decimated audio of the audible notes that fit in ``cache_mb`` (job index -> [T] float32),
+    so pass 2 need not render them again."""
     peaks = np.zeros(len(jobs))
     rms = np.zeros(len(jobs))
     cache: dict[int, np.ndarray] = {}
@@ -229,6 +260,16 @@ def render_notes(
             rms[i] = float(np.sqrt(np.mean(np.square(raw, dtype=np.float64))))
             if rms[i] >= min_rms and len(cache) < room:
                 cache[i] = player.decimated(raw)
+    return peaks, rms, cache
+
+
+def _set_gain(
+    summary: NotesSummary, jobs: list[NoteJob], peaks: np.ndarray, rms: np.ndarray,
+    min_rms: float, gain: float | None, peak_dbfs: float, font_path: Path,
+) -> np.ndarray:
+    """Drop the silent notes and choose the one global gain (``gain``, or the one that maps
+    the loudest kept peak to ``peak_dbfs``); fills ``summary.silent``, ``loudest`` and
+    ``gain``. Returns the mask [len(jobs)] of the notes kept."""
     keep = rms >= min_rms
     summary.silent = [job.note_str for job, kept in zip(jobs, keep) if not kept]
     if not keep.any():
@@ -239,28 +280,31 @@ def render_notes(
     loudest = int(np.argmax(np.where(keep, peaks, -1.0)))
     summary.loudest = jobs[loudest].note_str
     summary.gain = float(gain) if gain is not None else 10 ** (peak_dbfs / 20) / peaks[loudest]
+    return keep
 
-    # Pass 2: apply the gain and write (rendering again what was not kept; earlier complete
-    # wavs of the same settings are kept).
-    settings = {
-        "soundfont": engine.soundfont_fingerprint(font_path),
-        "programs": sorted(presets), "pitches": pitch_list, "velocities": velocity_list,
-        "sample_rate": int(sample_rate), "render_rate": rate, "hold_seconds": hold_seconds,
-        "release_seconds": release_seconds, "min_rms": min_rms, "gain": summary.gain,
-    }  # fmt: skip
+
+def _write_notes(
+    summary: NotesSummary, settings: dict, jobs: list[NoteJob], kept: np.ndarray,
+    presets: dict[int, int], player: _NotePlayer, cache: dict[int, np.ndarray], progress: bool,
+) -> dict[str, dict]:
+    """Pass 2: scale every kept note by ``summary.gain`` and write its wav (rendering again
+    what pass 1 did not cache; complete wavs of an earlier run with the same ``settings`` are
+    kept), then examples.json. Counts rendered, resumed and clipped notes in ``summary``;
+    returns the examples.json entries by note_str."""
+    out_dir, sample_rate = summary.out_dir, summary.sample_rate
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     sidecar = out_dir / _SIDECAR
     resumable = engine.same_settings(sidecar, settings)
     engine.write_text_atomic(sidecar, json.dumps(settings, indent=1))
     examples: dict[str, dict] = {}
-    kept = np.flatnonzero(keep)
     for i in tqdm(kept, desc="write", unit="note", disable=not progress):
         job = jobs[i]
         note_str = job.note_str
         preset = presets[job.program]
         split = engine.stable_split(note_str)
-        examples[note_str] = example_of(job, sample_rate, font.get_preset_name(preset), split)
+        examples[note_str] = example_of(job, sample_rate, player.font.get_preset_name(preset),
+                                        split)
         path = audio_dir / f"{note_str}.wav"
         if resumable and engine.wav_frames(path) == player.length:
             summary.resumed += 1
@@ -276,8 +320,4 @@ def render_notes(
         engine.write_wav16(path, pcm, sample_rate)
         summary.rendered += 1
     engine.write_text_atomic(out_dir / "examples.json", json.dumps(examples, indent=1))
-    summary.examples = len(examples)
-    summary.splits = dict(Counter(e["split"] for e in examples.values()))
-    summary.audio_seconds = len(examples) * player.length / sample_rate
-    summary.wall_seconds = time.perf_counter() - started
-    return summary
+    return examples
