@@ -194,74 +194,99 @@ class FastWaveNet:
         panel layout (:func:`~waveloom.sampling.cbuild.panels`)."""
         from waveloom.sampling import numba_kernels as nk
 
-        blocks = list(stack.blocks)
-        n = len(blocks)
+        n, k = len(stack.blocks), stack.input_conv.kernel_size[0]
+        c, d = stack.residual_channels, stack.dilation_channels
+        mats, biases = FastWaveNet._step_matrices(stack)
+        # One scale per column of a layer's whole conv (all K taps), so the C kernel can sum
+        # the taps in one register block before scaling; repeated per tap for numba.
+        mats["conv"] = mats["conv"].reshape(n, k * c, 2 * d)
+        w: dict[str, np.ndarray] = {}
+        scale: dict[str, np.ndarray] = {}
+        for name, m in mats.items():
+            w[name], scale[name] = FastWaveNet._kernel_matrix(m, int8)
+        if backend == "c":
+            from waveloom.sampling.cbuild import block, panels
+
+            width = block()
+            w = {name: panels(m, width) for name, m in w.items()}
+        w["conv"] = w["conv"].reshape(n * k, c, 2 * d)
+        scale["conv"] = np.ascontiguousarray(np.repeat(scale["conv"], k, axis=0))
+        dil = np.asarray(stack.dilations, np.int64)
+        ring_len = (k - 1) * dil + 1
+        ring_off = np.concatenate([[0], np.cumsum(ring_len)[:-1]]).astype(np.int64)
+        net = nk.Net(
+            in_table=np.ascontiguousarray(FastWaveNet._input_table(stack).float().numpy()),
+            in_b=_f32(stack.input_conv.bias),
+            conv_w=w["conv"], conv_s=scale["conv"],
+            res_w=w["res"], res_s=scale["res"], res_b=_f32(biases["res"]),
+            skip_w=w["skip"], skip_s=scale["skip"], skip_b=_f32(biases["skip"]),
+            out1_w=w["out1"], out1_s=scale["out1"], out1_b=_f32(stack.out1.bias),
+            out2_w=w["out2"], out2_s=scale["out2"], out2_b=_f32(stack.out2.bias),
+            dil=dil, ring_off=ring_off, ring_len=ring_len.astype(np.int64),
+            kernel=k, n_res=n - 1, scaled=bool(int8),
+        )  # fmt: skip
+        local_w, global_w = FastWaveNet._conditioning_weights(stack)
+        conv_bias = torch.stack([b.conv.bias.detach().cpu().float() for b in stack.blocks])
+        return _Prepared(net=net, local_w=local_w, conv_bias=conv_bias, global_w=global_w)
+
+    @staticmethod
+    def _input_table(stack: WaveNetStack) -> Tensor:
+        """The input conv as a lookup table [K, V + 1, C] (float64): row v of tap k is what
+        input code v adds through that tap (the embedding folded into the conv, or the conv's
+        column v for one-hot input); the extra last row, zeros, is the padding code."""
         k = stack.input_conv.kernel_size[0]
-        d = stack.dilation_channels
         w_in = stack.input_conv.weight.detach().double().cpu()  # [C, C_in, K]
         if stack.embed is not None:
             emb = stack.embed.weight.detach().double().cpu()  # [V, C_in]
             table = torch.einsum("vi,cik->kvc", emb, w_in)
         else:
             table = w_in.permute(2, 1, 0)  # one-hot input: tap k of code v is column v
-        table = torch.cat([table, table.new_zeros(k, 1, table.shape[-1])], 1)  # pad row
+        return torch.cat([table, table.new_zeros(k, 1, table.shape[-1])], 1)  # pad row
 
+    @staticmethod
+    def _step_matrices(stack: WaveNetStack) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The stack's weights as float32 CPU matrices [M, in, out] in the step form of
+        :class:`~waveloom.nn.wavenet.BlockStep` (gate columns, residual and skip weights
+        halved): 'conv' [n*K, C, 2D] (matrix l*K + k is tap k of layer l), 'res' [n, D, C]
+        (zeros for the last block, which has none), 'skip' [n, D, S], 'out1', 'out2' [1, in,
+        out]; and the biases 'res' [n, C] and 'skip' [S] (every block's, summed)."""
+        blocks = list(stack.blocks)
+        n, k = len(blocks), stack.input_conv.kernel_size[0]
+        c, d = stack.residual_channels, stack.dilation_channels
         conv = torch.stack([b.conv.weight.detach().cpu().float() for b in blocks])  # [n,2D,C,K]
-        conv = conv.permute(0, 3, 2, 1).reshape(n * k, stack.residual_channels, 2 * d)
+        conv = conv.permute(0, 3, 2, 1).reshape(n * k, c, 2 * d)
         conv = conv.contiguous()  # matrix l*K + k: [C, 2D], tap k of layer l
         conv[..., d:] *= 0.5
         res = torch.stack(
             [0.5 * b.res.weight.detach()[:, :, 0].t().cpu().float() for b in blocks[:-1]]
-            + [torch.zeros(d, stack.residual_channels)]
+            + [torch.zeros(d, c)]
         )
-        res_b = torch.stack(
-            [b.res.bias.detach().cpu().float() for b in blocks[:-1]]
-            + [torch.zeros(stack.residual_channels)]
-        )
+        res_b = torch.stack([b.res.bias.detach().cpu().float() for b in blocks[:-1]]
+                            + [torch.zeros(c)])
         skip = torch.stack(
             [0.5 * b.skip.weight.detach()[:, :, 0].t().cpu().float() for b in blocks]
         )
         skip_b = torch.stack([b.skip.bias.detach().cpu().float() for b in blocks]).sum(0)
         out1 = stack.out1.weight.detach()[:, :, 0].t().cpu().float().unsqueeze(0)
         out2 = stack.out2.weight.detach()[:, :, 0].t().cpu().float().unsqueeze(0)
+        mats = {"conv": conv, "res": res, "skip": skip, "out1": out1, "out2": out2}
+        return mats, {"res": res_b, "skip": skip_b}
 
-        def mat(w: Tensor) -> tuple[np.ndarray, np.ndarray]:
-            """[M, in, out] matrices -> (weights, per-column scales [M, out])."""
-            arr = np.ascontiguousarray(w.numpy().astype(np.float32))
-            if not int8:
-                return arr, np.ones((arr.shape[0], arr.shape[2]), np.float32)
-            return _quantize_columns(arr)
+    @staticmethod
+    def _kernel_matrix(w: Tensor, int8: bool) -> tuple[np.ndarray, np.ndarray]:
+        """[M, in, out] matrices -> (weights, per-column scales [M, out]): float32 with unit
+        scales, or int8 per output column (:func:`_quantize_columns`)."""
+        arr = np.ascontiguousarray(w.numpy().astype(np.float32))
+        if not int8:
+            return arr, np.ones((arr.shape[0], arr.shape[2]), np.float32)
+        return _quantize_columns(arr)
 
-        # One scale per column of a layer's whole conv (all K taps), so the C kernel can sum
-        # the taps in one register block before scaling; repeated per tap for numba.
-        conv_w, conv_s = mat(conv.reshape(n, k * stack.residual_channels, 2 * d))
-        res_w, res_s = mat(res)
-        skip_w, skip_s = mat(skip)
-        out1_w, out1_s = mat(out1)
-        out2_w, out2_s = mat(out2)
-        if backend == "c":
-            from waveloom.sampling.cbuild import block, panels
-
-            width = block()
-            conv_w, res_w, skip_w, out1_w, out2_w = (
-                panels(w, width) for w in (conv_w, res_w, skip_w, out1_w, out2_w)
-            )
-        conv_w = conv_w.reshape(n * k, stack.residual_channels, 2 * d)
-        conv_s = np.ascontiguousarray(np.repeat(conv_s, k, axis=0))
-        dil = np.asarray(stack.dilations, np.int64)
-        ring_len = (k - 1) * dil + 1
-        ring_off = np.concatenate([[0], np.cumsum(ring_len)[:-1]]).astype(np.int64)
-        net = nk.Net(
-            in_table=np.ascontiguousarray(table.float().numpy()),
-            in_b=_f32(stack.input_conv.bias),
-            conv_w=conv_w, conv_s=conv_s,
-            res_w=res_w, res_s=res_s, res_b=_f32(res_b),
-            skip_w=skip_w, skip_s=skip_s, skip_b=_f32(skip_b),
-            out1_w=out1_w, out1_s=out1_s, out1_b=_f32(stack.out1.bias),
-            out2_w=out2_w, out2_s=out2_s, out2_b=_f32(stack.out2.bias),
-            dil=dil, ring_off=ring_off, ring_len=ring_len.astype(np.int64),
-            kernel=k, n_res=n - 1, scaled=bool(int8),
-        )  # fmt: skip
+    @staticmethod
+    def _conditioning_weights(stack: WaveNetStack) -> tuple[Tensor | None, Tensor | None]:
+        """(local [L, n * 2D] in step form (gate half halved), global [n, 2D, G]) projection
+        weights, float32 CPU; None where the stack has no such conditioning."""
+        blocks = list(stack.blocks)
+        n, d = len(blocks), stack.dilation_channels
         local_w = None
         if stack.local_channels:
             w = torch.stack([b.local_proj.weight.detach()[:, :, 0].cpu().float() for b in blocks])
@@ -271,8 +296,7 @@ class FastWaveNet:
         global_w = None
         if stack.global_channels:
             global_w = torch.stack([b.global_proj.weight.detach().cpu().float() for b in blocks])
-        conv_bias = torch.stack([b.conv.bias.detach().cpu().float() for b in blocks])
-        return _Prepared(net=net, local_w=local_w, conv_bias=conv_bias, global_w=global_w)
+        return local_w, global_w
 
     _cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, FastWaveNet]] = (
         weakref.WeakKeyDictionary()
