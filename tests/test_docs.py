@@ -2,7 +2,8 @@
 
 Why: docs rot silently. A new registry family without ``docs/<family>.md``, a BENCHMARKS.md that
 grows back into a lab notebook, a link to a renamed file or to a folder outside the repository
-(the design once lived in ``../shared``) would each go unnoticed without these checks.
+(the design once lived in a folder beside the checkout) would each go unnoticed without
+these checks.
 """
 
 from __future__ import annotations
