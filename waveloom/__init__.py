@@ -1,7 +1,7 @@
 """waveloom: music generation in the waveform domain.
 
 The flow is ``audio files -> prepare -> cache -> train -> checkpoint -> generate -> audio``;
-see ``../shared/DESIGN.md`` for how the subpackages fit together.
+see ``docs/DESIGN.md`` in the repository for how the subpackages fit together.
 """
 
 from waveloom.errors import AudioError, CheckpointError, ConfigError, DataError, WaveloomError
