@@ -37,16 +37,15 @@ from waveloom.train.run_folder import (
     MODEL_FILE,
     RESUME_FILE,
     RunFolder,
-    atomic_torch_save,
     load_resume_state,
     set_rng_state,
 )
 from waveloom.train.startup import check_vocabulary, init_from, launch_fabric
-from waveloom.train.startup import precision as _precision
+from waveloom.train.startup import precision as _precision  # noqa: F401 - tests import it here
 from waveloom.train.validation import Validator
 
-__all__ = ["MODEL_FILE", "RESUME_FILE", "StepBatchSampler", "TrainResult", "_precision",
-           "atomic_torch_save", "load_resume_state", "train"]
+__all__ = ["MODEL_FILE", "RESUME_FILE", "StepBatchSampler", "TrainResult", "load_resume_state",
+           "train"]
 
 
 class StepBatchSampler(Sampler[list[int]]):

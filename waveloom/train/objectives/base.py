@@ -26,6 +26,7 @@ place of ``optimizer``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -42,7 +43,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def lr_lambda(cfg: RunConfig):
+def lr_lambda(cfg: RunConfig) -> Callable[[int], float]:
     """The learning-rate factor of step ``s``: linear warm-up, then constant or cosine."""
     t = cfg.train
 
