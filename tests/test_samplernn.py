@@ -18,7 +18,7 @@ from waveloom.errors import ConfigError, DataError
 from waveloom.evaluate.nll import model_nll_bits
 from waveloom.models.registry import build_model
 from waveloom.models.samplernn import LinearCategoricalHead, SampleRNN, SampleRNNConfig, Stepper
-from waveloom.train.trainer import _updates
+from waveloom.train.objectives.bptt import window_losses
 
 from .conftest import CONFIGS
 
@@ -295,9 +295,9 @@ def test_trainer_steps_through_windows_carrying_detached_state():
     model = _Recorder()
     audio = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5)
     batch = {"audio": audio, "pitch": torch.ones(2)}
-    updates = list(_updates(model, [batch, batch], True))
-    assert [last for _, _, last in updates] == [False, False, True] * 2
-    losses = [d["loss"] for _, d, _ in updates[:3]]
+    per_batch = [list(window_losses(model, b)) for b in (batch, batch)]
+    assert [len(windows) for windows in per_batch] == [3, 3]
+    losses = [d["loss"] for d in per_batch[0]]
     assert len(model.seen) == 6 and model.seen[3][1] is None, "a new batch starts a new state"
     assert model.seen[0][1] is None
     for j, (window, state) in enumerate(model.seen[:3]):

@@ -79,7 +79,8 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 0  # steps between audio samples logged to TensorBoard; 0 disables
     sample_seconds: float = 1.0
-    val_every: int = 0
+    val_every: int = 0  # steps between validation losses on data.val_split; 0 disables
+    val_batches: int = 4  # batches of data.batch_size items scored at each validation
     seed: int = 0
     # Start from these weights (a .safetensors checkpoint of the same family and shape, e.g.
     # the shipped demo model) instead of a random init: fine-tuning on your own recordings, or
@@ -88,6 +89,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         require_positive(self, "lr", "max_steps", "checkpoint_every", "log_every")
+        for name in ("val_every", "val_batches"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay={self.ema_decay} must be in [0, 1)")
         if self.lr_decay not in ("none", "cosine"):

@@ -11,7 +11,7 @@ MelGAN, a normalised spectrogram image [B, C, F, frames] for SpecGAN and GANSynt
 and, for sampling, ``synthesize(z, cond) -> audio``. The losses are written once, here:
 WGAN-GP (``model.gan_loss=wgan-gp``: Wasserstein critic + gradient penalty, Gulrajani et al.
 2017) or hinge (MelGAN), optional feature matching (``fm_weight``) and an auxiliary classifier
-term (``aux_weight``, GANSynth's pitch head). :mod:`waveloom.train.adversarial` runs them with
+term (``aux_weight``, GANSynth's pitch head). The trainer's adversarial objective runs them with
 two optimisers and ``n_critic`` discriminator updates per generator update.
 
 There is no likelihood: ``loss`` (the contract's method) reports both players' objectives on one

@@ -15,7 +15,7 @@ from waveloom.errors import ConfigError
 # name -> ("module:ModelClass", objective)
 _FAMILIES: dict[str, tuple[str, str]] = {
     "wavenet": ("waveloom.models.wavenet:WaveNet", "likelihood"),
-    "samplernn": ("waveloom.models.samplernn:SampleRNN", "likelihood"),
+    "samplernn": ("waveloom.models.samplernn:SampleRNN", "truncated_bptt"),
     "nsynth_ae": ("waveloom.models.nsynth_ae:NSynthAE", "likelihood"),
     "spectral_ae": ("waveloom.models.spectral_ae:SpectralAE", "reconstruction"),
     "wavegan": ("waveloom.models.wavegan:WaveGAN", "adversarial"),

@@ -20,16 +20,25 @@ UPDATES_KEY = "__ema_updates__"  # not a parameter name: the count rides in the 
 
 
 class EMA:
-    """Shadow copy of a model's floating-point parameters and buffers."""
+    """Shadow copy of a model's floating-point parameters and buffers.
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    ``prefix`` restricts the average to the state whose names start with it (an adversarial
+    objective averages ``"generator."`` only: the discriminator is exported as trained).
+    """
+
+    def __init__(self, model: nn.Module, decay: float, prefix: str = "") -> None:
         self.decay = float(decay)
         self.updates = 0
         self.shadow = {
             name: t.detach().clone()
             for name, t in model.state_dict().items()
-            if torch.is_floating_point(t)
+            if torch.is_floating_point(t) and name.startswith(prefix)
         }
+
+    def to(self, device: torch.device | str) -> EMA:
+        """Move the shadow to ``device`` (where the trained weights live); returns self."""
+        self.shadow = {name: t.to(device) for name, t in self.shadow.items()}
+        return self
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -57,6 +66,14 @@ class EMA:
         for name, value in state.items():
             if name in self.shadow:
                 self.shadow[name].copy_(value)
+
+    @torch.no_grad()
+    def averaged_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """``model``'s state dict on the CPU with the averaged tensors in place of the trained
+        ones (what the exported checkpoint holds); ``model`` itself is left untouched."""
+        state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
+        state.update({name: t.detach().cpu() for name, t in self.shadow.items()})
+        return state
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:

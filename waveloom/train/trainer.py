@@ -2,26 +2,21 @@
 
 Why Fabric rather than ``lightning.Trainer``: the loop below is short enough to read in one
 sitting, and owning it makes exact resume straightforward. Every batch is a pure function of
-``(seed, step, rank)`` (see :class:`StepBatchSampler`), so restoring weights, optimiser, EMA, step
-counter and RNG state reproduces an uninterrupted run bit for bit. Fabric supplies devices, mixed
-precision and DDP (``--devices N --nodes M``; torchrun and SLURM environments are detected).
+``(seed, step, rank)`` (see :class:`StepBatchSampler`), so restoring weights, optimisers, EMA,
+step counter and RNG state reproduces an uninterrupted run bit for bit. Fabric supplies devices,
+mixed precision and DDP (``--devices N --nodes M``; torchrun and SLURM environments are
+detected).
 
-A run folder holds::
-
-    RUN/config.yaml          the resolved config
-    RUN/model.safetensors    the latest exported weights (EMA when enabled) -> `waveloom generate`
-    RUN/resume.pt            weights + optimiser + EMA + step + RNG, for --resume (tensors only)
-    RUN/tb/                  TensorBoard scalars, audio samples and spectrogram images
-    RUN/samples/             the same samples as WAV + PNG
+What a step *is* belongs to the family's objective (:mod:`waveloom.train.objectives`, named by
+the registry): its optimisers, schedules, EMA, data set and update. This module only runs it:
+build, resume, then for each batch ``objective.step``, then log, validate, sample, checkpoint.
+The run folder's layout is in :mod:`waveloom.train.run_folder`.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,18 +24,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
+from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from waveloom.checkpoint import default_file_mode, save_checkpoint
 from waveloom.config import RunConfig
-from waveloom.errors import CheckpointError, ConfigError, DataError
-from waveloom.models.registry import build_model
-from waveloom.train import adversarial as adv
-from waveloom.train.ema import EMA
+from waveloom.errors import DataError
+from waveloom.models.registry import build_model, get_family
+from waveloom.train.logger import Logger
+from waveloom.train.objectives import Objective, build_objective
+from waveloom.train.objectives.base import unwrap
+from waveloom.train.run_folder import (
+    MODEL_FILE,
+    RESUME_FILE,
+    RunFolder,
+    load_resume_state,
+    set_rng_state,
+)
+from waveloom.train.startup import check_vocabulary, init_from, launch_fabric
+from waveloom.train.startup import precision as _precision  # noqa: F401 - tests import it here
+from waveloom.train.validation import Validator
 
-RESUME_FILE = "resume.pt"
-MODEL_FILE = "model.safetensors"
+__all__ = ["MODEL_FILE", "RESUME_FILE", "StepBatchSampler", "TrainResult", "load_resume_state",
+           "train"]
 
 
 class StepBatchSampler(Sampler[list[int]]):
@@ -102,49 +107,21 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _precision(requested: str, accelerator: str) -> str:
-    if requested != "auto":
-        return requested
-    if accelerator == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"
+@dataclass
+class _Run:
+    """What the loop works on, built by :func:`train`."""
 
+    cfg: RunConfig
+    fabric: Any
+    folder: RunFolder
+    cache: Any
+    model: nn.Module  # Fabric's wrapper
+    objective: Objective
+    dataset: Any
 
-def _lr_lambda(cfg: RunConfig):
-    t = cfg.train
-
-    def factor(step: int) -> float:
-        if t.warmup_steps and step < t.warmup_steps:
-            return (step + 1) / t.warmup_steps
-        if t.lr_decay == "cosine":
-            progress = (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        return 1.0
-
-    return factor
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, default_file_mode())
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_resume_state(path: Path) -> dict[str, Any]:
-    """Read resume.pt with ``weights_only=True``: tensors and plain containers, never code."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad resume file
-        raise CheckpointError(
-            f"{path}: cannot resume from it ({type(err).__name__}); delete it to start over"
-        ) from None
+    def save(self, step: int) -> None:
+        self.folder.save(self.fabric, step, self.model, self.objective, self.cfg,
+                         list(self.cache.info.get("instruments", [])))
 
 
 def train(
@@ -160,387 +137,124 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train ``cfg``'s model on the cache at ``data``, writing the run folder ``out``."""
-    import lightning as L
-    from tqdm.auto import tqdm
-
     from waveloom.data.cache import AudioCache
-    from waveloom.data.dataset import ChunkSequenceDataset, WindowDataset
 
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise DataError(
-            f"{out}: run folder is not writable ({err.strerror}); pass another --out"
-        ) from None
-    resume_path = out / RESUME_FILE
-    if resume_path.exists() and not resume:
-        raise DataError(
-            f"{out} already holds a run ({RESUME_FILE}); pass --resume to continue it or choose "
-            "another --out"
-        )
-
+    folder = RunFolder(out, resume)
     cache = AudioCache(data)
     cache.check_sample_rate(cfg.data.sample_rate)
-    _check_vocabulary(cfg, cache)
-
-    fabric = L.Fabric(
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        precision=_precision(cfg.train.precision, accelerator if accelerator != "auto" else (
-            "cuda" if torch.cuda.is_available() else "cpu")),
-    )
-    fabric.launch()
-    fabric.seed_everything(cfg.train.seed, workers=True, verbose=False)
-
-    model = build_model(cfg)
-    t = cfg.train
-    if t.init_from and not (resume and resume_path.exists()):
-        # Before the optimiser and the EMA exist, so both start from the loaded weights.
-        _init_from(model, cfg, Path(t.init_from))
-    # Adversarial families: two optimisers and their own update (waveloom.train.adversarial).
-    adversarial = adv.is_adversarial(cfg)
-    optimizer_d = scheduler_d = None
-    if adversarial:
-        optimizer, optimizer_d = adv.build_optimizers(model, cfg)
-        scheduler_d = torch.optim.lr_scheduler.LambdaLR(optimizer_d, _lr_lambda(cfg))
-    else:
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
-        )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
-    ema = None
-    if t.ema_decay > 0:
-        ema = adv.generator_ema(model, t.ema_decay) if adversarial else EMA(model, t.ema_decay)
-
-    start_step = 0
-    if resume and resume_path.exists():
-        state = load_resume_state(resume_path)
-        try:
-            model.load_state_dict(state["model"])
-            # Loaded once here to fail early on a mismatch, and again after fabric.setup() has
-            # moved the parameters: load_state_dict puts the moments on the parameters' device.
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if optimizer_d is not None and scheduler_d is not None:
-                optimizer_d.load_state_dict(state["optimizer_d"])
-                scheduler_d.load_state_dict(state["scheduler_d"])
-            if ema is not None and state.get("ema"):
-                ema.load_state_dict(state["ema"])
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(
-                f"{resume_path}: does not match this config ({str(err).splitlines()[0]}); "
-                "resume with the config the run was started with"
-            ) from None
-        start_step = int(state["step"])
-        rng_state = state["rng"]  # restored right before the loop: see there
-    elif resume:
-        fabric.print(f"note: {resume_path} not found; starting from step 0")
-    if not start_step:
-        rng_state = None
-
+    check_vocabulary(cfg, cache)
+    fabric = launch_fabric(cfg, accelerator, devices, num_nodes, strategy)
+    model, objective, state = _build(cfg, folder, fabric)
+    start = int(state["step"]) if state is not None else 0
     if fabric.is_global_zero:
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        folder.write_config(cfg)
+    if cfg.train.max_steps <= start:
+        fabric.print(f"run already at step {start} >= max_steps {cfg.train.max_steps}; "
+                     "nothing to do")
+        return TrainResult(folder.root, start, False, float("nan"), 0.0, fabric.is_global_zero)
+    dataset = objective.make_dataset(
+        cache, cfg, unwrap(model), split=cfg.data.train_split,
+        epoch_size=cfg.train.max_steps * cfg.data.batch_size * fabric.world_size)
+    run = _Run(cfg, fabric, folder, cache, model, objective, dataset)
+    started = time.perf_counter()
+    step, interrupted, last_loss = _loop(run, _loader(run, start), start,
+                                         state["rng"] if start else None, progress)
+    return TrainResult(folder.root, step, interrupted, last_loss, time.perf_counter() - started,
+                       fabric.is_global_zero)
 
-    world = fabric.world_size
-    if t.max_steps <= start_step:
-        fabric.print(f"run already at step {start_step} >= max_steps {t.max_steps}; nothing to do")
-        return TrainResult(out, start_step, False, float("nan"), 0.0, fabric.is_global_zero)
 
-    bptt = model.truncated_bptt  # items are sequences of consecutive windows (see _updates)
-    chunks = cfg.data.chunks if bptt else 1
-    dataset_cls, sizes = WindowDataset, {"window": cfg.data.window}
-    if bptt:
-        dataset_cls, sizes = ChunkSequenceDataset, {"chunk": cfg.data.window, "n_chunks": chunks}
-    dataset = dataset_cls(
-        cache,
-        split=cfg.data.train_split,
-        **sizes,
-        context=model.context,
-        keys=model.batch_keys(),
-        roll_hop=cfg.data.roll_hop,
-        min_rms=cfg.data.min_rms,
-        onset_fraction=cfg.data.onset_fraction,
-        epoch_size=t.max_steps * cfg.data.batch_size * world,
-        seed=t.seed,
-    )
-    sampler = StepBatchSampler(start_step, t.max_steps, cfg.data.batch_size, fabric.global_rank,
-                               world)
+def _build(cfg: RunConfig, folder: RunFolder, fabric: Any
+           ) -> tuple[nn.Module, Objective, dict[str, Any] | None]:
+    """(Fabric-wrapped model, its configured objective, resume.pt's state or None)."""
+    model = build_model(cfg)
+    state = folder.load_resume(fabric)
+    if cfg.train.init_from and state is None:
+        # Before the optimiser and the EMA exist, so both start from the loaded weights.
+        init_from(model, cfg, Path(cfg.train.init_from))
+    if state is not None:
+        folder.restore(lambda: model.load_state_dict(state["model"]))
+    objective = build_objective(get_family(cfg.family).objective)
+    wrapped = objective.configure(model, cfg, fabric)
+    if state is not None:
+        # After fabric.setup(): loading puts the optimisers' moments on the parameters' device.
+        folder.restore(lambda: objective.load_state_dict(state))
+    return wrapped, objective, state
+
+
+def _loader(run: _Run, start: int) -> Any:
+    """The data loader of steps ``start..max_steps`` on this rank (see StepBatchSampler)."""
+    cfg, fabric = run.cfg, run.fabric
+    sampler = StepBatchSampler(start, cfg.train.max_steps, cfg.data.batch_size,
+                               fabric.global_rank, fabric.world_size)
     loader = DataLoader(
-        dataset,
+        run.dataset,
         batch_sampler=sampler,
         num_workers=cfg.data.num_workers,
         persistent_workers=cfg.data.num_workers > 0,
         pin_memory=fabric.device.type == "cuda",
     )
-    loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
-    if optimizer_d is None:
-        model, optimizer = fabric.setup(model, optimizer)
-    else:
-        model, optimizer, optimizer_d = fabric.setup(model, optimizer, optimizer_d)
-    if start_step:
-        optimizer.load_state_dict(state["optimizer"])
-        if optimizer_d is not None:
-            optimizer_d.load_state_dict(state["optimizer_d"])
-    # Route loss() through the strategy's forward so DDP syncs gradients for it.
-    model.mark_forward_method("loss")
-    if bptt:
-        model.mark_forward_method("loss_chunk")
-    for name in adv.FORWARD_METHODS if adversarial else ():
-        model.mark_forward_method(name)
-    if ema is not None:
-        ema.shadow = {k: v.to(fabric.device) for k, v in ema.shadow.items()}
+    return fabric.setup_dataloaders(loader, use_distributed_sampler=False)
 
-    writer = None
-    if fabric.is_global_zero:
-        from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(out / "tb"))
+def _batches(loader: Any, rng: dict[str, Any] | None, device: torch.device) -> Iterator[Any]:
+    """The loader's batches, a resumed run's RNG state restored right after the first one.
 
-    def export() -> None:
-        """Write model.safetensors (EMA weights if enabled) and resume.pt; rank 0 only."""
-        fabric.barrier()
-        if fabric.is_global_zero:
-            raw = _unwrap(model)
-            atomic_torch_save(
-                {
-                    "step": step,
-                    "model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else {},
-                    "rng": _rng_state(fabric.device),
-                    **({"optimizer_d": optimizer_d.state_dict(),
-                        "scheduler_d": scheduler_d.state_dict()}
-                       if optimizer_d is not None and scheduler_d is not None else {}),
-                },
-                resume_path,
-            )
-            with torch.random.fork_rng(devices=[]):  # building draws init weights
-                export_model = build_model(cfg)
-            export_model.load_state_dict({k: v.cpu() for k, v in raw.state_dict().items()})
-            if ema is not None:
-                ema_cpu = EMA.__new__(EMA)
-                ema_cpu.decay, ema_cpu.shadow = ema.decay, {
-                    k: v.cpu() for k, v in ema.shadow.items()
-                }
-                ema_cpu.copy_to(export_model)
-            save_checkpoint(out / MODEL_FILE, export_model, cfg, extra={
-                "step": step,
-                # Names for `generate --instrument NAME`: ids are the cache's vocabulary.
-                "instruments": list(cache.info.get("instruments", [])),
-            })
-        fabric.barrier()
+    The loader's iterator draws its base seed from the global RNG when it starts (lazily, at the
+    first batch, behind Fabric's wrapper), so fetch the first batch (windows come from their own
+    seeded generators, not the global RNG) and only then restore a resumed run's RNG: the draws
+    of step k+1 (label dropout, latents) equal the straight run's.
+    """
+    batches = iter(loader)
+    first = next(batches, None)
+    if rng is not None:
+        set_rng_state(rng, device)
+    if first is None:
+        return
+    yield first
+    yield from batches
 
-    step = start_step
-    last_loss = float("nan")
-    started = time.perf_counter()
-    bar = tqdm(total=t.max_steps, initial=start_step, desc="train", unit="step",
-               disable=not (progress and fabric.is_global_zero), dynamic_ncols=True)
-    interrupted = False
+
+def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
+          progress: bool) -> tuple[int, bool, float]:
+    """Train from ``step`` to ``train.max_steps`` (or a signal) -> (step, interrupted, loss)."""
+    cfg, fabric, t = run.cfg, run.fabric, run.cfg.train
+    last_loss, interrupted = float("nan"), False
+    # Reading the loss waits for the device; on a GPU do it only when it is reported or about to
+    # be saved, so the CPU queues the next steps while the GPU works.
     check_every = 1 if fabric.device.type == "cpu" else t.log_every
-    with _StopFlag() as stop:
-        model.train()
-        window_t0, window_samples = time.perf_counter(), 0
-        # The loader's iterator draws its base seed from the global RNG when it starts (lazily,
-        # at the first batch, behind Fabric's wrapper), so fetch the first batch (windows come
-        # from their own seeded generators, not the global RNG) and only then restore a resumed
-        # run's RNG: the draws of step k+1 (label dropout, latents) equal the straight run's.
-        batches = iter(loader)
-        first = next(batches, None)
-        batches = itertools.chain([] if first is None else [first], batches)
-        if rng_state is not None:
-            _set_rng_state(rng_state, fabric.device)
-        updates = (
-            adv.updates(model, batches, optimizer, optimizer_d, fabric, cfg, ema, _unwrap,
-                        start_step)
-            if adversarial else _updates(model, batches, bptt)  # 1 or data.chunks a batch
-        )
-        for batch, losses, last in updates:
-            loss = losses["loss"]
-            # Reading the loss waits for the device; on a GPU do it only when it is reported or
-            # about to be saved, so the CPU queues the next steps while the GPU works.
-            if check_every == 1 or (step + 1) % check_every == 0 or (
-                (step + 1) % t.checkpoint_every == 0 or step + 1 == t.max_steps
-                or stop.raised is not None
-            ):
-                last_loss = float(loss.detach())
-                if not math.isfinite(last_loss):
-                    raise DataError(
-                        f"loss became {last_loss} at step {step}; lower train.lr or check the "
-                        f"data (last good weights are in {out / MODEL_FILE})"
-                    )
-            if not adversarial:  # (the adversarial update has been made already)
-                optimizer.zero_grad(set_to_none=True)
-                fabric.backward(loss)
-                if t.grad_clip > 0:
-                    fabric.clip_gradients(
-                        model, optimizer, max_norm=t.grad_clip, error_if_nonfinite=False
-                    )
-                optimizer.step()
-                if ema is not None:
-                    ema.update(_unwrap(model))
-            if not last:
-                continue  # the next window of this step's sequences (truncated BPTT)
-            scheduler.step()
-            if scheduler_d is not None:
-                scheduler_d.step()
+    validator = Validator(run.objective, run.cache, cfg, fabric)
+    with _StopFlag() as stop, Logger(run.folder.root, fabric, cfg, step, progress) as log:
+        run.model.train()
+        for batch in _batches(loader, rng, fabric.device):
+            metrics = run.objective.step(run.model, batch, step)
             step += 1
-            window_samples += batch["audio"].shape[0] * cfg.data.window * chunks * world
-            bar.update(1)
-            if step % t.log_every == 0 or step == t.max_steps:
-                rate = window_samples / max(1e-9, time.perf_counter() - window_t0)
-                window_t0, window_samples = time.perf_counter(), 0
-                bar.set_postfix(loss=f"{last_loss:.3f}", refresh=False)
-                if writer is not None:
-                    for key, value in losses.items():
-                        writer.add_scalar(f"train/{key}", float(value.detach()), step)
-                    writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                    writer.add_scalar("train/samples_per_second", rate, step)
-            if t.sample_every and step % t.sample_every == 0 and writer is not None:
-                _log_sample(model, cfg, dataset, out, writer, step)
-            if step % t.checkpoint_every == 0 or step == t.max_steps:
-                export()
+            saving = step % t.checkpoint_every == 0 or step == t.max_steps
+            if step % check_every == 0 or saving or stop.raised is not None:
+                last_loss = _checked(metrics["loss"], step - 1, run.folder)
+            log.step(step, metrics, last_loss, run.objective.learning_rate(),
+                     batch["audio"].shape[0] * run.dataset.window)
+            if validator.due(step) and (val := validator.run(run.model)) is not None:
+                log.validation(step, val)
+            log.sample(run.model, run.dataset, run.folder.root, step)
+            if saving:
+                run.save(step)
             if stop.raised is not None:
                 interrupted = True
-                if step % t.checkpoint_every != 0:
-                    export()
+                if not saving:
+                    run.save(step)
                 name = signal.Signals(stop.raised).name
-                fabric.print(f"\n{name}: saved step {step} to {out}; continue with --resume")
+                fabric.print(f"\n{name}: saved step {step} to {run.folder.root}; "
+                             "continue with --resume")
                 break
-    bar.close()
-    if writer is not None:
-        writer.close()
-    return TrainResult(out, step, interrupted, last_loss, time.perf_counter() - started,
-                       fabric.is_global_zero)
+    return step, interrupted, last_loss
 
 
-def _init_from(model: torch.nn.Module, cfg: RunConfig, path: Path) -> None:
-    """Load ``train.init_from``'s weights into the freshly built ``model`` (one-line errors)."""
-    from waveloom.checkpoint import load_weights, read_config, tied_names
-
-    if not path.is_file():
-        raise CheckpointError(f"train.init_from={path}: no such file; pass a .safetensors "
-                              "checkpoint (e.g. a run's model.safetensors)")
-    family = read_config(path).family
-    if family != cfg.family:
-        raise CheckpointError(f"train.init_from={path}: a {family!r} checkpoint cannot start a "
-                              f"{cfg.family!r} run; pass one of the same family")
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        shapes = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    differ = sorted(k for k in expected if k in shapes and shapes[k] != expected[k])
-    extra = sorted(set(shapes) - set(expected))
-    twins = tied_names(model)  # tied tensors are stored once
-    missing = sorted(k for k in set(expected) - set(shapes) if twins.get(k) not in shapes)
-    if differ or extra or missing:
-        what = (f"{differ[0]} is {shapes[differ[0]]} there, {expected[differ[0]]} here" if differ
-                else f"it has {extra[0]}, which this model lacks" if extra
-                else f"it lacks {missing[0]}")
-        raise CheckpointError(f"train.init_from={path}: its model is shaped differently ({what}); "
-                              "use the preset and model.* overrides it was trained with")
-    load_weights(model, path)
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    """The RNG states a step draws from: the CPU's, and the GPU's when training on one."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _updates(model: torch.nn.Module, loader: Any,
-             bptt: bool) -> Iterator[tuple[dict[str, Any], dict[str, torch.Tensor], bool]]:
-    """(batch, losses, last of its step) for each optimiser update.
-
-    A window family makes one update per batch. A truncated-BPTT family (``truncated_bptt``)
-    gets sequences of consecutive windows of one file ('audio' [B, chunks, window + context],
-    'roll' [B, chunks, 128, frames]) and makes one update per window, in order, carrying its
-    recurrent state from window to window detached (gradients stop at window boundaries); the
-    state is dropped after the last window, since the next batch starts new files. A step is
-    thus ``data.chunks`` updates; checkpoints fall between sequences, so resume stays exact.
-    """
-    for batch in loader:
-        if not bptt:
-            yield batch, model.loss(batch), True
-            continue
-        state, n = None, batch["audio"].shape[1]
-        for j in range(n):
-            window = {k: v[:, j] if k in ("audio", "roll") else v for k, v in batch.items()}
-            losses, state = model.loss_chunk(window, state)
-            yield batch, losses, j == n - 1
-            state = _detach(state)
-
-
-def _detach(state: Any) -> Any:
-    """A recurrent state (tensors in nested tuples/lists) cut from the graph."""
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    if isinstance(state, (tuple, list)):
-        return type(state)(_detach(s) for s in state)
-    return state
-
-
-def _check_vocabulary(cfg: RunConfig, cache) -> None:
-    """Fail before training if the cache has more instruments than the model has embeddings."""
-    n_cache = len(cache.info.get("instruments", []))
-    n_model = getattr(cfg.model, "num_instruments", None)
-    wants = getattr(cfg.model, "instrument_conditioning", True)
-    if n_model is not None and wants and n_cache > n_model:
-        raise ConfigError(
-            f"{cache.root} has {n_cache} instruments but model.num_instruments={n_model}; "
-            f"pass model.num_instruments={n_cache} (or more)"
+def _checked(loss: torch.Tensor, step: int, folder: RunFolder) -> float:
+    """``loss`` as a float (a device sync), or a DataError if it is not finite."""
+    value = float(loss)
+    if not math.isfinite(value):
+        raise DataError(
+            f"loss became {value} at step {step}; lower train.lr or check the data (last good "
+            f"weights are in {folder.model_path})"
         )
-    model_sr = getattr(cfg.model, "sample_rate", None)
-    if model_sr is not None and model_sr != cfg.data.sample_rate:
-        raise ConfigError(
-            f"model.sample_rate={model_sr} but data.sample_rate={cfg.data.sample_rate}; "
-            "set both to the cache's rate"
-        )
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The user's module inside Fabric's wrapper (``.module`` is the original, DDP or not)."""
-    return getattr(model, "module", model)
-
-
-def _log_sample(model, cfg: RunConfig, dataset, out: Path, writer, step: int) -> None:
-    """Generate one short sample conditioned like a real example; log audio + spectrogram."""
-    from waveloom.audio.io import save_audio
-    from waveloom.audio.plots import plot_rainbowgram, plot_spectrogram
-
-    raw = _unwrap(model)
-    example = dataset[0]
-    cond = {k: torch.as_tensor(example[k])[None] for k in raw.conditioning_keys() if k in example}
-    if any(k not in example for k in raw.conditioning_keys()):
-        # Conditioning the data set does not serve (a vocoder's mel) comes from the window itself.
-        cond["audio"] = torch.as_tensor(example["audio"])[None]
-    length = int(cfg.train.sample_seconds * cfg.data.sample_rate)
-    was_training = raw.training
-    raw.eval()
-    audio = raw.generate(1, length, cond, seed=step, progress=False)[0].float().cpu()
-    raw.train(was_training)
-    sr = cfg.data.sample_rate
-    folder = out / "samples"
-    wav = save_audio(folder / f"step-{step:07d}.wav", audio.numpy(), sr)
-    # Families that model phase (GANSynth's instantaneous frequency) log rainbowgrams.
-    plot = plot_rainbowgram if getattr(raw, "rainbowgram", False) else plot_spectrogram
-    png = plot(audio.numpy(), sr, wav.with_suffix(".png"), title=f"step {step}")
-    writer.add_audio("sample", audio[None], step, sample_rate=sr)
-    import matplotlib.image as mpimg
-
-    writer.add_image("sample_spectrogram", mpimg.imread(png)[..., :3], step, dataformats="HWC")
+    return value
