@@ -18,8 +18,8 @@ import torch
 
 from waveloom.audio.mulaw import dequantize, quantize
 from waveloom.audio.spectral import multiscale_spectral_distance
-from waveloom.checkpoint import load_checkpoint
 from waveloom.data.cache import AudioCache
+from waveloom.models.load import load_checkpoint
 from waveloom.nn.quantize import perplexity
 
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from waveloom.audio.io import load_audio, save_audio
-from waveloom.checkpoint import load_checkpoint, read_extra
 from waveloom.evaluate.pitch import pitch_accuracy
+from waveloom.models.load import load_checkpoint, read_extra
 
 
 def _seeds(text: str) -> list[int]:

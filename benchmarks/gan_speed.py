@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from waveloom.config import load_config
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.sampling.engine import set_threads
 

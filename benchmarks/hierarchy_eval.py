@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from waveloom.audio.io import save_audio
-from waveloom.checkpoint import load_checkpoint
 from waveloom.data.cache import AudioCache
 from waveloom.evaluate.hierarchy import LATE, chroma_structure, level_scores
+from waveloom.models.load import load_checkpoint
 from waveloom.sampling.engine import set_threads
 from waveloom.sampling.hierarchy import load_hierarchy
 

@@ -67,7 +67,7 @@ def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[d
     a family without an encoder but with resynthesis (a MelGAN vocoder: audio -> its mel ->
     audio) is scored the same way, through its ``generate`` with ``cond['audio']``."""
     from waveloom.autoencode import autoencoder_families
-    from waveloom.checkpoint import read_config
+    from waveloom.models.load import read_config
 
     if read_config(checkpoint).family not in autoencoder_families():
         return resynthesize(checkpoint, folder, names, labels, clips, batch=batch, seed=seed)
@@ -98,7 +98,7 @@ def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[d
 def resynthesize(checkpoint: Path, folder: Path, names: list[str], labels: list[dict[str, Any]],
                  clips: list[np.ndarray], *, batch: int, seed: int) -> float:
     """Audio -> the model's own analysis -> audio (vocoders); returns the seconds spent."""
-    from waveloom.checkpoint import load_checkpoint
+    from waveloom.models.load import load_checkpoint
 
     model, run = load_checkpoint(checkpoint, map_location="cpu")
     t0 = time.monotonic()

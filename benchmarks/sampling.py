@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from waveloom.config import load_config
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.sampling import cbuild
 from waveloom.sampling.cuda_graphs import sample_cuda_graph

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from waveloom.checkpoint import load_checkpoint, read_config, save_checkpoint
-from waveloom.config import load_config
+from waveloom.checkpoint import save_checkpoint
 from waveloom.errors import CheckpointError
+from waveloom.models.load import load_checkpoint, load_config, read_config
 from waveloom.models.registry import build_model, family_names, get_family
 
 from .conftest import CONFIGS

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from waveloom.checkpoint import load_checkpoint, read_extra
 from waveloom.demo import (
     DEMO_CHECKPOINT,
     MELODY,
@@ -22,6 +21,7 @@ from waveloom.demo import (
     _melody_instrument,
     run_demo,
 )
+from waveloom.models.load import load_checkpoint, read_extra
 
 
 def test_shipped_demo_model_loads_within_budget() -> None:

@@ -18,8 +18,8 @@ from safetensors.torch import load_file
 from waveloom.audio.spectral import mel_spectrogram
 from waveloom.checkpoint import save_checkpoint
 from waveloom.cli import main
-from waveloom.config import load_config
 from waveloom.errors import ConfigError
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.gan import (
     PhaseShuffle,

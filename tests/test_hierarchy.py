@@ -14,9 +14,9 @@ import torch
 
 from waveloom.checkpoint import save_checkpoint
 from waveloom.cli import main
-from waveloom.config import load_config
 from waveloom.errors import CheckpointError, ConfigError, DataError
 from waveloom.models.codes import codes_to_samples, tokens_from_samples
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.quantize import ArgmaxQuantizer, VectorQuantizer, perplexity
 from waveloom.sampling.hierarchy import Hierarchy, load_hierarchy, write_manifest

@@ -16,8 +16,8 @@ import torch
 
 from waveloom.checkpoint import save_checkpoint
 from waveloom.cli import main
-from waveloom.config import build_run_config, load_config
 from waveloom.errors import ConfigError
+from waveloom.models.load import build_run_config, load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
 from waveloom.sampling import cbuild

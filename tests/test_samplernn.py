@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import waveloom.models.samplernn as srnn
-from waveloom.config import build_run_config, load_config
 from waveloom.errors import ConfigError, DataError
 from waveloom.evaluate.nll import model_nll_bits
+from waveloom.models.load import build_run_config, load_config
 from waveloom.models.registry import build_model
 from waveloom.models.samplernn import LinearCategoricalHead, SampleRNN, SampleRNNConfig, Stepper
 from waveloom.train.trainer import _updates

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from waveloom.config import load_config
 from waveloom.errors import ConfigError
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.heads import CategoricalHead
 from waveloom.sampling import cbuild

@@ -15,8 +15,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from waveloom.checkpoint import load_checkpoint
-from waveloom.config import load_config
+from waveloom.models.load import load_checkpoint, load_config
 from waveloom.train.trainer import _precision, train
 
 from .conftest import CONFIGS

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from waveloom.audio.mulaw import quantize
-from waveloom.config import build_run_config, load_config
 from waveloom.errors import ConfigError, DataError
+from waveloom.models.load import build_run_config, load_config
 from waveloom.models.registry import build_model
 from waveloom.models.wavenet import WaveNet, WaveNetConfig
 from waveloom.sampling import sample_incremental, sample_naive

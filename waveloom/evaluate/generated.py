@@ -65,8 +65,8 @@ def generate_set(
     Conditioning labels come from ``reference`` (an :class:`~waveloom.evaluate.audioset.AudioSet`)
     when the model reads pitch or instrument; unconditional models need none.
     """
-    from waveloom.checkpoint import load_checkpoint, read_extra
     from waveloom.generate import pick_device
+    from waveloom.models.load import load_checkpoint, read_extra
 
     if n <= 0 or seconds <= 0:
         raise ConfigError("--n-generate and --seconds must be positive")

@@ -120,11 +120,11 @@ def evaluate(target: str | Path, *, metrics=("nll",), **options: Any) -> dict[st
 
 
 def _nll(checkpoint: str | Path, opts: EvalOptions) -> dict[str, Any]:
-    from waveloom.checkpoint import load_checkpoint
     from waveloom.data.cache import AudioCache
     from waveloom.evaluate.nll import code_compressor_bits, compressor_bits, model_nll_bits
     from waveloom.generate import pick_device
     from waveloom.models.base import Autoencoder
+    from waveloom.models.load import load_checkpoint
 
     if opts.data is None:
         raise ConfigError("nll needs --data CACHE (the split to score)")
