@@ -523,6 +523,8 @@ def _log_sample(model, cfg: RunConfig, dataset, out: Path, writer, step: int) ->
     """Generate one short sample conditioned like a real example; log audio + spectrogram."""
     from waveloom.audio.io import save_audio
     from waveloom.audio.plots import plot_rainbowgram, plot_spectrogram
+    from waveloom.config import SamplingOptions
+    from waveloom.sampling.sample import sample
 
     raw = _unwrap(model)
     example = dataset[0]
@@ -533,7 +535,8 @@ def _log_sample(model, cfg: RunConfig, dataset, out: Path, writer, step: int) ->
     length = int(cfg.train.sample_seconds * cfg.data.sample_rate)
     was_training = raw.training
     raw.eval()
-    audio = raw.generate(1, length, cond, seed=step, progress=False)[0].float().cpu()
+    audio = sample(raw, 1, length, cond, SamplingOptions(seed=step, progress=False))[0]
+    audio = audio.float().cpu()
     raw.train(was_training)
     sr = cfg.data.sample_rate
     folder = out / "samples"
