@@ -386,7 +386,7 @@ class ADA(StepDecoded, Autoencoder):
         return codes_to_samples(tokens) if self.codes_in else self.decoded(tokens)
 
     def unigram_codes(self, n: int, frames: int, seed: int | None) -> Tensor:
-        """Codes drawn i.i.d. from the running code usage: what ``generate`` decodes when no
+        """Codes drawn i.i.d. from the running code usage: what ``sample`` decodes when no
         codes are given (a level has no prior of its own; see the ``code_prior`` family)."""
         gen = torch.Generator()
         if seed is None:
