@@ -5,6 +5,10 @@ the resolved :class:`~waveloom.config.RunConfig` as JSON, so ``generate`` rebuil
 the file alone. Loading never unpickles anything, so a checkpoint cannot run code. Resume state
 (optimiser, step, RNG) lives apart, in the trainer's own files.
 
+Generic on purpose (nothing above config is imported, bar the transitional aliases at the
+end): rebuilding the model a checkpoint describes needs the registry, so
+:func:`waveloom.models.load.load_checkpoint` does it with :func:`load_weights` from here.
+
 Writes are atomic (temp file in the same folder, then ``os.replace``): a reader never sees a half
 file, and a crash mid-write leaves the previous checkpoint intact.
 """

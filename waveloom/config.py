@@ -6,6 +6,10 @@ over the dataclass defaults; overrides such as ``model.residual_channels=32`` ar
 Unknown keys are rejected with the list of valid ones, and values are coerced to the declared
 type, so a typo never silently falls back to a default. The resolved config is saved in every
 checkpoint, which is why ``generate`` needs nothing but the checkpoint.
+
+This module is generic (it imports nothing above it): which config class a family's ``model``
+section is belongs to the registry, so reading a preset or a checkpoint's config into a
+RunConfig is :func:`waveloom.models.load.load_config` / ``build_run_config`` / ``read_config``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,6 +114,62 @@ def _validate(model, feats, fam, pit, cfg, device, batch_size=128
     return fam_ok / n, pit_ok / n, loss / n
 
 
+def _splits(cache: Any, rng: np.random.Generator, max_examples: int, cache_dir: str | Path
+            ) -> tuple[list[int], list[int], list[str], list[int]]:
+    """(train indices, validation indices, families, pitches) of the labelled notes: the
+    valid split (or a tenth of train when there is none), train capped at ``max_examples``,
+    validation notes of classes never seen in training dropped (they cannot be scored)."""
+    train_idx = _labelled(cache, cache.split_indices("train"))
+    val_idx = _labelled(cache, cache.split_indices("valid"))
+    if not val_idx and len(train_idx) >= 10:
+        perm = rng.permutation(len(train_idx))
+        cut = max(1, len(train_idx) // 10)
+        val_idx = sorted(train_idx[i] for i in perm[:cut])
+        train_idx = sorted(train_idx[i] for i in perm[cut:])
+    if len(train_idx) > max_examples:
+        train_idx = sorted(rng.choice(train_idx, size=max_examples, replace=False).tolist())
+    if len(train_idx) < 2:
+        raise DataError(f"{cache_dir}: the train split has {len(train_idx)} notes with pitch "
+                        "and family labels; the classifier needs labelled notes (NSynth layout "
+                        "or `waveloom data render-notes`)")
+    entries = cache.entries
+    families = sorted({entries[i]["family_str"] for i in train_idx})
+    pitches = sorted({int(entries[i]["pitch"]) for i in train_idx})
+    known_f, known_p = set(families), set(pitches)
+    val_idx = [i for i in val_idx
+               if entries[i]["family_str"] in known_f and int(entries[i]["pitch"]) in known_p]
+    return train_idx, val_idx, families, pitches
+
+
+def _train_epoch(model: NoteClassifier, opt: torch.optim.Optimizer, sched: Any,
+                 data: tuple[Tensor, Tensor, Tensor], rng: np.random.Generator,
+                 cfg: ClassifierConfig, device: str, batch_size: int, bar: Any,
+                 deadline: float) -> bool:
+    """One pass over the training notes (features, family and pitch targets) in random order,
+    each cropped at a random early offset, one optimiser step per batch of ``bar``; True when
+    the ``time.monotonic()`` ``deadline`` passed (the pass then stops early)."""
+    feats, fam, pit = data
+    model.train()
+    order = rng.permutation(feats.shape[0])
+    for b in bar:
+        rows = order[b * batch_size : (b + 1) * batch_size]
+        offsets = rng.integers(0, EARLY_FRAMES + LATE_FRAMES + 1, size=len(rows))
+        x = _crop(feats, rows, offsets, cfg.frames).to(device)
+        f, p, _ = model(x)
+        loss = (F.cross_entropy(f, fam[rows].to(device))
+                + F.cross_entropy(p, pit[rows].to(device)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if time.monotonic() > deadline:
+            bar.close()
+            return True
+    bar.close()
+    return False
+
+
 def train_classifier(
     cache_dir: str | Path,
     out: str | Path,
@@ -137,27 +194,10 @@ def train_classifier(
     cache = AudioCache(cache_dir)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    train_idx = _labelled(cache, cache.split_indices("train"))
-    val_idx = _labelled(cache, cache.split_indices("valid"))
-    if not val_idx and len(train_idx) >= 10:
-        perm = rng.permutation(len(train_idx))
-        cut = max(1, len(train_idx) // 10)
-        val_idx = sorted(train_idx[i] for i in perm[:cut])
-        train_idx = sorted(train_idx[i] for i in perm[cut:])
-    if len(train_idx) > max_examples:
-        train_idx = sorted(rng.choice(train_idx, size=max_examples, replace=False).tolist())
-    if len(train_idx) < 2:
-        raise DataError(f"{cache_dir}: the train split has {len(train_idx)} notes with pitch "
-                        "and family labels; the classifier needs labelled notes (NSynth layout "
-                        "or `waveloom data render-notes`)")
+    train_idx, val_idx, families, pitches = _splits(cache, rng, max_examples, cache_dir)
     entries = cache.entries
-    families = sorted({entries[i]["family_str"] for i in train_idx})
-    pitches = sorted({int(entries[i]["pitch"]) for i in train_idx})
     fam_index = {f: k for k, f in enumerate(families)}
     pitch_index = {p: k for k, p in enumerate(pitches)}
-    # Validation notes of classes never seen in training cannot be scored; drop them.
-    val_idx = [i for i in val_idx
-               if entries[i]["family_str"] in fam_index and int(entries[i]["pitch"]) in pitch_index]
     cfg = ClassifierConfig(sample_rate=cache.sample_rate, seconds=seconds, families=families,
                            pitches=pitches, **config_overrides)
 
@@ -177,26 +217,10 @@ def train_classifier(
     best, best_state, best_acc = (-1.0, 0.0), None, (math.nan, math.nan)
     epoch, out_of_time = 0, False
     for epoch in range(1, epochs + 1):
-        model.train()
-        order = rng.permutation(len(train_idx))
         bar = tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch}/{epochs}",
                    unit="batch", disable=not progress, leave=False)
-        for b in bar:
-            rows = order[b * batch_size : (b + 1) * batch_size]
-            offsets = rng.integers(0, EARLY_FRAMES + LATE_FRAMES + 1, size=len(rows))
-            x = _crop(train_x, rows, offsets, cfg.frames).to(device)
-            f, p, _ = model(x)
-            loss = (F.cross_entropy(f, train_f[rows].to(device))
-                    + F.cross_entropy(p, train_p[rows].to(device)))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if time.monotonic() - t0 > max_seconds:
-                out_of_time = True
-                break
-        bar.close()
+        out_of_time = _train_epoch(model, opt, sched, (train_x, train_f, train_p), rng, cfg,
+                                   device, batch_size, bar, t0 + max_seconds)
         fam_acc, pit_acc, val_loss = (_validate(model, val_x, val_f, val_p, cfg, device)
                                       if val_idx else (math.nan, math.nan, math.nan))
         # Best mean accuracy; among equals the lower loss (more confident, better calibrated).

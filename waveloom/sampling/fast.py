@@ -128,6 +128,38 @@ class _Prepared:
     global_w: Tensor | None  # [n, 2D, G] float32 CPU
 
 
+def _input_table(stack: WaveNetStack) -> Tensor:
+    """The input conv folded into a lookup table [K, V + 1, C] float32: tap ``k`` of input
+    code ``v`` (embedding times conv weights, or the one-hot column), plus a zero pad row."""
+    k = stack.input_conv.kernel_size[0]
+    w_in = stack.input_conv.weight.detach().double().cpu()  # [C, C_in, K]
+    if stack.embed is not None:
+        emb = stack.embed.weight.detach().double().cpu()  # [V, C_in]
+        table = torch.einsum("vi,cik->kvc", emb, w_in)
+    else:
+        table = w_in.permute(2, 1, 0)  # one-hot input: tap k of code v is column v
+    table = torch.cat([table, table.new_zeros(k, 1, table.shape[-1])], 1)  # pad row
+    return table.float()
+
+
+def _conditioning_weights(stack: WaveNetStack) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    """(local projections [L, n * 2D] with the gate half halved, or None; global projections
+    [n, 2D, G], or None; conv biases [n, 2D]) of the stack's n blocks, float32 on the CPU."""
+    blocks = list(stack.blocks)
+    n, d = len(blocks), stack.dilation_channels
+    local_w = None
+    if stack.local_channels:
+        w = torch.stack([b.local_proj.weight.detach()[:, :, 0].cpu().float() for b in blocks])
+        w = w.clone()  # [n, 2D, L]
+        w[:, d:] *= 0.5
+        local_w = w.permute(2, 0, 1).reshape(stack.local_channels, n * 2 * d).contiguous()
+    global_w = None
+    if stack.global_channels:
+        global_w = torch.stack([b.global_proj.weight.detach().cpu().float() for b in blocks])
+    conv_bias = torch.stack([b.conv.bias.detach().cpu().float() for b in blocks])
+    return local_w, global_w, conv_bias
+
+
 class FastWaveNet:
     """A WaveNet stack + head packed for :mod:`waveloom.sampling.numba_kernels`.
 
@@ -198,14 +230,7 @@ class FastWaveNet:
         n = len(blocks)
         k = stack.input_conv.kernel_size[0]
         d = stack.dilation_channels
-        w_in = stack.input_conv.weight.detach().double().cpu()  # [C, C_in, K]
-        if stack.embed is not None:
-            emb = stack.embed.weight.detach().double().cpu()  # [V, C_in]
-            table = torch.einsum("vi,cik->kvc", emb, w_in)
-        else:
-            table = w_in.permute(2, 1, 0)  # one-hot input: tap k of code v is column v
-        table = torch.cat([table, table.new_zeros(k, 1, table.shape[-1])], 1)  # pad row
-
+        table = _input_table(stack)
         conv = torch.stack([b.conv.weight.detach().cpu().float() for b in blocks])  # [n,2D,C,K]
         conv = conv.permute(0, 3, 2, 1).reshape(n * k, stack.residual_channels, 2 * d)
         conv = conv.contiguous()  # matrix l*K + k: [C, 2D], tap k of layer l
@@ -252,7 +277,7 @@ class FastWaveNet:
         ring_len = (k - 1) * dil + 1
         ring_off = np.concatenate([[0], np.cumsum(ring_len)[:-1]]).astype(np.int64)
         net = nk.Net(
-            in_table=np.ascontiguousarray(table.float().numpy()),
+            in_table=np.ascontiguousarray(table.numpy()),
             in_b=_f32(stack.input_conv.bias),
             conv_w=conv_w, conv_s=conv_s,
             res_w=res_w, res_s=res_s, res_b=_f32(res_b),
@@ -262,16 +287,7 @@ class FastWaveNet:
             dil=dil, ring_off=ring_off, ring_len=ring_len.astype(np.int64),
             kernel=k, n_res=n - 1, scaled=bool(int8),
         )  # fmt: skip
-        local_w = None
-        if stack.local_channels:
-            w = torch.stack([b.local_proj.weight.detach()[:, :, 0].cpu().float() for b in blocks])
-            w = w.clone()  # [n, 2D, L]
-            w[:, d:] *= 0.5
-            local_w = w.permute(2, 0, 1).reshape(stack.local_channels, n * 2 * d).contiguous()
-        global_w = None
-        if stack.global_channels:
-            global_w = torch.stack([b.global_proj.weight.detach().cpu().float() for b in blocks])
-        conv_bias = torch.stack([b.conv.bias.detach().cpu().float() for b in blocks])
+        local_w, global_w, conv_bias = _conditioning_weights(stack)
         return _Prepared(net=net, local_w=local_w, conv_bias=conv_bias, global_w=global_w)
 
     _cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, FastWaveNet]] = (
