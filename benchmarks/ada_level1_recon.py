@@ -18,9 +18,11 @@ import torch
 
 from waveloom.audio.mulaw import dequantize, quantize
 from waveloom.audio.spectral import multiscale_spectral_distance
-from waveloom.checkpoint import load_checkpoint
+from waveloom.config import SamplingOptions
 from waveloom.data.cache import AudioCache
+from waveloom.models.load import load_checkpoint
 from waveloom.nn.quantize import perplexity
+from waveloom.sampling.sample import decode
 
 
 def main() -> None:
@@ -33,7 +35,7 @@ def main() -> None:
     t0 = time.time()
     with torch.no_grad():
         codes = model.encode(audio)
-        rec = model.decode(codes, n, seed=0, progress=False)
+        rec = decode(model, codes, None, n, SamplingOptions(seed=0, progress=False))
     seconds = time.time() - t0
 
     def msd(b: torch.Tensor, i: int) -> float:

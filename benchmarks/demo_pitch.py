@@ -28,8 +28,10 @@ import numpy as np
 import torch
 
 from waveloom.audio.io import load_audio, save_audio
-from waveloom.checkpoint import load_checkpoint, read_extra
+from waveloom.config import SamplingOptions
 from waveloom.evaluate.pitch import pitch_accuracy
+from waveloom.models.load import load_checkpoint, read_extra
+from waveloom.sampling.sample import sample
 
 
 def _seeds(text: str) -> list[int]:
@@ -69,9 +71,8 @@ def score_seed(model, args, seed: int, pitches: list[int], instruments: list[int
     """Generate the grid once with ``seed``; return (pYIN report, audio, seconds taken)."""
     cond = {"pitch": torch.tensor(pitches), "instrument": torch.tensor(instruments)}
     started = time.perf_counter()
-    kwargs = {"engine": args.engine} if "engine" in model.generate.__code__.co_varnames else {}
-    audio = model.generate(len(pitches), int(args.seconds * sr), cond,
-                           temperature=args.temperature, seed=seed, **kwargs).numpy()
+    options = SamplingOptions(seed=seed, temperature=args.temperature, engine=args.engine)
+    audio = sample(model, len(pitches), int(args.seconds * sr), cond, options).numpy()
     took = time.perf_counter() - started
     report = pitch_accuracy(list(audio), pitches, sr)
     for row, inst in zip(report["notes"], instruments):

@@ -1,6 +1,6 @@
 """How fast the adversarial families sample on one CPU thread, each family's ``small`` preset.
 
-For WaveGAN, SpecGAN and GANSynth: ``model.generate(n, clip)`` end to end (latents, generator,
+For WaveGAN, SpecGAN and GANSynth: ``sample(model, n, clip)`` end to end (latents, generator,
 and the inversion to audio: none for WaveGAN, fast Griffin-Lim for SpecGAN, the exact iSTFT of
 GANSynth's IF). For MelGAN: ``model.vocode(mel)`` of the log mel of ``--seconds`` of audio,
 the paper's "mel -> waveform" number (Kumar et al. 2019 claim more than 2x real time on a CPU
@@ -25,9 +25,11 @@ from pathlib import Path
 
 import torch
 
-from waveloom.config import load_config
+from waveloom.config import SamplingOptions
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.sampling.engine import set_threads
+from waveloom.sampling.sample import sample
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -77,8 +79,8 @@ def main() -> None:
                         length = model.config.length
 
                         def fn(n=n, length=length, model=model):
-                            return model.generate(n, length, {"pitch": torch.tensor([60])},
-                                                  seed=0, progress=False)
+                            return sample(model, n, length, {"pitch": torch.tensor([60])},
+                                          SamplingOptions(seed=0, progress=False))
                     wall, cpu = timed(fn, args.repeats)
                 rate = n * length / wall
                 print(f"{family + '/' + preset:<18}{n:>4}{length / sr:>8.2f}{params / 1e6:>9.2f}M"

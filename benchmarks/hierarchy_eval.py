@@ -29,11 +29,13 @@ import numpy as np
 import torch
 
 from waveloom.audio.io import save_audio
-from waveloom.checkpoint import load_checkpoint
+from waveloom.config import SamplingOptions
 from waveloom.data.cache import AudioCache
 from waveloom.evaluate.hierarchy import LATE, chroma_structure, level_scores
+from waveloom.models.load import load_checkpoint
 from waveloom.sampling.engine import set_threads
 from waveloom.sampling.hierarchy import load_hierarchy
+from waveloom.sampling.sample import sample
 
 
 def _mean(rows: list[dict[str, float]], key: str) -> float:
@@ -79,7 +81,7 @@ def main() -> None:
     rows = {"real": real}
     timing = {}
     t0 = time.perf_counter()
-    audio = h.generate(args.n, length, {}, seed=args.seed, progress=False)
+    audio = sample(h, args.n, length, {}, SamplingOptions(seed=args.seed, progress=False))
     timing["hierarchy"] = time.perf_counter() - t0
     rows["hierarchy"] = []
     for i, a in enumerate(audio.float().cpu().numpy()):
@@ -91,7 +93,7 @@ def main() -> None:
             raise SystemExit(f"{args.wavenet}: use an unconditional WaveNet as the baseline "
                              f"(it reads {', '.join(wn.conditioning_keys())})")
         t0 = time.perf_counter()
-        audio = wn.generate(args.n, length, {}, seed=args.seed, progress=False)
+        audio = sample(wn, args.n, length, {}, SamplingOptions(seed=args.seed, progress=False))
         timing["wavenet"] = time.perf_counter() - t0
         rows["wavenet"] = []
         for i, a in enumerate(audio.float().cpu().numpy()):

@@ -20,7 +20,7 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, time, torch
-from waveloom.config import load_config
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 preset, length, flag, device = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 torch.set_num_threads(1)

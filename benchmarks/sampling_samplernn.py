@@ -23,9 +23,11 @@ from pathlib import Path
 
 import torch
 
-from waveloom.config import load_config
+from waveloom.config import SamplingOptions
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.sampling.engine import set_threads
+from waveloom.sampling.sample import sample
 
 SR = 16000
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -66,10 +68,10 @@ def main() -> None:
         reference = None
         for family, engine in runs:
             model, cond = build(family, batch)
-            options = {"engine": engine}
+            options = SamplingOptions(seed=0, progress=False, engine=engine)
 
             def run(n: int, model=model, cond=cond, options=options, batch=batch) -> object:
-                return model.generate(batch, n, cond, seed=0, progress=False, **options)
+                return sample(model, batch, n, cond, options)
 
             run(256)  # warm-up: kernel compilation, allocations
             wall, cpu = timed(lambda run=run: run(length), args.repeats)

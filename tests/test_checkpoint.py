@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from waveloom.checkpoint import FORMAT_VERSION, load_checkpoint, read_metadata, save_checkpoint
-from waveloom.config import load_config
+from waveloom.checkpoint import FORMAT_VERSION, read_metadata, save_checkpoint
 from waveloom.errors import CheckpointError
+from waveloom.models.load import load_checkpoint, load_config
 from waveloom.models.registry import build_model
 
 from .conftest import CONFIGS

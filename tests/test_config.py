@@ -10,12 +10,11 @@ from waveloom.config import (
     DataConfig,
     TrainConfig,
     apply_overrides,
-    build_run_config,
     from_dict,
-    load_config,
     parse_override,
 )
 from waveloom.errors import ConfigError
+from waveloom.models.load import build_run_config, load_config
 from waveloom.models.registry import family_names
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from waveloom.checkpoint import load_checkpoint, read_config, save_checkpoint
-from waveloom.config import load_config
+from waveloom.checkpoint import save_checkpoint
+from waveloom.config import SamplingOptions
 from waveloom.errors import CheckpointError
+from waveloom.models.load import load_checkpoint, load_config, read_config
 from waveloom.models.registry import build_model, family_names, get_family
+from waveloom.sampling.sample import sample
 
 from .conftest import CONFIGS
 
@@ -49,8 +51,8 @@ def test_generate_shape_range_and_seed(family):
     _, model = _tiny(family)
     model.eval()
     cond = {k: v[:2] for k, v in _batch(model).items() if k != "audio"}
-    a = model.generate(2, 200, cond, seed=3, progress=False)
-    b = model.generate(2, 200, cond, seed=3, progress=False)
+    a = sample(model, 2, 200, cond, options=SamplingOptions(seed=3, progress=False))
+    b = sample(model, 2, 200, cond, options=SamplingOptions(seed=3, progress=False))
     assert a.shape == (2, 200)
     assert torch.isfinite(a).all() and a.abs().max() <= 1.0
     assert torch.equal(a, b), "same seed must give identical samples"
@@ -68,8 +70,8 @@ def test_save_load_gives_same_outputs(family, tmp_path):
         assert torch.equal(model.loss(batch)["loss"], loaded.loss(batch)["loss"])
     cond = {k: v for k, v in batch.items() if k != "audio"}
     assert torch.equal(
-        model.generate(2, 100, cond, seed=1, progress=False),
-        loaded.generate(2, 100, cond, seed=1, progress=False),
+        sample(model, 2, 100, cond, options=SamplingOptions(seed=1, progress=False)),
+        sample(loaded, 2, 100, cond, options=SamplingOptions(seed=1, progress=False)),
     )
     with pytest.raises(CheckpointError, match="checkpoint, but a 'other' one is needed"):
         load_checkpoint(path, expect_family="other")

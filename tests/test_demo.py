@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from waveloom.checkpoint import load_checkpoint, read_extra
+from waveloom.config import SamplingOptions
 from waveloom.demo import (
     DEMO_CHECKPOINT,
     MELODY,
@@ -22,6 +22,8 @@ from waveloom.demo import (
     _melody_instrument,
     run_demo,
 )
+from waveloom.models.load import load_checkpoint, read_extra
+from waveloom.sampling.sample import sample
 
 
 def test_shipped_demo_model_loads_within_budget() -> None:
@@ -37,8 +39,10 @@ def test_shipped_demo_model_loads_within_budget() -> None:
 def test_shipped_demo_model_samples_deterministically() -> None:
     model, _ = load_checkpoint(DEMO_CHECKPOINT)
     cond = {"pitch": torch.tensor([48, 72]), "instrument": torch.tensor([1, 3])}
-    a = model.generate(2, 400, cond, seed=3, temperature=0.9, progress=False)
-    b = model.generate(2, 400, cond, seed=3, temperature=0.9, progress=False)
+    a = sample(model, 2, 400, cond,
+               options=SamplingOptions(seed=3, temperature=0.9, progress=False))
+    b = sample(model, 2, 400, cond,
+               options=SamplingOptions(seed=3, temperature=0.9, progress=False))
     assert torch.equal(a, b)
     assert a.shape == (2, 400) and a.abs().max() <= 1.0
 

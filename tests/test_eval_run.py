@@ -108,8 +108,8 @@ def test_reference_embeddings_are_cached_on_disk(sets):
 
 def test_checkpoint_target_draws_labelled_samples(sets):
     from waveloom.checkpoint import save_checkpoint
-    from waveloom.config import load_config
     from waveloom.data.cache import AudioCache
+    from waveloom.models.load import load_config
     from waveloom.models.registry import build_model
 
     cfg = load_config(CONFIGS / "wavenet" / "tiny.yaml")

@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from waveloom.audio.io import load_audio
-from waveloom.config import apply_overrides, build_run_config, load_config
+from waveloom.config import apply_overrides
 from waveloom.errors import WaveloomError
+from waveloom.models.load import build_run_config, load_config
 
 SETTINGS = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,8 +18,9 @@ from safetensors.torch import load_file
 from waveloom.audio.spectral import mel_spectrogram
 from waveloom.checkpoint import save_checkpoint
 from waveloom.cli import main
-from waveloom.config import load_config
+from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.gan import (
     PhaseShuffle,
@@ -30,6 +31,7 @@ from waveloom.nn.gan import (
     slerp,
     wasserstein_d,
 )
+from waveloom.sampling.sample import sample
 from waveloom.train.trainer import RESUME_FILE, load_resume_state, train
 
 from .conftest import CONFIGS
@@ -197,15 +199,15 @@ def test_melgan_vocodes_the_spectral_layers_mel():
     with pytest.raises(ConfigError, match=r"expected \[16, frames\]"):
         model.vocode(torch.zeros(80, 10))
     with pytest.raises(ConfigError, match="vocoder"):
-        model.generate(1, 100)
+        sample(model, 1, 100)
 
 
 def test_gansynth_pitch_is_checked():
     _, model = _tiny("gansynth")
     with pytest.raises(ConfigError, match="outside this model's range 24..84"):
-        model.generate(1, 100, {"pitch": torch.tensor([100])})
-    a = model.generate(2, 512, {"pitch": torch.tensor([60])}, seed=1)
-    b = model.generate(2, 512, {"pitch": torch.tensor([61])}, seed=1)
+        sample(model, 1, 100, {"pitch": torch.tensor([100])})
+    a = sample(model, 2, 512, {"pitch": torch.tensor([60])}, options=SamplingOptions(seed=1))
+    b = sample(model, 2, 512, {"pitch": torch.tensor([61])}, options=SamplingOptions(seed=1))
     assert not torch.equal(a, b), "the pitch reaches the generator"
 
 

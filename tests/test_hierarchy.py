@@ -14,12 +14,15 @@ import torch
 
 from waveloom.checkpoint import save_checkpoint
 from waveloom.cli import main
-from waveloom.config import load_config
+from waveloom.config import SamplingOptions
 from waveloom.errors import CheckpointError, ConfigError, DataError
 from waveloom.models.codes import codes_to_samples, tokens_from_samples
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.quantize import ArgmaxQuantizer, VectorQuantizer, perplexity
+from waveloom.sampling.autoregressive import decode_steps, sample_tokens
 from waveloom.sampling.hierarchy import Hierarchy, load_hierarchy, write_manifest
+from waveloom.sampling.sample import decode, sample
 
 from .conftest import CONFIGS
 
@@ -180,18 +183,22 @@ def test_top_down_sampling_equals_the_levels_own_samplers():
     prior, (l2, l1) = h.prior, h.levels
     cond = {"instrument": torch.tensor([1, 2])}
     length = 300  # not a multiple of the total hop (64): the last level is cropped
-    audio, trace = h.generate(2, length, cond, seed=5, progress=False, return_codes=True)
+    audio, trace = h.generate(2, length, cond, SamplingOptions(seed=5, progress=False),
+                              return_codes=True)
     assert audio.shape == (2, length) and audio.abs().max() <= 1.0
+    assert torch.equal(audio, sample(h, 2, length, cond, SamplingOptions(seed=5, progress=False)))
     frames = -(-length // 64)
-    top = prior.sample(2, frames, cond, seed=5, progress=False)
-    mid = l2.decode_steps(top, frames * 8, seed=6, progress=False)
-    wave = l1.decode(mid, length, seed=7, progress=False)
+    top = sample_tokens(prior, 2, frames, cond, SamplingOptions(seed=5, progress=False))
+    mid = decode_steps(l2, top, frames * 8, SamplingOptions(seed=6, progress=False))
+    wave = decode(l1, mid, None, length, SamplingOptions(seed=7, progress=False))
     assert torch.equal(trace[0], top) and torch.equal(trace[1], mid)
     assert torch.equal(audio, wave)
     # the fast engine (auto on a CPU) and the plain torch reference agree on the code levels
-    slow = l2.decode_steps(top, frames * 8, seed=6, progress=False, engine="torch")
+    slow = decode_steps(l2, top, frames * 8, SamplingOptions(seed=6, progress=False,
+                                                             engine="torch"))
     assert (slow == mid).float().mean() > 0.99
-    slow_top = prior.sample(2, frames, cond, seed=5, progress=False, engine="torch")
+    slow_top = sample_tokens(prior, 2, frames, cond, SamplingOptions(seed=5, progress=False,
+                                                                     engine="torch"))
     assert (slow_top == top).float().mean() > 0.99
 
 
@@ -309,9 +316,11 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     # API-level errors name the culprit
     _, l1 = _tiny("ada")
     with pytest.raises(ConfigError, match="outside 0..15"):
-        l1.decode(torch.tensor([[3, 99]]), progress=False)
+        decode(l1, torch.tensor([[3, 99]]), options=SamplingOptions(progress=False))
     with pytest.raises(ConfigError, match="integer codes"):
-        l1.decode(torch.rand(1, 4), progress=False)
+        decode(l1, torch.rand(1, 4), options=SamplingOptions(progress=False))
+    with pytest.raises(ConfigError, match="no pitch conditioning"):
+        decode(l1, torch.tensor([[3, 4]]), 60)
     with pytest.raises(ConfigError, match="cond\\['codes'\\]"):
         l1.sampling_plan(1, 10, {})
     _, l2 = _tiny("ada", *CODE_LEVEL)

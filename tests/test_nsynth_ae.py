@@ -16,13 +16,15 @@ import torch
 
 from waveloom.checkpoint import save_checkpoint
 from waveloom.cli import main
-from waveloom.config import build_run_config, load_config
+from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError
+from waveloom.models.load import build_run_config, load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
 from waveloom.sampling import cbuild
 from waveloom.sampling.fast import sample_fast
 from waveloom.sampling.incremental import sample_incremental, sample_naive
+from waveloom.sampling.sample import decode, sample
 
 from .conftest import CONFIGS
 from .test_sampling_fast import _check_teacher_forced, first_divergence_is_ambiguous
@@ -148,8 +150,8 @@ def test_pitch_conditioning_on_and_off():
     assert torch.isfinite(off.loss(off.example_batch(2, off.context + 200))["loss"])
     spec = _model("spectral_ae", "tiny")
     z = spec.encode(audio)
-    assert not torch.equal(spec.decode(z, 60, seed=0, progress=False),
-                           spec.decode(z, 67, seed=0, progress=False))
+    assert not torch.equal(decode(spec, z, 60, options=SamplingOptions(seed=0, progress=False)),
+                           decode(spec, z, 67, options=SamplingOptions(seed=0, progress=False)))
 
 
 def test_code_statistics_follow_training_codes_only():
@@ -215,12 +217,14 @@ def test_fast_engine_matches_the_torch_reference(backend):
 def test_decode_and_generate_route_through_the_engines():
     model = _model()
     z = model.encode(_note(3 * model.hop)[None])
-    a = model.decode(z, 60, engine="torch", seed=2, progress=False)
-    b = model.decode(z, 60, engine="fast", seed=2, progress=False)
+    a = decode(model, z, 60, options=SamplingOptions(engine="torch", seed=2, progress=False))
+    b = decode(model, z, 60, options=SamplingOptions(engine="fast", seed=2, progress=False))
     assert a.shape == (1, 3 * model.hop) and torch.equal(a, b)
     audio = _note(2 * model.hop)
-    rec = model.generate(1, 2 * model.hop, {"audio": audio, "pitch": 60}, seed=2, progress=False)
-    dec = model.decode(model.encode(audio[None]), 60, seed=2, progress=False)
+    rec = sample(model, 1, 2 * model.hop, {"audio": audio, "pitch": 60},
+                 options=SamplingOptions(seed=2, progress=False))
+    dec = decode(model, model.encode(audio[None]), 60,
+                 options=SamplingOptions(seed=2, progress=False))
     assert torch.equal(rec, dec)
 
 
@@ -240,7 +244,7 @@ def test_spectral_autoencoder_learns_and_decodes():
     assert float(model.loss(batch)["loss"].detach()) < 0.5 * first
     model.eval()
     z = model.encode(batch["audio"])
-    audio = model.decode(z, batch["pitch"], 1000, seed=0, progress=False)
+    audio = decode(model, z, batch["pitch"], 1000, options=SamplingOptions(seed=0, progress=False))
     assert audio.shape == (2, 1000) and torch.isfinite(audio).all()
     assert audio.abs().max() <= 1.0 and audio.abs().max() > 0.01
 

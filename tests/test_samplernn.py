@@ -13,11 +13,13 @@ import pytest
 import torch
 
 import waveloom.models.samplernn as srnn
-from waveloom.config import build_run_config, load_config
+from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError, DataError
 from waveloom.evaluate.nll import model_nll_bits
+from waveloom.models.load import build_run_config, load_config
 from waveloom.models.registry import build_model
 from waveloom.models.samplernn import LinearCategoricalHead, SampleRNN, SampleRNNConfig, Stepper
+from waveloom.sampling.sample import sample
 from waveloom.train.objectives.bptt import window_losses
 
 from .conftest import CONFIGS
@@ -234,14 +236,18 @@ def test_nll_scores_each_clip_from_its_start_in_one_pass():
 def test_seed_and_temperature():
     model = _model()
     cond = {"pitch": torch.tensor([60, 67]), "instrument": torch.tensor([0, 3])}
-    a = model.generate(2, 50, cond, seed=5, progress=False)
+    a = sample(model, 2, 50, cond, options=SamplingOptions(seed=5, progress=False))
     assert a.shape == (2, 50) and a.abs().max() <= 1
-    assert torch.equal(a, model.generate(2, 50, cond, seed=5, progress=False, engine="torch"))
-    assert not torch.equal(a, model.generate(2, 50, cond, seed=6, progress=False))
+    assert torch.equal(a, sample(model, 2, 50, cond,
+                                 options=SamplingOptions(seed=5, progress=False, engine="torch")))
+    assert not torch.equal(a, sample(model, 2, 50, cond,
+                                     options=SamplingOptions(seed=6, progress=False)))
     with torch.no_grad():  # a confident model: at a low temperature the seed hardly matters
         model.mlp.out.weight.mul_(50.0)
-    cold = model.generate(2, 50, cond, seed=5, temperature=0.05, progress=False)
-    again = model.generate(2, 50, cond, seed=9, temperature=0.05, progress=False)
+    cold = sample(model, 2, 50, cond,
+                  options=SamplingOptions(seed=5, temperature=0.05, progress=False))
+    again = sample(model, 2, 50, cond,
+                   options=SamplingOptions(seed=9, temperature=0.05, progress=False))
     assert (cold == again).float().mean() > 0.9
 
 
@@ -252,7 +258,7 @@ def test_seed_and_temperature():
         (dict(engine="cuda-graph"), "plain torch only"),
         (dict(weights="int8"), "samples in float32"),
         (dict(n=0), "must be positive"),
-        (dict(temperature=0.0), "temperature=0.0"),
+        (dict(temperature=0.0), "temperature 0.0"),  # refused by SamplingOptions
         (dict(cond={"pitch": 200}), "pitch 200 is not a MIDI pitch"),
         (dict(cond={"instrument": torch.tensor([0, 1, 2])}), "3 values for n=2"),
         (dict(cond={"prime": torch.zeros(3, 10)}), r"cond\['prime'\] has shape"),
@@ -260,9 +266,11 @@ def test_seed_and_temperature():
 )
 def test_bad_generate_arguments_are_one_line_errors(kwargs, match):
     model = _model()
-    args = {"n": 2, "length": 10, "progress": False, **kwargs}
+    args = {"n": 2, "length": 10, "cond": None, **kwargs}
     with pytest.raises(ConfigError, match=match) as err:
-        model.generate(**args)
+        options = {k: args.pop(k) for k in ("engine", "weights", "temperature") if k in args}
+        sample(model, args["n"], args["length"], args["cond"],
+               SamplingOptions(progress=False, **options))
     assert "\n" not in str(err.value)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from waveloom.config import SamplingOptions
 from waveloom.sampling.cuda_graphs import RingStep, sample_cuda_graph
 from waveloom.sampling.engine import resolve_engine
 from waveloom.sampling.incremental import sample_incremental
+from waveloom.sampling.sample import sample
 
 from .test_sampling_fast import _inputs, _model, first_divergence_is_ambiguous
 
@@ -73,5 +75,5 @@ def test_cuda_graph_replay_equals_eager_and_reference(preset, overrides):
 def test_auto_picks_cuda_graphs_on_a_gpu():
     model = _model("tiny").cuda()
     assert resolve_engine("auto", model) == "cuda-graph"
-    audio = model.generate(2, 500, {"pitch": 60}, seed=0, progress=False)
+    audio = sample(model, 2, 500, {"pitch": 60}, options=SamplingOptions(seed=0, progress=False))
     assert audio.shape == (2, 500) and audio.is_cuda and audio.abs().max() <= 1

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from waveloom.config import load_config
+from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.heads import CategoricalHead
 from waveloom.sampling import cbuild
@@ -27,6 +28,7 @@ from waveloom.sampling import numba_kernels as nk
 from waveloom.sampling.engine import resolve_engine, sample_codes, set_threads
 from waveloom.sampling.fast import FastWaveNet, sample_fast
 from waveloom.sampling.incremental import draw_uniforms, sample_incremental
+from waveloom.sampling.sample import sample
 
 from .conftest import CONFIGS
 
@@ -254,9 +256,12 @@ def test_seeded_sampling_gives_the_reference_codes(preset, overrides, backend):
 def test_generate_routes_through_the_engine_and_temperature_matches():
     model = _model("tiny")
     cond = {"pitch": torch.tensor([60, 64]), "instrument": torch.tensor([1, 2])}
-    a = model.generate(2, 400, cond, seed=3, temperature=0.7, progress=False, engine="torch")
-    b = model.generate(2, 400, cond, seed=3, temperature=0.7, progress=False, engine="fast")
-    c = model.generate(2, 400, cond, seed=3, temperature=0.7, progress=False)  # auto -> fast
+    a = sample(model, 2, 400, cond,
+               options=SamplingOptions(seed=3, temperature=0.7, progress=False, engine="torch"))
+    b = sample(model, 2, 400, cond,
+               options=SamplingOptions(seed=3, temperature=0.7, progress=False, engine="fast"))
+    c = sample(model, 2, 400, cond,
+               options=SamplingOptions(seed=3, temperature=0.7, progress=False))  # auto -> fast
     assert torch.equal(a, b) and torch.equal(b, c)
     assert a.abs().max() <= 1.0
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from waveloom.config import load_config
 from waveloom.errors import CheckpointError, ConfigError, DataError
+from waveloom.models.load import load_config
 from waveloom.train.trainer import RESUME_FILE, load_resume_state, train
 
 from .conftest import CONFIGS

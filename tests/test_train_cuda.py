@@ -15,8 +15,9 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from waveloom.checkpoint import load_checkpoint
-from waveloom.config import load_config
+from waveloom.config import SamplingOptions
+from waveloom.models.load import load_checkpoint, load_config
+from waveloom.sampling.sample import sample
 from waveloom.train.trainer import _precision, train
 
 from .conftest import CONFIGS
@@ -60,8 +61,8 @@ def test_trains_on_the_gpu_and_the_checkpoint_loads_on_a_cpu(sine_cache, tmp_pat
     assert np.isfinite(result.last_loss) and result.last_loss < np.log(256)  # learnt something
     model, _ = load_checkpoint(tmp_path / "run" / "model.safetensors", map_location="cpu")
     assert next(model.parameters()).device.type == "cpu"
-    audio = model.cuda().generate(2, 400, {"pitch": 60, "instrument": 1}, seed=0,
-                                  progress=False)
+    audio = sample(model.cuda(), 2, 400, {"pitch": 60, "instrument": 1},
+                   options=SamplingOptions(seed=0, progress=False))
     assert audio.is_cuda and audio.shape == (2, 400) and torch.isfinite(audio).all()
 
 

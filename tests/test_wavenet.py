@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from waveloom.audio.mulaw import quantize
-from waveloom.config import build_run_config, load_config
+from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError, DataError
+from waveloom.models.load import build_run_config, load_config
 from waveloom.models.registry import build_model
 from waveloom.models.wavenet import WaveNet, WaveNetConfig
 from waveloom.sampling import sample_incremental, sample_naive
+from waveloom.sampling.sample import sample, vocode
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -163,18 +165,19 @@ def test_mel_wavenet_resynthesises_audio_and_vocodes_mels():
     model = _mel_model()
     audio = _sine_clip(480)[None]
     mel = model.mel_features(audio)
-    from_audio = model.generate(1, 480, {"audio": audio}, seed=3, progress=False)
-    from_mel = model.generate(1, 480, {"mel": mel}, seed=3, progress=False)
+    from_audio = sample(model, 1, 480, {"audio": audio},
+                        options=SamplingOptions(seed=3, progress=False))
+    from_mel = sample(model, 1, 480, {"mel": mel}, options=SamplingOptions(seed=3, progress=False))
     assert torch.equal(from_audio, from_mel)
-    out = model.vocode(mel[0], seed=3)  # [M, F] is one mel
+    out = vocode(model, mel[0], options=SamplingOptions(seed=3))  # [M, F] is one mel
     assert out.shape == (1, (mel.shape[-1] - 1) * 16)
-    assert torch.equal(out, model.vocode(mel[0], seed=3))
+    assert torch.equal(out, vocode(model, mel[0], options=SamplingOptions(seed=3)))
     with pytest.raises(ConfigError, match=r"expected \[16, frames\] log mel"):
-        model.vocode(torch.zeros(8, 10))
+        vocode(model, torch.zeros(8, 10))
     with pytest.raises(ConfigError, match=r"or cond\['audio'\] to resynthesise"):
-        model.generate(1, 480, {}, progress=False)
+        sample(model, 1, 480, {}, options=SamplingOptions(progress=False))
     with pytest.raises(ConfigError, match="model.local=mel"):
-        _model().vocode(mel)
+        vocode(_model(), mel)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -226,7 +229,8 @@ def test_tiny_wavenet_overfits_a_clip_and_then_continues_it():
         "instrument": batch["instrument"],
         "prime": clip[None, :prime_len],
     }
-    out = model.generate(1, 200, cond, temperature=0.05, seed=0, progress=False)
+    out = sample(model, 1, 200, cond,
+                 options=SamplingOptions(temperature=0.05, seed=0, progress=False))
     target = clip[prime_len : prime_len + 200]
     assert (out[0] - target).abs().mean() < 0.02
 
@@ -237,9 +241,9 @@ def test_tiny_wavenet_overfits_a_clip_and_then_continues_it():
 def test_generate_shape_range_and_determinism():
     model = _model()
     cond = _cond(model)
-    a = model.generate(2, 120, cond, seed=7, progress=False)
-    b = model.generate(2, 120, cond, seed=7, progress=False)
-    c = model.generate(2, 120, cond, seed=8, progress=False)
+    a = sample(model, 2, 120, cond, options=SamplingOptions(seed=7, progress=False))
+    b = sample(model, 2, 120, cond, options=SamplingOptions(seed=7, progress=False))
+    c = sample(model, 2, 120, cond, options=SamplingOptions(seed=8, progress=False))
     assert a.shape == (2, 120) and a.dtype == torch.float32
     assert a.abs().max() <= 1.0
     assert torch.equal(a, b)
@@ -284,8 +288,10 @@ def test_prime_fills_the_history_and_long_primes_are_cropped():
     plain = model.sampling_plan(1, 50, cond)
     assert (plain.prefix == silence).all()
     # Only the last `context` samples of a prime matter.
-    primed = model.generate(1, 50, dict(cond, prime=prime), seed=0, progress=False)
-    cropped = model.generate(1, 50, dict(cond, prime=prime[-ctx:]), seed=0, progress=False)
+    primed = sample(model, 1, 50, dict(cond, prime=prime),
+                    options=SamplingOptions(seed=0, progress=False))
+    cropped = sample(model, 1, 50, dict(cond, prime=prime[-ctx:]),
+                     options=SamplingOptions(seed=0, progress=False))
     assert torch.equal(primed, cropped)
 
 
@@ -293,18 +299,21 @@ def test_generate_rejects_bad_conditioning_in_one_line():
     model = _model(local="roll", local_channels=128, local_hop=8, upsample_factors=[8])
     cond = _cond(model, length=400)
     with pytest.raises(ConfigError, match="cond\\['roll'\\]"):
-        model.generate(2, 50, {k: v for k, v in cond.items() if k != "roll"}, progress=False)
+        sample(model, 2, 50, {k: v for k, v in cond.items() if k != "roll"},
+               options=SamplingOptions(progress=False))
     with pytest.raises(ConfigError, match="num_instruments=4"):
-        model.generate(2, 50, dict(cond, instrument=torch.tensor([0, 9])), progress=False)
+        sample(model, 2, 50, dict(cond, instrument=torch.tensor([0, 9])),
+               options=SamplingOptions(progress=False))
     with pytest.raises(ConfigError, match="pass more frames"):
-        model.generate(2, 1000, cond, progress=False)
+        sample(model, 2, 1000, cond, options=SamplingOptions(progress=False))
     with pytest.raises(ConfigError, match="temperature"):
-        model.generate(2, 10, cond, temperature=0.0, progress=False)
+        sample(model, 2, 10, cond, options=SamplingOptions(temperature=0.0, progress=False))
 
 
 def test_unknown_labels_are_accepted():
     model = _model(cond_dropout=0.1)
-    out = model.generate(2, 20, {"pitch": torch.tensor([-1, 60])}, seed=0, progress=False)
+    out = sample(model, 2, 20, {"pitch": torch.tensor([-1, 60])},
+                 options=SamplingOptions(seed=0, progress=False))
     assert out.shape == (2, 20)
 
 

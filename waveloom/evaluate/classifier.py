@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from waveloom.audio.io import resample
 from waveloom.errors import CheckpointError
-from waveloom.evaluate.embeddings import Embedding
+from waveloom.evaluate.embedding_base import Embedding
 
 FORMAT = "waveloom-classifier"
 FORMAT_VERSION = "1"

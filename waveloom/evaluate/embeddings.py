@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,36 +43,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from waveloom.audio.io import resample
 from waveloom.errors import ConfigError
+from waveloom.evaluate.embedding_base import Embedding
+
+__all__ = ["Embedding", "CrepeEmbedding", "TorchScriptEmbedding", "embed_set", "get_embedding",
+           "register_embedding", "embedding_names", "default_cache_dir"]
 
 POOLS = ("mean", "frames")
 _SCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
-
-
-class Embedding(ABC):
-    """A clip -> frame-embeddings map. Subclasses set ``name``, ``sample_rate`` and ``layer``."""
-
-    name: str  # shown in reports: fad[<name>]
-    sample_rate: int  # Hz the model expects; clips are resampled to it
-    layer: str  # which activations, for reports
-
-    @abstractmethod
-    def frames(self, audio: np.ndarray) -> np.ndarray:
-        """Embeddings ``[F, D]`` (float) of mono ``audio`` ``[T]`` at :attr:`sample_rate`."""
-
-    def key(self) -> str:
-        """Everything that changes the output (cache key); override to add settings."""
-        return self.name
-
-    def embed_clip(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """``[F, D]`` float64 embeddings of a clip at ``sample_rate`` Hz."""
-        audio = resample(np.asarray(audio, np.float32), int(sample_rate), self.sample_rate)
-        out = np.asarray(self.frames(audio), dtype=np.float64)
-        if out.ndim != 2 or out.shape[0] == 0:
-            raise ConfigError(f"embedding {self.name} returned shape {out.shape}, "
-                              "expected [frames >= 1, dim]")
-        return out
 
 
 class CrepeEmbedding(Embedding):

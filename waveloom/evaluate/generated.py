@@ -65,8 +65,10 @@ def generate_set(
     Conditioning labels come from ``reference`` (an :class:`~waveloom.evaluate.audioset.AudioSet`)
     when the model reads pitch or instrument; unconditional models need none.
     """
-    from waveloom.checkpoint import load_checkpoint, read_extra
-    from waveloom.generate import pick_device
+    from waveloom.config import SamplingOptions
+    from waveloom.device import pick_device
+    from waveloom.models.load import load_checkpoint, read_extra
+    from waveloom.sampling.sample import sample
 
     if n <= 0 or seconds <= 0:
         raise ConfigError("--n-generate and --seconds must be positive")
@@ -95,8 +97,8 @@ def generate_set(
         if "velocity" in keys:
             cond["velocity"] = torch.tensor([int(lab.get("velocity") or 100) for lab in chunk],
                                             device=dev)
-        audio = model.generate(len(chunk), length, cond or None, temperature=temperature,
-                               seed=seed + start, progress=progress)
+        options = SamplingOptions(seed=seed + start, temperature=temperature, progress=progress)
+        audio = sample(model, len(chunk), length, cond or None, options)
         for k, clip in enumerate(audio.float().cpu().numpy()):
             name = f"sample-{start + k:04d}"
             save_audio(out / f"{name}.wav", clip, sr)

@@ -123,7 +123,9 @@ def level_scores(
     ``perplexity`` (of its codes on the clips). The prior's entry: ``bits_per_code``.
     """
     from waveloom.audio.spectral import multiscale_spectral_distance
+    from waveloom.config import SamplingOptions
     from waveloom.nn.quantize import perplexity
+    from waveloom.sampling.autoregressive import decode_steps
 
     levels = list(reversed(hierarchy.levels))  # bottom first
     sr = hierarchy.sample_rate
@@ -153,7 +155,8 @@ def level_scores(
         z = codes
         for j in range(i, -1, -1):
             steps = inputs[j].shape[-1]
-            z = levels[j].decode_steps(z, steps, seed=seed + j, progress=False, engine=engine)
+            z = decode_steps(levels[j], z, steps,
+                             SamplingOptions(seed=seed + j, progress=False, engine=engine))
         recon = levels[0].head.decode(z).clamp(-1, 1)
         dist = multiscale_spectral_distance(audio.cpu(), recon.float().cpu())
         results.append({

@@ -120,11 +120,11 @@ def evaluate(target: str | Path, *, metrics=("nll",), **options: Any) -> dict[st
 
 
 def _nll(checkpoint: str | Path, opts: EvalOptions) -> dict[str, Any]:
-    from waveloom.checkpoint import load_checkpoint
     from waveloom.data.cache import AudioCache
+    from waveloom.device import pick_device
     from waveloom.evaluate.nll import code_compressor_bits, compressor_bits, model_nll_bits
-    from waveloom.generate import pick_device
     from waveloom.models.base import Autoencoder
+    from waveloom.models.load import load_checkpoint
 
     if opts.data is None:
         raise ConfigError("nll needs --data CACHE (the split to score)")
@@ -250,8 +250,8 @@ def _cache_dir(opts: EvalOptions) -> Path | None:
 def _embed_both(spec: str, generated, reference, opts: EvalOptions, pool: str,
                 embedded: dict) -> tuple[Any, np.ndarray, np.ndarray]:
     """(embedding, generated [N_g, D], reference [N_r, D]) with reuse across metrics."""
+    from waveloom.device import pick_device
     from waveloom.evaluate.embeddings import embed_set, get_embedding
-    from waveloom.generate import pick_device
 
     extra = {"hop_seconds": opts.crepe_hop} if spec.startswith("crepe-") else {}
     emb = get_embedding(spec, device=str(pick_device(opts.device)), classifier=opts.classifier,
@@ -288,8 +288,8 @@ def _fad(generated, reference, opts: EvalOptions, embedded: dict) -> dict[str, A
 
 
 def _pitch(generated, opts: EvalOptions) -> dict[str, Any]:
+    from waveloom.device import pick_device
     from waveloom.evaluate.pitch import get_estimator, pitch_accuracy
-    from waveloom.generate import pick_device
 
     targets = generated.require_labels("pitch", "the pitch metric")
     estimator = get_estimator(opts.pitch_estimator, device=str(pick_device(opts.device)))
@@ -308,13 +308,13 @@ def _pitch(generated, opts: EvalOptions) -> dict[str, Any]:
 
 
 def _classifier(generated, opts: EvalOptions) -> dict[str, Any]:
+    from waveloom.device import pick_device
     from waveloom.evaluate.classifier import (
         correct_flags,
         inception_score,
         load_classifier,
         predict,
     )
-    from waveloom.generate import pick_device
 
     if opts.classifier is None:
         raise ConfigError("the classifier metric needs --classifier FILE (train one with "

@@ -44,14 +44,12 @@ from waveloom.models.codes import (
     random_code_samples,
     tokens_from_samples,
 )
-from waveloom.models.plan import history_prefix
+from waveloom.models.plan import SamplingPlan, StepDecoded, history_prefix
 from waveloom.models.stack_config import MAX_LAYERS_PER_STACK, WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import UpsampleConditioning
 from waveloom.nn.encoder import DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
 from waveloom.nn.quantize import build_quantizer
-from waveloom.sampling.engine import check_request, sample_codes
-from waveloom.sampling.incremental import SamplingPlan
 
 INPUTS = ("audio", "codes")
 BOTTLENECKS = ("vqvae", "amae")
@@ -112,7 +110,7 @@ class ADAConfig(WaveNetStackConfig):
                 raise ConfigError(f"model.{name}={getattr(self, name)} must be >= 0")
 
 
-class ADA(Autoencoder):
+class ADA(StepDecoded, Autoencoder):
     """One level: encoder -> discrete bottleneck -> WaveNet decoder (module docstring)."""
 
     config_class: ClassVar[type[ModelConfig]] = ADAConfig
@@ -359,38 +357,28 @@ class ADA(Autoencoder):
         local = feats[..., m * self.hop - pad + user_p - kept:]
         return SamplingPlan(prefix=prefix.long(), g=None, local=local.contiguous())
 
-    @torch.no_grad()
-    def decode_steps(
-        self,
-        codes: Any,
-        length: int | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = 0,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-        prime: Tensor | None = None,
-    ) -> Tensor:
-        """Codes [n, F] -> the decoder's own output tokens [n, length] long (mu-law codes of
-        audio, or the codes of the level below); ``length`` defaults to ``F * hop``."""
-        z = self.check_codes(codes)
-        n = z.shape[0]
+    def decode_request(self, z: Any, pitch: Any = None, length: int | None = None
+                       ) -> tuple[int, int, dict[str, Any]]:
+        """Codes [n, F] (or [F]) -> ``(n, length, cond)`` for the engines; ``length`` defaults
+        to ``F * hop``. A level has no pitch conditioning, so a pitch is refused."""
+        if pitch is not None:
+            raise ConfigError("an ADA level has no pitch conditioning; decode without a pitch")
+        z = self.check_codes(z)
         length = z.shape[-1] * self.hop if length is None else int(length)
-        check_request(n, length, temperature)
-        return sample_codes(self, n, length, {"codes": z}, engine=engine,
-                            temperature=temperature, seed=seed, progress=progress,
-                            weights=weights, prime=prime)
+        return z.shape[0], length, {"codes": z}
 
-    @torch.no_grad()
-    def decode(self, z: Tensor, length: int | None = None, **kwargs: Any) -> Tensor:
-        """Codes [n, F] -> audio [n, length] in [-1, 1] (audio level) or the lower level's
-        codes [n, length] long (code level). Keyword arguments as :meth:`decode_steps`."""
-        out = self.decode_steps(z, length, **kwargs)
-        return out if self.codes_in else self.head.decode(out).clamp(-1.0, 1.0)
+    def decoded(self, tokens: Tensor) -> Tensor:
+        """The decoder's tokens -> audio [n, length] in [-1, 1] (audio level) or the lower
+        level's codes [n, length] long (code level)."""
+        return tokens if self.codes_in else self.head.decode(tokens).clamp(-1.0, 1.0)
+
+    def output(self, tokens: Tensor) -> Tensor:
+        """As :meth:`decoded`, but a code level's codes in the code-cache representation
+        (:func:`~waveloom.models.codes.codes_to_samples`): the contract's output type."""
+        return codes_to_samples(tokens) if self.codes_in else self.decoded(tokens)
 
     def unigram_codes(self, n: int, frames: int, seed: int | None) -> Tensor:
-        """Codes drawn i.i.d. from the running code usage: what ``generate`` decodes when no
+        """Codes drawn i.i.d. from the running code usage: what ``sample`` decodes when no
         codes are given (a level has no prior of its own; see the ``code_prior`` family)."""
         gen = torch.Generator()
         if seed is None:
@@ -401,25 +389,10 @@ class ADA(Autoencoder):
         draws = torch.multinomial(probs, n * frames, replacement=True, generator=gen)
         return draws.view(n, frames).to(self._param_device())
 
-    @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        length: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-    ) -> Tensor:
-        """``n`` outputs [n, length] in [-1, 1]: decodes ``cond['codes']``, reconstructs
-        ``cond['audio']`` (input of this level), or decodes unigram codes. A code level returns
-        its codes in the code-cache representation (:func:`~waveloom.models.codes.
-        codes_to_samples`)."""
-        cond = dict(cond or {})
-        check_request(n, length, temperature)
+    def sampling_cond(self, n: int, length: int, cond: dict[str, Any],
+                      seed: int | None) -> dict[str, Any]:
+        """What ``sample`` decodes: ``cond['codes']``, the codes of ``cond['audio']`` (input
+        of this level), or unigram codes; an audio level may continue ``cond['prime']``."""
         if cond.get("codes") is not None:
             codes = self.check_codes(cond["codes"], n)
         elif cond.get("audio") is not None:
@@ -427,7 +400,4 @@ class ADA(Autoencoder):
             codes = self.check_codes(codes, n, "codes of cond['audio']")
         else:
             codes = self.unigram_codes(n, self.frames_for(length), seed)
-        out = self.decode(codes, length, temperature=temperature, seed=seed,
-                          progress=progress, engine=engine, weights=weights,
-                          prime=cond.get("prime"))
-        return codes_to_samples(out) if self.codes_in else out
+        return {"codes": codes, "prime": cond.get("prime")}

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from waveloom.config import ModelConfig, require_positive
+from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError
-from waveloom.models.base import Batch, Generative
+from waveloom.models.base import Batch, Generative, require_default_engine
 from waveloom.nn.gan import (
     feature_matching,
     gradient_penalty,
@@ -209,15 +209,17 @@ class Adversarial(Generative):
         return torch.randn(n, self.latent_dim, generator=gen).to(self._param_device())
 
     @torch.no_grad()
-    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None, *,
-                 temperature: float = 1.0, seed: int | None = None,
-                 progress: bool = True) -> Tensor:
-        """``n`` clips [n, length] from fresh latents (scaled by ``temperature``: < 1 trades
-        variety for typicality, the "truncation" of GAN sampling). One forward pass: no
-        progress to show. Longer requests are padded with silence past the model's clip."""
+    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
+                 options: SamplingOptions | None = None) -> Tensor:
+        """``n`` clips [n, length] from fresh latents (drawn with ``options.seed``, scaled by
+        ``options.temperature``: < 1 trades variety for typicality, the "truncation" of GAN
+        sampling). One forward pass: no progress to show. Longer requests are padded with
+        silence past the model's clip."""
+        options = options or SamplingOptions()
+        require_default_engine(self, options)
         if n <= 0 or length <= 0:
             raise ConfigError(f"n={n} and length={length} must be positive")
-        z = self.sample_latents(n, seed) * temperature
+        z = self.sample_latents(n, options.seed) * options.temperature
         return fit_length(self.synthesize(z, cond), length).clamp(-1.0, 1.0)
 
     @torch.no_grad()

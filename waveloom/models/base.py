@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from waveloom.config import ModelConfig
+from waveloom.config import ModelConfig, SamplingOptions
+from waveloom.errors import ConfigError
 
 Batch = dict[str, Tensor]
 
@@ -66,17 +67,13 @@ class Generative(nn.Module):
 
     # -- what the sampler needs
     @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        length: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-    ) -> Tensor:
-        """Return ``n`` new waveforms as a float tensor [n, length] in [-1, 1]."""
+    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
+                 options: SamplingOptions | None = None) -> Tensor:
+        """Return ``n`` new waveforms as a float tensor [n, length] in [-1, 1], drawn as
+        ``options`` says, in one call of the family's own (GANs, the spectral autoencoder,
+        SampleRNN). Families run by the sampling engines derive from
+        :class:`~waveloom.models.plan.StepSampled` instead. Callers use
+        ``waveloom.sampling.sample.sample``, which dispatches between the two."""
         raise NotImplementedError
 
     # -- what the contract tests need
@@ -110,5 +107,16 @@ class Autoencoder(Generative):
     def encode(self, audio: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def decode(self, z: Tensor, **kwargs: Any) -> Tensor:
+    def decode(self, z: Tensor, pitch: Any = None, length: int | None = None,
+               options: SamplingOptions | None = None) -> Tensor:
+        """Codes ``z`` -> audio [B, length] in [-1, 1] (``pitch``: MIDI label for pitch-aware
+        decoders). Callers use ``waveloom.sampling.sample.decode``."""
         raise NotImplementedError
+
+
+def require_default_engine(model: nn.Module, options: SamplingOptions,
+                           reason: str = "has a single sampling engine") -> None:
+    """Refuse an engine or weight precision a family cannot use rather than ignore it."""
+    if not options.is_default_engine:
+        raise ConfigError(f"--engine/--weights: {type(model).__name__} {reason}; leave them "
+                          "at their defaults")

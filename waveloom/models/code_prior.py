@@ -8,8 +8,9 @@ conditioned on a label of the piece (the cache's 'instrument' column: an instrum
 composer for the rendered chorales and MAESTRO-style sources), through the same global
 conditioning as a WaveNet's.
 
-Trained on a code cache (``waveloom encode-codes``; see :mod:`waveloom.models.codes`); samples
-on the same engines as a WaveNet (:meth:`CodePrior.sampling_plan`).
+Trained on a code cache (``waveloom encode-codes``; see :mod:`waveloom.models.codes`); sampled
+by the same engines as a WaveNet (:meth:`CodePrior.sampling_plan`;
+``waveloom.sampling.autoregressive.sample_tokens`` for the codes themselves).
 """
 
 from __future__ import annotations
@@ -32,11 +33,9 @@ from waveloom.models.codes import (
     random_code_samples,
     tokens_from_samples,
 )
-from waveloom.models.plan import global_vector
+from waveloom.models.plan import SamplingPlan, StepSampled, global_vector
 from waveloom.models.stack_config import WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning
-from waveloom.sampling.engine import check_request, sample_codes
-from waveloom.sampling.incremental import SamplingPlan
 
 
 @dataclass
@@ -62,11 +61,12 @@ class CodePriorConfig(WaveNetStackConfig):
             raise ConfigError(f"model.cond_dropout={self.cond_dropout} must be in [0, 1)")
 
 
-class CodePrior(Likelihood):
+class CodePrior(StepSampled, Likelihood):
     """p(c) = prod_t p(c_t | c_<t, label) over the codes of one ADA level."""
 
     config_class: ClassVar[type[ModelConfig]] = CodePriorConfig
     config: CodePriorConfig
+    length_unit: ClassVar[str] = "frames"
 
     def __init__(self, config: CodePriorConfig) -> None:
         super().__init__(config)
@@ -170,40 +170,8 @@ class CodePrior(Likelihood):
         g = global_vector(self.global_cond, cond, n, device)
         return SamplingPlan(prefix=prefix, g=g, local=None)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        frames: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-    ) -> Tensor:
-        """``n`` code sequences [n, frames] long in [0, codebook_size)."""
-        check_request(n, frames, temperature, "frames")
-        return sample_codes(self, n, frames, cond, engine=engine, temperature=temperature,
-                            seed=seed, progress=progress, weights=weights)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        length: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-    ) -> Tensor:
-        """:meth:`sample` in the code-cache representation ([n, length] floats in (0, 1]),
-        the contract's output type; a hierarchy (:mod:`waveloom.sampling.hierarchy`) turns
-        them into audio."""
-        codes = self.sample(n, length, cond, temperature=temperature, seed=seed,
-                            progress=progress, engine=engine, weights=weights)
-        return codes_to_samples(codes)
+    def output(self, tokens: Tensor) -> Tensor:
+        """Codes [n, frames] in [0, codebook_size) -> the code-cache representation ([n,
+        frames] floats in (0, 1]), the contract's output type; a hierarchy
+        (:mod:`waveloom.sampling.hierarchy`) turns codes into audio."""
+        return codes_to_samples(tokens)

@@ -31,10 +31,10 @@ import torch
 from torch import Tensor, nn
 
 from waveloom.audio.mel_features import MelFeatures
-from waveloom.config import ModelConfig, require_positive
+from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput, fit_length
-from waveloom.models.base import Batch
+from waveloom.models.base import Batch, require_default_engine
 from waveloom.nn.gan import ResidualStack, randint, wn_conv1d, wn_conv_transpose1d
 
 # Log mels (natural log, floor 1e-5) span about [-11.5, 4]; this brings them near [-1.5, 1.5].
@@ -205,11 +205,11 @@ class MelGAN(Adversarial):
     # ------------------------------------------------------------------ sampling
 
     @torch.no_grad()
-    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None, *,
-                 temperature: float = 1.0, seed: int | None = None,
-                 progress: bool = True) -> Tensor:
+    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
+                 options: SamplingOptions | None = None) -> Tensor:
         """Vocode ``cond['mel']`` or resynthesise ``cond['prime']`` (see the module docstring);
-        deterministic, so ``seed`` and ``temperature`` have no effect."""
+        deterministic, so the seed and temperature of ``options`` have no effect."""
+        require_default_engine(self, options or SamplingOptions())
         if n <= 0 or length <= 0:
             raise ConfigError(f"n={n} and length={length} must be positive")
         cond = cond or {}

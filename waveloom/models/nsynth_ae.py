@@ -42,13 +42,11 @@ from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.autoencoder import CodeAutoencoder
 from waveloom.models.base import Batch
-from waveloom.models.plan import global_vector, history_prefix
+from waveloom.models.plan import SamplingPlan, StepDecoded, global_vector, history_prefix
 from waveloom.models.stack_config import MAX_LAYERS_PER_STACK, WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
-from waveloom.sampling.engine import check_request, sample_codes
-from waveloom.sampling.incremental import SamplingPlan
 
 
 @dataclass
@@ -96,7 +94,7 @@ class NSynthAEConfig(WaveNetStackConfig):
             raise ConfigError(f"model.cond_dropout={self.cond_dropout} must be in [0, 1)")
 
 
-class NSynthAE(CodeAutoencoder):
+class NSynthAE(StepDecoded, CodeAutoencoder):
     """Temporal encoder + WaveNet decoder over 8-bit mu-law audio (see the module docstring)."""
 
     config_class: ClassVar[type[ModelConfig]] = NSynthAEConfig
@@ -254,59 +252,25 @@ class NSynthAE(CodeAutoencoder):
         g = global_vector(self.global_cond, cond, n, device)
         return SamplingPlan(prefix=prefix, g=g, local=local.contiguous())
 
-    @torch.no_grad()
-    def decode(
-        self,
-        z: Any,
-        pitch: Any = None,
-        length: int | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = 0,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-    ) -> Tensor:
-        """Codes [B, D, F] (or [D, F]) -> audio [B, length] in [-1, 1] (default F * hop).
-
-        ``pitch`` (MIDI, one or B values) is used by pitch-conditioned models; None is the
-        unknown label. Sampling runs on ``engine`` ('auto', 'torch', 'fast', 'cuda-graph'; see
-        :mod:`waveloom.sampling.engine`); the same seed gives the same audio on every engine.
-        """
+    def decode_request(self, z: Any, pitch: Any = None, length: int | None = None
+                       ) -> tuple[int, int, dict[str, Any]]:
+        """Codes [B, D, F] (or [D, F]) -> ``(B, length, cond)`` for the engines (``length``
+        defaults to F * hop). ``pitch`` (MIDI, one or B values) is used by pitch-conditioned
+        models; None is the unknown label. ``waveloom.sampling.sample.decode`` runs it: the
+        same seed gives the same audio on every engine."""
         z = self.check_codes(z)
-        n = z.shape[0]
         length = z.shape[-1] * self.hop if length is None else int(length)
         cond: dict[str, Any] = {"embedding": z}
         if pitch is not None:
             cond["pitch"] = pitch
-        return self._sample(n, length, cond, temperature, seed, progress, engine, weights)
+        return z.shape[0], length, cond
 
-    def _sample(self, n: int, length: int, cond: dict[str, Any], temperature: float,
-                seed: int | None, progress: bool, engine: str, weights: str) -> Tensor:
-        check_request(n, length, temperature)
-        codes = sample_codes(
-            self, n, length, cond, engine=engine, temperature=temperature, seed=seed,
-            progress=progress, weights=weights,
-        )  # fmt: skip
-        return self.head.decode(codes).clamp(-1.0, 1.0)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        length: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-    ) -> Tensor:
-        """``n`` waveforms [n, length]: decodes ``cond['embedding']``, reconstructs
-        ``cond['audio']``, or decodes a code drawn from the training codes' statistics
+    def sampling_cond(self, n: int, length: int, cond: dict[str, Any],
+                      seed: int | None) -> dict[str, Any]:
+        """What ``sample`` decodes: ``cond['embedding']``, the code of ``cond['audio']``, or a
+        code drawn from the training codes' statistics
         (:meth:`~waveloom.models.autoencoder.CodeAutoencoder.codes_for`)."""
-        cond = dict(cond or {})
+        cond = dict(cond)
         cond["embedding"] = self.codes_for(n, length, cond, seed)
         cond.pop("audio", None)
-        return self._sample(n, length, cond, temperature, seed, progress, engine, weights)
+        return cond

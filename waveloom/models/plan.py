@@ -1,14 +1,22 @@
-"""The parts of ``sampling_plan`` every WaveNet-decoded family shares.
+"""The step-sampling contract between networks (models) and engines (:mod:`waveloom.sampling`).
 
-A sampling engine (:mod:`waveloom.sampling`) needs a :class:`~waveloom.sampling.incremental.
-SamplingPlan`: the history codes, a global vector and sample-rate local features. How a family
-makes its local features differs (a mel, a piano roll, an upsampled autoencoder code), but the
-history and the labels are resolved the same way everywhere, so they are written once here.
+Networks do not sample themselves: a family whose network is a WaveNet stack (WaveNet, the
+NSynth autoencoder, an ADA level, the code prior) derives from :class:`StepSampled` and exposes
+what one step needs -- ``stack``, ``head``, :meth:`StepSampled.sampling_plan` (the history codes,
+a global vector and sample-rate local features: a :class:`SamplingPlan`) and
+:meth:`StepSampled.output` (engine tokens -> the contract's output) -- and the engines of
+:mod:`waveloom.sampling` run it (:func:`waveloom.sampling.sample.sample` is the entry point).
+This module sits at the models layer so both sides import it downward: the plan's dataclass,
+the one way randomness is drawn (:func:`draw_uniforms`), the request check every family starts
+with (:func:`check_request`), and the parts of ``sampling_plan`` every such family shares (how a
+family makes its local features differs -- a mel, a piano roll, an upsampled autoencoder code --
+but the history and the labels are resolved the same way everywhere).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -16,6 +24,108 @@ from torch import Tensor
 from waveloom.audio.mulaw import quantize
 from waveloom.errors import ConfigError
 from waveloom.nn.conditioning import GlobalConditioning
+
+
+@dataclass
+class SamplingPlan:
+    """What the engine needs, resolved by the model from the user's ``cond``.
+
+    prefix: [n, P] long input codes of the history (a prime, padded with silence); P >= 1.
+    g: [n, G] global conditioning vector, or None.
+    local: [n, L, P + length] sample-rate local features on a timeline whose position 0 is
+        ``prefix[:, 0]``; the output that predicts position ``s`` uses ``local[..., s]``.
+    """
+
+    prefix: Tensor
+    g: Tensor | None = None
+    local: Tensor | None = None
+
+
+def draw_uniforms(seed: int | None, length: int, n: int, per_step: int) -> Tensor:
+    """All the randomness of one generation: uniforms [length, n, per_step] in [0, 1).
+
+    Drawn on the CPU from a generator seeded with ``seed`` (a fresh random seed if None), so
+    the same seed gives the same samples on any device and with any engine; heads turn row
+    ``t`` into a code by inverse CDF.
+    """
+    gen = torch.Generator(device="cpu")
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    return torch.rand(length, n, per_step, generator=gen)
+
+
+def check_request(n: int, length: int, temperature: float, unit: str = "length") -> None:
+    """One-line errors for a sampling request no model can serve (every sampling path starts
+    with this)."""
+    if n <= 0 or length <= 0:
+        raise ConfigError(f"n={n} and {unit}={length} must be positive")
+    if not temperature > 0:
+        raise ConfigError(f"temperature={temperature} must be > 0")
+
+
+class StepSampled:
+    """Mixin of the families the sampling engines run one step at a time.
+
+    Subclasses are :class:`~waveloom.models.base.Generative` modules with ``stack`` (a
+    :class:`~waveloom.nn.wavenet.WaveNetStack`) and ``head`` (:mod:`waveloom.nn.heads`). What
+    :func:`waveloom.sampling.sample.sample` does with one: ``cond = sampling_cond(n, length,
+    cond, seed)``, tokens ``[n, length]`` from the engine (which calls :meth:`sampling_plan`),
+    then ``output(tokens)``.
+    """
+
+    #: what ``length`` counts, for error messages ("frames" for a code prior).
+    length_unit: ClassVar[str] = "length"
+
+    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
+                 options: Any = None) -> Tensor:
+        """Not here: the engines draw (networks apart from sampling loops)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} is sampled by the engines: call "
+            "waveloom.sampling.sample.sample(model, n, length, cond, options)")
+
+    def vocode_request(self, mel: Any) -> tuple[int, int, dict[str, Any]]:
+        """A log mel [n, M, F] -> ``(n, length, cond)`` to sample; only a mel-conditioned
+        family overrides this."""
+        raise ConfigError(f"{type(self).__name__} has no mel input; it cannot vocode mels")
+
+    def sampling_plan(self, n: int, length: int, cond: dict[str, Any] | None = None,
+                      prime: Tensor | None = None) -> SamplingPlan:
+        """Resolve ``cond`` (and an audio ``prime`` [n, P]) into the engine's inputs."""
+        raise NotImplementedError
+
+    def sampling_cond(self, n: int, length: int, cond: dict[str, Any],
+                      seed: int | None) -> dict[str, Any]:
+        """The ``cond`` the engine runs on for ``sample`` (autoencoders resolve here what to
+        decode: a given code, the code of ``cond['audio']``, or one drawn with ``seed``)."""
+        return cond
+
+    def output(self, tokens: Tensor) -> Tensor:
+        """Engine tokens [n, length] long -> what ``sample`` returns: audio in [-1, 1]."""
+        return self.head.decode(tokens).clamp(-1.0, 1.0)  # type: ignore[attr-defined]
+
+
+class StepDecoded(StepSampled):
+    """A :class:`StepSampled` autoencoder whose decoder is the step-sampled network:
+    :func:`waveloom.sampling.sample.decode` runs it on a code."""
+
+    def decode_request(self, z: Any, pitch: Any = None, length: int | None = None
+                       ) -> tuple[int, int, dict[str, Any]]:
+        """A code ``z`` (+ ``pitch``) -> ``(n, length, cond)`` for the engine; ``length``
+        defaults to the code's frames times the hop. One-line ConfigErrors for a bad code."""
+        raise NotImplementedError
+
+    def decode(self, z: Any, pitch: Any = None, length: int | None = None,
+               options: Any = None) -> Tensor:
+        """Not here: the engines draw (networks apart from sampling loops)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} is decoded by the engines: call "
+            "waveloom.sampling.sample.decode(model, z, pitch, length, options)")
+
+    def decoded(self, tokens: Tensor) -> Tensor:
+        """Engine tokens [n, length] -> what ``decode`` returns (default: :meth:`output`)."""
+        return self.output(tokens)
 
 
 def history_prefix(

@@ -34,14 +34,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from waveloom.config import ModelConfig, require_positive
+from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
+from waveloom.models.plan import check_request, draw_uniforms
 from waveloom.nn.conditioning import GlobalConditioning
 from waveloom.nn.heads import CategoricalHead
 from waveloom.nn.tiers import FrameTier, SampleMLP
-from waveloom.sampling.engine import check_request
-from waveloom.sampling.incremental import draw_uniforms
 
 RNNS = ("gru", "lstm")
 QUANTIZATIONS = ("mulaw", "linear")
@@ -271,37 +270,29 @@ class SampleRNN(Likelihood):
         return g, self.head.encode(audio[:, -ctx:]), state
 
     @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        length: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-    ) -> Tensor:
+    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
+                 options: SamplingOptions | None = None) -> Tensor:
         """``n`` new waveforms [n, length] in [-1, 1], continuing ``cond['prime']`` if given.
 
         Stateful: each tier steps once per frame of its own and the MLP once per sample, so
-        nothing of the past is recomputed. The same ``seed`` gives identical output (uniforms
-        drawn up front on the CPU, inverse-CDF draws, as for WaveNet). ``engine`` 'auto' and
-        'torch' are the same (plain torch); the WaveNet engines do not apply.
+        nothing of the past is recomputed. The same ``options.seed`` gives identical output
+        (uniforms drawn up front on the CPU, inverse-CDF draws, as for WaveNet). Engine 'auto'
+        and 'torch' are the same (plain torch); the WaveNet engines do not apply.
         """
-        if engine not in ENGINES:
-            raise ConfigError(f"--engine {engine}: SampleRNN samples with plain torch only; "
-                              "use --engine auto or torch")
-        if weights != "float32":
-            raise ConfigError(f"--weights {weights}: needs the WaveNet fast engine; SampleRNN "
-                              "samples in float32")
-        check_request(n, length, temperature)
+        options = options or SamplingOptions()
+        if options.engine not in ENGINES:
+            raise ConfigError(f"--engine {options.engine}: SampleRNN samples with plain torch "
+                              "only; use --engine auto or torch")
+        if options.weights != "float32":
+            raise ConfigError(f"--weights {options.weights}: needs the WaveNet fast engine; "
+                              "SampleRNN samples in float32")
+        check_request(n, length, options.temperature)
         g, history, state = self._sampling_inputs(n, dict(cond or {}))
         stepper = Stepper(self, g, history, state, length)
-        uniforms = draw_uniforms(seed, length, n, 1).to(self._weights_device())
-        for t in tqdm(range(length), disable=not progress, unit="sample", desc="sampling"):
-            stepper.push(self.head.sample(stepper.logits(), uniforms[t], temperature))
+        uniforms = draw_uniforms(options.seed, length, n, 1).to(self._weights_device())
+        for t in tqdm(range(length), disable=not options.progress, unit="sample",
+                      desc="sampling"):
+            stepper.push(self.head.sample(stepper.logits(), uniforms[t], options.temperature))
         return self.head.decode(stepper.codes()).clamp(-1.0, 1.0)
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from waveloom.audio.spectral import griffin_lim, log_magnitude, stft
-from waveloom.config import ModelConfig, require_positive
+from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.autoencoder import CodeAutoencoder
-from waveloom.models.base import Batch
+from waveloom.models.base import Batch, require_default_engine
 from waveloom.nn.conditioning import GlobalConditioning
 from waveloom.nn.conv import Conv1dSame
 from waveloom.nn.encoder import CodeStatistics, DilatedResidualBlock
@@ -197,24 +197,19 @@ class SpectralAE(CodeAutoencoder):
                 "log_mag_l2": l2.detach(), "spectral_convergence": convergence}
 
     @torch.no_grad()
-    def decode(
-        self,
-        z: Any,
-        pitch: Any = None,
-        length: int | None = None,
-        *,
-        seed: int | None = 0,
-        progress: bool = True,
-        iterations: int | None = None,
-        **_: Any,
-    ) -> Tensor:
+    def decode(self, z: Any, pitch: Any = None, length: int | None = None,
+               options: SamplingOptions | None = None, iterations: int | None = None
+               ) -> Tensor:
         """Codes [B, D, F] (or [D, F]) -> audio [B, length] in [-1, 1] (default F * hop).
 
         The magnitudes come from the decoder, the phase from ``iterations`` (default
         ``model.griffin_lim_iters``) of fast Griffin-Lim started from a phase seeded by
-        ``seed``. Other keyword options of the WaveNet decoder (temperature, engine) have no
-        meaning here and are ignored.
+        ``options.seed``. The decoder does not sample: a non-default engine is refused, the
+        temperature has no meaning here.
         """
+        options = options or SamplingOptions()
+        require_default_engine(self, options, "does not sample (its decoder is deterministic)")
+        seed, progress = options.seed, options.progress
         c = self.config
         z = self.check_codes(z)
         length = z.shape[-1] * c.hop if length is None else int(length)
@@ -238,22 +233,16 @@ class SpectralAE(CodeAutoencoder):
         return audio.clamp(-1.0, 1.0).to(z.device)
 
     @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        length: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-    ) -> Tensor:
+    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
+                 options: SamplingOptions | None = None) -> Tensor:
         """``n`` waveforms [n, length]: decodes ``cond['embedding']``, reconstructs
         ``cond['audio']``, or decodes a code drawn from the training codes' statistics.
-        ``temperature`` has no effect (the decoder is deterministic; ``seed`` picks the
+        The temperature has no effect (the decoder is deterministic; the seed picks the
         initial phase of Griffin-Lim and the drawn code)."""
+        options = options or SamplingOptions()
+        require_default_engine(self, options)
         if n <= 0 or length <= 0:
             raise ConfigError(f"n={n} and length={length} must be positive")
         cond = cond or {}
-        z = self.codes_for(n, length, cond, seed)
-        return self.decode(z, cond.get("pitch"), length, seed=seed, progress=progress)
+        z = self.codes_for(n, length, cond, options.seed)
+        return self.decode(z, cond.get("pitch"), length, options)

@@ -10,10 +10,10 @@ reads (:class:`waveloom.audio.mel_features.MelFeatures`), computed from each tra
 so ``waveloom vocode`` and resynthesis (``cond['audio']``) work with either family on the same
 mels.
 
-Generation runs on a sampling engine chosen by :mod:`waveloom.sampling.engine` (the compiled
-fast engine on a CPU, CUDA graphs on a GPU, the plain-torch cached reference
-:mod:`waveloom.sampling.incremental` otherwise); the network itself is
-:class:`waveloom.nn.wavenet.WaveNetStack`.
+The network is :class:`waveloom.nn.wavenet.WaveNetStack`; it does not sample itself: it is a
+:class:`~waveloom.models.plan.StepSampled` family, run by the engines of :mod:`waveloom.sampling`
+(``waveloom.sampling.sample.sample(model, n, length, cond, options)``: the compiled fast engine
+on a CPU, CUDA graphs on a GPU, the plain-torch cached reference otherwise).
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ from waveloom.audio.mulaw import quantize
 from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
-from waveloom.models.plan import global_vector, history_prefix
+from waveloom.models.plan import SamplingPlan, StepSampled, global_vector, history_prefix
 from waveloom.models.stack_config import WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
-from waveloom.sampling.engine import check_request, sample_codes
-from waveloom.sampling.incremental import SamplingPlan
 
 HEADS = ("categorical", "logistic_mixture")
 INPUTS = ("embedding", "onehot")
@@ -155,7 +153,7 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"model.{name}={value!r}: use one of {', '.join(allowed)}")
 
 
-class WaveNet(Likelihood):
+class WaveNet(StepSampled, Likelihood):
     """A (conditional) WaveNet over 16 kHz audio, trained by maximum likelihood."""
 
     config_class: ClassVar[type[ModelConfig]] = WaveNetConfig
@@ -230,18 +228,16 @@ class WaveNet(Likelihood):
         return MelFeatures(c.sample_rate, c.mel_n_fft, c.local_hop, c.local_channels,
                            c.mel_fmin, c.mel_fmax)
 
-    @torch.no_grad()
-    def vocode(self, mel: Any, *, seed: int = 0, temperature: float = 1.0,
-               progress: bool = False, engine: str = "auto") -> Tensor:
-        """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] sampled with the mel as
-        local conditioning (the same length MelGAN's ``vocode`` gives)."""
+    def vocode_request(self, mel: Any) -> tuple[int, int, dict[str, Any]]:
+        """Log mel [n, M, F] (or [M, F]) -> ``(n, (F - 1) * hop, {'mel': mel})``: the request
+        that samples audio with the mel as local conditioning (the length MelGAN's ``vocode``
+        gives); ``waveloom.sampling.sample.vocode`` runs it."""
         features = self.mel_features
         if features is None:
             raise ConfigError(f"this WaveNet has model.local={self.config.local!r}; only a "
                               "mel-conditioned one (model.local=mel) can vocode")
         m = features.check(mel, self.stack.out2.weight.device)
-        return self.generate(m.shape[0], features.samples(m.shape[-1]), {"mel": m}, seed=seed,
-                             temperature=temperature, progress=progress, engine=engine)
+        return m.shape[0], features.samples(m.shape[-1]), {"mel": m}
 
     def _note_clock(self, times: Tensor) -> Tensor:
         """Samples since the note's onset [n, L] -> [n, NOTE_CLOCK_CHANNELS, L]: a gate (1 from
@@ -431,35 +427,6 @@ class WaveNet(Likelihood):
             clock = self._note_clock(times)
             local = clock if local is None else torch.cat([local, clock], dim=1)
         return SamplingPlan(prefix=prefix, g=g, local=local)
-
-    @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        length: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = None,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-    ) -> Tensor:
-        """``n`` new waveforms [n, length] in [-1, 1], continuing ``cond['prime']`` if given.
-
-        The returned audio is only the continuation (the prime is not repeated). The same
-        ``seed`` gives identical output; ``temperature`` < 1 sharpens the distribution.
-        ``engine`` ('auto', 'torch', 'fast', 'cuda-graph'; see :mod:`waveloom.sampling.engine`)
-        changes only the speed: every engine draws the same codes for one seed, up to float
-        rounding at a CDF boundary. ``weights='int8'`` (fast engine) trades a little accuracy
-        for speed on large models.
-        """
-        check_request(n, length, temperature)
-        codes = sample_codes(
-            self, n, length, cond, engine=engine, temperature=temperature, seed=seed,
-            progress=progress, weights=weights,
-        )  # fmt: skip
-        return self.head.decode(codes).clamp(-1.0, 1.0)
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         """The base random batch plus a random mel or piano roll when the model reads one."""

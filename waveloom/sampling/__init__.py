@@ -1,6 +1,9 @@
 """Generation engines, kept apart from the networks they drive.
 
-``sample_codes(model, n, length, cond, engine=...)`` is the entry point; see
+Callers draw through :mod:`waveloom.sampling.sample` (``sample(model, n, length, cond,
+options)``, ``decode``, ``vocode``), which runs a step-sampled network on the engines
+(:mod:`waveloom.sampling.autoregressive`) or calls a one-shot family's own ``generate``.
+``sample_codes(model, n, length, cond, engine=...)`` is the token-level engine entry point; see
 :mod:`waveloom.sampling.engine` for the engines (the plain-torch cached reference, the
 compiled fast CPU engine, CUDA graphs) and how ``auto`` chooses between them.
 """

@@ -25,6 +25,7 @@ from torch import Tensor
 from waveloom.config import ENGINES
 from waveloom.device import set_threads  # noqa: F401 - re-exported for old imports
 from waveloom.errors import ConfigError
+from waveloom.models.plan import check_request  # noqa: F401 - re-exported for old imports
 from waveloom.nn.wavenet import WaveNetStack
 from waveloom.sampling.incremental import sample_incremental
 
@@ -53,16 +54,6 @@ def resolve_engine(name: str, model: Any) -> str:
     if name == "cuda-graph" and not on_cuda:
         raise ConfigError("--engine cuda-graph needs the model on a GPU: pass --device cuda")
     return name
-
-
-@torch.no_grad()
-def check_request(n: int, length: int, temperature: float, unit: str = "length") -> None:
-    """One-line errors for a sampling request no model can serve (every family's
-    ``generate`` starts with this)."""
-    if n <= 0 or length <= 0:
-        raise ConfigError(f"n={n} and {unit}={length} must be positive")
-    if not temperature > 0:
-        raise ConfigError(f"temperature={temperature} must be > 0")
 
 
 def sample_codes(

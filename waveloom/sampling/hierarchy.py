@@ -11,10 +11,12 @@ checkpoint is an ordinary one (loaded without unpickling); the manifest only str
 together, so a level can be retrained and swapped in. :func:`write_manifest` checks that the
 codebooks and rates line up.
 
-Sampling runs every stage on the sampling engines (:func:`~waveloom.sampling.engine.
-sample_codes`: the fast compiled kernel on a CPU, CUDA graphs on a GPU), one progress bar per
-stage. Stage ``i`` (0 = prior) is drawn with ``seed + i``, so a hierarchy's sample equals
-drawing the prior and decoding level by level by hand with those seeds.
+A :class:`Hierarchy` holds built models (the prior and its levels); :func:`load_hierarchy`
+builds them from a manifest through :mod:`waveloom.models.load`. Sampling runs every stage on
+the sampling engines (:mod:`waveloom.sampling.autoregressive`: the fast compiled kernel on a
+CPU, CUDA graphs on a GPU), one progress bar per stage. Stage ``i`` (0 = prior) is drawn with
+``seed + i``, so a hierarchy's sample equals drawing the prior and decoding level by level by
+hand with those seeds.
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from waveloom.config import SamplingOptions
 from waveloom.errors import CheckpointError, ConfigError
+from waveloom.sampling.autoregressive import decode_steps, sample_tokens
 
 FORMAT = "waveloom-hierarchy"
 VERSION = 1
@@ -54,45 +58,35 @@ class Hierarchy:
         return self.prior.conditioning_keys()
 
     @torch.no_grad()
-    def generate(
-        self,
-        n: int,
-        length: int,
-        cond: dict[str, Any] | None = None,
-        *,
-        temperature: float = 1.0,
-        seed: int | None = 0,
-        progress: bool = True,
-        engine: str = "auto",
-        weights: str = "float32",
-        return_codes: bool = False,
-    ) -> Tensor | tuple[Tensor, list[Tensor]]:
-        """``n`` waveforms [n, length] in [-1, 1], drawn top-down.
+    def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
+                 options: SamplingOptions | None = None, return_codes: bool = False
+                 ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """``n`` waveforms [n, length] in [-1, 1], drawn top-down as ``options`` says.
 
         The prior draws ``ceil(length / total_hop)`` codes; each level decodes them into
         ``hop`` times as many codes of the level below (the last level: audio, cropped to
-        ``length``). ``cond`` holds the prior's labels (e.g. 'instrument'). With
-        ``return_codes`` also returns every stage's codes, top first.
+        ``length``). ``cond`` holds the prior's labels (e.g. 'instrument'). Stage ``i`` uses
+        seed ``options.seed + i`` (0 + i for a None seed). With ``return_codes`` also returns
+        every stage's codes, top first.
         """
+        options = options or SamplingOptions()
         if n <= 0 or length <= 0:
             raise ConfigError(f"n={n} and length={length} must be positive")
-        base = 0 if seed is None else int(seed)
+        base = 0 if options.seed is None else int(options.seed)
         frames = -(-int(length) // self.total_hop)
         stages = len(self.levels) + 1
-        self._announce(progress, 1, stages, f"prior: {frames} codes")
-        codes = self.prior.sample(n, frames, cond, temperature=temperature, seed=base,
-                                  progress=progress, engine=engine, weights=weights)
+        self._announce(options.progress, 1, stages, f"prior: {frames} codes")
+        codes = sample_tokens(self.prior, n, frames, cond, replace(options, seed=base))
         trace = [codes]
         for i, level in enumerate(self.levels, start=1):
             last = i == len(self.levels)
             steps = length if last else codes.shape[-1] * level.hop
             what = "audio samples" if last else "codes"
-            self._announce(progress, i + 1, stages, f"level {len(self.levels) - i + 1} "
+            self._announce(options.progress, i + 1, stages, f"level {len(self.levels) - i + 1} "
                            f"(hop {level.hop}): {steps} {what}")
-            codes = level.decode_steps(codes, steps, temperature=temperature, seed=base + i,
-                                       progress=progress, engine=engine, weights=weights)
+            codes = decode_steps(level, codes, steps, replace(options, seed=base + i))
             trace.append(codes)
-        audio = self.levels[-1].head.decode(codes).clamp(-1.0, 1.0)
+        audio = self.levels[-1].decoded(codes)
         return (audio, trace) if return_codes else audio
 
     @staticmethod
@@ -134,7 +128,7 @@ def check_levels(prior: Any, levels: list[Any], where: str = "hierarchy") -> Non
 
 def load_hierarchy(path: str | Path, map_location: str | torch.device = "cpu") -> Hierarchy:
     """Read a manifest and load its checkpoints (one-line errors on any mismatch)."""
-    from waveloom.checkpoint import load_checkpoint, read_extra
+    from waveloom.models.load import load_checkpoint, read_extra
 
     path = Path(path)
     if not path.is_file():

@@ -13,37 +13,27 @@ that float rounding moves a CDF boundary across a uniform), and the result does 
 the device.
 
 Any model can be sampled here if it exposes ``stack`` (a :class:`WaveNetStack`), ``head`` (see
-:mod:`waveloom.nn.heads`) and ``sampling_plan(n, length, cond, prime) -> SamplingPlan``.
+:mod:`waveloom.nn.heads`) and ``sampling_plan(n, length, cond, prime) -> SamplingPlan`` (the
+contract of :class:`waveloom.models.plan.StepSampled`, where :class:`SamplingPlan` and
+:func:`draw_uniforms` live, re-exported here).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from waveloom.models.plan import SamplingPlan, draw_uniforms
 from waveloom.nn.wavenet import WaveNetStack
 
+__all__ = ["Samplable", "SamplingPlan", "compare_speed", "draw_uniforms", "sample_incremental",
+           "sample_naive"]
+
 LOCAL_CHUNK = 1024  # samples of local-conditioning projections computed at a time
-
-
-@dataclass
-class SamplingPlan:
-    """What the engine needs, resolved by the model from the user's ``cond``.
-
-    prefix: [n, P] long input codes of the history (a prime, padded with silence); P >= 1.
-    g: [n, G] global conditioning vector, or None.
-    local: [n, L, P + length] sample-rate local features on a timeline whose position 0 is
-        ``prefix[:, 0]``; the output that predicts position ``s`` uses ``local[..., s]``.
-    """
-
-    prefix: Tensor
-    g: Tensor | None = None
-    local: Tensor | None = None
 
 
 class Samplable(Protocol):
@@ -53,20 +43,6 @@ class Samplable(Protocol):
     def sampling_plan(
         self, n: int, length: int, cond: dict[str, Any] | None, prime: Tensor | None
     ) -> SamplingPlan: ...
-
-
-def draw_uniforms(seed: int | None, length: int, n: int, per_step: int) -> Tensor:
-    """All the randomness of one generation: uniforms [length, n, per_step] in [0, 1).
-
-    Drawn on the CPU from a generator seeded with ``seed`` (a fresh random seed if None), so
-    the same seed gives the same samples on any device and with either engine.
-    """
-    gen = torch.Generator(device="cpu")
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(int(seed))
-    return torch.rand(length, n, per_step, generator=gen)
 
 
 def _check(n: int, length: int, temperature: float) -> None:

@@ -1,19 +1,25 @@
-"""One entry point that draws audio from any family: :func:`sample`.
+"""The entry points that draw from any family: :func:`sample`, :func:`decode`, :func:`vocode`.
 
 Verbs, the evaluator and the trainer's sample logging call ``sample(model, n, length, cond,
 options)`` with a validated :class:`~waveloom.config.SamplingOptions`, never a family's own
-keyword set, so no caller probes signatures or repeats argument checks.
+keyword set. Dispatch is on what the model is, not on its signature: a
+:class:`~waveloom.models.plan.StepSampled` network runs on the sampling engines
+(:mod:`waveloom.sampling.autoregressive`); every other family (GANs, the spectral autoencoder,
+SampleRNN, a :class:`~waveloom.sampling.hierarchy.Hierarchy`) draws in one call of its own
+``generate(n, length, cond, options)`` / ``decode(z, pitch, length, options)``.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from torch import Tensor
 
 from waveloom.config import SamplingOptions
+from waveloom.device import set_threads
 from waveloom.errors import ConfigError
+from waveloom.models.plan import StepDecoded, StepSampled
+from waveloom.sampling import autoregressive
 
 
 def sample(model: Any, n: int, length: int, cond: dict[str, Any] | None = None,
@@ -23,32 +29,39 @@ def sample(model: Any, n: int, length: int, cond: dict[str, Any] | None = None,
     options = options or SamplingOptions()
     if n <= 0 or length <= 0:
         raise ConfigError(f"n={n} and length={length} must be positive")
-    kwargs: dict[str, Any] = dict(temperature=options.temperature, seed=options.seed,
-                                  progress=options.progress)
-    if not options.is_default_engine:
-        if "engine" not in inspect.signature(model.generate).parameters:
-            raise ConfigError(
-                f"--engine/--weights: {type(model).__name__} has a single sampling engine; "
-                "leave them at their defaults"
-            )
-        kwargs.update(engine=options.engine, weights=options.weights)
-    return model.generate(n, length, cond, **kwargs)
+    set_threads(options.threads)
+    if isinstance(model, StepSampled):
+        return autoregressive.generate(model, n, length, cond, options)
+    return model.generate(n, length, cond, options)
 
 
 def decode(model: Any, z: Tensor, pitch: Any = None, length: int | None = None,
            options: SamplingOptions | None = None) -> Tensor:
-    """An autoencoder's codes ``z`` [B, D, F] (or [D, F]) -> audio [B, length] in [-1, 1].
+    """An autoencoder's codes ``z`` [B, D, F] (or [D, F]; an ADA level: [B, F] integer codes)
+    -> audio [B, length] in [-1, 1] (default length: F times the hop).
 
     ``pitch`` (MIDI, one or B values) conditions pitch-aware decoders; None is the unknown
-    label. A sampling decoder (a WaveNet) draws as ``options`` says; a deterministic one
-    (Griffin-Lim) refuses a non-default engine rather than ignore it.
+    label (a decoder without pitch conditioning refuses one). A sampling decoder (a WaveNet)
+    draws as ``options`` says; a deterministic one (Griffin-Lim) refuses a non-default engine
+    rather than ignore it.
     """
     options = options or SamplingOptions()
-    kwargs: dict[str, Any] = dict(seed=options.seed, progress=options.progress)
-    if "engine" in inspect.signature(model.decode).parameters:
-        kwargs.update(engine=options.engine, weights=options.weights,
-                      temperature=options.temperature)
-    elif not options.is_default_engine:
-        raise ConfigError(f"--engine/--weights: {type(model).__name__} does not sample (its "
-                          "decoder is deterministic); leave them at their defaults")
-    return model.decode(z, pitch, length, **kwargs)
+    set_threads(options.threads)
+    if isinstance(model, StepDecoded):
+        return autoregressive.decode(model, z, pitch, length, options)
+    return model.decode(z, pitch, length, options)
+
+
+def vocode(model: Any, mel: Any, options: SamplingOptions | None = None) -> Tensor:
+    """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] in [-1, 1]: a mel-conditioned
+    WaveNet samples (as ``options`` says; default seed 0, no progress bar), MelGAN runs its
+    generator once (deterministic)."""
+    options = options or SamplingOptions(progress=False)
+    set_threads(options.threads)
+    if isinstance(model, StepSampled):
+        n, length, cond = model.vocode_request(mel)
+        return autoregressive.generate(model, n, length, cond, options)
+    if not options.is_default_engine:
+        raise ConfigError(f"--engine/--weights: {type(model).__name__} has a single sampling "
+                          "engine; leave them at their defaults")
+    return model.vocode(mel)

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from waveloom.config import RunConfig
+from waveloom.config import RunConfig, SamplingOptions
+from waveloom.sampling.sample import sample
 
 
 class Logger:
@@ -91,7 +92,8 @@ def log_sample(model: nn.Module, cfg: RunConfig, dataset: Any, out: Path, writer
     length = int(cfg.train.sample_seconds * cfg.data.sample_rate)
     was_training = raw.training
     raw.eval()
-    audio = raw.generate(1, length, cond, seed=step, progress=False)[0].float().cpu()
+    options = SamplingOptions(seed=step, progress=False)
+    audio = sample(raw, 1, length, cond, options)[0].float().cpu()
     raw.train(was_training)
     sr = cfg.data.sample_rate
     folder = out / "samples"

@@ -55,7 +55,8 @@ def check_vocabulary(cfg: RunConfig, cache: Any) -> None:
 
 def init_from(model: torch.nn.Module, cfg: RunConfig, path: Path) -> None:
     """Load ``train.init_from``'s weights into the freshly built ``model`` (one-line errors)."""
-    from waveloom.checkpoint import load_weights, read_config, tied_names
+    from waveloom.checkpoint import load_weights, tied_names
+    from waveloom.models.load import read_config
 
     if not path.is_file():
         raise CheckpointError(f"train.init_from={path}: no such file; pass a .safetensors "
