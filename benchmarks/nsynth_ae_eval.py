@@ -36,11 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from waveloom.app.autoencode import autoencoder_families, load_autoencoder
 from waveloom.audio.io import save_audio
-from waveloom.autoencode import decode_options, load_autoencoder
+from waveloom.config import SamplingOptions
+from waveloom.device import set_threads
 from waveloom.evaluate.audioset import load_set, write_sidecar
 from waveloom.evaluate.run import evaluate
-from waveloom.sampling.engine import set_threads
+from waveloom.sampling.sample import decode
 
 
 def _slug(name: str) -> str:
@@ -66,14 +68,13 @@ def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[d
     """Encode + decode every clip into ``folder``; returns the seconds spent. A checkpoint of
     a family without an encoder but with resynthesis (a MelGAN vocoder: audio -> its mel ->
     audio) is scored the same way, through its ``generate`` with ``cond['audio']``."""
-    from waveloom.autoencode import autoencoder_families
-    from waveloom.checkpoint import read_config
+    from waveloom.models.load import read_config
 
     if read_config(checkpoint).family not in autoencoder_families():
         return resynthesize(checkpoint, folder, names, labels, clips, batch=batch, seed=seed)
     model, run = load_autoencoder(checkpoint, "cpu")
     sr = run.data.sample_rate
-    options = decode_options(model, engine, "float32")
+    options = SamplingOptions(seed=seed, engine=engine, progress=progress)
     pitched = "pitch" in model.conditioning_keys()
     by_length: dict[int, list[int]] = {}
     for i, clip in enumerate(clips):
@@ -86,8 +87,7 @@ def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[d
             pitch = torch.tensor([int(labels[i]["pitch"]) for i in chunk]) if pitched else None
             with torch.no_grad():
                 z = model.encode(audio)
-                out = model.decode(z, pitch, audio.shape[-1], seed=seed, progress=progress,
-                                   **options)
+                out = decode(model, z, pitch, audio.shape[-1], options)
             for i, clip in zip(chunk, out.float().cpu().numpy()):
                 save_audio(folder / f"{names[i]}.wav", clip, sr)
     seconds = time.monotonic() - t0

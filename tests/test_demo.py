@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from waveloom.checkpoint import load_checkpoint, read_extra
-from waveloom.demo import (
+from waveloom.app.demo import (
     DEMO_CHECKPOINT,
     MELODY,
     SINGLE_PITCHES,
     _melody_instrument,
     run_demo,
 )
+from waveloom.checkpoint import load_checkpoint, read_extra
 
 
 def test_shipped_demo_model_loads_within_budget() -> None:
