@@ -23,6 +23,7 @@ from waveloom.app.common import (
     add_device_arg,
     add_quiet_arg,
     add_sampling_args,
+    check_pitch,
     check_positive,
     sampling_options,
 )
@@ -149,8 +150,7 @@ def _unique_stems(paths: list[Path]) -> list[str]:
 def _pitch(model: Any, pitch: int | None) -> int | None:
     """The pitch label to decode with: required by a pitch-conditioned model that never
     learnt the "unknown" label (no label dropout in training)."""
-    if pitch is not None and not 0 <= int(pitch) <= 127:
-        raise ConfigError(f"--pitch {pitch}: MIDI pitches are 0..127")
+    check_pitch(pitch)
     if "pitch" not in model.conditioning_keys():
         return None
     if pitch is None and getattr(model.config, "cond_dropout", 0.0) <= 0:

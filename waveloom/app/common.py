@@ -1,12 +1,13 @@
-"""Argument groups the verbs share, each defined once, and the one check of ``--seconds``/``--n``.
+"""Argument groups the verbs share, each defined once, and the one check of each value.
 
 A flag that several verbs take (``--seed``, ``--temperature``, ``--engine``, ``--weights``,
 ``--threads``, ``--device``, ``-q``) is declared here so its name, default and help agree
 everywhere. Values are *parsed* by argparse but *validated* in one place:
 :class:`~waveloom.config.SamplingOptions` for the sampling flags (built by
 :func:`sampling_options`), :func:`waveloom.device.pick_device` / ``set_threads`` for the
-device and threads, :func:`check_positive` for lengths and counts. So a bad value is always
-the same one-line ``error: ...`` (exit 2), never an argparse usage dump.
+device and threads, :func:`check_positive` for lengths and counts, :func:`check_pitch` for
+MIDI pitches. So a bad value is always the same one-line ``error: ...`` (exit 2), never an
+argparse usage dump.
 
 Only light modules are imported here: ``waveloom --help`` must not load torch.
 """
@@ -82,6 +83,12 @@ def check_positive(flag: str, value: float | None) -> None:
         return
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ConfigError(f"{flag} {value}: must be a finite number > 0")
+
+
+def check_pitch(pitch: int | None) -> None:
+    """``--pitch``: a MIDI note number 0..127 (None passes: the verb's default)."""
+    if pitch is not None and not 0 <= int(pitch) <= 127:
+        raise ConfigError(f"--pitch {pitch}: MIDI pitches are 0..127")
 
 
 def int_list(text: str) -> list[int]:

@@ -22,6 +22,7 @@ from waveloom.app.common import (
     add_device_arg,
     add_quiet_arg,
     add_sampling_args,
+    check_pitch,
     check_positive,
     sampling_options,
 )
@@ -123,8 +124,7 @@ def build_cond(
     cond: dict[str, torch.Tensor] = {}
     if "pitch" in keys:
         p = 60 if pitch is None else int(pitch)
-        if not 0 <= p <= 127:
-            raise ConfigError(f"--pitch {p}: MIDI pitches are 0..127")
+        check_pitch(p)
         cond["pitch"] = torch.full((n,), p, dtype=torch.long)
     if "instrument" in keys:
         cond["instrument"] = torch.full(
