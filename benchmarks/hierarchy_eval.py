@@ -31,9 +31,9 @@ import torch
 from waveloom.audio.io import save_audio
 from waveloom.config import SamplingOptions
 from waveloom.data.cache import AudioCache
+from waveloom.device import set_threads
 from waveloom.evaluate.hierarchy import LATE, chroma_structure, level_scores
 from waveloom.models.load import load_checkpoint
-from waveloom.sampling.engine import set_threads
 from waveloom.sampling.hierarchy import load_hierarchy
 from waveloom.sampling.sample import sample
 

@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from waveloom.app.autoencode import autoencoder_families, load_autoencoder
 from waveloom.audio.io import save_audio
-from waveloom.autoencode import load_autoencoder
 from waveloom.config import SamplingOptions
+from waveloom.device import set_threads
 from waveloom.evaluate.audioset import load_set, write_sidecar
 from waveloom.evaluate.run import evaluate
-from waveloom.sampling.engine import set_threads
 from waveloom.sampling.sample import decode, sample
 
 
@@ -68,7 +68,6 @@ def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[d
     """Encode + decode every clip into ``folder``; returns the seconds spent. A checkpoint of
     a family without an encoder but with resynthesis (a MelGAN vocoder: audio -> its mel ->
     audio) is scored the same way, through its ``generate`` with ``cond['audio']``."""
-    from waveloom.autoencode import autoencoder_families
     from waveloom.models.load import read_config
 
     if read_config(checkpoint).family not in autoencoder_families():

@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from waveloom.device import set_threads
 from waveloom.models.load import load_config
 from waveloom.models.plan import draw_uniforms
 from waveloom.models.registry import build_model
 from waveloom.sampling import cbuild
 from waveloom.sampling.cuda_graphs import sample_cuda_graph
-from waveloom.sampling.engine import set_threads
 from waveloom.sampling.fast import FastWaveNet
 from waveloom.sampling.incremental import sample_naive
 

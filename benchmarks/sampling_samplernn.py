@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from waveloom.config import SamplingOptions
+from waveloom.device import set_threads
 from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
-from waveloom.sampling.engine import set_threads
 from waveloom.sampling.sample import sample
 
 SR = 16000

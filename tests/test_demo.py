@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from waveloom.config import SamplingOptions
-from waveloom.demo import (
+from waveloom.app.demo import (
     DEMO_CHECKPOINT,
     MELODY,
     SINGLE_PITCHES,
     _melody_instrument,
     run_demo,
 )
+from waveloom.config import SamplingOptions
 from waveloom.models.load import load_checkpoint, read_extra
 from waveloom.sampling.sample import sample
 

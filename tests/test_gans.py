@@ -290,9 +290,11 @@ def test_generate_interpolate_and_vocode_in_a_subprocess(checkpoints, tmp_path):
 
 
 def test_same_seed_same_files_and_interpolation_endpoints(checkpoints, tmp_path):
-    from waveloom.generate import generate_to_folder
+    from waveloom.app.generate import generate_to_folder
+    from waveloom.config import SamplingOptions
 
-    kw = {"seconds": 0.05, "seed": 5, "device": "cpu", "progress": False, "plots": False}
+    kw = {"seconds": 0.05, "device": "cpu", "plots": False,
+          "options": SamplingOptions(seed=5, progress=False)}
     one = generate_to_folder(checkpoints["specgan"], tmp_path / "a", n=1, **kw)
     again = generate_to_folder(checkpoints["specgan"], tmp_path / "b", n=1, **kw)
     assert one[0].read_bytes() == again[0].read_bytes()

@@ -232,9 +232,9 @@ def test_manifest_round_trip_and_cli_generate_subprocess(tmp_path):
 
 
 def test_encode_codes_makes_a_cache_the_next_level_trains_on(tmp_path):
+    from waveloom.app.codes import encode_example
     from waveloom.data.cache import AudioCache
     from waveloom.data.prepare import prepare
-    from waveloom.encode_codes import encode_example
 
     src = tmp_path / "wavs"
     src.mkdir()

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from waveloom.config import load_config
 from waveloom.errors import ConfigError
+from waveloom.models.load import load_config
 from waveloom.models.registry import build_model, family_names, get_family
 from waveloom.train.objectives import OBJECTIVES, build_objective
 from waveloom.train.trainer import RESUME_FILE, load_resume_state, train

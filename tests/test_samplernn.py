@@ -409,9 +409,10 @@ def model_generate_bytes(ckpt: Path, seed: int) -> np.ndarray:
     """What the CLI writes for 2 x 0.05 s at pitch 62, drawn in-process (16-bit WAV values)."""
     import soundfile as sf
 
-    from waveloom.generate import generate_to_folder
+    from waveloom.app.generate import generate_to_folder
+    from waveloom.config import SamplingOptions
 
     with __import__("tempfile").TemporaryDirectory() as tmp:
-        paths = generate_to_folder(ckpt, tmp, n=2, seconds=0.05, pitch=62, seed=seed,
-                                   device="cpu", progress=False, plots=False)
+        paths = generate_to_folder(ckpt, tmp, n=2, seconds=0.05, pitch=62, device="cpu",
+                                   plots=False, options=SamplingOptions(seed=seed, progress=False))
         return np.stack([sf.read(p)[0] for p in paths])

@@ -19,13 +19,14 @@ import pytest
 import torch
 
 from waveloom.config import SamplingOptions
+from waveloom.device import set_threads
 from waveloom.errors import ConfigError
 from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
 from waveloom.nn.heads import CategoricalHead
 from waveloom.sampling import cbuild
 from waveloom.sampling import numba_kernels as nk
-from waveloom.sampling.engine import resolve_engine, sample_codes, set_threads
+from waveloom.sampling.engine import resolve_engine, sample_codes
 from waveloom.sampling.fast import FastWaveNet, sample_fast
 from waveloom.sampling.incremental import draw_uniforms, sample_incremental
 from waveloom.sampling.sample import sample

@@ -7,10 +7,10 @@ import typing
 
 import pytest
 
-from waveloom.config import build_run_config
 from waveloom.errors import ConfigError
 from waveloom.models.ada import ADAConfig
 from waveloom.models.code_prior import CodePriorConfig
+from waveloom.models.load import build_run_config
 from waveloom.models.nsynth_ae import NSynthAEConfig
 from waveloom.models.stack_config import STACK_FIELDS, WaveNetStackConfig, build_stack
 from waveloom.models.wavenet import WaveNetConfig

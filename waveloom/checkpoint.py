@@ -140,23 +140,6 @@ def read_extra(path: str | Path) -> dict[str, Any]:
     return json.loads(read_metadata(path).get("extra", "{}"))
 
 
-def read_config(path: str | Path) -> RunConfig:
-    """Transitional alias of :func:`waveloom.models.load.read_config` for callers not yet
-    moved there (the verb modules); removed when the app branch merges."""
-    from waveloom.models.load import read_config as read
-
-    return read(path)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                    expect_family: str | None = None) -> tuple[torch.nn.Module, RunConfig]:
-    """Transitional alias of :func:`waveloom.models.load.load_checkpoint` for callers not yet
-    moved there (the verb modules); removed when the app branch merges."""
-    from waveloom.models.load import load_checkpoint as load
-
-    return load(path, map_location, expect_family)
-
-
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load safetensors weights into ``model``, with one-line errors on any mismatch."""
     path = Path(path)

@@ -369,11 +369,3 @@ def run_config_from_dict(data: dict[str, Any], model_config: type[ModelConfig],
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     return run
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Transitional alias of :func:`waveloom.models.load.load_config` for callers not yet
-    moved there (cli.py); removed when the app branch merges."""
-    from waveloom.models.load import load_config as load
-
-    return load(path, overrides)

@@ -9,7 +9,7 @@ compiled fast CPU engine, CUDA graphs) and how ``auto`` chooses between them.
 """
 
 from waveloom.sampling.cuda_graphs import RingStep, sample_cuda_graph
-from waveloom.sampling.engine import ENGINES, resolve_engine, sample_codes, set_threads
+from waveloom.sampling.engine import ENGINES, resolve_engine, sample_codes
 from waveloom.sampling.fast import FastWaveNet, sample_fast, unsupported_reason
 from waveloom.sampling.incremental import (
     SamplingPlan,
@@ -32,6 +32,5 @@ __all__ = [
     "sample_fast",
     "sample_incremental",
     "sample_naive",
-    "set_threads",
     "unsupported_reason",
 ]

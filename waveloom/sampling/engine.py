@@ -23,9 +23,7 @@ import torch
 from torch import Tensor
 
 from waveloom.config import ENGINES
-from waveloom.device import set_threads  # noqa: F401 - re-exported for old imports
 from waveloom.errors import ConfigError
-from waveloom.models.plan import check_request  # noqa: F401 - re-exported for old imports
 from waveloom.nn.wavenet import WaveNetStack
 from waveloom.sampling.incremental import sample_incremental
 

@@ -15,17 +15,93 @@ files; the models live in :mod:`waveloom.models` (any family whose class is an
 
 from __future__ import annotations
 
-import inspect
+import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from waveloom.audio.io import load_audio, save_audio
-from waveloom.checkpoint import load_checkpoint, read_config
+from waveloom.app.common import (
+    add_device_arg,
+    add_quiet_arg,
+    add_sampling_args,
+    check_pitch,
+    check_positive,
+    sampling_options,
+)
+from waveloom.config import SamplingOptions
 from waveloom.errors import AudioError, CheckpointError, ConfigError, DataError
-from waveloom.sampling.engine import set_threads
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+DECODING_HELP = {
+    "temperature": "WaveNet decoder: sampling temperature > 0 (default 1)",
+    "engine": "WaveNet decoder: sampling engine (auto: the compiled fast engine on a CPU, CUDA "
+              "graphs on a GPU); all give the same audio",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    en = subparsers.add_parser("encode", help="autoencoder codes of audio files (.npy + image)",
+                               description="Write NAME.npy (float32 [D, frames], one frame per "
+                               "hop samples) and NAME.png for each audio file.")
+    en.add_argument("checkpoint", type=Path, help="an autoencoder's model.safetensors")
+    en.add_argument("files", type=Path, nargs="+", metavar="FILE", help="audio files")
+    en.add_argument("--out", type=Path, required=True, help="output folder")
+    en.add_argument("--seconds", type=float, default=None,
+                    help="encode at most this many seconds of each file (default: all)")
+    add_device_arg(en)
+    en.set_defaults(run=run)
+    dc = subparsers.add_parser("decode", help="audio from autoencoder codes (.npy from encode)",
+                               description="Write NAME.wav and a spectrogram NAME.png per code "
+                               "file.")
+    dc.add_argument("checkpoint", type=Path, help="the autoencoder's model.safetensors")
+    dc.add_argument("embeddings", type=Path, nargs="+", metavar="EMB.npy",
+                    help="code files ([D, frames] or [n, D, frames])")
+    dc.add_argument("--out", type=Path, required=True, help="output folder")
+    _add_decoding_args(dc)
+    ip = subparsers.add_parser("interpolate", help="mix the codes of two sounds, decode each "
+                               "step", description="Decode (1-a) z_A + a z_B for --steps values "
+                               "of a from 0 to 1: interp-i.wav per step and rainbowgrams.png "
+                               "comparing A, the steps and B.")
+    ip.add_argument("checkpoint", type=Path, help="an autoencoder's model.safetensors")
+    ip.add_argument("a", type=Path, metavar="A", help="first audio file (a = 0)")
+    ip.add_argument("b", type=Path, metavar="B", help="second audio file (a = 1)")
+    ip.add_argument("--steps", type=int, default=5, help="mixes from A to B (default 5)")
+    ip.add_argument("--out", type=Path, required=True, help="output folder")
+    _add_decoding_args(ip)
+
+
+def _add_decoding_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--pitch", type=int, default=None,
+                    help="MIDI pitch for a pitch-conditioned autoencoder")
+    sp.add_argument("--seconds", type=float, default=None,
+                    help="use at most this many seconds (default: all)")
+    add_sampling_args(sp, **DECODING_HELP)
+    add_device_arg(sp)
+    add_quiet_arg(sp)
+    sp.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int | None:
+    if args.verb == "encode":
+        paths = encode_files(args.checkpoint, args.files, args.out, seconds=args.seconds,
+                             device=args.device)
+    elif args.verb == "decode":
+        paths = decode_files(args.checkpoint, args.embeddings, args.out, pitch=args.pitch,
+                             seconds=args.seconds, device=args.device,
+                             options=sampling_options(args))
+    else:
+        paths = interpolate_files(args.checkpoint, args.a, args.b, args.out, steps=args.steps,
+                                  pitch=args.pitch, seconds=args.seconds, device=args.device,
+                                  options=sampling_options(args))
+    for path in paths:
+        print(path)
+    return 0
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def autoencoder_families() -> list[str]:
@@ -39,7 +115,8 @@ def autoencoder_families() -> list[str]:
 def load_autoencoder(checkpoint: str | Path, device: str = "auto") -> tuple[Any, Any]:
     """``(model, run_config)`` of an autoencoder checkpoint; a one-line CheckpointError for a
     missing file or a checkpoint of a family without an encoder."""
-    from waveloom.generate import pick_device
+    from waveloom.device import pick_device
+    from waveloom.models.load import load_checkpoint, read_config
 
     run = read_config(checkpoint)
     families = autoencoder_families()
@@ -73,8 +150,7 @@ def _unique_stems(paths: list[Path]) -> list[str]:
 def _pitch(model: Any, pitch: int | None) -> int | None:
     """The pitch label to decode with: required by a pitch-conditioned model that never
     learnt the "unknown" label (no label dropout in training)."""
-    if pitch is not None and not 0 <= int(pitch) <= 127:
-        raise ConfigError(f"--pitch {pitch}: MIDI pitches are 0..127")
+    check_pitch(pitch)
     if "pitch" not in model.conditioning_keys():
         return None
     if pitch is None and getattr(model.config, "cond_dropout", 0.0) <= 0:
@@ -83,22 +159,33 @@ def _pitch(model: Any, pitch: int | None) -> int | None:
     return pitch
 
 
-def decode_options(model: Any, engine: str, weights: str) -> dict[str, Any]:
-    """Sampling-engine options for models whose decoder samples (a WaveNet decoder)."""
-    accepted = inspect.signature(model.decode).parameters
-    if "engine" in accepted:
-        return {"engine": engine, "weights": weights}
-    if engine != "auto" or weights != "float32":
-        raise ConfigError(f"--engine/--weights: {type(model).__name__} does not sample (its "
-                          "decoder is deterministic); leave them at their defaults")
-    return {}
-
-
 def _load_clip(path: Path, sr: int, seconds: float | None) -> torch.Tensor:
+    """The first ``seconds`` (default all) of an audio file at ``sr``, float32 [T]."""
+    import numpy as np
+    import torch
+
+    from waveloom.audio.io import load_audio
+
     audio, _ = load_audio(path, sr)
     if seconds is not None:
         audio = audio[: max(1, int(round(seconds * sr)))]
     return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+
+
+def _read_codes(path: Path) -> np.ndarray:
+    import numpy as np
+
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise DataError(f"{path}: not a .npy code array (write one with `waveloom encode`)"
+                        ) from None
+    if not np.issubdtype(z.dtype, np.number):
+        raise DataError(f"{path}: holds {z.dtype} values, not a numeric code array")
+    return z
+
+
+# --------------------------------------------------------------------------- verbs
 
 
 def encode_files(
@@ -112,8 +199,12 @@ def encode_files(
 ) -> list[Path]:
     """Encode each audio file (its first ``seconds``, default all) to ``out/NAME.npy``
     (float32 [D, frames]) and ``out/NAME.png``; returns the .npy paths."""
+    import numpy as np
+    import torch
+
     if not files:
         raise ConfigError("give at least one audio file to encode")
+    check_positive("--seconds", seconds)
     paths = [Path(f) for f in files]
     _check_files(paths, "audio")
     model, run = load_autoencoder(checkpoint, device)
@@ -134,17 +225,6 @@ def encode_files(
     return written
 
 
-def _read_codes(path: Path) -> np.ndarray:
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        raise DataError(f"{path}: not a .npy code array (write one with `waveloom encode`)"
-                        ) from None
-    if not np.issubdtype(z.dtype, np.number):
-        raise DataError(f"{path}: holds {z.dtype} values, not a numeric code array")
-    return z
-
-
 def decode_files(
     checkpoint: str | Path,
     embeddings: list[str | Path],
@@ -152,44 +232,37 @@ def decode_files(
     *,
     pitch: int | None = None,
     seconds: float | None = None,
-    temperature: float = 1.0,
-    seed: int = 0,
-    engine: str = "auto",
-    threads: int | None = None,
-    weights: str = "float32",
     device: str = "auto",
-    progress: bool = True,
     plots: bool = True,
+    options: SamplingOptions | None = None,
 ) -> list[Path]:
     """Decode each code file ([D, frames] or [n, D, frames]) to ``out/NAME.wav`` (+ .png).
 
-    ``seconds`` shortens the output (default: all frames, ``frames * hop`` samples). The WaveNet
-    decoder samples on ``engine`` ('auto' picks the compiled fast engine on a CPU).
+    ``seconds`` shortens the output (default: all frames, ``frames * hop`` samples). A WaveNet
+    decoder samples as ``options`` say (:func:`waveloom.sampling.sample.decode`).
     """
+    from waveloom.audio.io import save_audio
+    from waveloom.device import set_threads
+    from waveloom.sampling.sample import decode
+
+    options = options or SamplingOptions()
     if not embeddings:
         raise ConfigError("give at least one .npy code file to decode")
-    if temperature <= 0:
-        raise ConfigError(f"--temperature {temperature}: must be > 0")
-    if seconds is not None and seconds <= 0:
-        raise ConfigError(f"--seconds {seconds}: must be > 0")
+    check_positive("--seconds", seconds)
     paths = [Path(e) for e in embeddings]
     _check_files(paths, "code")
     codes = [_read_codes(p) for p in paths]
-    set_threads(threads)
+    set_threads(options.threads)
     model, run = load_autoencoder(checkpoint, device)
     sr, out = run.data.sample_rate, Path(out)
     label = _pitch(model, pitch)
-    options = decode_options(model, engine, weights)
-    if "engine" in options:
-        options["temperature"] = temperature
     written = []
     for path, stem, raw in zip(paths, _unique_stems(paths), codes):
         z = model.check_codes(raw, where=str(path))
         length = z.shape[-1] * model.hop
         if seconds is not None:
             length = min(length, int(round(seconds * sr)))
-        audio = model.decode(z, label, length, seed=seed, progress=progress, **options)
-        audio = audio.float().cpu().numpy()
+        audio = decode(model, z, label, length, options).float().cpu().numpy()
         for i, clip in enumerate(audio):
             name = stem if len(audio) == 1 else f"{stem}-{i}"
             wav = save_audio(out / f"{name}.wav", clip, sr)
@@ -210,13 +283,8 @@ def interpolate_files(
     steps: int = 5,
     pitch: int | None = None,
     seconds: float | None = None,
-    temperature: float = 1.0,
-    seed: int = 0,
-    engine: str = "auto",
-    threads: int | None = None,
-    weights: str = "float32",
     device: str = "auto",
-    progress: bool = True,
+    options: SamplingOptions | None = None,
 ) -> list[Path]:
     """Mix the codes of ``a`` and ``b`` at ``steps`` weights 0..1, decode every mix, write
     ``out/interp-i.wav`` and ``out/rainbowgrams.png``; returns the WAV paths then the sheet.
@@ -224,21 +292,21 @@ def interpolate_files(
     Both sounds are cut to the shorter one (and to ``seconds`` if given) so their codes have
     the same frames; step 0 is the reconstruction of ``a``, the last that of ``b``.
     """
+    import torch
+
+    from waveloom.device import set_threads
+    from waveloom.sampling.sample import decode
+
+    options = options or SamplingOptions()
     if steps < 2:
         raise ConfigError(f"--steps {steps}: need at least 2 (the two endpoints)")
-    if temperature <= 0:
-        raise ConfigError(f"--temperature {temperature}: must be > 0")
-    if seconds is not None and seconds <= 0:
-        raise ConfigError(f"--seconds {seconds}: must be > 0")
+    check_positive("--seconds", seconds)
     paths = [Path(a), Path(b)]
     _check_files(paths, "audio")
-    set_threads(threads)
+    set_threads(options.threads)
     model, run = load_autoencoder(checkpoint, device)
-    sr, out = run.data.sample_rate, Path(out)
+    sr = run.data.sample_rate
     label = _pitch(model, pitch)
-    options = decode_options(model, engine, weights)
-    if "engine" in options:
-        options["temperature"] = temperature
     clips = [_load_clip(p, sr, seconds) for p in paths]
     length = min(len(c) for c in clips)
     clips = [c[:length] for c in clips]
@@ -246,16 +314,23 @@ def interpolate_files(
         za, zb = (model.encode(c[None])[0] for c in clips)
     alphas = torch.linspace(0.0, 1.0, steps, device=za.device)
     mixes = (1.0 - alphas)[:, None, None] * za + alphas[:, None, None] * zb
-    audio = model.decode(mixes, label, length, seed=seed, progress=progress, **options)
-    audio = audio.float().cpu().numpy()
-    written = []
-    items: list[tuple[object, str]] = [(clips[0].numpy(), f"A: {paths[0].stem}")]
-    for i, (alpha, clip) in enumerate(zip(alphas.tolist(), audio)):
-        written.append(save_audio(out / f"interp-{i}.wav", clip, sr))
-        items.append((clip, f"a = {alpha:.2f}"))
-    items.append((clips[1].numpy(), f"B: {paths[1].stem}"))
+    audio = decode(model, mixes, label, length, options).float().cpu().numpy()
+    return _write_interpolation(Path(out), paths, [c.numpy() for c in clips],
+                                alphas.tolist(), audio, sr)
+
+
+def _write_interpolation(out: Path, paths: list[Path], ends: list[np.ndarray],
+                         alphas: list[float], audio: np.ndarray, sr: int) -> list[Path]:
+    """``interp-i.wav`` per mix and ``rainbowgrams.png`` (A, the mixes, B); WAVs then sheet."""
+    from waveloom.audio.io import save_audio
     from waveloom.audio.plots import plot_sheet
 
+    written = []
+    items: list[tuple[object, str]] = [(ends[0], f"A: {paths[0].stem}")]
+    for i, (alpha, clip) in enumerate(zip(alphas, audio)):
+        written.append(save_audio(out / f"interp-{i}.wav", clip, sr))
+        items.append((clip, f"a = {alpha:.2f}"))
+    items.append((ends[1], f"B: {paths[1].stem}"))
     sheet = plot_sheet(items, sr, out / "rainbowgrams.png", kind="rainbow",
                        ncols=min(len(items), 4),
                        title=f"{paths[0].name} -> {paths[1].name}: code mixes (1-a) z_A + a z_B")

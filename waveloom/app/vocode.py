@@ -9,19 +9,48 @@ can be turned into audio. A wrong shape is a one-line error naming the expected 
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from waveloom.audio.io import save_audio
-from waveloom.checkpoint import load_checkpoint
+from waveloom.app.common import add_device_arg, add_sampling_args, sampling_options
+from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    vo = subparsers.add_parser(
+        "vocode", help="audio from log-mel spectrograms with a MelGAN or a mel-conditioned "
+        "WaveNet",
+        description="Write NAME.wav and a spectrogram NAME.png per mel file. A mel is float "
+        "[n_mels, frames] (or [n, n_mels, frames]) as waveloom.audio.spectral.mel_spectrogram "
+        "makes it with the checkpoint's sample rate, n_fft, hop and n_mels.")
+    vo.add_argument("checkpoint", type=Path,
+                    help="a melgan run's model.safetensors, or a WaveNet's with model.local=mel")
+    vo.add_argument("mels", type=Path, nargs="+", metavar="MEL.npy", help="log-mel arrays")
+    vo.add_argument("--out", type=Path, required=True, help="output folder")
+    add_device_arg(vo, default="cpu")
+    add_sampling_args(vo, ("threads", "seed"),
+                      seed="a WaveNet's sampling seed (MelGAN is deterministic)")
+    vo.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int | None:
+    for path in vocode_files(args.checkpoint, args.mels, args.out, device=args.device,
+                             options=sampling_options(args)):
+        print(path)
+    return 0
 
 
 def load_mel(path: str | Path) -> np.ndarray:
     """Read a .npy array without unpickling (``allow_pickle=False``); one-line errors."""
+    import numpy as np
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -32,15 +61,18 @@ def load_mel(path: str | Path) -> np.ndarray:
 
 
 def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path, *,
-                 device: str = "cpu", plots: bool = True, threads: int | None = None,
-                 seed: int = 0) -> list[Path]:
+                 device: str = "cpu", plots: bool = True,
+                 options: SamplingOptions | None = None) -> list[Path]:
     """Write ``NAME.wav`` (+ ``NAME.png``) per mel file (``NAME-i.wav`` for a stack of mels);
-    prints nothing, returns the WAV paths. ``seed`` picks a WaveNet's draw (MelGAN is
-    deterministic)."""
-    from waveloom.generate import pick_device
-    from waveloom.sampling.engine import set_threads
+    prints nothing, returns the WAV paths. ``options.seed`` picks a WaveNet's draw (MelGAN is
+    deterministic); ``options.threads`` the CPU threads."""
+    from waveloom.audio.io import save_audio
+    from waveloom.device import pick_device, set_threads
+    from waveloom.models.load import load_checkpoint
+    from waveloom.sampling.sample import vocode
 
-    set_threads(threads)
+    options = options or SamplingOptions()
+    set_threads(options.threads)
     model, run = load_checkpoint(checkpoint, map_location=pick_device(device))
     if getattr(model, "mel_features", None) is None:
         raise ConfigError(f"{checkpoint}: a {run.family!r} checkpoint without a mel input "
@@ -53,7 +85,7 @@ def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path
     for path in mels:
         mel = load_mel(path)
         try:
-            audio = model.vocode(mel, seed=seed).float().cpu().numpy()
+            audio = vocode(model, mel, options).float().cpu().numpy()
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from None
         stem = Path(path).stem
@@ -71,10 +103,12 @@ def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path
 def real_time_factor(model: torch.nn.Module, mel: torch.Tensor, repeats: int = 3) -> float:
     """Seconds of audio made per second of wall time when vocoding ``mel`` (best of
     ``repeats``, after one warm-up call)."""
-    model.vocode(mel)
+    from waveloom.sampling.sample import vocode
+
+    vocode(model, mel)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        audio = model.vocode(mel)
+        audio = vocode(model, mel)
         best = min(best, time.perf_counter() - t0)
     return audio.shape[-1] * audio.shape[0] / model.config.sample_rate / best

@@ -1,0 +1,115 @@
+"""Argument groups the verbs share, each defined once, and the one check of each value.
+
+A flag that several verbs take (``--seed``, ``--temperature``, ``--engine``, ``--weights``,
+``--threads``, ``--device``, ``-q``) is declared here so its name, default and help agree
+everywhere. Values are *parsed* by argparse but *validated* in one place:
+:class:`~waveloom.config.SamplingOptions` for the sampling flags (built by
+:func:`sampling_options`), :func:`waveloom.device.pick_device` / ``set_threads`` for the
+device and threads, :func:`check_positive` for lengths and counts, :func:`check_pitch` for
+MIDI pitches. So a bad value is always the same one-line ``error: ...`` (exit 2), never an
+argparse usage dump.
+
+Only light modules are imported here: ``waveloom --help`` must not load torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from waveloom.config import ENGINES, WEIGHT_PRECISIONS, SamplingOptions
+from waveloom.errors import ConfigError
+
+#: The sampling flags, in the order they appear in ``--help``.
+SAMPLING_ARGS = ("seed", "temperature", "engine", "weights", "threads")
+
+_DEFAULTS = SamplingOptions()
+_SPECS: dict[str, dict[str, Any]] = {
+    "seed": dict(type=int, default=_DEFAULTS.seed,
+                 help=f"sampling seed >= 0: the same seed gives the same audio "
+                      f"(default {_DEFAULTS.seed})"),
+    "temperature": dict(type=float, default=_DEFAULTS.temperature,
+                        help=f"sampling temperature > 0 (default {_DEFAULTS.temperature:g})"),
+    "engine": dict(default=_DEFAULTS.engine, metavar="|".join(ENGINES),
+                   help="sampling engine: auto (fastest available: cuda-graph on a GPU, the "
+                        "compiled fast engine on a CPU), torch (the plain reference), fast, "
+                        "cuda-graph; all give the same audio for a seed"),
+    "weights": dict(default=_DEFAULTS.weights, metavar="|".join(WEIGHT_PRECISIONS),
+                    help="fast engine only: int8 weights with per-column scales (faster on "
+                         "large models, slightly different audio)"),
+    "threads": dict(type=int, default=_DEFAULTS.threads,
+                    help="CPU threads for torch and the fast engine (default: all cores)"),
+}
+
+
+def add_sampling_args(parser: argparse.ArgumentParser, names: tuple[str, ...] = SAMPLING_ARGS,
+                      **helps: str) -> None:
+    """Add ``--NAME`` for each of ``names`` (a subset of :data:`SAMPLING_ARGS`); ``helps``
+    overrides a flag's help text where a verb gives it a narrower meaning."""
+    for name in names:
+        spec = dict(_SPECS[name])
+        spec["help"] = helps.get(name, spec["help"])
+        parser.add_argument(f"--{name}", **spec)
+
+
+def sampling_options(args: argparse.Namespace) -> SamplingOptions:
+    """The validated :class:`SamplingOptions` of a verb's parsed flags (flags the verb does
+    not take keep their defaults; ``-q`` turns the progress bars off)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingOptions)
+             if hasattr(args, f.name)}
+    given["progress"] = not getattr(args, "quiet", False)
+    return SamplingOptions(**given)
+
+
+def add_device_arg(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--device``: resolved (and checked) by :func:`waveloom.device.pick_device`."""
+    parser.add_argument("--device", default=default,
+                        help=f"auto | cpu | cuda | cuda:N (default {default})")
+
+
+def add_quiet_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def check_positive(flag: str, value: float | None) -> None:
+    """One line for a length or count that is not a finite number > 0 (nan, inf, 0, -1);
+    None passes (it means "all" or "the default" where a flag is optional)."""
+    if value is None:
+        return
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{flag} {value}: must be a finite number > 0")
+
+
+def check_pitch(pitch: int | None) -> None:
+    """``--pitch``: a MIDI note number 0..127 (None passes: the verb's default)."""
+    if pitch is not None and not 0 <= int(pitch) <= 127:
+        raise ConfigError(f"--pitch {pitch}: MIDI pitches are 0..127")
+
+
+def int_list(text: str) -> list[int]:
+    """'0-7' -> [0..7]; '50,100' -> [50, 100]; '36-84,96' mixes ranges and single values."""
+    values: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a list like 0-7 or 50,100")
+        lo, hi = int(match[1]), int(match[2] or match[1])
+        if hi < lo:
+            raise argparse.ArgumentTypeError(f"{part!r}: the range runs backwards")
+        values.extend(range(lo, hi + 1))
+    return values
+
+
+def write_json(target: str, payload: dict) -> None:
+    """``--json FILE`` (or ``-`` for stdout): the machine-readable report."""
+    text = json.dumps(payload, indent=2, allow_nan=False)
+    if target == "-":
+        print(text)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(text + "\n")

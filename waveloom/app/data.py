@@ -1,0 +1,66 @@
+"""``waveloom data render-notes | render-midi`` and ``waveloom prepare``: data in.
+
+render-notes / render-midi make the built-in offline data sets (SoundFont renders, in the
+NSynth and MAESTRO layouts: :mod:`waveloom.data.synth`); prepare decodes any source once into
+a training cache (:mod:`waveloom.data.prepare`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from waveloom.app.common import add_quiet_arg, int_list
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="render the built-in offline data sets")
+    dsub = data.add_subparsers(dest="data_verb", metavar="WHAT", required=True)
+    rn = dsub.add_parser("render-notes", help="NSynth-style notes from a SoundFont")
+    rn.add_argument("out", type=Path, help="output folder (NSynth json/wav layout)")
+    rn.add_argument("--soundfont", type=Path, default=None,
+                    help="a .sf2/.sf3 file (default: TimGM6mb.sf2 shipped by pretty_midi)")
+    rn.add_argument("--programs", type=int_list, default=list(range(8)),
+                    help="General MIDI programs, e.g. 0-7 or 0,24,40 (default 0-7)")
+    rn.add_argument("--pitches", type=int_list, default=list(range(36, 85)),
+                    help="MIDI pitches, e.g. 36-84 (default)")
+    rn.add_argument("--velocities", type=int_list, default=[50, 100],
+                    help="MIDI velocities, e.g. 50,100 (default)")
+    rn.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
+    add_quiet_arg(rn)
+    rm = dsub.add_parser("render-midi", help="Bach chorales / MIDI files rendered, MAESTRO layout")
+    rm.add_argument("out", type=Path, help="output folder (MAESTRO csv/midi/wav layout)")
+    rm.add_argument("--chorales", type=int, default=0, help="how many of music21's Bach chorales")
+    rm.add_argument("--midi", type=Path, default=None, help="a folder of .mid files to render too")
+    rm.add_argument("--soundfont", type=Path, default=None, help="a .sf2/.sf3 file")
+    rm.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
+    add_quiet_arg(rm)
+    pr = subparsers.add_parser("prepare", help="decode a source once into a training cache")
+    pr.add_argument("src", type=Path, help="a folder of audio, an NSynth or a MAESTRO folder")
+    pr.add_argument("out", type=Path, help="cache folder to write")
+    pr.add_argument("--format", choices=["auto", "folder", "nsynth", "maestro"], default="auto")
+    pr.add_argument("--sr", type=int, default=16000, help="cache sample rate (default 16000)")
+    add_quiet_arg(pr)
+    for parser in (rn, rm, pr):
+        parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int | None:
+    if args.verb == "prepare":
+        from waveloom.data.prepare import prepare
+
+        print(prepare(args.src, args.out, format=args.format, sample_rate=args.sr,
+                      progress=not args.quiet))
+    elif args.data_verb == "render-notes":
+        from waveloom.data.synth import render_notes
+
+        print(render_notes(args.out, soundfont=args.soundfont, programs=args.programs,
+                           pitches=args.pitches, velocities=args.velocities,
+                           sample_rate=args.sr, progress=not args.quiet))
+    else:
+        from waveloom.data.synth import render_midi
+
+        print(render_midi(args.out, chorales=args.chorales, midi_dir=args.midi,
+                          soundfont=args.soundfont, sample_rate=args.sr,
+                          progress=not args.quiet))
+    return 0

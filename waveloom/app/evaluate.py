@@ -1,0 +1,147 @@
+"""``waveloom evaluate`` and ``waveloom train-classifier``: numbers for checkpoints and audio.
+
+evaluate scores a checkpoint (nll on a cache) or generated audio (a folder, a cache split, or
+samples drawn from a checkpoint) with :func:`waveloom.evaluate.run.evaluate`; train-classifier
+trains the instrument-family + pitch classifier that the ``classifier`` metric and the
+``waveloom-classifier`` FAD embedding use.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, write_json
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    _add_evaluate(subparsers)
+    tc = subparsers.add_parser("train-classifier",
+                               help="train the family + pitch classifier used by evaluate")
+    tc.add_argument("cache", type=Path, help="cache of labelled notes (train/valid splits)")
+    tc.add_argument("--out", type=Path, required=True, help="classifier file (.safetensors)")
+    tc.add_argument("--epochs", type=int, default=12)
+    tc.add_argument("--max-minutes", type=float, default=5.0,
+                    help="wall-clock budget; the best epoch so far is kept")
+    tc.add_argument("--seconds", type=float, default=1.0,
+                    help="analysis window from each note's start")
+    tc.add_argument("--batch-size", type=int, default=32)
+    tc.add_argument("--seed", type=int, default=0)
+    add_device_arg(tc, default="cpu")
+    add_quiet_arg(tc)
+    tc.set_defaults(run=run)
+
+
+def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    ev = subparsers.add_parser(
+        "evaluate", help="score a checkpoint or a folder of generated audio",
+        description="Metrics: nll (checkpoint on --data), fad, pitch, classifier, ndb, "
+        "spectral (generated audio: a folder, a cache split, or samples drawn from a "
+        "checkpoint). Means carry bootstrap confidence intervals.")
+    ev.add_argument("target", type=Path,
+                    help="checkpoint (.safetensors), folder of audio files, or cache folder")
+    ev.add_argument("--metrics", default=None,
+                    help="comma-separated among nll,fad,pitch,classifier,ndb,spectral "
+                    "(default: nll for a checkpoint, fad for audio)")
+    ev.add_argument("--data", type=Path, default=None,
+                    help="cache for nll (and the default --reference)")
+    ev.add_argument("--split", default=None,
+                    help="split of --data for nll (default test) and of TARGET when it is a "
+                    "cache or NSynth folder (default: all clips); a,b joins splits")
+    ev.add_argument("--reference", type=Path, default=None,
+                    help="real audio to compare with (cache or folder; default --data)")
+    ev.add_argument("--reference-split", default=None, help="split of --reference (e.g. train)")
+    ev.add_argument("--max-examples", type=int, default=None, help="cap the examples scored")
+    ev.add_argument("--max-reference", type=int, default=None, help="cap the reference clips")
+    ev.add_argument("--sr", type=int, default=16000, help="read all audio at this rate (Hz)")
+    ev.add_argument("--labels", type=Path, default=None,
+                    help="labels JSON for TARGET (default: TARGET/labels.json if present)")
+    ev.add_argument("--labels-from-names", default=None, metavar="nsynth|REGEX",
+                    help="read pitch/family/instrument/velocity labels from file names")
+    _add_metric_args(ev)
+    ev.add_argument("--n-generate", type=int, default=64,
+                    help="samples to draw from a checkpoint TARGET")
+    ev.add_argument("--seconds", type=float, default=4.0, help="length of each drawn sample")
+    add_sampling_args(ev, ("seed", "temperature"),
+                      seed="seed of the drawn samples and of the bootstrap (default 0)")
+    ev.add_argument("--generated-out", type=Path, default=None,
+                    help="keep the drawn samples (+ labels.json) here")
+    ev.add_argument("--json", default=None, metavar="FILE",
+                    help="also write every number as JSON here ('-': stdout only)")
+    add_device_arg(ev)
+    add_quiet_arg(ev)
+    ev.set_defaults(run=run)
+
+
+def _add_metric_args(ev: argparse.ArgumentParser) -> None:
+    """The knobs of the individual metrics (FAD, pitch, NDB, intervals)."""
+    ev.add_argument("--embeddings", default=None,
+                    help="FAD embeddings, comma-separated: crepe-tiny, crepe-full, "
+                    "waveloom-classifier, torchscript:FILE (default crepe-tiny, plus "
+                    "waveloom-classifier with --classifier)")
+    ev.add_argument("--fad-pool", choices=["mean", "frames"], default="mean",
+                    help="one embedding per clip (mean over frames) or every frame")
+    ev.add_argument("--crepe-hop", type=float, default=0.05,
+                    help="seconds between CREPE embedding frames (default 0.05)")
+    ev.add_argument("--stats-cache", type=Path, default=None,
+                    help="where reference embeddings are cached (default ~/.cache/waveloom)")
+    ev.add_argument("--no-stats-cache", action="store_true", help="never cache embeddings")
+    ev.add_argument("--pitch-estimator", choices=["crepe-tiny", "crepe-full", "pyin"],
+                    default="crepe-tiny")
+    ev.add_argument("--tolerance-cents", type=float, default=50.0,
+                    help="a note is on pitch within this many cents (default 50)")
+    ev.add_argument("--classifier", type=Path, default=None,
+                    help="classifier from `waveloom train-classifier`")
+    ev.add_argument("--ndb-k", type=int, default=50, help="k-means bins for NDB (default 50)")
+    ev.add_argument("--ndb-features", default="logmel",
+                    help="logmel (default) or an embedding name")
+    ev.add_argument("--clip-seconds", type=float, default=None,
+                    help="judge only the first S seconds of every clip, generated and real "
+                         "(e.g. 1.024 for one-second GAN notes against 4 s real notes)")
+    ev.add_argument("--ndb-seconds", type=float, default=None,
+                    help="log-mel image length (default: shorter median clip, at most 4 s)")
+    ev.add_argument("--bootstrap", type=int, default=1000,
+                    help="bootstrap resamples for intervals (0: none)")
+    ev.add_argument("--ci", type=float, default=0.95, help="interval level (default 0.95)")
+
+
+def run(args: argparse.Namespace) -> int | None:
+    if args.verb == "train-classifier":
+        return _train_classifier(args)
+    from waveloom.evaluate.report import format_report
+    from waveloom.evaluate.run import evaluate
+
+    def names(text: str | None) -> list[str] | None:
+        return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+    metrics = names(args.metrics) or (["nll"] if Path(args.target).is_file() else ["fad"])
+    report = evaluate(
+        args.target, metrics=metrics, data=args.data, split=args.split,
+        reference=args.reference, reference_split=args.reference_split,
+        max_examples=args.max_examples, max_reference=args.max_reference,
+        clip_seconds=args.clip_seconds, sample_rate=args.sr, device=args.device,
+        progress=not args.quiet, labels=args.labels, name_pattern=args.labels_from_names,
+        embeddings=names(args.embeddings), fad_pool=args.fad_pool, crepe_hop=args.crepe_hop,
+        stats_cache=None if args.no_stats_cache else (args.stats_cache or "default"),
+        pitch_estimator=args.pitch_estimator, tolerance_cents=args.tolerance_cents,
+        classifier=args.classifier, ndb_k=args.ndb_k, ndb_features=args.ndb_features,
+        ndb_seconds=args.ndb_seconds, bootstrap=args.bootstrap, level=args.ci, seed=args.seed,
+        n_generate=args.n_generate, seconds=args.seconds, temperature=args.temperature,
+        generated_out=args.generated_out,
+    )
+    if args.json != "-":
+        print(format_report(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+def _train_classifier(args: argparse.Namespace) -> int:
+    from waveloom.device import pick_device
+    from waveloom.evaluate.train_classifier import train_classifier
+
+    print(train_classifier(args.cache, args.out, epochs=args.epochs,
+                           max_seconds=args.max_minutes * 60.0, batch_size=args.batch_size,
+                           seconds=args.seconds, seed=args.seed,
+                           device=str(pick_device(args.device)), progress=not args.quiet))
+    return 0

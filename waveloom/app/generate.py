@@ -1,0 +1,290 @@
+"""``waveloom generate``: checkpoint in, WAV + spectrogram PNG per sample out.
+
+This module only turns CLI-level requests (a pitch number, an instrument name, a priming file)
+into the model's ``cond`` dict, draws through :func:`waveloom.sampling.sample.sample` and writes
+files; the sampling engines live in :mod:`waveloom.sampling`. The same seed gives byte-identical
+files. ``--list`` prints what the checkpoint can be asked for (its instruments, whether it takes
+a pitch) instead of sampling.
+
+:func:`resolve_instrument` and :func:`build_cond` are used by this verb only (the demo too);
+they stay here until a lower layer needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from waveloom.app.common import (
+    add_device_arg,
+    add_quiet_arg,
+    add_sampling_args,
+    check_pitch,
+    check_positive,
+    sampling_options,
+)
+from waveloom.config import SamplingOptions
+from waveloom.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+DESCRIPTION = (
+    "Sample audio from a checkpoint (or a hierarchy manifest) into --out: sample-i.wav and a "
+    "spectrogram sample-i.png per sample. --list prints the checkpoint's instruments (ids and "
+    "names) and whether it takes --pitch, then exits. A model that takes an instrument uses "
+    "id 0 when --instrument is omitted, and says so (id and name) on stderr."
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    ge = subparsers.add_parser("generate", help="sample audio from a checkpoint",
+                               description=DESCRIPTION)
+    ge.add_argument("checkpoint", type=Path, help="model.safetensors from a run, or a "
+                    "hierarchy manifest (.json, from `waveloom hierarchy`)")
+    ge.add_argument("--out", type=Path, default=None, help="output folder (required unless "
+                    "--list)")
+    ge.add_argument("--list", action="store_true",
+                    help="print the checkpoint's instruments and pitch conditioning; exit")
+    ge.add_argument("--n", type=int, default=4, help="how many samples")
+    ge.add_argument("--seconds", type=float, default=2.0, help="length of each sample")
+    ge.add_argument("--pitch", type=int, default=None,
+                    help="MIDI pitch (pitch-conditioned models; default 60)")
+    ge.add_argument("--instrument", default=None,
+                    help="instrument id or name (instrument-conditioned models; default id 0, "
+                         "printed on stderr; --list shows them)")
+    ge.add_argument("--prime", type=Path, default=None, help="audio file to continue from")
+    add_sampling_args(ge)
+    add_device_arg(ge)
+    ge.add_argument("--interpolate", type=int, default=None, metavar="N",
+                    help="GANs: N samples along a spherical interpolation from latent --seed to "
+                         "latent --seed + 1 (replaces --n)")
+    add_quiet_arg(ge)
+    ge.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int | None:
+    options = sampling_options(args)
+    source = load_source(args.checkpoint, args.device, options.threads)
+    if args.list:
+        print(describe(source))
+        return 0
+    if args.out is None:
+        raise ConfigError("generate needs --out DIR (where the samples go), or --list")
+    paths = draw_to_folder(source, args.out, n=args.n, seconds=args.seconds, pitch=args.pitch,
+                           instrument=args.instrument, prime=args.prime,
+                           interpolate=args.interpolate, options=options)
+    for path in paths:
+        print(path)
+    note = default_instrument_note(source, args.instrument, args.checkpoint)
+    if note:
+        print(note, file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- conditioning
+
+
+def resolve_instrument(value: int | str | None, vocabulary: list[str]) -> int:
+    """An instrument id, or a name from the training cache's vocabulary, -> its id."""
+    if value is None:
+        return 0
+    text = str(value)
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if vocabulary and not -1 <= index < len(vocabulary):
+            raise ConfigError(
+                f"--instrument {index}: this model knows ids 0..{len(vocabulary) - 1}"
+            )
+        return index
+    if text in vocabulary:
+        return vocabulary.index(text)
+    known = ", ".join(vocabulary[:12]) + (" ..." if len(vocabulary) > 12 else "")
+    raise ConfigError(f"--instrument {text!r} is not one this model was trained on: {known}")
+
+
+def build_cond(
+    model: Any,
+    n: int,
+    *,
+    pitch: int | None,
+    instrument: int | str | None,
+    vocabulary: list[str],
+    prime: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The ``cond`` dict of ``n`` samples: each label the model takes, [n] long tensors
+    (pitch 60 and instrument 0 unless given, velocity 100), plus ``prime`` [n, T] if given."""
+    import torch
+
+    keys = set(model.conditioning_keys())
+    cond: dict[str, torch.Tensor] = {}
+    if "pitch" in keys:
+        p = 60 if pitch is None else int(pitch)
+        check_pitch(p)
+        cond["pitch"] = torch.full((n,), p, dtype=torch.long)
+    if "instrument" in keys:
+        cond["instrument"] = torch.full(
+            (n,), resolve_instrument(instrument, vocabulary), dtype=torch.long
+        )
+    if "velocity" in keys:
+        cond["velocity"] = torch.full((n,), 100, dtype=torch.long)
+    if prime is not None:
+        cond["prime"] = prime.expand(n, -1).contiguous()
+    return cond
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class Source:
+    """A loaded checkpoint or hierarchy, with what ``generate`` needs beside the network."""
+
+    model: Any
+    sample_rate: int  # Hz
+    vocabulary: list[str]  # instrument names, by id ([] when the checkpoint saved none)
+    device: torch.device
+    family: str  # the model family, or "hierarchy"
+
+
+def load_source(checkpoint: str | Path, device: str = "auto",
+                threads: int | None = None) -> Source:
+    """Load ``checkpoint`` (a run's weights or a hierarchy manifest) onto ``device``."""
+    from waveloom.device import pick_device, set_threads
+    from waveloom.models.load import load_checkpoint, read_extra
+    from waveloom.sampling.hierarchy import is_manifest, load_hierarchy
+
+    dev = pick_device(device)
+    set_threads(threads)
+    if is_manifest(checkpoint):  # a hierarchy: prior -> levels -> audio, drawn top-down
+        model = load_hierarchy(checkpoint, map_location=dev)
+        return Source(model, model.sample_rate, list(model.instruments), dev, "hierarchy")
+    model, run = load_checkpoint(checkpoint, map_location=dev)
+    vocabulary = list(read_extra(checkpoint).get("instruments", []))
+    return Source(model, run.data.sample_rate, vocabulary, dev, run.family)
+
+
+def describe(source: Source) -> str:
+    """What ``--list`` prints: the labels the model takes and its instruments, one a line."""
+    keys = tuple(source.model.conditioning_keys())
+    lines = [f"{source.family} model, {source.sample_rate} Hz; conditioned on: "
+             f"{', '.join(keys) or 'nothing'}",
+             "pitch: " + ("yes (--pitch 0..127, default 60)" if "pitch" in keys else "no")]
+    if "instrument" not in keys:
+        return "\n".join([*lines, "instruments: none (--instrument is ignored)"])
+    if not source.vocabulary:
+        count = getattr(getattr(source.model, "config", None), "num_instruments", None)
+        span = f"ids 0..{count - 1}" if count else "ids"
+        return "\n".join([*lines, f"instruments: {span}, no names saved (default 0)"])
+    lines.append(f"instruments ({len(source.vocabulary)}; --instrument ID or NAME, default 0):")
+    lines += [f"{i:4d}  {name}" for i, name in enumerate(source.vocabulary)]
+    return "\n".join(lines)
+
+
+def default_instrument_note(source: Source, instrument: int | str | None,
+                            checkpoint: str | Path) -> str | None:
+    """The stderr line saying which instrument was used when ``--instrument`` was omitted
+    (None when one was given or the model takes none)."""
+    if instrument is not None or "instrument" not in source.model.conditioning_keys():
+        return None
+    name = f" ({source.vocabulary[0]})" if source.vocabulary else ""
+    return (f"note: no --instrument given, used instrument 0{name}; "
+            f"`waveloom generate {checkpoint} --list` shows the others")
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def draw_to_folder(
+    source: Source,
+    out: str | Path,
+    *,
+    n: int = 4,
+    seconds: float = 2.0,
+    pitch: int | None = None,
+    instrument: int | str | None = None,
+    prime: str | Path | None = None,
+    prefix: str = "sample",
+    plots: bool = True,
+    interpolate: int | None = None,
+    options: SamplingOptions | None = None,
+) -> list[Path]:
+    """Draw ``n`` samples of ``seconds`` each from ``source``; write ``prefix-i.wav`` (+ .png).
+
+    ``interpolate`` (GANs): instead of ``n`` independent samples, that many points along the
+    spherical path from latent ``seed`` to latent ``seed + 1``, written as ``interp-i.wav``.
+    """
+    options = options or SamplingOptions()
+    check_positive("--n", n)
+    check_positive("--seconds", seconds)
+    if interpolate is not None:
+        _check_interpolation(source.model)
+        n, prefix = interpolate, "interp"
+    cond = build_cond(source.model, n, pitch=pitch, instrument=instrument,
+                      vocabulary=source.vocabulary, prime=_load_prime(source, prime))
+    cond = {k: v.to(source.device) for k, v in cond.items()}
+    length = int(round(seconds * source.sample_rate))
+    if interpolate is not None:
+        audio = source.model.interpolate(n, length, cond, seed=options.seed,
+                                         temperature=options.temperature)
+    else:
+        from waveloom.sampling.sample import sample
+
+        audio = sample(source.model, n, length, cond, options)
+    rainbow = getattr(source.model, "rainbowgram", False)
+    return write_samples(audio.float().cpu().numpy(), Path(out), source.sample_rate, prefix,
+                         plots=plots, rainbow=rainbow)
+
+
+def _check_interpolation(model: Any) -> None:
+    from waveloom.models.adversarial import Adversarial
+
+    if not isinstance(model, Adversarial):
+        raise ConfigError(f"--interpolate: {type(model).__name__} has no latent to "
+                          "interpolate; it is for GAN checkpoints (wavegan, specgan, gansynth)")
+
+
+def _load_prime(source: Source, prime: str | Path | None) -> torch.Tensor | None:
+    """The priming audio [1, T] at the model's rate, or None."""
+    if prime is None:
+        return None
+    if source.family == "hierarchy":
+        raise ConfigError("--prime: a hierarchy is sampled from its prior down; it cannot "
+                          "continue an audio file")
+    import torch
+
+    from waveloom.audio.io import load_audio
+
+    audio, _ = load_audio(prime, source.sample_rate)
+    return torch.from_numpy(audio)[None]
+
+
+def write_samples(audio: np.ndarray, out: Path, sr: int, prefix: str, *, plots: bool = True,
+                  rainbow: bool = False) -> list[Path]:
+    """``out/prefix-i.wav`` (+ a spectrogram, or a rainbowgram for phase-modelling families
+    such as GANSynth) for each row of ``audio`` [n, T]; returns the WAV paths."""
+    from waveloom.audio.io import save_audio
+
+    paths = []
+    for i, clip in enumerate(audio):
+        wav = save_audio(out / f"{prefix}-{i}.wav", clip, sr)
+        paths.append(wav)
+        if plots:
+            from waveloom.audio.plots import plot_rainbowgram, plot_spectrogram
+
+            plot = plot_rainbowgram if rainbow else plot_spectrogram
+            plot(clip, sr, wav.with_suffix(".png"), title=wav.stem)
+    return paths
+
+
+def generate_to_folder(checkpoint: str | Path, out: str | Path, *, device: str = "auto",
+                       options: SamplingOptions | None = None, **request: Any) -> list[Path]:
+    """Load ``checkpoint`` and :func:`draw_to_folder` (``request``: its keyword arguments):
+    the whole verb as one call, for scripts and tests."""
+    options = options or SamplingOptions()
+    source = load_source(checkpoint, device, options.threads)
+    return draw_to_folder(source, out, options=options, **request)
