@@ -27,9 +27,9 @@ class Generative(nn.Module):
     """
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
-    #: Recurrent families trained by truncated backpropagation through time set this: the
-    #: trainer then serves ``data.chunks`` consecutive windows of one file per sequence and
-    #: calls :meth:`loss_chunk` window by window, carrying the (detached) state.
+    #: Recurrent families set this: they implement :meth:`loss_chunk`, scored window by
+    #: window with the state carried (``evaluate nll`` reads it); their registry line names
+    #: the ``truncated_bptt`` objective, which trains them that way.
     truncated_bptt: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig) -> None:
