@@ -52,8 +52,14 @@ def save_checkpoint(
     model: torch.nn.Module,
     run_config: RunConfig,
     extra: dict[str, Any] | None = None,
+    *,
+    temp: bool = False,
 ) -> Path:
-    """Write ``model``'s weights + ``run_config`` to ``path`` atomically; return the path."""
+    """Write ``model``'s weights + ``run_config`` to ``path`` atomically; return the path.
+
+    ``temp``: write only the temp file beside ``path`` and return it, for a caller that renames
+    several files together (the trainer: resume.pt and model.safetensors of one step).
+    """
     path = Path(path)
     metadata = {
         "format": _MAGIC,
@@ -69,17 +75,26 @@ def save_checkpoint(
             f"{path}: cannot write checkpoint ({err.strerror}); choose a writable --out folder"
         ) from None
     state = _state_for_saving(model)
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    tmp = write_temp(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    if temp:
+        return tmp
+    os.replace(tmp, path)
     return path
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """``write(tmp)`` into a temp file beside ``path``, then ``os.replace`` it over ``path``.
+    """``write(tmp)`` into a temp file beside ``path``, then ``os.replace`` it over ``path``:
+    a reader never sees half a file (see :func:`write_temp`)."""
+    os.replace(write_temp(path, write), path)
 
-    A reader never sees half a file, and a failed write (a full disk) leaves the previous file
-    as it was and no temp file behind; an ``OSError`` becomes a one-line CheckpointError. The
-    mode is set after writing (``safetensors`` recreates the file 0600): the umask's, as a plain
-    ``open`` would give, so a checkpoint can be shared.
+
+def write_temp(path: Path, write: Any) -> Path:
+    """``write(tmp)`` into a new temp file beside ``path``; return the temp file's path.
+
+    A failed write (a full disk) leaves no temp file behind and ``path`` as it was; an
+    ``OSError`` becomes a one-line CheckpointError. The mode is set after writing
+    (``safetensors`` recreates the file 0600): the umask's, as a plain ``open`` would give, so
+    a checkpoint can be shared.
     """
     tmp = None
     try:
@@ -87,7 +102,7 @@ def atomic_write(path: Path, write: Any) -> None:
         os.close(fd)
         write(tmp)
         os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
+        return Path(tmp)
     except BaseException as err:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

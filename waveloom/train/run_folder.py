@@ -17,6 +17,7 @@ objective's ``state_dict`` returns (``optimizer``, ``scheduler``, ``ema``, and a
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import torch
 import yaml
 from torch import nn
 
-from waveloom.checkpoint import TMP_SUFFIX, atomic_write, save_checkpoint
+from waveloom.checkpoint import TMP_SUFFIX, atomic_write, save_checkpoint, write_temp
 from waveloom.config import RunConfig
 from waveloom.errors import CheckpointError, ConfigError, DataError
 
@@ -188,30 +189,39 @@ class RunFolder:
 
     def save(self, fabric: Any, step: int, model: nn.Module, objective: Any, cfg: RunConfig,
              instruments: list[str]) -> None:
-        """Write resume.pt, then model.safetensors (the objective's export weights); rank 0
-        writes, every rank waits."""
+        """Write resume.pt and model.safetensors (the objective's export weights) of ``step``;
+        rank 0 writes, every rank waits. Both are written to temp files first and renamed only
+        when both are complete, so a failed save (a full disk) keeps the previous pair."""
         fabric.barrier()
         if fabric.is_global_zero:
             raw = getattr(model, "module", model)
-            atomic_torch_save({
+            state = {
                 "step": step,
                 "model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
                 **objective.state_dict(),
                 "rng": rng_state(fabric.device),
-            }, self.resume_path)
-            self.export(objective.export_weights(model), cfg, step, instruments)
+            }
+            resume_tmp = write_temp(self.resume_path, lambda tmp: torch.save(state, tmp))
+            try:
+                model_tmp = self.export(objective.export_weights(model), cfg, step, instruments,
+                                        temp=True)
+            except BaseException:
+                resume_tmp.unlink(missing_ok=True)
+                raise
+            os.replace(resume_tmp, self.resume_path)
+            os.replace(model_tmp, self.model_path)
         fabric.barrier()
 
     def export(self, weights: dict[str, torch.Tensor], cfg: RunConfig, step: int,
-               instruments: list[str]) -> None:
+               instruments: list[str], temp: bool = False) -> Path:
         """model.safetensors from a CPU state dict (a fresh model holds it, so tied tensors are
-        stored once)."""
+        stored once); ``temp``: only its temp file, returned (see save)."""
         from waveloom.models.registry import build_model
 
         with torch.random.fork_rng(devices=[]):  # building draws init weights
             export_model = build_model(cfg)
         export_model.load_state_dict(weights)
-        save_checkpoint(self.model_path, export_model, cfg, extra={
+        return save_checkpoint(self.model_path, export_model, cfg, temp=temp, extra={
             "step": step,
             # Names for `generate --instrument NAME`: ids are the cache's vocabulary.
             "instruments": list(instruments),
