@@ -289,6 +289,12 @@ def test_resume_state_without_a_model_resumes_and_exports_again(cache, tmp_path)
     (run / MODEL_FILE).unlink()
     assert _train(cache, run, 3, resume=True).step == 3
     assert read_extra(run / MODEL_FILE)["step"] == 3
+    # Killed between the two renames of a save: the model is a save behind resume.pt.
+    stale = (run / MODEL_FILE).read_bytes()
+    _train(cache, run, 4, resume=True)
+    (run / MODEL_FILE).write_bytes(stale)
+    assert _train(cache, run, 4, resume=True).step == 4
+    assert read_extra(run / MODEL_FILE)["step"] == 4
 
 
 def test_resume_with_changed_settings_is_refused_unless_overridden(cache, tmp_path):

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int | None:
                    progress=not args.quiet, overwrite=args.overwrite, override=args.override)
     # A run stopped by a signal exits as a killed process would (130 SIGINT, 143 SIGTERM), so
     # a job scheduler or a shell loop sees it did not finish, though it saved.
-    code = 128 + result.signal if result.interrupted else 0
+    code = 128 + result.signum if result.interrupted else 0
     if not result.is_global_zero:  # under DDP only rank 0 reports
         return code
     state = "interrupted" if result.interrupted else "done"

@@ -26,7 +26,13 @@ import torch
 import yaml
 from torch import nn
 
-from waveloom.checkpoint import TMP_SUFFIX, atomic_write, save_checkpoint, write_temp
+from waveloom.checkpoint import (
+    TMP_SUFFIX,
+    atomic_write,
+    read_extra,
+    save_checkpoint,
+    write_temp,
+)
 from waveloom.config import RunConfig
 from waveloom.errors import CheckpointError, ConfigError, DataError
 
@@ -123,7 +129,7 @@ class RunFolder:
 
     def clean_orphans(self, fabric: Any) -> None:
         """Delete temp files that a run killed mid-save left (``.model.safetensors.*.tmp``)."""
-        for name in (MODEL_FILE, RESUME_FILE):
+        for name in (MODEL_FILE, RESUME_FILE, RUN_FILE):
             for tmp in self.root.glob(f".{name}.*{TMP_SUFFIX}"):
                 tmp.unlink(missing_ok=True)
                 fabric.print(f"note: removed {tmp.name}, left by an interrupted save")
@@ -154,8 +160,16 @@ class RunFolder:
     def write_run(self, cfg: RunConfig, data: str | Path) -> None:
         """config.yaml (to read) and run.json (the data folder + config, compared on resume)."""
         self.write_config(cfg)
-        (self.root / RUN_FILE).write_text(json.dumps(
-            {"data": str(Path(data).resolve()), "config": cfg.to_dict()}, indent=1))
+        text = json.dumps({"data": str(Path(data).resolve()), "config": cfg.to_dict()}, indent=1)
+        # Atomic: under DDP another rank may be reading it in check_resume.
+        atomic_write(self.root / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+
+    def model_step(self) -> int | None:
+        """The step model.safetensors was exported at; None when it is missing or unreadable."""
+        try:
+            return int(read_extra(self.model_path).get("step", -1))
+        except (CheckpointError, ValueError, TypeError, AttributeError):
+            return None
 
     @property
     def resume_path(self) -> Path:

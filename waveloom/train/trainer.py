@@ -80,7 +80,7 @@ class TrainResult:
     last_loss: float
     seconds: float
     is_global_zero: bool = True
-    signal: int = 0  # the signal that interrupted the run (SIGINT 2, SIGTERM 15), else 0
+    signum: int = 0  # the signal that interrupted the run (SIGINT 2, SIGTERM 15), else 0
 
 
 class _StopFlag:
@@ -177,12 +177,13 @@ def train(
 
 def _reexport(folder: RunFolder, fabric: Any, objective: Objective, model: nn.Module,
               cfg: RunConfig, step: int, cache: Any) -> None:
-    """A resumed run whose model.safetensors is gone (killed between the two writes of a
-    save, or deleted): write it again from resume.pt's state before going on."""
-    if fabric.is_global_zero and not folder.model_path.exists():
+    """A resumed run whose model.safetensors is gone or of another step than resume.pt (killed
+    between the two renames of a save, or deleted): write it again from resume.pt's state."""
+    if fabric.is_global_zero and folder.model_step() != step:
         folder.export(objective.export_weights(model), cfg, step,
                       list(cache.info.get("instruments", [])))
-        fabric.print(f"note: {folder.model_path} was missing; written again from {RESUME_FILE}")
+        fabric.print(f"note: {folder.model_path} was missing or behind {RESUME_FILE}; "
+                     f"written again at step {step}")
 
 
 def _build(cfg: RunConfig, folder: RunFolder, fabric: Any
