@@ -79,6 +79,9 @@ def test_a_model_without_resume_state_is_not_overwritten(cache, tmp_path, capsys
     msg = _one_line(capsys, "train", str(TINY), "--data", str(cache), "--out", str(run), *RUN)
     assert "--overwrite" in msg and "another --out" in msg
     assert (run / MODEL_FILE).read_bytes() == before
+    with pytest.raises(DataError):  # a bad --data: the old model is still kept
+        _train(tmp_path / "no-cache", run, 2, overwrite=True)
+    assert (run / MODEL_FILE).read_bytes() == before
     assert _train(cache, run, 2, "train.seed=1", overwrite=True).step == 2
     assert (run / MODEL_FILE).read_bytes() != before
     with pytest.raises(ConfigError, match="--resume.*--overwrite"):

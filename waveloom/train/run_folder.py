@@ -111,21 +111,26 @@ class RunFolder:
         self._check_existing(resume, overwrite)
 
     def _check_existing(self, resume: bool, overwrite: bool) -> None:
-        """Refuse to write over a run or a model unless asked to (``--resume``/``--overwrite``);
-        with ``--overwrite``, remove them now so a crash cannot mix old and new."""
+        """Refuse to write over a run or a model unless asked to (``--resume``/``--overwrite``)."""
         if overwrite:
-            for name in (RESUME_FILE, MODEL_FILE, RUN_FILE):
-                (self.root / name).unlink(missing_ok=True)
-        elif self.resume_path.exists() and not resume:
+            return
+        if self.resume_path.exists() and not resume:
             raise DataError(
                 f"{self.root} already holds a run ({RESUME_FILE}); pass --resume to continue it, "
                 "--overwrite to replace it, or choose another --out"
             )
-        elif self.model_path.exists() and not self.resume_path.exists():
+        if self.model_path.exists() and not self.resume_path.exists():
             raise DataError(
                 f"{self.root} already holds a model ({MODEL_FILE}) and no {RESUME_FILE} to "
                 "--resume from; choose another --out, or pass --overwrite to replace it"
             )
+
+    def clear(self) -> None:
+        """``--overwrite``: remove the old run's files once the new run's inputs are checked
+        (so a typo in --data costs nothing), and before anything is written (so a crash cannot
+        leave the old resume.pt beside the new config)."""
+        for name in (RESUME_FILE, MODEL_FILE, RUN_FILE):
+            (self.root / name).unlink(missing_ok=True)
 
     def clean_orphans(self, fabric: Any) -> None:
         """Delete temp files that a run killed mid-save left (``.model.safetensors.*.tmp``)."""

@@ -153,6 +153,8 @@ def train(
     fabric = launch_fabric(cfg, accelerator, devices, num_nodes, strategy)
     folder.check_resume(cfg, data, override, fabric)
     if fabric.is_global_zero:
+        if overwrite:
+            folder.clear()
         folder.clean_orphans(fabric)
     model, objective, state = _build(cfg, folder, fabric)
     start = int(state["step"]) if state is not None else 0
