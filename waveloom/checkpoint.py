@@ -30,6 +30,8 @@ from waveloom.errors import CheckpointError
 
 FORMAT_VERSION = 1
 _MAGIC = "waveloom"
+#: Suffix of the temp files atomic writes leave only when killed mid-write (cleaned at start).
+TMP_SUFFIX = ".tmp"
 
 
 def _state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -50,8 +52,14 @@ def save_checkpoint(
     model: torch.nn.Module,
     run_config: RunConfig,
     extra: dict[str, Any] | None = None,
+    *,
+    temp: bool = False,
 ) -> Path:
-    """Write ``model``'s weights + ``run_config`` to ``path`` atomically; return the path."""
+    """Write ``model``'s weights + ``run_config`` to ``path`` atomically; return the path.
+
+    ``temp``: write only the temp file beside ``path`` and return it, for a caller that renames
+    several files together (the trainer: resume.pt and model.safetensors of one step).
+    """
     path = Path(path)
     metadata = {
         "format": _MAGIC,
@@ -62,20 +70,49 @@ def save_checkpoint(
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; a checkpoint is meant to be shared
     except OSError as err:
         raise CheckpointError(
             f"{path}: cannot write checkpoint ({err.strerror}); choose a writable --out folder"
         ) from None
-    try:
-        save_file(_state_for_saving(model), tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    state = _state_for_saving(model)
+    tmp = write_temp(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    if temp:
+        return tmp
+    os.replace(tmp, path)
     return path
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """``write(tmp)`` into a temp file beside ``path``, then ``os.replace`` it over ``path``:
+    a reader never sees half a file (see :func:`write_temp`)."""
+    os.replace(write_temp(path, write), path)
+
+
+def write_temp(path: Path, write: Any) -> Path:
+    """``write(tmp)`` into a new temp file beside ``path``; return the temp file's path.
+
+    A failed write (a full disk) leaves no temp file behind and ``path`` as it was; an
+    ``OSError`` becomes a one-line CheckpointError. The mode is set after writing
+    (``safetensors`` recreates the file 0600): the umask's, as a plain ``open`` would give, so
+    a checkpoint can be shared.
+    """
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.close(fd)
+        write(tmp)
+        os.chmod(tmp, default_file_mode())
+        return Path(tmp)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, (OSError, SafetensorError)):
+            reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+            raise CheckpointError(
+                f"{path}: cannot write it ({reason}); the previous file is kept: free space "
+                "or choose another --out"
+            ) from None
+        raise
 
 
 def default_file_mode() -> int:
@@ -159,6 +196,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
         if src is not None and src in tensors:
             tensors[name] = tensors[src]
             missing.remove(name)
+    check_finite(tensors, path)
     unexpected = [k for k in tensors if k not in expected]
     if missing or unexpected:
         raise CheckpointError(
@@ -173,6 +211,19 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
                 f"{tuple(expected[name].shape)}; the config and weights disagree"
             )
     model.load_state_dict(tensors, strict=True)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse weights holding NaN or infinity, naming the first such tensor: such a model
+    generates a full-scale constant (DC) instead of failing. One pass over the weights, at
+    load only (a few ms for the shipped models, see docs/reliability.md)."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{path}: tensor {name} holds {bad} non-finite value(s) (NaN or inf); the run "
+                "diverged or the file is corrupt: use an earlier checkpoint"
+            )
 
 
 def tied_names(model: torch.nn.Module) -> dict[str, str]:

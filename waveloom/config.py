@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -59,11 +60,7 @@ class DataConfig:
     chunks: int = 1
 
     def validate(self) -> None:
-        require_positive(self, "sample_rate", "window", "batch_size", "roll_hop", "chunks")
-        if not 0.0 <= self.onset_fraction <= 1.0:
-            raise ConfigError(f"data.onset_fraction={self.onset_fraction} must be in [0, 1]")
-        if self.num_workers < 0:
-            raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
+        check_ranges(self, _DATA_RANGES)
 
 
 @dataclass
@@ -92,12 +89,7 @@ class TrainConfig:
     init_from: str = ""
 
     def validate(self) -> None:
-        require_positive(self, "lr", "max_steps", "checkpoint_every", "log_every")
-        for name in ("val_every", "val_batches"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 0")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"train.ema_decay={self.ema_decay} must be in [0, 1)")
+        check_ranges(self, _TRAIN_RANGES)
         if self.lr_decay not in ("none", "cosine"):
             raise ConfigError(f"train.lr_decay={self.lr_decay!r}: use 'none' or 'cosine'")
         if self.precision not in ("auto", "32", "bf16-mixed", "16-mixed"):
@@ -125,13 +117,70 @@ class RunConfig:
 
 
 def require_positive(obj: Any, *names: str) -> None:
-    """Raise :class:`ConfigError` naming the first of ``names`` whose value is not > 0; the
-    check every config's ``validate`` starts with."""
+    """Raise :class:`ConfigError` naming the first of ``names`` whose value is not > 0 (NaN and
+    infinity included); the check every config's ``validate`` starts with."""
     section = {DataConfig: "data", TrainConfig: "train"}.get(type(obj), "model")
     for name in names:
         value = getattr(obj, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{name}={value}: must be a finite number > 0")
         if value <= 0:
             raise ConfigError(f"{section}.{name}={value} must be > 0")
+
+
+#: (lowest, highest, highest included) of every numeric DataConfig / TrainConfig field: a
+#: NaN lr or a negative warmup would otherwise train silently into garbage. The lowest bound
+#: is included, bar the ones written as ``_ABOVE``.
+_ABOVE = "above"
+_DATA_RANGES: dict[str, tuple[Any, ...]] = {
+    "sample_rate": (_ABOVE, 0), "window": (_ABOVE, 0), "batch_size": (_ABOVE, 0),
+    "num_workers": (0,), "min_rms": (0.0, 1.0), "onset_fraction": (0.0, 1.0),
+    "roll_hop": (_ABOVE, 0), "chunks": (_ABOVE, 0),
+}
+_TRAIN_RANGES: dict[str, tuple[Any, ...]] = {
+    "lr": (_ABOVE, 0), "weight_decay": (0.0,), "betas": (0.0, 1.0, False),
+    "max_steps": (_ABOVE, 0), "warmup_steps": (0,), "grad_clip": (0.0,),
+    "ema_decay": (0.0, 1.0, False), "checkpoint_every": (_ABOVE, 0), "log_every": (_ABOVE, 0),
+    "sample_every": (0,), "sample_seconds": (_ABOVE, 0), "val_every": (0,),
+    "val_batches": (0,), "seed": (0,),
+}
+
+
+def check_ranges(obj: Any, ranges: dict[str, tuple[Any, ...]]) -> None:
+    """Raise a one-line :class:`ConfigError` for the first field of ``obj`` outside its range
+    in ``ranges`` (a tuple field: each item), e.g. ``train.lr=nan: must be a finite number >
+    0``. Integers keep the message the tests have always matched (``must be >= 0``)."""
+    section = {DataConfig: "data", TrainConfig: "train"}.get(type(obj), "model")
+    for name, bounds in ranges.items():
+        value = getattr(obj, name)
+        for item in value if isinstance(value, tuple) else (value,):
+            problem = _out_of_range(item, bounds)
+            if problem:
+                raise ConfigError(f"{section}.{name}={_show(value)}{problem}")
+
+
+def _out_of_range(value: Any, bounds: tuple[Any, ...]) -> str:
+    """'' when ``value`` lies within ``bounds`` (see _DATA_RANGES), else the error's tail."""
+    strict = bounds[0] == _ABOVE
+    low = bounds[1] if strict else bounds[0]
+    high = None if strict or len(bounds) < 2 else bounds[1]
+    closed = len(bounds) < 3 or bounds[2]
+    if high is not None:
+        want = f"in [{low:g}, {high:g}{']' if closed else ')'}"
+    else:
+        want = f"{'>' if strict else '>='} {low:g}"
+    is_float = isinstance(value, float)
+    finite = not is_float or math.isfinite(value)
+    ok = finite and (value > low if strict else value >= low) and (
+        high is None or (value <= high if closed else value < high))
+    if ok:
+        return ""
+    return f": must be a finite number {want}" if is_float else f" must be {want}"
+
+
+def _show(value: Any) -> str:
+    """A field's value as a user would type it back: ``0.9,nan`` for a tuple."""
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
 # Sampling engines every autoregressive family can run on (see waveloom.sampling.engine).
@@ -321,12 +370,40 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping names one key twice (PyYAML would silently keep the last)."""
+
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"key {key!r} appears twice")
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice: in a preset the second value
+    would win without a word, so a typo-level slip changes a run silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class words that error
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found (presets live in configs/<family>/)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 - safe
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path} line {err.line}: key {err.key!r} appears twice; keep one"
+                          ) from None
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""

@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int | None:
         return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
     metrics = names(args.metrics) or (["nll"] if Path(args.target).is_file() else ["fad"])
+    if args.json and args.json != "-":
+        check_writable(Path(args.json))
     report = evaluate(
         args.target, metrics=metrics, data=args.data, split=args.split,
         reference=args.reference, reference_split=args.reference_split,
@@ -134,6 +136,18 @@ def run(args: argparse.Namespace) -> int | None:
     if args.json:
         write_json(args.json, report)
     return 0
+
+
+def check_writable(path: Path) -> None:
+    """Refuse ``--json FILE`` before the work (minutes of it) rather than after."""
+    import os
+
+    from waveloom.errors import ConfigError
+
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or (
+            path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--json {path}: cannot write there; choose a writable file")
 
 
 def _train_classifier(args: argparse.Namespace) -> int:

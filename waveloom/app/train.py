@@ -26,6 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="fit train.max_steps to this wall-clock budget (timed by two short "
                          "calibration runs first) so the LR schedule completes")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace the run or model already in --out (default: refuse)")
+    tr.add_argument("--override", action="store_true",
+                    help="with --resume: continue even though the lr, model, data folder or "
+                         "other training keys changed (default: refuse, naming them)")
     tr.add_argument("--accelerator", default="auto", help="auto | cpu | cuda")
     tr.add_argument("--devices", default=1, type=lambda s: s if s == "auto" else int(s),
                     help="devices per node (default 1)")
@@ -52,13 +57,16 @@ def run(args: argparse.Namespace) -> int | None:
         cfg.train.max_steps = _budget_steps(cfg, args)
     result = train(cfg, args.data, args.out, resume=args.resume, accelerator=args.accelerator,
                    devices=args.devices, num_nodes=args.nodes, strategy=args.strategy,
-                   progress=not args.quiet)
+                   progress=not args.quiet, overwrite=args.overwrite, override=args.override)
+    # A run stopped by a signal exits as a killed process would (130 SIGINT, 143 SIGTERM), so
+    # a job scheduler or a shell loop sees it did not finish, though it saved.
+    code = 128 + result.signum if result.interrupted else 0
     if not result.is_global_zero:  # under DDP only rank 0 reports
-        return 0
+        return code
     state = "interrupted" if result.interrupted else "done"
     print(f"{state}: step {result.step}, loss {result.last_loss:.4f}, "
           f"{result.seconds:.0f} s; weights in {result.run_dir / 'model.safetensors'}")
-    return 0
+    return code
 
 
 def _budget_steps(cfg: object, args: argparse.Namespace) -> int:

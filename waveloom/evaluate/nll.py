@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from waveloom.audio.mulaw import quantize
+from waveloom.errors import DataError
 
 
 @torch.no_grad()
@@ -93,6 +94,9 @@ def model_nll_bits(
         bar.update(1)
     flush()
     bar.close()
+    if not math.isfinite(total_nats):  # NaN/inf weights or inputs: say so, not a JSON error
+        raise DataError(f"nll: the model's log-likelihood is {total_nats}, not finite; its "
+                        "weights or the clips hold NaN/inf (use an earlier checkpoint)")
     bits = total_nats / math.log(2)
     return {
         "bits_per_sample": bits / max(1, total_samples),

@@ -3,6 +3,7 @@
 A run folder holds::
 
     RUN/config.yaml          the resolved config
+    RUN/run.json             the data folder and the resolved config, compared on --resume
     RUN/model.safetensors    the latest exported weights (EMA when enabled) -> `waveloom generate`
     RUN/resume.pt            weights + optimisers + schedules + EMA + step + RNG (tensors only)
     RUN/tb/                  TensorBoard scalars, audio samples and spectrogram images
@@ -15,8 +16,8 @@ objective's ``state_dict`` returns (``optimizer``, ``scheduler``, ``ema``, and a
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,25 +26,44 @@ import torch
 import yaml
 from torch import nn
 
-from waveloom.checkpoint import default_file_mode, save_checkpoint
+from waveloom.checkpoint import (
+    TMP_SUFFIX,
+    atomic_write,
+    read_extra,
+    save_checkpoint,
+    write_temp,
+)
 from waveloom.config import RunConfig
-from waveloom.errors import CheckpointError, DataError
+from waveloom.errors import CheckpointError, ConfigError, DataError
 
 RESUME_FILE = "resume.pt"
 MODEL_FILE = "model.safetensors"
+RUN_FILE = "run.json"
+
+#: Keys a resumed run may change without ``--override``: how long it runs and what it logs.
+#: Anything else (the lr, the model, the data) would make the result neither run's.
+RESUMABLE_CHANGES = frozenset({
+    "train.max_steps", "train.checkpoint_every", "train.log_every", "train.sample_every",
+    "train.sample_seconds", "train.val_every", "train.val_batches", "train.init_from",
+    "data.num_workers", "data.val_split",
+})
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, default_file_mode())
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save to a temp file in the same folder, then rename: never a half-written file
+    (a full disk: a one-line CheckpointError, the previous file kept)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'train': {'lr': 1}} -> {'train.lr': 1}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def load_resume_state(path: Path) -> dict[str, Any]:
@@ -74,8 +94,11 @@ class RunFolder:
     """The folder ``out`` of one run; checked writable (and not holding a run unless
     ``resume``) when made."""
 
-    def __init__(self, out: str | Path, resume: bool) -> None:
+    def __init__(self, out: str | Path, resume: bool, overwrite: bool = False) -> None:
         self.root, self.resume = Path(out), resume
+        if resume and overwrite:
+            raise ConfigError("--resume continues the run in --out, --overwrite replaces it; "
+                              "pass one of them")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / ".write-test"
@@ -85,11 +108,73 @@ class RunFolder:
             raise DataError(
                 f"{self.root}: run folder is not writable ({err.strerror}); pass another --out"
             ) from None
+        self._check_existing(resume, overwrite)
+
+    def _check_existing(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to write over a run or a model unless asked to (``--resume``/``--overwrite``)."""
+        if overwrite:
+            return
         if self.resume_path.exists() and not resume:
             raise DataError(
-                f"{self.root} already holds a run ({RESUME_FILE}); pass --resume to continue it "
-                "or choose another --out"
+                f"{self.root} already holds a run ({RESUME_FILE}); pass --resume to continue it, "
+                "--overwrite to replace it, or choose another --out"
             )
+        if self.model_path.exists() and not self.resume_path.exists():
+            raise DataError(
+                f"{self.root} already holds a model ({MODEL_FILE}) and no {RESUME_FILE} to "
+                "--resume from; choose another --out, or pass --overwrite to replace it"
+            )
+
+    def clear(self) -> None:
+        """``--overwrite``: remove the old run's files once the new run's inputs are checked
+        (so a typo in --data costs nothing), and before anything is written (so a crash cannot
+        leave the old resume.pt beside the new config)."""
+        for name in (RESUME_FILE, MODEL_FILE, RUN_FILE):
+            (self.root / name).unlink(missing_ok=True)
+
+    def clean_orphans(self, fabric: Any) -> None:
+        """Delete temp files that a run killed mid-save left (``.model.safetensors.*.tmp``)."""
+        for name in (MODEL_FILE, RESUME_FILE, RUN_FILE):
+            for tmp in self.root.glob(f".{name}.*{TMP_SUFFIX}"):
+                tmp.unlink(missing_ok=True)
+                fabric.print(f"note: removed {tmp.name}, left by an interrupted save")
+
+    def check_resume(self, cfg: RunConfig, data: str | Path, override: bool, fabric: Any
+                     ) -> None:
+        """On ``--resume``, refuse a changed data folder or config (bar RESUMABLE_CHANGES),
+        naming the keys, unless ``override``; a run without run.json (older) is not checked."""
+        path = self.root / RUN_FILE
+        if not (self.resume and self.resume_path.exists() and path.exists()):
+            return
+        try:
+            saved = json.loads(path.read_text())
+            before = {"data folder": saved["data"], **_flat(saved["config"])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            fabric.print(f"note: {path} is unreadable; the resumed config is not compared")
+            return
+        now = {"data folder": str(Path(data).resolve()), **_flat(cfg.to_dict())}
+        changed = sorted(k for k in before.keys() | now.keys()
+                         if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
+        if changed and not override:
+            shown = ", ".join(f"{k} ({before.get(k)!r} -> {now.get(k)!r})" for k in changed[:4])
+            raise ConfigError(f"{self.root}: --resume with changed {shown}; resume with the "
+                              "run's settings, or pass --override to continue with the new ones")
+        if changed:
+            fabric.print(f"note: --override: continuing with changed {', '.join(changed)}")
+
+    def write_run(self, cfg: RunConfig, data: str | Path) -> None:
+        """config.yaml (to read) and run.json (the data folder + config, compared on resume)."""
+        self.write_config(cfg)
+        text = json.dumps({"data": str(Path(data).resolve()), "config": cfg.to_dict()}, indent=1)
+        # Atomic: under DDP another rank may be reading it in check_resume.
+        atomic_write(self.root / RUN_FILE, lambda tmp: Path(tmp).write_text(text))
+
+    def model_step(self) -> int | None:
+        """The step model.safetensors was exported at; None when it is missing or unreadable."""
+        try:
+            return int(read_extra(self.model_path).get("step", -1))
+        except (CheckpointError, ValueError, TypeError, AttributeError):
+            return None
 
     @property
     def resume_path(self) -> Path:
@@ -123,30 +208,39 @@ class RunFolder:
 
     def save(self, fabric: Any, step: int, model: nn.Module, objective: Any, cfg: RunConfig,
              instruments: list[str]) -> None:
-        """Write resume.pt, then model.safetensors (the objective's export weights); rank 0
-        writes, every rank waits."""
+        """Write resume.pt and model.safetensors (the objective's export weights) of ``step``;
+        rank 0 writes, every rank waits. Both are written to temp files first and renamed only
+        when both are complete, so a failed save (a full disk) keeps the previous pair."""
         fabric.barrier()
         if fabric.is_global_zero:
             raw = getattr(model, "module", model)
-            atomic_torch_save({
+            state = {
                 "step": step,
                 "model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
                 **objective.state_dict(),
                 "rng": rng_state(fabric.device),
-            }, self.resume_path)
-            self.export(objective.export_weights(model), cfg, step, instruments)
+            }
+            resume_tmp = write_temp(self.resume_path, lambda tmp: torch.save(state, tmp))
+            try:
+                model_tmp = self.export(objective.export_weights(model), cfg, step, instruments,
+                                        temp=True)
+            except BaseException:
+                resume_tmp.unlink(missing_ok=True)
+                raise
+            os.replace(resume_tmp, self.resume_path)
+            os.replace(model_tmp, self.model_path)
         fabric.barrier()
 
     def export(self, weights: dict[str, torch.Tensor], cfg: RunConfig, step: int,
-               instruments: list[str]) -> None:
+               instruments: list[str], temp: bool = False) -> Path:
         """model.safetensors from a CPU state dict (a fresh model holds it, so tied tensors are
-        stored once)."""
+        stored once); ``temp``: only its temp file, returned (see save)."""
         from waveloom.models.registry import build_model
 
         with torch.random.fork_rng(devices=[]):  # building draws init weights
             export_model = build_model(cfg)
         export_model.load_state_dict(weights)
-        save_checkpoint(self.model_path, export_model, cfg, extra={
+        return save_checkpoint(self.model_path, export_model, cfg, temp=temp, extra={
             "step": step,
             # Names for `generate --instrument NAME`: ids are the cache's vocabulary.
             "instruments": list(instruments),

@@ -80,6 +80,7 @@ class TrainResult:
     last_loss: float
     seconds: float
     is_global_zero: bool = True
+    signum: int = 0  # the signal that interrupted the run (SIGINT 2, SIGTERM 15), else 0
 
 
 class _StopFlag:
@@ -135,19 +136,32 @@ def train(
     num_nodes: int = 1,
     strategy: str = "auto",
     progress: bool = True,
+    overwrite: bool = False,
+    override: bool = False,
 ) -> TrainResult:
-    """Train ``cfg``'s model on the cache at ``data``, writing the run folder ``out``."""
+    """Train ``cfg``'s model on the cache at ``data``, writing the run folder ``out``.
+
+    ``overwrite`` replaces a run or model already in ``out``; ``override`` lets ``resume``
+    continue with a changed config or data folder (see RunFolder.check_resume).
+    """
     from waveloom.data.cache import AudioCache
 
-    folder = RunFolder(out, resume)
+    folder = RunFolder(out, resume, overwrite)
     cache = AudioCache(data)
     cache.check_sample_rate(cfg.data.sample_rate)
     check_vocabulary(cfg, cache)
     fabric = launch_fabric(cfg, accelerator, devices, num_nodes, strategy)
+    folder.check_resume(cfg, data, override, fabric)
+    if fabric.is_global_zero:
+        if overwrite:
+            folder.clear()
+        folder.clean_orphans(fabric)
     model, objective, state = _build(cfg, folder, fabric)
     start = int(state["step"]) if state is not None else 0
     if fabric.is_global_zero:
-        folder.write_config(cfg)
+        folder.write_run(cfg, data)
+    if state is not None:
+        _reexport(folder, fabric, objective, model, cfg, start, cache)
     if cfg.train.max_steps <= start:
         fabric.print(f"run already at step {start} >= max_steps {cfg.train.max_steps}; "
                      "nothing to do")
@@ -157,10 +171,21 @@ def train(
         epoch_size=cfg.train.max_steps * cfg.data.batch_size * fabric.world_size)
     run = _Run(cfg, fabric, folder, cache, model, objective, dataset)
     started = time.perf_counter()
-    step, interrupted, last_loss = _loop(run, _loader(run, start), start,
-                                         state["rng"] if start else None, progress)
-    return TrainResult(folder.root, step, interrupted, last_loss, time.perf_counter() - started,
-                       fabric.is_global_zero)
+    step, signum, last_loss = _loop(run, _loader(run, start), start,
+                                    state["rng"] if start else None, progress)
+    return TrainResult(folder.root, step, signum != 0, last_loss, time.perf_counter() - started,
+                       fabric.is_global_zero, signum)
+
+
+def _reexport(folder: RunFolder, fabric: Any, objective: Objective, model: nn.Module,
+              cfg: RunConfig, step: int, cache: Any) -> None:
+    """A resumed run whose model.safetensors is gone or of another step than resume.pt (killed
+    between the two renames of a save, or deleted): write it again from resume.pt's state."""
+    if fabric.is_global_zero and folder.model_step() != step:
+        folder.export(objective.export_weights(model), cfg, step,
+                      list(cache.info.get("instruments", [])))
+        fabric.print(f"note: {folder.model_path} was missing or behind {RESUME_FILE}; "
+                     f"written again at step {step}")
 
 
 def _build(cfg: RunConfig, folder: RunFolder, fabric: Any
@@ -215,10 +240,10 @@ def _batches(loader: Any, rng: dict[str, Any] | None, device: torch.device) -> I
 
 
 def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
-          progress: bool) -> tuple[int, bool, float]:
-    """Train from ``step`` to ``train.max_steps`` (or a signal) -> (step, interrupted, loss)."""
+          progress: bool) -> tuple[int, int, float]:
+    """Train from ``step`` to ``train.max_steps`` (or a signal) -> (step, signal or 0, loss)."""
     cfg, fabric, t = run.cfg, run.fabric, run.cfg.train
-    last_loss, interrupted = float("nan"), False
+    last_loss, signum = float("nan"), 0
     # Reading the loss waits for the device; on a GPU do it only when it is reported or about to
     # be saved, so the CPU queues the next steps while the GPU works.
     check_every = 1 if fabric.device.type == "cpu" else t.log_every
@@ -239,14 +264,14 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
             if saving:
                 run.save(step)
             if stop.raised is not None:
-                interrupted = True
+                signum = stop.raised
                 if not saving:
                     run.save(step)
                 name = signal.Signals(stop.raised).name
                 fabric.print(f"\n{name}: saved step {step} to {run.folder.root}; "
                              "continue with --resume")
                 break
-    return step, interrupted, last_loss
+    return step, signum, last_loss
 
 
 def _checked(loss: torch.Tensor, step: int, folder: RunFolder) -> float:
