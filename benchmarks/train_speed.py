@@ -188,6 +188,7 @@ class Case:
     flops: float | None = None  # counted, forward + backward
     analytic: float | None = None  # WaveNet stack formula
     times: list[float] = field(default_factory=list)
+    objective: Any = None  # the configured objective (the profiler labels its parts)
 
     def row(self, peak: float | None) -> dict[str, Any]:
         sec = statistics.median(self.times)
@@ -259,7 +260,7 @@ def build_case(name: str, device: torch.device, shape: tuple[int, int] | None,
         return objective.step(wrapped, batch, next(counter))
 
     stack = getattr(model, "stack", None)
-    case = Case(label=name, device=device, step=step, shape=(b, t),
+    case = Case(label=name, device=device, step=step, shape=(b, t), objective=objective,
                 params=sum(p.numel() for p in model.parameters()),
                 window_samples=b * t * chunks, targets=b * (t - model.context) * chunks,
                 analytic=wavenet_flops(stack, b, t - 1, padded=False)
