@@ -12,13 +12,14 @@ It imports with torch and numpy alone (nothing is stubbed).
 
 Both networks are built at the same architecture from a waveloom preset (``wavenet/small`` and
 ``wavenet/paper-size``, see ``train_speed.py``): waveloom's ``WaveNetStack`` exactly as the
-preset builds it, and r9y9's ``WaveNet`` with the same layers, stacks, kernel, residual / gate
-/ skip channels, and global (``gin_channels``) and sample-rate local (``cin_channels``)
-conditioning of the same widths; the parameter counts are printed (they must agree within
-1.5 %). Each is used as its own code ships it: r9y9 with its weight norm, its dropout (its
-default 0.05; ``--r9y9-dropout``) and a one-hot float input, which its data loader delivers;
-waveloom with an embedding of integer codes. Conditioning tensors and inputs are made once,
-outside the timing (a data loader's work on both sides).
+preset builds it, and r9y9's ``WaveNet`` with the same layers, stacks, kernel, residual / gate /
+skip channels, and global (``gin_channels``) and sample-rate local (``cin_channels``)
+conditioning of the same widths; the parameter counts are printed, with and without weight
+norm's per-channel gains (a reparametrisation; without them they agree within 1.5 %). Each is
+used as its own code ships it: r9y9 with its weight norm, its dropout (its default 0.05;
+``--r9y9-dropout``) and a one-hot float input, which its data loader delivers; waveloom with an
+embedding of integer codes. Conditioning tensors and inputs are made once, outside the timing (a
+data loader's work on both sides).
 
 A timed step, the same on both sides: zero grads, forward, ``F.cross_entropy`` over 256 mu-law
 classes, backward, ``torch.optim.AdamW.step``. Per batch shape B x T (T samples per window):
@@ -27,7 +28,9 @@ classes, backward, ``torch.optim.AdamW.step``. Per batch shape B x T (T samples 
   a partial history);
 * waveloom "as shipped" runs ``padded=False``: it computes and scores only the T - RF + 1
   positions with a full receptive field (RF = the stack's receptive field);
-* waveloom "same work" runs ``padded=True``: every position, the same FLOPs as r9y9.
+* waveloom "same work" runs ``padded=True``: every position, as r9y9 (nearly the same FLOPs: r9y9
+  adds a 256 x C_res product per position for its one-hot input and projects the global vector
+  at every position; waveloom adds its kernel-2 input conv).
 
 Reported: window samples/s (B x T per second), scored targets/s, and the waveloom/r9y9 ratios
 of both; one process, ``--threads`` threads (default 2), ``--warmup`` steps, then ``--rounds``
@@ -89,8 +92,11 @@ def build_pair(preset: str, r9y9_class: Any, dropout: float) -> tuple[WaveNetSta
     return stack, r9y9
 
 
-def params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def params(module: torch.nn.Module, gains: bool = True) -> int:
+    """Parameter count; ``gains=False`` leaves out weight norm's per-channel gains
+    (``weight_g``: a reparametrisation of the same weights, not a wider network)."""
+    return sum(p.numel() for name, p in module.named_parameters()
+               if gains or not name.endswith("weight_g"))
 
 
 def make_steps(stack: WaveNetStack, r9y9: Any, b: int, t: int
@@ -130,10 +136,11 @@ def measure(preset: str, r9y9_class: Any, args: argparse.Namespace) -> list[dict
     stack, r9y9 = build_pair(preset, r9y9_class, args.r9y9_dropout)
     stack.train()
     r9y9.train()
-    n_w, n_r = params(stack), params(r9y9)
-    print(f"{preset}: parameters waveloom {n_w:,}, r9y9 {n_r:,} ({100 * (n_w / n_r - 1):+.2f} %), "
-          f"receptive field {stack.receptive_field}")
-    if abs(n_w / n_r - 1) > 0.015:
+    n_w, n_r, n_rw = params(stack), params(r9y9), params(r9y9, gains=False)
+    print(f"{preset}: parameters waveloom {n_w:,}, r9y9 {n_r:,} ({100 * (n_w / n_r - 1):+.2f} %); "
+          f"without weight norm's gains {n_rw:,} ({100 * (n_w / n_rw - 1):+.2f} %); receptive "
+          f"field {stack.receptive_field} (r9y9 {r9y9.receptive_field})")
+    if abs(n_w / n_rw - 1) > 0.015:
         print("  warning: the parameter counts differ by more than 1.5 %")
     steps = {(b, t, v): fn for b, t in args.shapes
              for v, fn in make_steps(stack, r9y9, b, t).items()}
@@ -148,7 +155,8 @@ def measure(preset: str, r9y9_class: Any, args: argparse.Namespace) -> list[dict
     for b, t in args.shapes:
         sec = {v: statistics.median(times[(b, t, v)]) for v in VARIANTS}
         row = {"preset": preset, "shape": f"{b}x{t}", "params_waveloom": n_w,
-               "params_r9y9": n_r, "receptive_field": stack.receptive_field}
+               "params_r9y9": n_r, "params_r9y9_without_gains": n_rw,
+               "receptive_field": stack.receptive_field}
         for v in VARIANTS:
             row[f"{v} ms"] = 1e3 * sec[v]
             row[f"{v} window samples/s"] = b * t / sec[v]
