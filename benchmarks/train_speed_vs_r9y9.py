@@ -34,7 +34,9 @@ classes, backward, ``torch.optim.AdamW.step``. Per batch shape B x T (T samples 
 
 Reported: window samples/s (B x T per second), scored targets/s, and the waveloom/r9y9 ratios
 of both; one process, ``--threads`` threads (default 2), ``--warmup`` steps, then ``--rounds``
-interleaved rounds (every model and shape in turn each round), median step time.
+interleaved rounds (every model and shape in turn each round, the order reversed every other
+round); step times are medians over rounds, ratios the median of the rounds' own ratios (each
+from steps run seconds apart, so a load change on a shared machine cancels).
 """
 
 from __future__ import annotations
@@ -144,28 +146,39 @@ def measure(preset: str, r9y9_class: Any, args: argparse.Namespace) -> list[dict
         print("  warning: the parameter counts differ by more than 1.5 %")
     steps = {(b, t, v): fn for b, t in args.shapes
              for v, fn in make_steps(stack, r9y9, b, t).items()}
-    times: dict[tuple, list[float]] = {key: [] for key in steps}
-    for fn, _ in steps.values():
-        for _ in range(args.warmup):
-            fn()
-    for _ in range(args.rounds):
-        for key, (fn, _) in steps.items():
-            times[key].append(timed(fn, torch.device("cpu")))
+    times = time_rounds({key: fn for key, (fn, _) in steps.items()}, args.rounds, args.warmup)
     rows = []
     for b, t in args.shapes:
-        sec = {v: statistics.median(times[(b, t, v)]) for v in VARIANTS}
         row = {"preset": preset, "shape": f"{b}x{t}", "params_waveloom": n_w,
                "params_r9y9": n_r, "params_r9y9_without_gains": n_rw,
                "receptive_field": stack.receptive_field}
+        sec = {v: statistics.median(times[(b, t, v)]) for v in VARIANTS}
         for v in VARIANTS:
             row[f"{v} ms"] = 1e3 * sec[v]
             row[f"{v} window samples/s"] = b * t / sec[v]
             row[f"{v} targets/s"] = steps[(b, t, v)][1] / sec[v]
         for v in ("shipped", "same work"):
-            row[f"ratio window samples/s, {v}"] = sec["r9y9"] / sec[v]
-            row[f"ratio targets/s, {v}"] = (row[f"{v} targets/s"] / row["r9y9 targets/s"])
+            paired = [r / w for r, w in zip(times[(b, t, "r9y9")], times[(b, t, v)])]
+            row[f"ratio window samples/s, {v}"] = statistics.median(paired)
+            row[f"ratio targets/s, {v}"] = (row[f"ratio window samples/s, {v}"]
+                                            * steps[(b, t, v)][1] / (b * t))
         rows.append(row)
     return rows
+
+
+def time_rounds(steps: dict[tuple, Callable[[], Any]], rounds: int, warmup: int
+                ) -> dict[tuple, list[float]]:
+    """Seconds of each step in each round, after ``warmup`` calls of each. Every round runs
+    every step once, in reverse order on odd rounds, so neighbours share the load of the
+    moment and no step always runs first; ratios are then taken round by round."""
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[tuple, list[float]] = {key: [] for key in steps}
+    for r in range(rounds):
+        for key in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
+            times[key].append(timed(steps[key], torch.device("cpu")))
+    return times
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
