@@ -1,0 +1,64 @@
+"""The training-speed benchmarks run: table printed, FLOP counts agree, profile split sums.
+
+Why: benchmarks are run rarely and by hand, so a renamed model attribute or objective method
+breaks them silently; these run each on the tiny preset for one round (a few seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from .conftest import REPO
+
+BENCH = REPO / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench_modules():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import profile_step
+        import train_speed
+
+        yield train_speed, profile_step
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_train_speed_prints_its_table_and_json(tmp_path):
+    out = tmp_path / "speed.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "train_speed.py"), "--presets", "wavenet/tiny",
+         "--rounds", "1", "--warmup", "0", "--threads", "1", "--devices", "cpu",
+         "--mm-size", "256", "--json", str(out)],
+        capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "window smp/s" in proc.stdout and "% peak" in proc.stdout
+    assert "wavenet/tiny" in proc.stdout and "fp32 matmul peak (cpu" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["scored_targets_per_s"] > 0
+    assert 0 < rows[0]["fraction_of_mm_peak"] < 10
+
+
+def test_counted_flops_match_the_wavenet_formula(bench_modules):
+    train_speed, _ = bench_modules
+    case = train_speed.build_case("wavenet/tiny", torch.device("cpu"), (2, 300))
+    assert case.targets == 2 * (300 - 32) and case.window_samples == 600
+    assert case.flops == pytest.approx(case.analytic, rel=1e-3)
+
+
+def test_profile_step_splits_a_step_into_its_parts(bench_modules, capsys):
+    _, profile_step = bench_modules
+    profile_step.main(["--preset", "wavenet/tiny", "--shape", "2x300", "--threads", "1",
+                       "--top", "5"])
+    out = capsys.readouterr().out
+    for part in ("forward", "backward", "optimizer", "ema"):
+        assert f"\n{part} " in out
+    assert "aten::" in out
