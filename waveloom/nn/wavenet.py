@@ -285,7 +285,7 @@ class WaveNetStack(nn.Module):
         positions would discard.
 
         By default this runs :func:`waveloom.nn.wavenet_fast.fast_forward` (time-major, one
-        GEMM per convolution, fused gate; ~2x faster to train on a CPU, see
+        GEMM per convolution, one skip GEMM; 1.3-1.8x faster to train on a CPU, see
         ``benchmarks/stack_step.py``); ``reference=True`` runs the plain layer-by-layer path it
         is tested against (same outputs and gradients to float32 rounding).
         """
