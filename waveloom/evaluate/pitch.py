@@ -204,3 +204,35 @@ def pitch_accuracy(
     return {"accuracy": correct / max(1, len(rows)), "correct": correct, "total": len(rows),
             "errors": errors, "tolerance_cents": tolerance_cents,
             "estimator": getattr(estimator, "name", type(estimator).__name__), "notes": rows}
+
+
+def read_targets_csv(path) -> dict[str, int]:
+    """``name,pitch`` rows (a header line is allowed) -> {clip name: MIDI pitch}.
+
+    Names are clip names as the set reports them (file path without extension); a name given
+    with an audio extension is accepted too.
+    """
+    import csv
+    from pathlib import Path
+
+    from waveloom.errors import DataError
+
+    out: dict[str, int] = {}
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            if not row or row[0].startswith("#"):
+                continue
+            if len(row) < 2:
+                raise DataError(f"{path}: line {i + 1}: expected name,pitch, got {row}")
+            try:
+                pitch = int(round(float(row[1])))
+            except ValueError:
+                if i == 0:
+                    continue  # header
+                raise DataError(f"{path}: line {i + 1}: pitch {row[1]!r} is not a number "
+                                "(MIDI)") from None
+            name = row[0].strip()
+            suffix = Path(name).suffix.lower()
+            out[name[: -len(suffix)] if suffix in (".wav", ".flac", ".mp3", ".ogg") else name] = \
+                pitch
+    return out

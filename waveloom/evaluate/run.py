@@ -70,6 +70,9 @@ class EvalOptions:
     crepe_hop: float = 0.05  # seconds between CREPE embedding frames [--crepe-hop]
     stats_cache: str | Path | None = "default"  # None disables [--stats-cache / --no-...]
     pitch_estimator: str = "crepe-tiny"  # [--pitch-estimator]
+    pitch_hop: float = 0.02  # seconds between CREPE pitch frames [--pitch-hop]
+    pitch_decoder: str = "weighted"  # CREPE decoder: weighted | viterbi [--pitch-decoder]
+    pitch_targets: str | Path | None = None  # CSV name,pitch overriding labels [--pitch-targets]
     tolerance_cents: float = 50.0  # [--tolerance-cents]
     classifier: str | Path | None = None  # [--classifier]
     ndb_k: int = 50  # [--ndb-k]
@@ -323,23 +326,39 @@ def _kid(generated, reference, opts: EvalOptions, embedded: dict) -> dict[str, A
 
 
 def _pitch(generated, opts: EvalOptions) -> dict[str, Any]:
-    from waveloom.device import pick_device
-    from waveloom.evaluate.pitch import get_estimator, pitch_accuracy
-
-    targets = generated.require_labels("pitch", "the pitch metric")
-    estimator = get_estimator(opts.pitch_estimator, device=str(pick_device(opts.device)))
     from tqdm.auto import tqdm
 
+    from waveloom.device import pick_device
+    from waveloom.evaluate.pitch import get_estimator, pitch_accuracy, read_targets_csv
+
+    if opts.pitch_targets is not None:
+        table = read_targets_csv(opts.pitch_targets)
+        missing = [n for n in generated.names if n not in table]
+        if missing:
+            raise DataError(f"{opts.pitch_targets}: no pitch for {len(missing)} clip(s) "
+                            f"(e.g. {missing[0]!r}); add rows name,pitch")
+        targets = [table[n] for n in generated.names]
+    else:
+        targets = generated.require_labels("pitch", "the pitch metric")
+    estimator = get_estimator(opts.pitch_estimator, device=str(pick_device(opts.device)),
+                              hop_seconds=opts.pitch_hop, decoder=opts.pitch_decoder)
     clips = tqdm(generated.clips(), total=len(generated), desc=f"pitch[{estimator.name}]",
                  unit="clip", disable=not opts.progress)
+    t0 = time.monotonic()
     result = pitch_accuracy(clips, targets, generated.sample_rate, opts.tolerance_cents,
                             estimator)
+    seconds = time.monotonic() - t0
     flags = [float(r["correct"]) for r in result["notes"]]
     for name, row in zip(generated.names, result["notes"]):
         row["name"] = name
     key = f"pitch[{result['estimator']},{opts.tolerance_cents:g}c]"
-    return {key: {"accuracy": _interval(flags, opts), "estimator": result["estimator"],
-                  "tolerance_cents": opts.tolerance_cents, "notes": result["notes"]}}
+    entry = {"accuracy": _interval(flags, opts), "estimator": result["estimator"],
+             "tolerance_cents": opts.tolerance_cents, "errors": result["errors"],
+             "seconds": round(seconds, 3), "notes": result["notes"]}
+    frames = getattr(estimator, "frames_run", None)
+    if frames is not None:
+        entry.update(hop_seconds=opts.pitch_hop, decoder=opts.pitch_decoder, frames=frames)
+    return {key: entry}
 
 
 def _classifier(generated, opts: EvalOptions) -> dict[str, Any]:
