@@ -243,6 +243,9 @@ def decode_pitch(probs: Tensor, fmin: float = 31.7, fmax: float = 1975.5,
     idx = (best[:, None] + offsets[None]).clamp(0, PITCH_BINS - 1)  # [M, 9]
     valid = ((best[:, None] + offsets[None]) >= 0) & ((best[:, None] + offsets[None]) < PITCH_BINS)
     w = p.gather(1, idx) * valid
-    c = (w * cents[idx]).sum(1) / w.sum(1).clamp_min(1e-12)
+    total = w.sum(1)
+    # A chosen bin with no mass around it (Viterbi may hold the track through an outlier
+    # frame) keeps its own centre; its periodicity is ~0, so it never counts as voiced.
+    c = torch.where(total > 1e-12, (w * cents[idx]).sum(1) / total.clamp_min(1e-12), cents[best])
     midi = _MIDI_OF_10HZ + c / 100.0
     return midi.float(), p.gather(1, best[:, None]).squeeze(1).float()
