@@ -204,13 +204,14 @@ def viterbi_bins(probs: Tensor, max_jump: int = 12) -> Tensor:
     emit = np.log(p / np.maximum(p.sum(1, keepdims=True), 1e-12) + 1e-12)
     jumps = np.arange(-max_jump, max_jump + 1)
     trans = np.log((max_jump + 1 - np.abs(jumps)) / float((max_jump + 1) ** 2))  # [J]
+    bins = np.arange(PITCH_BINS)
+    src = bins[None, :] - jumps[:, None]  # [J, 360]: bin j reached from bin j - d
+    penalty = np.where((src >= 0) & (src < PITCH_BINS), trans[:, None], -np.inf)
+    src = src.clip(0, PITCH_BINS - 1)
     score = emit[0].copy()
     back = np.zeros(p.shape, dtype=np.int64)
-    bins = np.arange(PITCH_BINS)
     for t in range(1, p.shape[0]):
-        src = bins[None, :] - jumps[:, None]  # [J, 360]: bin j reached from j - d
-        ok = (src >= 0) & (src < PITCH_BINS)
-        cand = np.where(ok, score[src.clip(0, PITCH_BINS - 1)] + trans[:, None], -np.inf)
+        cand = score[src] + penalty  # [J, 360]
         arg = cand.argmax(0)
         back[t] = src[arg, bins]
         score = cand[arg, bins] + emit[t]
