@@ -116,15 +116,25 @@ def fad_samples(x: np.ndarray, y: np.ndarray) -> float:
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     m, n, d = len(x), len(y), x.shape[1]
-    if min(m, n) > d:
-        return fad_from_embeddings(x, y)
     xc, yc = x - x.mean(0), y - y.mean(0)
     diff = x.mean(0) - y.mean(0)
     tr_x = float((xc ** 2).sum()) / (m - 1)
     tr_y = float((yc ** 2).sum()) / (n - 1)
-    nuclear = float(np.linalg.svd(xc @ yc.T, compute_uv=False).sum())
-    return max(float(diff @ diff) + tr_x + tr_y - 2.0 * nuclear / math.sqrt((m - 1) * (n - 1)),
-               0.0)
+    if min(m, n) > d:
+        # Same identity with square-root factors S = L L^T (from eigh): the eigenvalues of
+        # S_x S_y are the squared singular values of L_x^T L_y [D, D]; ~20x faster than sqrtm.
+        lx, ly = _psd_factor(xc.T @ xc / (m - 1)), _psd_factor(yc.T @ yc / (n - 1))
+        nuclear = float(np.linalg.svd(lx.T @ ly, compute_uv=False).sum())
+    else:
+        nuclear = float(np.linalg.svd(xc @ yc.T, compute_uv=False).sum())
+        nuclear /= math.sqrt((m - 1) * (n - 1))
+    return max(float(diff @ diff) + tr_x + tr_y - 2.0 * nuclear, 0.0)
+
+
+def _psd_factor(s: np.ndarray) -> np.ndarray:
+    """``L`` with ``L L^T = S`` for a symmetric PSD ``S`` ``[D, D]`` (negative round-off -> 0)."""
+    w, v = np.linalg.eigh(s)
+    return v * np.sqrt(np.clip(w, 0.0, None))
 
 
 def fad_interval(x: np.ndarray, y: np.ndarray, *, resamples: int = 200, level: float = 0.95,
