@@ -35,12 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 _N_NEEDED = """\
 which n each metric needs (n = clips per set; docs/evaluation.md has the sanity table):
   kid       unbiased at any n (two draws of one distribution average 0); read its interval:
-            at n = 18 it separates noise and sines from real notes, not two SoundFonts
+            at n = 18 (crepe-tiny) it separates white noise from real notes, sines only
+            from n ~ 500, two SoundFonts never (pick a timbre embedding for those)
   fad       biased upwards unless n >= 500 and n >= the embedding's dimension (256 for
-            crepe-tiny, 2048 for crepe-full); below that a warning is printed, two real sets
-            can score farther apart than real and noise, and only FADs at equal n compare
-  fad_inf   (printed with fad) FAD extrapolated to n = infinity from frames; still carries
-            the luck of a small draw, so trust it from n ~ 150 clips
+            crepe-tiny, 2048 for crepe-full); below that a warning is printed and two real
+            sets of 18 can score farther apart than real and sines: only FADs at equal n
+            compare, and ranking needs n ~ 150+
+  fad_inf   (printed with fad) FAD extrapolated to infinitely many frames: removes the
+            covariance bias, not the luck of drawing few clips
   pitch     a 0/1 score per note: the interval is wide below ~100 notes
   classifier accuracy per clip with an interval; inception score wants many clips per class
   ndb       k <= n_generated / 20 bins
