@@ -4,7 +4,9 @@ Every entry carries ``value``, ``ci`` (``[lo, hi]`` at the report's level) and `
 (``[n_generated, n_reference]``: the samples the number was computed from: clips with
 ``--fad-pool mean``, frames with ``frames``), because a distance between sets means little
 without the set sizes: FAD is biased upwards when ``n`` is small (see :mod:`waveloom.evaluate.fad`)
-and a warning naming that bias is returned whenever ``n < 500`` or ``n < dim``.
+and a warning naming that bias is returned whenever either set has fewer than 500 clips or fewer
+clips than the embedding has dimensions (clips even with frame pooling: frames of one clip are
+correlated).
 
 * ``fad[EMB]``: FAD at the pooled ``n``, interval by bootstrap over rows (``--fad-bootstrap``);
 * ``fad_inf[EMB]``: FAD-inf (Chong & Forsyth 2019) on every frame, interval from the fit;
@@ -66,7 +68,10 @@ def bias_warnings(entries: dict[str, Any], *, echo: bool = True) -> list[str]:
     found = []
     for key, entry in entries.items():
         if key.startswith("fad["):
-            text = small_n_warning(key, min(entry["n"]), entry["dim"])
+            # Clips, not frames: frames of one clip are correlated, so 18 clips of 21 frames
+            # are not 378 samples' worth of covariance.
+            text = small_n_warning(key, min(entry["n_generated"], entry["n_reference"]),
+                                   entry["dim"])
             if text:
                 found.append(text)
                 if echo:
