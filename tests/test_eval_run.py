@@ -98,7 +98,7 @@ def test_reference_embeddings_are_cached_on_disk(sets):
             "--metrics", "fad", "--stats-cache", str(sets / "stats"), "--json",
             str(sets / "a.json"), "-q"]
     assert main(args) == 0
-    (cached,) = (sets / "stats").glob("crepe-tiny-mean-*.npz")
+    (cached,) = (sets / "stats").glob("crepe-tiny-clips-*.npz")  # frames + counts per clip
     stamp = cached.stat().st_mtime_ns
     assert main([*args[:-3], "--json", str(sets / "b.json"), "-q"]) == 0
     assert cached.stat().st_mtime_ns == stamp  # read, not rewritten

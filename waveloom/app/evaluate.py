@@ -32,16 +32,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tc.set_defaults(run=run)
 
 
+_N_NEEDED = """\
+which n each metric needs (n = clips per set; docs/evaluation.md has the sanity table):
+  kid       unbiased at any n (two draws of one distribution average 0); read its interval:
+            at n = 18 (crepe-tiny) it separates white noise from real notes, sines only
+            from n ~ 500, two SoundFonts never (pick a timbre embedding for those)
+  fad       biased upwards unless n >= 500 and n >= the embedding's dimension (256 for
+            crepe-tiny, 2048 for crepe-full); below that a warning is printed and two real
+            sets of 18 can score farther apart than real and sines: only FADs at equal n
+            compare, and ranking needs n ~ 150+
+  fad_inf   (printed with fad) FAD extrapolated to infinitely many frames: removes the
+            covariance bias, not the luck of drawing few clips
+  pitch     a 0/1 score per note: the interval is wide below ~100 notes
+  classifier accuracy per clip with an interval; inception score wants many clips per class
+  ndb       k <= n_generated / 20 bins
+  spectral  paired clips; an interval over pairs
+  nll       a whole split (no interval needed)
+"""
+
+
 def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     ev = subparsers.add_parser(
         "evaluate", help="score a checkpoint or a folder of generated audio",
-        description="Metrics: nll (checkpoint on --data), fad, pitch, classifier, ndb, "
+        description="Metrics: nll (checkpoint on --data), fad, kid, pitch, classifier, ndb, "
         "spectral (generated audio: a folder, a cache split, or samples drawn from a "
-        "checkpoint). Means carry bootstrap confidence intervals.")
+        "checkpoint). Means and distances carry confidence intervals and their n.",
+        epilog=_N_NEEDED, formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("target", type=Path,
                     help="checkpoint (.safetensors), folder of audio files, or cache folder")
     ev.add_argument("--metrics", default=None,
-                    help="comma-separated among nll,fad,pitch,classifier,ndb,spectral "
+                    help="comma-separated among nll,fad,kid,pitch,classifier,ndb,spectral "
                     "(default: nll for a checkpoint, fad for audio)")
     ev.add_argument("--data", type=Path, default=None,
                     help="cache for nll (and the default --reference)")
@@ -56,8 +76,9 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--sr", type=int, default=16000, help="read all audio at this rate (Hz)")
     ev.add_argument("--labels", type=Path, default=None,
                     help="labels JSON for TARGET (default: TARGET/labels.json if present)")
-    ev.add_argument("--labels-from-names", default=None, metavar="nsynth|REGEX",
-                    help="read pitch/family/instrument/velocity labels from file names")
+    ev.add_argument("--labels-from-names", default=None, metavar="nsynth|k|REGEX",
+                    help="read pitch/family/instrument/velocity labels from file names "
+                    "(k: MIDI pitch from ..._k060.wav)")
     _add_metric_args(ev)
     ev.add_argument("--n-generate", type=int, default=64,
                     help="samples to draw from a checkpoint TARGET")
@@ -81,13 +102,30 @@ def _add_metric_args(ev: argparse.ArgumentParser) -> None:
                     "waveloom-classifier with --classifier)")
     ev.add_argument("--fad-pool", choices=["mean", "frames"], default="mean",
                     help="one embedding per clip (mean over frames) or every frame")
+    ev.add_argument("--fad-bootstrap", type=int, default=200,
+                    help="bootstrap resamples of FAD's interval (default 200, at most "
+                    "--bootstrap; 0: none)")
+    ev.add_argument("--fad-inf-points", type=int, default=15,
+                    help="set sizes of the FAD-inf fit (default 15; 0: no FAD-inf)")
+    ev.add_argument("--kid-subsets", type=int, default=100,
+                    help="KID: subsets averaged when a set exceeds --kid-subset-size")
+    ev.add_argument("--kid-subset-size", type=int, default=1000)
     ev.add_argument("--crepe-hop", type=float, default=0.05,
                     help="seconds between CREPE embedding frames (default 0.05)")
     ev.add_argument("--stats-cache", type=Path, default=None,
                     help="where reference embeddings are cached (default ~/.cache/waveloom)")
     ev.add_argument("--no-stats-cache", action="store_true", help="never cache embeddings")
     ev.add_argument("--pitch-estimator", choices=["crepe-tiny", "crepe-full", "pyin"],
-                    default="crepe-tiny")
+                    default="crepe-tiny",
+                    help="crepe-full is the strict judge (~20-60x slower than crepe-tiny)")
+    ev.add_argument("--pitch-hop", type=float, default=0.02,
+                    help="seconds between CREPE pitch frames (default 0.02; cost ~ 1/hop)")
+    ev.add_argument("--pitch-decoder", choices=["weighted", "viterbi"], default="weighted",
+                    help="CREPE frame decoder: per-frame argmax (weighted) or a smoothed "
+                    "track (viterbi)")
+    ev.add_argument("--pitch-targets", type=Path, default=None, metavar="CSV",
+                    help="name,pitch rows: requested MIDI pitch per clip (else labels: "
+                    "examples.json, labels.json or --labels-from-names nsynth|k|REGEX)")
     ev.add_argument("--tolerance-cents", type=float, default=50.0,
                     help="a note is on pitch within this many cents (default 50)")
     ev.add_argument("--classifier", type=Path, default=None,
@@ -126,6 +164,10 @@ def run(args: argparse.Namespace) -> int | None:
         embeddings=names(args.embeddings), fad_pool=args.fad_pool, crepe_hop=args.crepe_hop,
         stats_cache=None if args.no_stats_cache else (args.stats_cache or "default"),
         pitch_estimator=args.pitch_estimator, tolerance_cents=args.tolerance_cents,
+        pitch_hop=args.pitch_hop, pitch_decoder=args.pitch_decoder,
+        pitch_targets=args.pitch_targets, fad_bootstrap=args.fad_bootstrap,
+        fad_inf_points=args.fad_inf_points, kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
         classifier=args.classifier, ndb_k=args.ndb_k, ndb_features=args.ndb_features,
         ndb_seconds=args.ndb_seconds, bootstrap=args.bootstrap, level=args.ci, seed=args.seed,
         n_generate=args.n_generate, seconds=args.seconds, temperature=args.temperature,

@@ -17,8 +17,9 @@ Labels come from, in order of precedence:
 
    (NSynth's field names ``instrument_str`` / ``instrument_family_str`` are accepted too);
 3. the file names, when a pattern is given: ``nsynth`` matches NSynth note names
-   (``keyboard_acoustic_004-060-100``), any other value is a regular expression with named
-   groups among ``pitch``, ``velocity``, ``instrument``, ``family`` (e.g. ``p(?P<pitch>\\d+)``).
+   (``keyboard_acoustic_004-060-100``), ``k`` a MIDI pitch suffix (``flute_k060.wav``), any
+   other value is a regular expression with named groups among ``pitch``, ``velocity``,
+   ``instrument``, ``family`` (e.g. ``p(?P<pitch>\\d+)``).
 
 Each set has a ``fingerprint`` (a hash of what it contains: file names, sizes and modification
 times, or the cache's identity and indices, plus the sample rate) that keys cached statistics.
@@ -43,6 +44,8 @@ NSYNTH_PATTERN = (
     r"(?P<instrument>(?P<family>[a-z_]+?)_(?:acoustic|electronic|synthetic)_\d+)"
     r"-(?P<pitch>\d{3})-(?P<velocity>\d{3})"
 )
+#: Named ``--labels-from-names`` patterns; ``k`` reads the MIDI pitch from ``..._k060.wav``.
+NAME_PATTERNS = {"nsynth": NSYNTH_PATTERN, "k": r"_k(?P<pitch>\d{1,3})(?:\.\w+)?$"}
 SIDECAR = "labels.json"
 LABEL_KEYS = ("pitch", "velocity", "instrument", "family")
 _ALIASES = {
@@ -137,7 +140,7 @@ def _read_sidecar(path: Path) -> dict[str, dict[str, Any]]:
 def _compile_pattern(pattern: str | None) -> re.Pattern | None:
     if pattern is None:
         return None
-    text = NSYNTH_PATTERN if pattern == "nsynth" else pattern
+    text = NAME_PATTERNS.get(pattern, pattern)
     try:
         compiled = re.compile(text)
     except re.error as err:

@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 from waveloom.errors import ConfigError
 from waveloom.evaluate.embedding_base import Embedding
 
-__all__ = ["Embedding", "CrepeEmbedding", "TorchScriptEmbedding", "embed_set", "get_embedding",
+__all__ = ["Embedding", "CrepeEmbedding", "TorchScriptEmbedding", "embed_set", "embed_set_frames",
+           "pool_frames", "get_embedding",
            "register_embedding", "embedding_names", "default_cache_dir"]
 
 POOLS = ("mean", "frames")
@@ -208,3 +209,55 @@ def embed_set(
                  fingerprint=audio_set.fingerprint, **extra)
         os.replace(tmp, path)
     return out
+
+
+def embed_set_frames(
+    embedding: Embedding,
+    audio_set,
+    *,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of every clip, ``[F, D]``, and the frames per clip ``[N]`` (int).
+
+    One pass serves every pooling: :func:`pool_frames` gives the per-clip means (``pool='mean'``,
+    identical to :func:`embed_set`'s) or all frames, and FAD-inf resamples the frames. Cached
+    like :func:`embed_set` (as ``<embedding>-clips-<hash>.npz``, with the counts).
+    """
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(f"{embedding.key()}|clips|{audio_set.fingerprint}".encode())
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedding.name)
+        path = Path(cache_dir) / f"{safe}-clips-{key.hexdigest()[:24]}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as data:
+                    return data["embeddings"], data["counts"]
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache file is recomputed and overwritten
+    rows = []
+    bar = tqdm(total=len(audio_set), desc=f"embed[{embedding.name}]", unit="clip",
+               disable=not progress)
+    for clip in audio_set.clips():
+        rows.append(embedding.embed_clip(clip, audio_set.sample_rate))
+        bar.update(1)
+    bar.close()
+    frames = np.concatenate(rows, axis=0)
+    counts = np.array([len(r) for r in rows], dtype=np.int64)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, embeddings=frames, counts=counts, key=embedding.key(),
+                 fingerprint=audio_set.fingerprint)
+        os.replace(tmp, path)
+    return frames, counts
+
+
+def pool_frames(frames: np.ndarray, counts: np.ndarray, pool: str) -> np.ndarray:
+    """``[N, D]`` per-clip means (``'mean'``) or the frames themselves (``'frames'``)."""
+    if pool not in POOLS:
+        raise ConfigError(f"--fad-pool {pool!r}: choose one of {', '.join(POOLS)}")
+    if pool == "frames":
+        return frames
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.stack([frames[s : s + c].mean(axis=0) for s, c in zip(starts, counts)])

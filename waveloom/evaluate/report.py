@@ -36,6 +36,17 @@ def _fmt_interval(d: dict[str, Any] | None) -> str:
     return f"{d['mean']:.4g} (n={d['n']})"
 
 
+def _fmt_distance(d: dict[str, Any]) -> str:
+    """``value [lo, hi] (95% CI, n=a vs b)`` of a distance entry (``value``, ``ci``, ``n``)."""
+    value, ci, n = d.get("value"), d.get("ci"), d.get("n") or ["?", "?"]
+    if value is None:
+        return "n/a"
+    level = round(100 * d.get("level", 0.95))
+    if not ci or None in ci or ci[0] == ci[1]:
+        return f"{value:.4g} (n={n[0]} vs {n[1]})"
+    return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}] ({level}% CI, n={n[0]} vs {n[1]})"
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as aligned text lines, one number per line (the CLI's stdout)."""
     lines = []
@@ -65,8 +76,13 @@ def format_report(report: dict[str, Any]) -> str:
         if not isinstance(value, dict):
             continue
         if key.startswith("fad["):
-            rows.append((key, f"{value['value']:.4g} ({value['pool']} pooling, "
+            rows.append((key, f"{_fmt_distance(value)} ({value['pool']} pooling, "
                          f"{value['n_generated']} vs {value['n_reference']} clips)"))
+        elif key.startswith("fad_inf["):
+            rows.append((key, f"{_fmt_distance(value)} (intercept over "
+                         f"{value['n_frames'][0]} vs {value['n_frames'][1]} frames)"))
+        elif key.startswith("kid["):
+            rows.append((key, f"{_fmt_distance(value)} ({value['pool']} pooling)"))
         elif key.startswith("pitch["):
             rows.append((f"{key} accuracy", _fmt_interval(value["accuracy"])))
         elif key.startswith("classifier["):
@@ -83,4 +99,5 @@ def format_report(report: dict[str, Any]) -> str:
             rows.append(("si-sdr (dB)", _fmt_interval(value["db"])))
     width = max((len(k) for k, _ in rows), default=0)
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines)

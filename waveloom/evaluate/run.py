@@ -10,7 +10,9 @@ The target is one of
 Sample metrics (each in its own module; those that are means carry a bootstrap interval):
 
 * ``fad``: Fréchet distance of embedding statistics, one entry per embedding
-  (``fad[crepe-tiny]``, ``fad[waveloom-classifier]``, ``fad[torchscript:...]``);
+  (``fad[crepe-tiny]``, ``fad[waveloom-classifier]``, ``fad[torchscript:...]``), with a
+  bootstrap interval and FAD-inf (``fad_inf[...]``), and a warning when ``n`` is too small;
+* ``kid``: kernel inception distance (unbiased MMD^2) on the same embeddings (``kid[...]``);
 * ``pitch``: accuracy of the labelled pitch under an outside estimator
   (``pitch[crepe-tiny,50c]``);
 * ``classifier``: accuracy and Inception Score of the family and pitch heads of a classifier
@@ -18,8 +20,8 @@ Sample metrics (each in its own module; those that are means carry a bootstrap i
 * ``ndb``: number of statistically different bins against the reference;
 * ``spectral``: multi-scale spectral distance and SI-SDR against same-named reference clips.
 
-``fad``, ``ndb`` and ``spectral`` compare with ``--reference`` (a cache or folder; by default
-the ``--data`` cache), read at ``--reference-split``.
+``fad``, ``kid``, ``ndb`` and ``spectral`` compare with ``--reference`` (a cache or folder; by
+default the ``--data`` cache), read at ``--reference-split``.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ from waveloom.errors import ConfigError, DataError
 from waveloom.evaluate.bootstrap import bootstrap_mean
 from waveloom.evaluate.report import jsonable
 
-METRICS = ("nll", "fad", "pitch", "classifier", "ndb", "spectral")
+METRICS = ("nll", "fad", "kid", "pitch", "classifier", "ndb", "spectral")
 SAMPLE_METRICS = METRICS[1:]
-_NEEDS_REFERENCE = ("fad", "ndb", "spectral")
+_NEEDS_REFERENCE = ("fad", "kid", "ndb", "spectral")
 
 
 @dataclass
@@ -61,9 +63,16 @@ class EvalOptions:
     name_pattern: str | None = None  # labels from file names [--labels-from-names]
     embeddings: list[str] | None = None  # [--embeddings]; default crepe-tiny (+ classifier)
     fad_pool: str = "mean"  # [--fad-pool]
+    fad_bootstrap: int = 200  # resamples of the FAD interval; 0: none [--fad-bootstrap]
+    fad_inf_points: int = 15  # set sizes of the FAD-inf fit; 0: no FAD-inf [--fad-inf-points]
+    kid_subsets: int = 100  # [--kid-subsets]
+    kid_subset_size: int = 1000  # [--kid-subset-size]
     crepe_hop: float = 0.05  # seconds between CREPE embedding frames [--crepe-hop]
     stats_cache: str | Path | None = "default"  # None disables [--stats-cache / --no-...]
     pitch_estimator: str = "crepe-tiny"  # [--pitch-estimator]
+    pitch_hop: float = 0.02  # seconds between CREPE pitch frames [--pitch-hop]
+    pitch_decoder: str = "weighted"  # CREPE decoder: weighted | viterbi [--pitch-decoder]
+    pitch_targets: str | Path | None = None  # CSV name,pitch overriding labels [--pitch-targets]
     tolerance_cents: float = 50.0  # [--tolerance-cents]
     classifier: str | Path | None = None  # [--classifier]
     ndb_k: int = 50  # [--ndb-k]
@@ -215,6 +224,11 @@ def _sample_metrics(target, kind: str, metrics: list[str], opts: EvalOptions) ->
         t0 = time.monotonic()
         if metric == "fad":
             entries = _fad(generated, reference, opts, embedded)
+            warned = _bias_warnings(entries, opts)
+            if warned:
+                out.setdefault("warnings", []).extend(warned)
+        elif metric == "kid":
+            entries = _kid(generated, reference, opts, embedded)
         elif metric == "pitch":
             entries = _pitch(generated, opts)
         elif metric == "classifier":
@@ -247,64 +261,104 @@ def _cache_dir(opts: EvalOptions) -> Path | None:
     return default_cache_dir() if opts.stats_cache == "default" else Path(opts.stats_cache)
 
 
-def _embed_both(spec: str, generated, reference, opts: EvalOptions, pool: str,
-                embedded: dict) -> tuple[Any, np.ndarray, np.ndarray]:
-    """(embedding, generated [N_g, D], reference [N_r, D]) with reuse across metrics."""
+def _embed_frames(spec: str, generated, reference, opts: EvalOptions, embedded: dict
+                  ) -> tuple[Any, tuple, tuple]:
+    """(embedding, (frames, counts) generated, (frames, counts) reference), reused across
+    metrics: one pass per embedding serves FAD (any pooling), FAD-inf, KID and NDB."""
     from waveloom.device import pick_device
-    from waveloom.evaluate.embeddings import embed_set, get_embedding
+    from waveloom.evaluate.embeddings import embed_set_frames, get_embedding
 
     extra = {"hop_seconds": opts.crepe_hop} if spec.startswith("crepe-") else {}
     emb = get_embedding(spec, device=str(pick_device(opts.device)), classifier=opts.classifier,
                         **extra)
-    key = (emb.key(), pool)
+    key = emb.key()
     if key not in embedded:
-        ref = embed_set(emb, reference, pool=pool, cache_dir=_cache_dir(opts),
-                        progress=opts.progress)
-        gen = embed_set(emb, generated, pool=pool, progress=opts.progress)
+        ref = embed_set_frames(emb, reference, cache_dir=_cache_dir(opts), progress=opts.progress)
+        gen = embed_set_frames(emb, generated, progress=opts.progress)
         embedded[key] = (gen, ref)
     return emb, *embedded[key]
 
 
+def _embed_both(spec: str, generated, reference, opts: EvalOptions, pool: str,
+                embedded: dict) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(embedding, generated [N_g, D], reference [N_r, D]) pooled with ``pool``."""
+    from waveloom.evaluate.embeddings import pool_frames
+
+    emb, gen, ref = _embed_frames(spec, generated, reference, opts, embedded)
+    return emb, pool_frames(*gen, pool), pool_frames(*ref, pool)
+
+
 def _fad(generated, reference, opts: EvalOptions, embedded: dict) -> dict[str, Any]:
-    from waveloom.evaluate.fad import fad_from_embeddings
+    from waveloom.evaluate.distances import fad_entries
 
     out = {}
     for spec in _embedding_specs(opts):
-        emb, gen, ref = _embed_both(spec, generated, reference, opts, opts.fad_pool, embedded)
-        if min(len(gen), len(ref)) < 2:
+        emb, gen, ref = _embed_frames(spec, generated, reference, opts, embedded)
+        n_gen = len(gen[1]) if opts.fad_pool == "mean" else len(gen[0])
+        n_ref = len(ref[1]) if opts.fad_pool == "mean" else len(ref[0])
+        if min(n_gen, n_ref) < 2:
             raise DataError("FAD needs at least 2 clips (or frames) in each set")
-        out[f"fad[{emb.name}]"] = {
-            "value": fad_from_embeddings(gen, ref),
-            "embedding": emb.name,
-            "layer": emb.layer,
-            "pool": opts.fad_pool,
-            "dim": int(gen.shape[1]),
-            "n_generated": len(generated),
-            "n_reference": len(reference),
-            "samples_generated": int(gen.shape[0]),
-            "samples_reference": int(ref.shape[0]),
-        }
+        out.update(fad_entries(emb.name, emb.layer, gen, ref, pool=opts.fad_pool,
+                               resamples=min(opts.bootstrap, opts.fad_bootstrap),
+                               level=opts.level, seed=opts.seed,
+                               fad_inf_points=opts.fad_inf_points))
+    return out
+
+
+def _bias_warnings(entries: dict[str, Any], opts: EvalOptions) -> list[str]:
+    from waveloom.evaluate.distances import bias_warnings
+
+    return bias_warnings(entries, echo=True)
+
+
+def _kid(generated, reference, opts: EvalOptions, embedded: dict) -> dict[str, Any]:
+    from waveloom.evaluate.distances import kid_entry
+
+    out = {}
+    for spec in _embedding_specs(opts):
+        emb, gen, ref = _embed_frames(spec, generated, reference, opts, embedded)
+        if min(len(gen[1]), len(ref[1])) < 2:
+            raise DataError("KID needs at least 2 clips in each set")
+        out.update(kid_entry(emb.name, gen, ref, pool=opts.fad_pool, resamples=opts.bootstrap,
+                             level=opts.level, seed=opts.seed, subsets=opts.kid_subsets,
+                             subset_size=opts.kid_subset_size))
     return out
 
 
 def _pitch(generated, opts: EvalOptions) -> dict[str, Any]:
-    from waveloom.device import pick_device
-    from waveloom.evaluate.pitch import get_estimator, pitch_accuracy
-
-    targets = generated.require_labels("pitch", "the pitch metric")
-    estimator = get_estimator(opts.pitch_estimator, device=str(pick_device(opts.device)))
     from tqdm.auto import tqdm
 
+    from waveloom.device import pick_device
+    from waveloom.evaluate.pitch import get_estimator, pitch_accuracy, read_targets_csv
+
+    if opts.pitch_targets is not None:
+        table = read_targets_csv(opts.pitch_targets)
+        missing = [n for n in generated.names if n not in table]
+        if missing:
+            raise DataError(f"{opts.pitch_targets}: no pitch for {len(missing)} clip(s) "
+                            f"(e.g. {missing[0]!r}); add rows name,pitch")
+        targets = [table[n] for n in generated.names]
+    else:
+        targets = generated.require_labels("pitch", "the pitch metric")
+    estimator = get_estimator(opts.pitch_estimator, device=str(pick_device(opts.device)),
+                              hop_seconds=opts.pitch_hop, decoder=opts.pitch_decoder)
     clips = tqdm(generated.clips(), total=len(generated), desc=f"pitch[{estimator.name}]",
                  unit="clip", disable=not opts.progress)
+    t0 = time.monotonic()
     result = pitch_accuracy(clips, targets, generated.sample_rate, opts.tolerance_cents,
                             estimator)
+    seconds = time.monotonic() - t0
     flags = [float(r["correct"]) for r in result["notes"]]
     for name, row in zip(generated.names, result["notes"]):
         row["name"] = name
     key = f"pitch[{result['estimator']},{opts.tolerance_cents:g}c]"
-    return {key: {"accuracy": _interval(flags, opts), "estimator": result["estimator"],
-                  "tolerance_cents": opts.tolerance_cents, "notes": result["notes"]}}
+    entry = {"accuracy": _interval(flags, opts), "estimator": result["estimator"],
+             "tolerance_cents": opts.tolerance_cents, "errors": result["errors"],
+             "seconds": round(seconds, 3), "notes": result["notes"]}
+    frames = getattr(estimator, "frames_run", None)
+    if frames is not None:
+        entry.update(hop_seconds=opts.pitch_hop, decoder=opts.pitch_decoder, frames=frames)
+    return {key: entry}
 
 
 def _classifier(generated, opts: EvalOptions) -> dict[str, Any]:
