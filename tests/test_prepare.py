@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 import waveloom.data.prepare as prep
-from waveloom.audio.io import load_audio
+from waveloom.audio.io import load_audio, stream_audio
 from waveloom.data.cache import AudioCache
 from waveloom.data.prepare import hash_split, prepare
 from waveloom.errors import DataError
@@ -104,24 +104,26 @@ def test_source_without_usable_audio_is_one_line_error(tmp_path):
     assert not list((tmp_path / "cache").glob("*.partial"))
 
 
-def test_interrupted_prepare_never_looks_complete(folder, tmp_path, monkeypatch):
+def test_interrupted_prepare_leaves_the_old_cache_usable(folder, tmp_path, monkeypatch):
+    """#19: the new cache is built beside OUT and swapped in only when complete, so an
+    interrupted (or failing) re-run leaves the previous cache exactly as it was."""
     out = tmp_path / "cache"
-    prepare(folder, out, progress=False)  # a complete cache that a re-run will overwrite
+    prepare(folder, out, progress=False)  # a complete cache that a re-run would replace
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls = []
 
-    def flaky_load(path, sr=None):
+    def flaky_stream(path, sr=None, **kw):
         calls.append(path)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return load_audio(path, sr)
+        yield from stream_audio(path, sr, **kw)
 
-    monkeypatch.setattr(prep, "load_audio", flaky_load)
+    monkeypatch.setattr(prep, "stream_audio", flaky_stream)
     with pytest.raises(KeyboardInterrupt):
         prepare(folder, out, progress=False)
-    assert not (out / "cache.json").exists()
-    assert not list(out.glob("*.partial"))
-    with pytest.raises(DataError, match="waveloom prepare SRC"):
-        AudioCache(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "src"]  # no leftovers
+    assert len(AudioCache(out)) > 0
 
 
 def test_hash_split_is_stable_across_processes_and_balanced():

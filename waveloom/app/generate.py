@@ -228,6 +228,7 @@ def draw_to_folder(
                       vocabulary=source.vocabulary, prime=_load_prime(source, prime))
     cond = {k: v.to(source.device) for k, v in cond.items()}
     length = int(round(seconds * source.sample_rate))
+    check_output_memory(n, length)
     if interpolate is not None:
         audio = source.model.interpolate(n, length, cond, seed=options.seed,
                                          temperature=options.temperature)
@@ -238,6 +239,24 @@ def draw_to_folder(
     rainbow = getattr(source.model, "rainbowgram", False)
     return write_samples(audio.float().cpu().numpy(), Path(out), source.sample_rate, prefix,
                          plots=plots, rainbow=rainbow)
+
+
+#: Bytes one output sample of one stream may cost while drawing: the autoregressive engines'
+#: pre-drawn uniforms (and their numpy copy), the int32 and int64 codes and the float32 audio;
+#: a one-shot family's last activations are of the same order.
+BYTES_PER_OUTPUT_SAMPLE = 40
+#: Seconds of a long sample that its spectrogram shows (a plot of an hour is no use and costs
+#: gigabytes).
+PLOT_SECONDS = 60.0
+
+
+def check_output_memory(n: int, length: int) -> None:
+    """Refuse (one line, before any allocation) a request whose output cannot fit in memory:
+    ``--seconds 1e9`` names the estimate, the free memory and the flag."""
+    from waveloom.memory import check_allocation
+
+    check_allocation(n * length * BYTES_PER_OUTPUT_SAMPLE,
+                     f"{n} sample(s) of {length:,} steps", "--seconds or --n")
 
 
 def _check_interpolation(model: Any) -> None:
@@ -271,13 +290,16 @@ def write_samples(audio: np.ndarray, out: Path, sr: int, prefix: str, *, plots: 
 
     paths = []
     for i, clip in enumerate(audio):
-        wav = save_audio(out / f"{prefix}-{i}.wav", clip, sr)
+        wav = save_audio(out / f"{prefix}-{i}.wav", clip, sr)  # written block by block
         paths.append(wav)
         if plots:
             from waveloom.audio.plots import plot_rainbowgram, plot_spectrogram
 
             plot = plot_rainbowgram if rainbow else plot_spectrogram
-            plot(clip, sr, wav.with_suffix(".png"), title=wav.stem)
+            shown = clip[: int(PLOT_SECONDS * sr)]
+            title = (wav.stem if len(shown) == len(clip)
+                     else f"{wav.stem} (first {PLOT_SECONDS:g} s)")
+            plot(shown, sr, wav.with_suffix(".png"), title=title)
     return paths
 
 
