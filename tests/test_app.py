@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 import waveloom
@@ -127,6 +129,9 @@ def test_generate_help_mentions_list_and_default_instrument(capsys):
     (["--seconds", "nan"], "--seconds nan"),
     (["--seconds", "inf"], "--seconds inf"),
     (["--seconds", "0"], "--seconds 0"),
+    (["--seconds", "-1"], "--seconds -1"),
+    (["--seconds", "1e9"], "lower --seconds or --n"),  # #19: refused before allocating
+    (["--seconds", "2e5", "--n", "100000"], "free"),
     (["--n", "-1"], "--n -1"),
     (["--engine", "warp"], "--engine 'warp'"),
     (["--weights", "int4"], "--weights 'int4'"),
@@ -150,6 +155,21 @@ def test_decode_and_vocode_validate_through_the_same_options(checkpoints, tmp_pa
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: --") and "\n" not in err, err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_encode_and_evaluate_seconds_are_checked(value, checkpoints, tmp_path, capsys):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(800, np.float32) + 0.1, 16000)
+    argv = ["encode", str(checkpoints["named"]), str(wav), "--out", str(tmp_path / "e")]
+    assert main([*argv, "--seconds", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and f"--seconds {value}" in err, err
+    from waveloom.errors import ConfigError
+    from waveloom.evaluate.generated import generate_set
+
+    with pytest.raises(ConfigError, match=f"--seconds {float(value)}"):  # evaluate's drawing
+        generate_set(checkpoints["named"], tmp_path / "g", n=2, seconds=float(value))
 
 
 def test_no_function_over_80_lines_in_the_verb_layer():

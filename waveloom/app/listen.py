@@ -36,9 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int | None:
     from waveloom.listening import format_listening_report, listening_report, serve
-    from waveloom.listening.server import default_db
-
     from waveloom.listening.report import check_interval_args
+    from waveloom.listening.server import default_db
 
     check_interval_args(args.bootstrap, args.ci)
     if not 0 <= args.port <= 65535:
