@@ -138,13 +138,14 @@ def _truncation(log: str) -> str | None:
     return f"truncated: its header claims {match[2]} bytes of audio, the file holds {match[3]}"
 
 
-def stream_audio(path: str | Path, sr: int | None = None, *, block: int = READ_BLOCK,
+def stream_audio(path: str | Path, sr: int | None = None, *, block: int | None = None,
                  report: StreamReport | None = None) -> Iterator[np.ndarray]:
     """Decode ``path`` block by block: mono float32 [t] blocks in [-1, 1], resampled to ``sr``
     with a streaming soxr resampler (the same samples as :func:`load_audio`, which decodes
     the whole file at once), so a two-hour file needs a few MB instead of gigabytes.
     ``report`` collects peaks, clipping and truncation. Errors as :func:`load_audio`."""
     path = Path(path)
+    block = READ_BLOCK if block is None else int(block)
     report = report if report is not None else StreamReport()
     _check_exists(path)
     try:
