@@ -22,6 +22,7 @@ from waveloom.app.common import (
     add_device_arg,
     add_quiet_arg,
     add_sampling_args,
+    check_output_memory,
     check_pitch,
     check_positive,
     sampling_options,
@@ -228,7 +229,7 @@ def draw_to_folder(
                       vocabulary=source.vocabulary, prime=_load_prime(source, prime))
     cond = {k: v.to(source.device) for k, v in cond.items()}
     length = int(round(seconds * source.sample_rate))
-    check_output_memory(n, length)
+    check_output_memory(n, length, "--seconds or --n")
     if interpolate is not None:
         audio = source.model.interpolate(n, length, cond, seed=options.seed,
                                          temperature=options.temperature)
@@ -241,22 +242,9 @@ def draw_to_folder(
                          plots=plots, rainbow=rainbow)
 
 
-#: Bytes one output sample of one stream may cost while drawing: the autoregressive engines'
-#: pre-drawn uniforms (and their numpy copy), the int32 and int64 codes and the float32 audio;
-#: a one-shot family's last activations are of the same order.
-BYTES_PER_OUTPUT_SAMPLE = 40
 #: Seconds of a long sample that its spectrogram shows (a plot of an hour is no use and costs
 #: gigabytes).
 PLOT_SECONDS = 60.0
-
-
-def check_output_memory(n: int, length: int) -> None:
-    """Refuse (one line, before any allocation) a request whose output cannot fit in memory:
-    ``--seconds 1e9`` names the estimate, the free memory and the flag."""
-    from waveloom.memory import check_allocation
-
-    check_allocation(n * length * BYTES_PER_OUTPUT_SAMPLE,
-                     f"{n} sample(s) of {length:,} steps", "--seconds or --n")
 
 
 def _check_interpolation(model: Any) -> None:
