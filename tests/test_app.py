@@ -130,7 +130,8 @@ def test_generate_help_mentions_list_and_default_instrument(capsys):
     (["--seconds", "inf"], "--seconds inf"),
     (["--seconds", "0"], "--seconds 0"),
     (["--seconds", "-1"], "--seconds -1"),
-    (["--seconds", "1e9"], "lower --seconds or --n"),  # #19: refused before allocating
+    (["--seconds", "1e9"], "lower --seconds or --n"),  # #19: refused before drawing
+    (["--seconds", "1e9", "--engine", "torch"], "lower --seconds or --n"),
     (["--seconds", "2e5", "--n", "100000"], "free"),
     (["--n", "-1"], "--n -1"),
     (["--engine", "warp"], "--engine 'warp'"),
@@ -178,3 +179,25 @@ def test_no_function_over_80_lines_in_the_verb_layer():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 80, f"{path.name}:{node.lineno} {node.name}: {length} lines"
+
+
+def test_long_generate_streams_the_same_bytes(checkpoints, tmp_path, monkeypatch):
+    """#19: the fast engine draws and writes a long output in segments; the files are byte
+    for byte those of drawing it whole."""
+    import waveloom.app.generate as gen
+    from waveloom.audio.io import save_audio
+    from waveloom.config import SamplingOptions
+    from waveloom.sampling.sample import sample
+
+    options = SamplingOptions(seed=5, engine="fast", threads=1, progress=False)
+    source = gen.load_source(checkpoints["named"], "cpu", 1)
+    monkeypatch.setattr(gen, "SEGMENT", 333)
+    monkeypatch.setattr(gen, "PLOT_SECONDS", 0.01)
+    paths = gen.draw_to_folder(source, tmp_path / "s", n=2, seconds=0.1, pitch=60,
+                               options=options)
+    cond = gen.build_cond(source.model, 2, pitch=60, instrument=None, vocabulary=VOCAB)
+    whole = sample(source.model, 2, 1600, cond, options).numpy()
+    for i, path in enumerate(paths):
+        expected = save_audio(tmp_path / f"w{i}.wav", whole[i], 16000)
+        assert path.read_bytes() == expected.read_bytes()
+        assert path.with_suffix(".png").is_file()

@@ -9,6 +9,8 @@ where ``/proc`` is missing; when neither is readable no check is made (never a f
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from waveloom.errors import ConfigError
 
@@ -58,3 +60,21 @@ def check_allocation(nbytes: float, what: str, key: str, *,
         return
     raise ConfigError(f"{what} needs about {human(nbytes)} but only {human(free)} is free; "
                       f"lower {key} (or set {DISABLE_ENV}=1 to skip this check)")
+
+
+def check_disk(nbytes: float, folder: str | Path, what: str, key: str) -> None:
+    """Raise :class:`ConfigError` when ``nbytes`` will not fit on the disk holding ``folder``
+    (or its nearest existing parent): an output streamed to disk is bounded by the disk, not
+    by memory."""
+    if os.environ.get(DISABLE_ENV):
+        return
+    path = Path(folder).resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return
+    if nbytes > free:
+        raise ConfigError(f"{what} needs about {human(nbytes)} on disk but only {human(free)} "
+                          f"is free in {path}; lower {key} (or write elsewhere)")

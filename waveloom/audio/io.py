@@ -245,6 +245,48 @@ def save_audio(path: str | Path, audio, sr: int) -> Path:
     return path
 
 
+class AudioWriter:
+    """A 16-bit WAV/FLAC written block by block (:func:`open_writer`): ``write`` float blocks
+    [t] or [t, C] as they come, then ``close``; ``abort`` removes the half-written file."""
+
+    def __init__(self, path: Path, sr: int, channels: int = 1):
+        ext = path.suffix.lower()
+        if ext not in _SAVE_FORMATS:
+            raise AudioError(f"{path}: cannot write {ext or 'extension-less'} files; "
+                             "use .wav or .flac")
+        fmt, subtype = _SAVE_FORMATS[ext]
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = sf.SoundFile(str(path), "w", int(sr), channels, subtype, format=fmt)
+        except (OSError, sf.LibsndfileError, RuntimeError, ValueError) as err:
+            raise AudioError(
+                f"{path}: cannot write ({_reason(err)}); check the folder is writable"
+            ) from None
+
+    def write(self, block: np.ndarray) -> None:
+        try:
+            self._file.write(_checked_block(self.path, block))
+        except AudioError:
+            self.abort()
+            raise
+        except (OSError, sf.LibsndfileError, RuntimeError) as err:
+            self.abort()
+            raise AudioError(f"{self.path}: cannot write ({_reason(err)})") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.close()
+        _remove(self.path)
+
+
+def open_writer(path: str | Path, sr: int, channels: int = 1) -> AudioWriter:
+    """An :class:`AudioWriter` for ``path`` (16-bit WAV or FLAC by extension)."""
+    return AudioWriter(Path(path), sr, channels)
+
+
 def _remove(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)
