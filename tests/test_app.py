@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 import waveloom
@@ -127,6 +129,10 @@ def test_generate_help_mentions_list_and_default_instrument(capsys):
     (["--seconds", "nan"], "--seconds nan"),
     (["--seconds", "inf"], "--seconds inf"),
     (["--seconds", "0"], "--seconds 0"),
+    (["--seconds", "-1"], "--seconds -1"),
+    (["--seconds", "1e9"], "lower --seconds or --n"),  # #19: refused before drawing
+    (["--seconds", "1e9", "--engine", "torch"], "lower --seconds or --n"),
+    (["--seconds", "2e5", "--n", "100000"], "free"),
     (["--n", "-1"], "--n -1"),
     (["--engine", "warp"], "--engine 'warp'"),
     (["--weights", "int4"], "--weights 'int4'"),
@@ -152,9 +158,46 @@ def test_decode_and_vocode_validate_through_the_same_options(checkpoints, tmp_pa
         assert err.startswith("error: --") and "\n" not in err, err
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_encode_and_evaluate_seconds_are_checked(value, checkpoints, tmp_path, capsys):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(800, np.float32) + 0.1, 16000)
+    argv = ["encode", str(checkpoints["named"]), str(wav), "--out", str(tmp_path / "e")]
+    assert main([*argv, "--seconds", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and f"--seconds {value}" in err, err
+    from waveloom.errors import ConfigError
+    from waveloom.evaluate.generated import generate_set
+
+    with pytest.raises(ConfigError, match=f"--seconds {float(value)}"):  # evaluate's drawing
+        generate_set(checkpoints["named"], tmp_path / "g", n=2, seconds=float(value))
+
+
 def test_no_function_over_80_lines_in_the_verb_layer():
     for path in [*(PACKAGE / "app").glob("*.py"), PACKAGE / "cli.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 80, f"{path.name}:{node.lineno} {node.name}: {length} lines"
+
+
+def test_long_generate_streams_the_same_bytes(checkpoints, tmp_path, monkeypatch):
+    """#19: the fast engine draws and writes a long output in segments; the files are byte
+    for byte those of drawing it whole."""
+    import waveloom.app.generate as gen
+    from waveloom.audio.io import save_audio
+    from waveloom.config import SamplingOptions
+    from waveloom.sampling.sample import sample
+
+    options = SamplingOptions(seed=5, engine="fast", threads=1, progress=False)
+    source = gen.load_source(checkpoints["named"], "cpu", 1)
+    monkeypatch.setattr(gen, "SEGMENT", 333)
+    monkeypatch.setattr(gen, "PLOT_SECONDS", 0.01)
+    paths = gen.draw_to_folder(source, tmp_path / "s", n=2, seconds=0.1, pitch=60,
+                               options=options)
+    cond = gen.build_cond(source.model, 2, pitch=60, instrument=None, vocabulary=VOCAB)
+    whole = sample(source.model, 2, 1600, cond, options).numpy()
+    for i, path in enumerate(paths):
+        expected = save_audio(tmp_path / f"w{i}.wav", whole[i], 16000)
+        assert path.read_bytes() == expected.read_bytes()
+        assert path.with_suffix(".png").is_file()

@@ -381,3 +381,104 @@ def test_listen_errors_are_one_line(tmp_path):
     with pytest.raises(WaveloomError, match="no audio files"):
         make_server([tmp_path / "empty"], port=0)
     assert main(["listen", "--report"]) == 2
+
+
+# ------------------------------------------------------------------ #19: hostile clients
+
+
+def _raw(srv, request: bytes, *, timeout: float = 10.0) -> tuple[int, bytes]:
+    """Send ``request`` bytes to the server on 127.0.0.1; (status, body) of the reply."""
+    with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=timeout) as s:
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 4 + int(
+                _header(data, b"content-length") or 0):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def _header(data: bytes, name: bytes) -> bytes | None:
+    for line in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+def _post_raw(srv, body: bytes, *, length: str | None = None, host: str | None = None,
+              extra: str = "") -> int:
+    host = host or f"127.0.0.1:{srv.server_address[1]}"
+    length = str(len(body)) if length is None else length
+    req = (f"POST /api/answer HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n"
+           f"Content-Type: application/json\r\n{extra}Connection: close\r\n\r\n").encode()
+    return _raw(srv, req + body)[0]
+
+
+def test_server_refuses_foreign_host_and_origin(server):
+    port = server.server_address[1]
+    get = "GET /api/config HTTP/1.1\r\nHost: {}\r\n{}Connection: close\r\n\r\n"
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert _raw(server, get.format(host, "").encode())[0] == 200
+    assert _raw(server, get.format(f"evil.example:{port}", "").encode())[0] == 403
+    assert _raw(server, get.format(f"127.0.0.1:{port + 1}", "").encode())[0] == 403
+    assert _raw(server, b"GET /api/config HTTP/1.0\r\n\r\n")[0] == 403  # no Host at all
+    assert _raw(server, get.format(f"127.0.0.1:{port}",
+                                   "Origin: http://evil.example\r\n").encode())[0] == 403
+    assert _raw(server, get.format(f"127.0.0.1:{port}",
+                                   f"Origin: http://localhost:{port}\r\n").encode())[0] == 200
+
+
+def test_server_bad_length_deep_json_and_size_limit(server):
+    from waveloom.listening.server import MAX_BODY
+
+    assert _post_raw(server, b"{}", length="abc") == 400
+    assert _post_raw(server, b"{}", length="-5") == 400
+    assert _post_raw(server, b"", length="0") == 400
+    assert _post_raw(server, b"x" * 10, length=str(MAX_BODY + 1)) == 413
+    assert _post_raw(server, b"[" * 1500 + b"]" * 1500) == 400
+    assert _post_raw(server, b'{"a": ' * 500 + b"1" + b"}" * 500) == 400
+    assert _post_raw(server, b'{"rater": "r1", "trial": "[[[[[[[[\\"]]"}') == 409  # in a string
+    assert _post_raw(server, b"\xff\xfe{}") == 400
+
+
+def test_half_sent_body_times_out_and_frees_the_server(server, monkeypatch):
+    import waveloom.listening.server as srv_mod
+
+    monkeypatch.setattr(srv_mod._Handler, "timeout", 0.5)
+    port = server.server_address[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"POST /api/answer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                  f"Content-Length: 100\r\n\r\n{{\"rater\"".encode())
+        t0 = time.monotonic()
+        reply = b""
+        for _ in range(100):  # bounded: the server answers 408 and closes within the timeout
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        assert reply.split()[1] == b"408" and time.monotonic() - t0 < 5
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:  # headers never end
+        s.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
+        s.settimeout(5)
+        assert s.recv(4096) == b""  # closed by the server after the read timeout
+    assert _get(server.url + "api/config")["stimuli"] == 4
+
+
+def test_listen_port_in_use_and_bad_report_flags_are_one_line(folders, tmp_path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["listen", *map(str, folders), "--port", str(port)]) == 2
+    db = tmp_path / "r.sqlite"
+    RatingStore(db).close()
+    for flags in (["--bootstrap", "-5"], ["--ci", "2"], ["--ci", "nan"], ["--ci", "0"]):
+        assert main(["listen", "--report", "--db", str(db), *flags]) == 2
+    assert main(["listen", *map(str, folders), "--port", "70000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 6 and all(line.startswith("error: ") for line in err)
+    assert "another --port" in err[0] and "--bootstrap -5" in err[1] and "--ci 2" in err[2]

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 import waveloom.data.prepare as prep
-from waveloom.audio.io import load_audio
+from waveloom.audio.io import load_audio, stream_audio
 from waveloom.data.cache import AudioCache
 from waveloom.data.prepare import hash_split, prepare
 from waveloom.errors import DataError
@@ -104,24 +104,26 @@ def test_source_without_usable_audio_is_one_line_error(tmp_path):
     assert not list((tmp_path / "cache").glob("*.partial"))
 
 
-def test_interrupted_prepare_never_looks_complete(folder, tmp_path, monkeypatch):
+def test_interrupted_prepare_leaves_the_old_cache_usable(folder, tmp_path, monkeypatch):
+    """#19: the new cache is built beside OUT and swapped in only when complete, so an
+    interrupted (or failing) re-run leaves the previous cache exactly as it was."""
     out = tmp_path / "cache"
-    prepare(folder, out, progress=False)  # a complete cache that a re-run will overwrite
+    prepare(folder, out, progress=False)  # a complete cache that a re-run would replace
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     calls = []
 
-    def flaky_load(path, sr=None):
+    def flaky_stream(path, sr=None, **kw):
         calls.append(path)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return load_audio(path, sr)
+        yield from stream_audio(path, sr, **kw)
 
-    monkeypatch.setattr(prep, "load_audio", flaky_load)
+    monkeypatch.setattr(prep, "stream_audio", flaky_stream)
     with pytest.raises(KeyboardInterrupt):
         prepare(folder, out, progress=False)
-    assert not (out / "cache.json").exists()
-    assert not list(out.glob("*.partial"))
-    with pytest.raises(DataError, match="waveloom prepare SRC"):
-        AudioCache(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "src"]  # no leftovers
+    assert len(AudioCache(out)) > 0
 
 
 def test_hash_split_is_stable_across_processes_and_balanced():
@@ -258,3 +260,77 @@ def test_read_pads_outside_the_example_with_zeros(folder, tmp_path):
     assert not window[100:].any()
     left = cache.read(0, -50, 100)
     assert not left[:50].any() and np.array_equal(left[50:], cache.clip(0)[:50])
+
+
+# ------------------------------------------------------------------ #19: reliability
+
+
+def test_prepare_out_naming_a_file_is_one_line(folder, tmp_path):
+    target = tmp_path / "cache.txt"
+    target.write_text("not a folder")
+    with pytest.raises(DataError, match="is a file, not a folder") as err:
+        prepare(folder, target, progress=False)
+    assert "\n" not in str(err.value) and target.read_text() == "not a folder"
+
+
+def test_full_disk_keeps_the_old_cache_and_says_so(folder, tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "cache"
+    prepare(folder, out, progress=False)
+    (out / "notes.txt").write_text("mine")  # not a cache file: kept across re-runs
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_append = prep.NpyStreamWriter.append
+
+    def full(self, rows):
+        if self.rows > 2000:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_append(self, rows)
+
+    monkeypatch.setattr(prep.NpyStreamWriter, "append", full)
+    with pytest.raises(DataError, match="No space left on device") as err:
+        prepare(folder, out, progress=False)
+    assert "previous cache is unchanged" in str(err.value) and "\n" not in str(err.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "src"]
+    monkeypatch.undo()
+    summary = prepare(folder, out, progress=False, sample_rate=8000)  # a good re-run swaps in
+    assert AudioCache(out).sample_rate == 8000 and summary.n_examples == len(AudioCache(out))
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_clipped_truncated_and_silent_files_are_named(tmp_path):
+    src = tmp_path / "src"
+    _wav(src / "good.wav")
+    t = np.arange(SR // 4) / SR
+    sf.write(src / "hot.wav", 1.5 * np.sin(2 * np.pi * 300 * t), SR, subtype="FLOAT")
+    sf.write(src / "cut.wav", 0.5 * np.sin(2 * np.pi * 300 * t), SR, subtype="PCM_16")
+    data = (src / "cut.wav").read_bytes()
+    (src / "cut.wav").write_bytes(data[: len(data) // 2])
+    sf.write(src / "quiet.wav", np.zeros(SR // 4), SR, subtype="PCM_16")
+    summary = prepare(src, tmp_path / "cache", progress=False)
+    warned = dict(summary.warnings)
+    assert "beyond full scale" in warned["hot.wav"] and "peak 1.50" in warned["hot.wav"]
+    assert "truncated" in warned["cut.wav"]
+    assert [p for p, _ in summary.skipped] == ["quiet.wav"]
+    assert summary.n_examples == 3
+    text = str(summary)
+    assert "hot.wav" in text and "cut.wav" in text and "quiet.wav" in text
+    info = json.loads((tmp_path / "cache" / "cache.json").read_text())
+    assert sorted(w["path"] for w in info["warnings"]) == ["cut.wav", "hot.wav"]
+
+
+def test_streamed_prepare_matches_whole_file_decoding(tmp_path, monkeypatch):
+    """Block-by-block decoding and resampling give the samples load_audio gives at once."""
+    import waveloom.audio.io as aio
+
+    monkeypatch.setattr(aio, "READ_BLOCK", 1000)  # many blocks, odd boundaries
+    src = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    sf.write(src.mkdir() or src / "a.wav", 0.3 * rng.standard_normal((22050, 2)), 44100)
+    summary = prepare(src, tmp_path / "cache", sample_rate=SR, progress=False)
+    cache = AudioCache(tmp_path / "cache")
+    expected, _ = load_audio(src / "a.wav", sr=SR)
+    got = cache.read(0, 0, int(cache.lengths[0]))
+    assert summary.total_samples == len(expected)
+    np.testing.assert_allclose(got, np.round(expected * 32767) / 32767, atol=1e-7)

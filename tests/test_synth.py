@@ -311,3 +311,31 @@ def test_program_override_is_what_the_written_midi_says(tmp_path):
     written = pretty_midi.PrettyMIDI(str(tmp_path / "out" / row["midi_filename"]))
     assert [inst.program for inst in written.instruments] == [40]
     assert (row["instrument_str"], row["family_str"]) == ("violin", "string")
+
+
+def test_render_midi_caps_a_held_note_and_names_the_file(tmp_path):
+    """#19: a lost note-off must not render minutes of drone; the cap is named in a warning."""
+    midi_dir = tmp_path / "in"
+    midi_dir.mkdir()
+    midi = pretty_midi.PrettyMIDI()
+    midi.instruments.append(_instrument([(60, 0.0, 0.5), (64, 0.5, 4.0)]))
+    midi.write(str(midi_dir / "held.mid"))
+    summary = render_midi(tmp_path / "out", midi_dir=midi_dir, progress=False,
+                          max_note_seconds=1.0)
+    assert [Path(p).name for p, _ in summary.warnings] == ["held.mid"]
+    assert "1 note(s) longer than 1 s" in str(summary) and "--max-note-seconds" in str(summary)
+    assert float(summary.rows[0]["duration"]) == pytest.approx(1.5 + 1.0, abs=1e-3)
+    with pytest.raises(ConfigError, match="--max-note-seconds"):
+        render_midi(tmp_path / "x", midi_dir=midi_dir, progress=False, max_note_seconds=-1)
+
+
+def test_render_midi_folder_where_every_file_fails_names_them(tmp_path):
+    midi_dir = tmp_path / "in"
+    midi_dir.mkdir()
+    for name in ("a.mid", "b.mid"):
+        (midi_dir / name).write_bytes(b"MThd\x00\x00\x00\x06 not midi")
+    with pytest.raises(DataError) as err:
+        render_midi(tmp_path / "out", midi_dir=midi_dir, progress=False)
+    message = str(err.value)
+    assert "a.mid: unreadable" in message and "b.mid: unreadable" in message
+    assert "\n" not in message

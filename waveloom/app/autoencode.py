@@ -23,6 +23,7 @@ from waveloom.app.common import (
     add_device_arg,
     add_quiet_arg,
     add_sampling_args,
+    check_output_memory,
     check_pitch,
     check_positive,
     sampling_options,
@@ -262,6 +263,9 @@ def decode_files(
         length = z.shape[-1] * model.hop
         if seconds is not None:
             length = min(length, int(round(seconds * sr)))
+        check_output_memory(z.shape[0], length,  # z: [n, D, frames] or (code levels) [n, F]
+                            f"--seconds (or decode a shorter part of {path.name})",
+                            extra_per_sample=4 * z.shape[1] if z.dim() == 3 else 0)
         audio = decode(model, z, label, length, options).float().cpu().numpy()
         for i, clip in enumerate(audio):
             name = stem if len(audio) == 1 else f"{stem}-{i}"

@@ -85,6 +85,24 @@ def check_positive(flag: str, value: float | None) -> None:
         raise ConfigError(f"{flag} {value}: must be a finite number > 0")
 
 
+#: Bytes one output sample of one stream may cost while drawing: the autoregressive engines'
+#: pre-drawn uniforms (and their numpy copy), the int32 and int64 codes and the float32 audio;
+#: a one-shot family's last activations are of the same order.
+BYTES_PER_OUTPUT_SAMPLE = 40
+
+
+def check_output_memory(n: int, length: int, key: str, extra_per_sample: int = 0) -> None:
+    """Refuse (one line, before any allocation) a request for ``n`` outputs of ``length``
+    samples that cannot fit in memory: the estimate, the free memory and ``key``, the flag
+    to lower. ``extra_per_sample``: bytes a caller's conditioning adds per sample (a
+    decoder's upsampled codes)."""
+    from waveloom.memory import check_allocation
+
+    per_sample = BYTES_PER_OUTPUT_SAMPLE + int(extra_per_sample)
+    check_allocation(int(n) * int(length) * per_sample,
+                     f"{n} output(s) of {length:,} samples", key)
+
+
 def check_pitch(pitch: int | None) -> None:
     """``--pitch``: a MIDI note number 0..127 (None passes: the verb's default)."""
     if pitch is not None and not 0 <= int(pitch) <= 127:

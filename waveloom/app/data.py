@@ -34,6 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("--midi", type=Path, default=None, help="a folder of .mid files to render too")
     rm.add_argument("--soundfont", type=Path, default=None, help="a .sf2/.sf3 file")
     rm.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
+    rm.add_argument("--max-note-seconds", type=float, default=30.0,
+                    help="cut notes held longer than this (a lost note-off), with a warning "
+                         "naming the file (default 30)")
     add_quiet_arg(rm)
     pr = subparsers.add_parser("prepare", help="decode a source once into a training cache")
     pr.add_argument("src", type=Path, help="a folder of audio, an NSynth or a MAESTRO folder")
@@ -62,5 +65,5 @@ def run(args: argparse.Namespace) -> int | None:
 
         print(render_midi(args.out, chorales=args.chorales, midi_dir=args.midi,
                           soundfont=args.soundfont, sample_rate=args.sr,
-                          progress=not args.quiet))
+                          progress=not args.quiet, max_note_seconds=args.max_note_seconds))
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from waveloom.app.common import (
     add_device_arg,
     add_quiet_arg,
     add_sampling_args,
+    check_output_memory,
     check_pitch,
     check_positive,
     sampling_options,
@@ -228,16 +230,30 @@ def draw_to_folder(
                       vocabulary=source.vocabulary, prime=_load_prime(source, prime))
     cond = {k: v.to(source.device) for k, v in cond.items()}
     length = int(round(seconds * source.sample_rate))
+    rainbow = getattr(source.model, "rainbowgram", False)
     if interpolate is not None:
+        check_output_memory(n, length, "--seconds or --n")
         audio = source.model.interpolate(n, length, cond, seed=options.seed,
                                          temperature=options.temperature)
-    else:
-        from waveloom.sampling.sample import sample
+        return write_samples(audio.float().cpu().numpy(), Path(out), source.sample_rate,
+                             prefix, plots=plots, rainbow=rainbow)
+    from waveloom.memory import check_disk
+    from waveloom.sampling.sample import sample_stream, streams
 
-        audio = sample(source.model, n, length, cond, options)
-    rainbow = getattr(source.model, "rainbowgram", False)
-    return write_samples(audio.float().cpu().numpy(), Path(out), source.sample_rate, prefix,
-                         plots=plots, rainbow=rainbow)
+    held = min(length, SEGMENT) if streams(source.model, options) else length
+    check_output_memory(n, held, "--seconds or --n")
+    check_disk(n * length * 2, out, f"{n} WAV file(s) of {length:,} samples", "--seconds or --n")
+    pieces = sample_stream(source.model, n, length, cond, options, segment=SEGMENT)
+    return write_stream(pieces, n, Path(out), source.sample_rate, prefix, plots=plots,
+                        rainbow=rainbow)
+
+
+#: Samples drawn and written at a time where the engine streams (the fast engine): about a
+#: minute at 16 kHz, so an hour of audio needs the memory of a minute.
+SEGMENT = 1 << 20
+#: Seconds of a long sample that its spectrogram shows (a plot of an hour is no use and costs
+#: gigabytes).
+PLOT_SECONDS = 60.0
 
 
 def _check_interpolation(model: Any) -> None:
@@ -271,14 +287,52 @@ def write_samples(audio: np.ndarray, out: Path, sr: int, prefix: str, *, plots: 
 
     paths = []
     for i, clip in enumerate(audio):
-        wav = save_audio(out / f"{prefix}-{i}.wav", clip, sr)
+        wav = save_audio(out / f"{prefix}-{i}.wav", clip, sr)  # written block by block
         paths.append(wav)
         if plots:
-            from waveloom.audio.plots import plot_rainbowgram, plot_spectrogram
-
-            plot = plot_rainbowgram if rainbow else plot_spectrogram
-            plot(clip, sr, wav.with_suffix(".png"), title=wav.stem)
+            shown = clip[: int(PLOT_SECONDS * sr)]
+            _plot(shown, sr, wav, rainbow, len(shown) < len(clip))
     return paths
+
+
+def write_stream(pieces: Iterator[torch.Tensor], n: int, out: Path, sr: int, prefix: str, *,
+                 plots: bool = True, rainbow: bool = False) -> list[Path]:
+    """``out/prefix-i.wav`` for each of the ``n`` rows of the pieces ([n, t] each) as they
+    come, then the plots of their first :data:`PLOT_SECONDS`; a failure removes the files."""
+    import numpy as np
+
+    from waveloom.audio.io import open_writer
+
+    paths = [out / f"{prefix}-{i}.wav" for i in range(n)]
+    heads: list[list[np.ndarray]] = [[] for _ in range(n)]
+    kept, limit = 0, int(PLOT_SECONDS * sr)
+    writers = [open_writer(p, sr) for p in paths]
+    try:
+        for piece in pieces:
+            block = piece.float().cpu().numpy()
+            for i, w in enumerate(writers):
+                w.write(block[i])
+                if kept < limit:
+                    heads[i].append(block[i, : limit - kept])
+            kept += block.shape[1]
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    for w in writers:
+        w.close()
+    if plots:
+        for path, head in zip(paths, heads):
+            _plot(np.concatenate(head), sr, path, rainbow, kept > limit)
+    return paths
+
+
+def _plot(clip: np.ndarray, sr: int, wav: Path, rainbow: bool, cut: bool) -> None:
+    from waveloom.audio.plots import plot_rainbowgram, plot_spectrogram
+
+    plot = plot_rainbowgram if rainbow else plot_spectrogram
+    title = f"{wav.stem} (first {PLOT_SECONDS:g} s)" if cut else wav.stem
+    plot(clip, sr, wav.with_suffix(".png"), title=title)
 
 
 def generate_to_folder(checkpoint: str | Path, out: str | Path, *, device: str = "auto",

@@ -36,8 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int | None:
     from waveloom.listening import format_listening_report, listening_report, serve
+    from waveloom.listening.report import check_interval_args
     from waveloom.listening.server import default_db
 
+    check_interval_args(args.bootstrap, args.ci)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: ports are 0..65535 (0: any free port)")
     db = args.db if args.db is not None else (default_db(args.dirs) if args.dirs else None)
     if args.report:
         if db is None:

@@ -22,11 +22,16 @@ from torch.utils.data import Dataset
 
 from waveloom.data.cache import AudioCache
 from waveloom.errors import ConfigError, DataError
+from waveloom.memory import check_allocation
 
 #: Conditioning keys an item can carry besides 'audio'. 'example' (the cache index) and
 #: 'start' (first sample of the window within the example; negative when left-padded) are for
 #: inspection and tests.
 CONDITION_KEYS = ("pitch", "instrument", "velocity", "family", "roll", "example", "start")
+
+#: Bytes one served sample costs while a window is made: the int16 read, the float32 item and
+#: its copy in the collated batch.
+BYTES_PER_SAMPLE = 2 + 4 + 4
 
 #: How many windows ``min_rms`` may reject before the loudest one seen is used anyway.
 MAX_RMS_TRIES = 8
@@ -76,6 +81,8 @@ class WindowDataset(Dataset):
             raise ConfigError(f"unknown conditioning key(s) {unknown}; valid: {CONDITION_KEYS}")
         self.split, self.window, self.context = split, int(window), int(context)
         self.length = self.window + self.context  # samples per served window
+        check_allocation(self.length * BYTES_PER_SAMPLE,
+                         f"one training window of {self.length:,} samples", "data.window")
         self.keys, self.roll_hop = tuple(keys), int(roll_hop)
         self.min_rms, self.seed, self.epoch = float(min_rms), int(seed), 0
         if not 0.0 <= onset_fraction <= 1.0:

@@ -12,27 +12,36 @@ Layout of ``OUT`` (read by :class:`waveloom.data.cache.AudioCache`):
 * ``cache.json``     version, sample_rate, total_samples, dtype, format, source, counts per
                      split, the instrument and family vocabularies, the skipped files.
 
-Memory stays flat in the data-set size: one file is decoded at a time and its samples are
-streamed to disk behind an ``.npy`` header that is rewritten with the final length at the end
-(numpy pads the header so the length can grow in place). ``cache.json`` is written last and
-atomically, after the other files are renamed into place, so an interrupted run never leaves a
-cache that :class:`AudioCache` would open; a re-run simply starts over.
+Memory stays flat in the data-set size and in the file length: each file is decoded and
+resampled block by block (:func:`~waveloom.audio.io.stream_audio`) and its samples are streamed
+to disk behind an ``.npy`` header that is rewritten with the final length at the end (numpy
+pads the header so the length can grow in place). The new cache is built in a hidden folder
+beside ``OUT`` and swapped in at the end (an atomic exchange on Linux), so a prepare that fails
+(a bad source, a full disk, Ctrl-C) leaves the previous cache as it was.
+
+Files that decode but would teach something wrong are named: samples beyond full scale
+(clipped) and truncated files are warnings in the summary and in ``cache.json``; silent files
+are skipped and listed.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from waveloom.audio.io import load_audio
+from waveloom.audio.io import StreamReport, stream_audio
 from waveloom.data import sources
 from waveloom.data.roll import midi_notes, notes_to_samples
 from waveloom.data.sources import NSYNTH_FAMILIES, SPLITS, SourceItem
@@ -60,6 +69,7 @@ class PrepareSummary:
     total_samples: int
     counts: dict[str, int]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, what was odd)
     n_midi: int = 0
     n_notes: int = 0
 
@@ -85,6 +95,9 @@ class PrepareSummary:
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} file(s):")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        if self.warnings:
+            lines.append(f"warnings for {len(self.warnings)} file(s) (kept):")
+            lines += [f"  {path}: {reason}" for path, reason in self.warnings]
         return "\n".join(lines)
 
 
@@ -141,6 +154,12 @@ class NpyStreamWriter:
             shutil.copyfileobj(src, dst, 1 << 24)
         os.replace(tmp, self.path)
 
+    def truncate(self, rows: int) -> None:
+        """Drop every row after the first ``rows`` (a file that turned out unusable)."""
+        self._file.seek(self._data_start + rows * self.dtype.itemsize * math.prod(self.row_shape))
+        self._file.truncate()
+        self.rows = rows
+
     def abort(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
@@ -173,6 +192,10 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+#: The files a cache consists of (what the swap replaces; anything else in OUT is kept).
+CACHE_FILES = ("audio.npy", "notes.npy", "manifest.jsonl", "cache.json")
+
+
 def prepare(
     src: str | Path,
     out: str | Path,
@@ -186,50 +209,99 @@ def prepare(
     ``maestro``. Unreadable, silent or score-less-when-a-score-is-named files are skipped and
     listed in the summary; only a source with no usable audio at all raises :class:`DataError`.
     Instrument ids are the index of ``instrument_str`` in the sorted list of every instrument
-    the source lists, so they do not shift when a file turns out to be unreadable.
+    the source lists, so they do not shift when a file turns out to be unreadable. Whatever
+    fails, a cache already in ``out`` stays usable (the new one is swapped in only when done).
     """
     src, out = Path(src), Path(out)
     if int(sample_rate) <= 0:
         raise DataError(f"--sr {sample_rate}: the sample rate must be a positive number of Hz")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: is a file, not a folder; give prepare a folder for the cache")
     sample_rate = int(sample_rate)
     format, items = sources.list_items(src, format)
     _unique_names(items)
     instruments = sorted({i.instrument_str for i in items if i.instrument_str is not None})
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cache.json").unlink(missing_ok=True)  # the old cache is invalid from here on
     summary = PrepareSummary(out=out, source=src, format=format, sample_rate=sample_rate,
                              n_examples=0, total_samples=0, counts=dict.fromkeys(SPLITS, 0))
-    _write_examples(summary, items, instruments, progress)
-    _write_json_atomic(out / "cache.json", _cache_index(summary, instruments))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        build = Path(tempfile.mkdtemp(prefix=f".{out.name}.prepare-", dir=out.parent))
+    except OSError as err:
+        raise DataError(f"{out}: cannot create the cache folder ({err.strerror or err})") from None
+    try:
+        _write_examples(summary, items, instruments, progress, build)
+        _write_json_atomic(build / "cache.json", _cache_index(summary, instruments))
+        _swap_into_place(build, out)
+    except OSError as err:
+        raise DataError(f"{out}: cannot write the cache ({err.strerror or err}); free some "
+                        "space or pick another folder (the previous cache is unchanged)") from None
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
     return summary
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    if ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
+def _swap_into_place(build: Path, out: Path) -> None:
+    """Make the finished cache in ``build`` the one at ``out``: an atomic exchange of the two
+    folders where the kernel offers it (else rename the old one aside, then the new one in);
+    files in ``out`` that are not :data:`CACHE_FILES` are carried over. The old cache ends up
+    in ``build``, which the caller removes."""
+    if not out.exists():
+        os.replace(build, out)
+        build.mkdir()  # the caller removes it
+        return
+    if not _exchange(build, out):
+        aside = build.with_name(build.name + ".old")
+        os.replace(out, aside)
+        os.replace(build, out)
+        os.replace(aside, build)
+    for entry in build.iterdir():  # build now holds the old cache folder's contents
+        if entry.name not in CACHE_FILES and not (out / entry.name).exists():
+            os.replace(entry, out / entry.name)
+
+
 def _write_examples(summary: PrepareSummary, items: list[SourceItem], instruments: list[str],
-                    progress: bool) -> None:
+                    progress: bool, folder: Path) -> None:
     """Stream every usable item of ``summary.source`` into audio.npy, notes.npy and
-    manifest.jsonl under ``summary.out`` (each written as ``.partial`` and renamed into place
-    once complete; removed if anything fails), counting what was written and skipped in
+    manifest.jsonl under ``folder`` (each written as ``.partial`` and renamed once complete;
+    removed if anything fails), counting what was written, skipped and warned about in
     ``summary``. Raises :class:`DataError` when no item is usable."""
-    src, out, sample_rate = summary.source, summary.out, summary.sample_rate
+    src = summary.source
     instrument_ids = {name: k for k, name in enumerate(instruments)}
-    audio_w = NpyStreamWriter(out / "audio.npy.partial", "<i2")
-    notes_w = NpyStreamWriter(out / "notes.npy.partial", "<i8", (5,))
-    manifest_tmp = out / "manifest.jsonl.partial"
+    audio_w = NpyStreamWriter(folder / "audio.npy.partial", "<i2")
+    notes_w = NpyStreamWriter(folder / "notes.npy.partial", "<i8", (5,))
+    manifest_tmp = folder / "manifest.jsonl.partial"
     try:
         with open(manifest_tmp, "w") as manifest:
             bar = tqdm(items, desc="prepare", unit="file", disable=not progress)
             for item in bar:
                 rel = _relative(item.path, src)
-                decoded = _decode(item, sample_rate)
+                offset = audio_w.rows
+                decoded = _decode_into(item, summary.sample_rate, audio_w)
                 if isinstance(decoded, str):
+                    audio_w.truncate(offset)
                     summary.skipped.append((rel, decoded))
                     bar.set_postfix(skipped=len(summary.skipped), refresh=False)
                     continue
-                audio, notes = decoded
-                entry = _manifest_entry(item, rel, src, len(audio), sample_rate,
-                                        instrument_ids, audio_w.rows, notes_w.rows, notes)
-                audio_w.append(np.round(audio * SCALE).astype(np.int16))
+                notes, warnings = decoded
+                summary.warnings += [(rel, w) for w in warnings]
+                entry = _manifest_entry(item, rel, src, audio_w.rows - offset,
+                                        summary.sample_rate, instrument_ids, offset,
+                                        notes_w.rows, notes)
                 if notes is not None:
                     notes_w.append(notes)
                     summary.n_midi += 1
@@ -248,26 +320,35 @@ def _write_examples(summary: PrepareSummary, items: list[SourceItem], instrument
         notes_w.abort()
         manifest_tmp.unlink(missing_ok=True)
         raise
-    os.replace(out / "audio.npy.partial", out / "audio.npy")
-    os.replace(out / "notes.npy.partial", out / "notes.npy")
-    os.replace(manifest_tmp, out / "manifest.jsonl")
+    os.replace(folder / "audio.npy.partial", folder / "audio.npy")
+    os.replace(folder / "notes.npy.partial", folder / "notes.npy")
+    os.replace(manifest_tmp, folder / "manifest.jsonl")
     summary.total_samples, summary.n_notes = audio_w.rows, notes_w.rows
 
 
-def _decode(item: SourceItem, sample_rate: int) -> tuple[np.ndarray, np.ndarray | None] | str:
-    """``(audio [T] float32 at sample_rate, notes [N, 5] int64 in samples or None)`` of one
-    item, or the reason to skip it: unreadable audio or score, or silence."""
+def _decode_into(item: SourceItem, sample_rate: int, audio_w: NpyStreamWriter
+                 ) -> tuple[np.ndarray | None, list[str]] | str:
+    """Append one item's audio (mono, at ``sample_rate``, int16) to ``audio_w`` block by block
+    and return ``(notes [N, 5] int64 in samples or None, warnings)``, or the reason to skip
+    it (unreadable audio or score, or silence; the caller then drops what was appended)."""
+    report = StreamReport()
     try:
-        audio, _ = load_audio(item.path, sr=sample_rate)
         notes = None
         if item.midi is not None:
             notes = notes_to_samples(midi_notes(item.midi), sample_rate)
+        for block in stream_audio(item.path, sample_rate, report=report):
+            audio_w.append(np.round(block * SCALE).astype(np.int16))
     except (AudioError, DataError) as err:
         return str(err).removeprefix(f"{item.path}: ")
-    rms = float(np.sqrt(np.dot(audio, audio) / len(audio)))
-    if rms < SILENCE_RMS:
-        return f"silent (RMS {rms:.1e} < {SILENCE_RMS:g})"
-    return audio, notes
+    if report.rms < SILENCE_RMS:
+        return f"silent (RMS {report.rms:.1e} < {SILENCE_RMS:g})"
+    warnings = []
+    if report.over_full_scale:
+        warnings.append(f"{report.over_full_scale} sample(s) beyond full scale (peak "
+                        f"{report.peak:.2f}) were clipped to [-1, 1]; normalise the file")
+    if report.truncated:
+        warnings.append(report.truncated + "; only the samples present were used")
+    return notes, warnings
 
 
 def _manifest_entry(
@@ -311,4 +392,5 @@ def _cache_index(summary: PrepareSummary, instruments: list[str]) -> dict:
         "instruments": instruments,
         "families": list(NSYNTH_FAMILIES),
         "skipped": [{"path": p, "reason": r} for p, r in summary.skipped],
+        "warnings": [{"path": p, "warning": w} for p, w in summary.warnings],
     }

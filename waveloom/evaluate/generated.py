@@ -10,6 +10,7 @@ listened to (``waveloom listen``) or compared with another model's folder later.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,9 @@ def generate_set(
     from waveloom.models.load import load_checkpoint, read_extra
     from waveloom.sampling.sample import sample
 
-    if n <= 0 or seconds <= 0:
-        raise ConfigError("--n-generate and --seconds must be positive")
+    if not (n > 0 and math.isfinite(seconds) and seconds > 0):  # nan and inf too (#19)
+        raise ConfigError(f"--n-generate {n} and --seconds {seconds}: both must be finite "
+                          "numbers > 0")
     dev = pick_device(device)
     model, run = load_checkpoint(checkpoint, map_location=dev)
     sr = run.data.sample_rate

@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from waveloom.errors import DataError
+from waveloom.errors import ConfigError, DataError
 from waveloom.evaluate.bootstrap import bootstrap_mean
 from waveloom.listening.store import RatingStore
 
@@ -28,9 +28,20 @@ def _display(folder: str, base: Path) -> str:
         return folder
 
 
+def check_interval_args(resamples: int, level: float) -> None:
+    """One line for ``--bootstrap`` below 0 or ``--ci`` outside (0, 1) (checked before the
+    database is read, not deep inside the bootstrap)."""
+    if not isinstance(resamples, int) or resamples < 0:
+        raise ConfigError(f"--bootstrap {resamples}: the number of resamples must be >= 0 "
+                          "(0: no intervals)")
+    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
+        raise ConfigError(f"--ci {level}: the interval level must be in (0, 1), e.g. 0.95")
+
+
 def listening_report(db: str | Path, *, resamples: int = 1000, level: float = 0.95,
                      seed: int = 0) -> dict[str, Any]:
     """MOS per folder and A/B win rates from the ratings database ``db``."""
+    check_interval_args(resamples, level)
     db = Path(db)
     if not db.is_file():
         raise DataError(f"{db}: no ratings database here; pass the --db used by "

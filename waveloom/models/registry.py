@@ -48,7 +48,35 @@ def get_family(name: str) -> FamilyEntry:
     return FamilyEntry(name, model_cls, model_cls.config_class, objective)
 
 
+#: Bytes per parameter while training: the weights, their gradient and Adam's two moments.
+TRAIN_BYTES_PER_PARAM = 4 * 4
+
+
+def parameter_count(entry: FamilyEntry, model_config) -> int | None:
+    """Parameters of ``entry``'s model built on the meta device (no memory, no RNG draws), or
+    None when the family cannot be built there (then no estimate is made)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = entry.model(model_config)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 (a family that needs real tensors in __init__)
+        return None
+    return sum(p.numel() for p in model.parameters())
+
+
 def build_model(run_config):
-    """Instantiate the model described by a :class:`~waveloom.config.RunConfig`."""
+    """Instantiate the model described by a :class:`~waveloom.config.RunConfig`, after checking
+    that it fits in memory (``model.residual_channels=1e9`` is one line, not a kernel kill)."""
+    from waveloom.memory import check_allocation, human
+
     entry = get_family(run_config.family)
+    count = parameter_count(entry, run_config.model)
+    if count is not None:
+        check_allocation(count * TRAIN_BYTES_PER_PARAM,
+                         f"a {entry.name} model of {count:,} parameters "
+                         f"({human(count * 4)} of weights, x4 with gradients and Adam)",
+                         "the model.* sizes (channels, layers)")
     return entry.model(run_config.model)

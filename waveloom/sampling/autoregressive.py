@@ -12,6 +12,7 @@ serve the hierarchy, which chains levels on tokens.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -40,6 +41,30 @@ def generate(model: StepSampled, n: int, length: int, cond: dict[str, Any] | Non
     check_request(n, length, options.temperature, model.length_unit)
     cond = model.sampling_cond(n, length, dict(cond or {}), options.seed)
     return model.output(sample_tokens(model, n, length, cond, options))
+
+
+def stream(model: StepSampled, n: int, length: int, cond: dict[str, Any] | None,
+           options: SamplingOptions, segment: int) -> Iterator[Tensor] | None:
+    """:func:`generate` in pieces of ``segment`` steps ([n, t] each; together the same output
+    for a seed), or None when the engine ``options`` resolve to draws only in one piece (the
+    fast engine streams; torch and CUDA graphs do not yet)."""
+    from waveloom.sampling.engine import resolve_engine
+
+    check_request(n, length, options.temperature, model.length_unit)
+    if resolve_engine(options.engine, model) != "fast":
+        return None
+    return _stream_fast(model, n, length, cond, options, segment)
+
+
+@torch.no_grad()
+def _stream_fast(model: StepSampled, n: int, length: int, cond: dict[str, Any] | None,
+                 options: SamplingOptions, segment: int) -> Iterator[Tensor]:
+    from waveloom.sampling.fast import stream_fast
+
+    cond = model.sampling_cond(n, length, dict(cond or {}), options.seed)
+    for tokens in stream_fast(model, n, length, cond, temperature=options.temperature,
+                              seed=options.seed, weights=options.weights, segment=segment):
+        yield model.output(tokens)
 
 
 @torch.no_grad()

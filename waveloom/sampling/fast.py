@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -618,8 +619,11 @@ class FastWaveNet:
         local: Tensor | None = None,
         local_offset: int = 0,
         progress: bool = False,
+        final: bool = True,
     ) -> np.ndarray:
         """Draw ``length`` codes per stream from the primed state -> [B, length] int32.
+        ``final=False`` feeds the last code back too, so a further call continues the same
+        sequence (a long output drawn segment by segment, :func:`stream_fast`).
 
         Sample ``t`` is drawn from the current parameters with ``uniforms[t]`` ([length, B, U])
         and fed back; the step after it reads local features ``local[..., local_offset + t]``
@@ -644,7 +648,7 @@ class FastWaveNet:
                     loc = self.local_rows(local[..., lo:hi], s1 - s0)
                 codes = np.zeros((b, s1 - s0), np.int32)
                 self._launch(head, s1 - s0, False, empty, u_all[s0:s1], loc, codes, no_params,
-                             final=s1 == length)
+                             final=final and s1 == length)
                 out[:, s0:s1] = codes
                 bar.update(s1 - s0)
         return out
@@ -685,6 +689,46 @@ def sample_fast(
     return torch.from_numpy(codes.astype(np.int64)).to(device)
 
 
+def stream_fast(
+    model: Samplable,
+    n: int,
+    length: int,
+    cond: dict[str, Any] | None = None,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    prime: Tensor | None = None,
+    weights: str = "float32",
+    segment: int = 1 << 20,
+) -> Iterator[Tensor]:
+    """:func:`sample_fast` in pieces: yields [n, t] long codes, ``segment`` steps at a time,
+    with the engine state carried and the uniforms drawn per piece from the one generator
+    (``torch.rand`` on a CPU generator gives the same numbers in pieces), so the pieces put
+    together are exactly :func:`sample_fast`'s codes, and memory does not grow with
+    ``length`` (an hour of audio in a few hundred MB)."""
+    _check(n, length, temperature)
+    plan = model.sampling_plan(n, length, cond, prime)
+    device = plan.prefix.device
+    gen = torch.Generator(device="cpu")
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    engine = FastWaveNet.for_model(model, weights, "auto")
+    engine.reset(n, plan.g)
+    p = plan.prefix.shape[-1]
+    local = plan.local
+    engine.prime(plan.prefix, None if local is None else local[..., 1 : p + 1])
+    try:
+        for s0 in range(0, length, segment):
+            s1 = min(length, s0 + segment)
+            uniforms = torch.rand(s1 - s0, n, model.head.uniforms_per_step, generator=gen)
+            codes = engine.generate(s1 - s0, uniforms, temperature, local=local,
+                                    local_offset=p + 1 + s0, final=s1 == length)
+            yield torch.from_numpy(codes.astype(np.int64)).to(device)
+    finally:
+        engine.state = None
+
+
 __all__ = [
     "BACKENDS",
     "CHANNEL_PARALLEL_MIN_MACS",
@@ -692,5 +736,6 @@ __all__ = [
     "WEIGHT_KINDS",
     "numba_status",
     "sample_fast",
+    "stream_fast",
     "unsupported_reason",
 ]

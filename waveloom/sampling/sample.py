@@ -11,6 +11,7 @@ SampleRNN, a :class:`~waveloom.sampling.hierarchy.Hierarchy`) draws in one call 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from torch import Tensor
@@ -33,6 +34,32 @@ def sample(model: Any, n: int, length: int, cond: dict[str, Any] | None = None,
     if isinstance(model, StepSampled):
         return autoregressive.generate(model, n, length, cond, options)
     return model.generate(n, length, cond, options)
+
+
+def streams(model: Any, options: SamplingOptions) -> bool:
+    """Whether :func:`sample_stream` draws ``model`` in pieces with these options (memory
+    then grows with the piece, not with the length)."""
+    from waveloom.sampling.engine import resolve_engine
+
+    return isinstance(model, StepSampled) and resolve_engine(options.engine, model) == "fast"
+
+
+def sample_stream(model: Any, n: int, length: int, cond: dict[str, Any] | None = None,
+                  options: SamplingOptions | None = None,
+                  segment: int = 1 << 20) -> Iterator[Tensor]:
+    """:func:`sample` in pieces [n, t] that put together are its output for the same seed:
+    ``segment`` samples at a time where the engine can carry its state (the fast engine),
+    else the whole output as one piece. Long outputs are written as they come
+    (``waveloom generate``), so memory does not grow with the length."""
+    options = options or SamplingOptions()
+    if n <= 0 or length <= 0:
+        raise ConfigError(f"n={n} and length={length} must be positive")
+    set_threads(options.threads)
+    if isinstance(model, StepSampled):
+        pieces = autoregressive.stream(model, n, length, cond, options, segment)
+        if pieces is not None:
+            return pieces
+    return iter([sample(model, n, length, cond, options)])
 
 
 def decode(model: Any, z: Tensor, pitch: Any = None, length: int | None = None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import shutil
 import time
@@ -49,6 +50,9 @@ MAESTRO_COLUMNS = (
 EXTRA_COLUMNS = ("instrument_str", "family_str")
 DEFAULT_YEAR = 2024
 MIDI_EXTENSIONS = (".mid", ".midi")
+#: Longest note rendered (seconds): a missing note-off otherwise holds a note to the end of a
+#: piece (or for hours of silence-free drone).
+MAX_NOTE_SECONDS = 30.0
 _SIDECAR = "render-midi.json"
 _ROWS = "render-midi.rows.jsonl"
 
@@ -61,6 +65,7 @@ class MidiSummary:
     csv_path: Path
     rows: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (file, what was changed)
     rendered: int = 0
     resumed: int = 0
     audio_seconds: float = 0.0
@@ -77,6 +82,7 @@ class MidiSummary:
             f"{self.csv_path}; {self.rendered} rendered, {self.resumed} kept from an earlier run"
         ]
         lines += [f"skipped {path}: {reason}" for path, reason in self.skipped]
+        lines += [f"warning {path}: {text}" for path, text in self.warnings]
         return "\n".join(lines)
 
 
@@ -179,19 +185,24 @@ def render_midi(
     peak_dbfs: float = -1.0,
     year: int = DEFAULT_YEAR,
     render_rate: int | None = None,
+    max_note_seconds: float = MAX_NOTE_SECONDS,
 ) -> MidiSummary:
     """Render ``chorales`` Bach chorales and/or every MIDI file under ``midi_dir``.
 
     ``program`` (a GM number 0-127 or an ensemble name of :data:`gm.ENSEMBLES`) replaces the
     programs of every melodic part; by default chorales rotate through the ensembles and MIDI
     files keep their own programs. ``tempo`` (quarter notes per minute) applies to chorales.
-    Unparseable or empty MIDI files are skipped and listed in the summary, never fatal.
+    Unparseable or empty MIDI files are skipped and listed in the summary, never fatal (when
+    every piece fails, the error names them). A note held longer than ``max_note_seconds`` (a
+    missing note-off makes a note minutes long) is cut to it, with a warning naming the file.
     Re-running with the same settings keeps pieces already written. Prints only tqdm bars.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     if chorales <= 0 and midi_dir is None:
         raise ConfigError("render-midi: nothing to render; give chorales > 0 and/or a midi_dir")
+    if not (math.isfinite(max_note_seconds) and max_note_seconds > 0):
+        raise ConfigError(f"--max-note-seconds {max_note_seconds}: must be a finite number > 0")
     rate = engine.render_rate_for(sample_rate, render_rate)
     font, font_path = engine.load_soundfont(soundfont, rate)
     pieces = _pieces(chorales, Path(midi_dir) if midi_dir else None, program, tempo)
@@ -200,6 +211,8 @@ def render_midi(
         "render_rate": rate, "program": program, "tempo": tempo, "tail_seconds": tail_seconds,
         "peak_dbfs": peak_dbfs, "year": year,
     }  # fmt: skip
+    if max_note_seconds != MAX_NOTE_SECONDS:  # the default keeps earlier renders resumable
+        settings["max_note_seconds"] = max_note_seconds
     year_dir = out_dir / str(year)
     year_dir.mkdir(parents=True, exist_ok=True)
     sidecar = out_dir / _SIDECAR
@@ -211,34 +224,67 @@ def render_midi(
     summary = MidiSummary(out_dir=out_dir, csv_path=out_dir / CSV_NAME)
     for piece in tqdm(pieces, desc="render", unit="piece", disable=not progress):
         midi_path, wav_path = year_dir / f"{piece.name}.midi", year_dir / f"{piece.name}.wav"
-        rel_midi, rel_wav = f"{year}/{midi_path.name}", f"{year}/{wav_path.name}"
+        rel_wav = f"{year}/{wav_path.name}"
         frames = engine.wav_frames(wav_path) if rel_wav in done else None
         if frames and midi_path.is_file():
             row = dict(done[rel_wav], duration=frames / sample_rate)
             summary.resumed += 1
         else:
-            loaded = _load_piece(piece)
-            if isinstance(loaded, str):
-                summary.skipped.append((str(piece.source or piece.name), loaded))
+            row = _render_piece(piece, summary, (font, rate, sample_rate), settings,
+                                (midi_path, wav_path, rows_path), max_note_seconds)
+            if row is None:
                 continue
-            midi, label = loaded
-            audio = render_midi_audio(midi, font, rate, sample_rate, tail_seconds)
-            audio = _level(audio, peak_dbfs)
-            pcm, _ = engine.to_pcm16(audio)
-            engine.write_wav16(wav_path, pcm, sample_rate)
-            _write_midi(midi, midi_path, piece.source if piece.verbatim else None)
-            row = _csv_row(piece, _labels(midi, label), year, rel_midi, rel_wav,
-                           len(pcm) / sample_rate)
-            with rows_path.open("a", encoding="utf-8") as log:
-                log.write(json.dumps(row) + "\n")
-            summary.rendered += 1
         summary.rows.append(row)
         summary.audio_seconds += float(row["duration"])
     if not summary.rows:
-        raise DataError(f"{out_dir}: no piece could be rendered ({len(summary.skipped)} skipped)")
+        named = "; ".join(f"{Path(p).name}: {r}" for p, r in summary.skipped[:5])
+        more = f"; and {len(summary.skipped) - 5} more" if len(summary.skipped) > 5 else ""
+        raise DataError(f"{out_dir}: no piece could be rendered ({len(summary.skipped)} "
+                        f"skipped: {named}{more})")
     _write_csv(summary.csv_path, summary.rows)
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+def _render_piece(piece: _Piece, summary: MidiSummary, synth: tuple, settings: dict,
+                  paths: tuple[Path, Path, Path], max_note_seconds: float) -> dict | None:
+    """Render one piece to its WAV and MIDI, log its row; None (and a skipped entry) when it
+    cannot be loaded. ``synth`` is (font, render rate, sample rate)."""
+    font, rate, sample_rate = synth
+    midi_path, wav_path, rows_path = paths
+    year = settings["year"]
+    loaded = _load_piece(piece)
+    if isinstance(loaded, str):
+        summary.skipped.append((str(piece.source or piece.name), loaded))
+        return None
+    midi, label = loaded
+    cut = cap_notes(midi, max_note_seconds)
+    if cut:
+        summary.warnings.append((str(piece.source or piece.name),
+                                 f"{cut} note(s) longer than {max_note_seconds:g} s cut to "
+                                 f"{max_note_seconds:g} s (--max-note-seconds)"))
+    audio = render_midi_audio(midi, font, rate, sample_rate, settings["tail_seconds"])
+    audio = _level(audio, settings["peak_dbfs"])
+    pcm, _ = engine.to_pcm16(audio)
+    engine.write_wav16(wav_path, pcm, sample_rate)
+    _write_midi(midi, midi_path, piece.source if piece.verbatim and not cut else None)
+    row = _csv_row(piece, _labels(midi, label), year, f"{year}/{midi_path.name}",
+                   f"{year}/{wav_path.name}", len(pcm) / sample_rate)
+    with rows_path.open("a", encoding="utf-8") as log:
+        log.write(json.dumps(row) + "\n")
+    summary.rendered += 1
+    return row
+
+
+def cap_notes(midi: pretty_midi.PrettyMIDI, max_seconds: float) -> int:
+    """Cut every note longer than ``max_seconds`` to that length, in place; how many were."""
+    cut = 0
+    for instrument in midi.instruments:
+        for note in instrument.notes:
+            if note.end - note.start > max_seconds:
+                note.end = note.start + max_seconds
+                cut += 1
+    return cut
 
 
 def _load_piece(piece: _Piece) -> tuple[pretty_midi.PrettyMIDI, str | None] | str:

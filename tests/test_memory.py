@@ -1,0 +1,88 @@
+"""#19: memory estimates before large allocations end in one line, not a kernel kill."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import waveloom.memory as memory
+from waveloom.cli import main
+from waveloom.errors import ConfigError
+from waveloom.models.load import load_config
+from waveloom.models.registry import build_model
+
+from .conftest import CONFIGS
+
+GIB = 1 << 30
+
+
+def test_check_allocation_names_estimate_free_memory_and_key(monkeypatch):
+    memory.check_allocation(GIB, "a buffer", "x.size", available=4 * GIB)  # fits
+    with pytest.raises(ConfigError) as err:
+        memory.check_allocation(8 * GIB, "a buffer", "x.size", available=4 * GIB)
+    text = str(err.value)
+    assert "a buffer needs about 8.0 GiB" in text and "4.0 GiB is free" in text
+    assert "lower x.size" in text and "\n" not in text
+    monkeypatch.setenv(memory.DISABLE_ENV, "1")
+    memory.check_allocation(8 * GIB, "a buffer", "x.size", available=4 * GIB)
+    monkeypatch.delenv(memory.DISABLE_ENV)
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)  # unknown: never refuse
+    memory.check_allocation(1e30, "a buffer", "x.size")
+
+
+def test_available_bytes_reads_the_system():
+    free = memory.available_bytes()
+    assert free is None or free > 16 << 20
+
+
+def test_huge_model_is_refused_before_building():
+    run = load_config(CONFIGS / "wavenet" / "tiny.yaml", ["model.residual_channels=1000000000"])
+    with pytest.raises(ConfigError, match=r"model of [\d,]+ parameters .* is free; lower "
+                                          r"the model\.\* sizes"):
+        build_model(run)
+
+
+def test_huge_window_is_refused_by_the_dataset(tmp_path, monkeypatch):
+    from waveloom.data.dataset import WindowDataset
+    from waveloom.data.prepare import prepare
+
+    src = tmp_path / "src"
+    src.mkdir()
+    sf.write(src / "a.wav", 0.3 * np.sin(np.arange(4000) * 0.05), 16000)
+    prepare(src, tmp_path / "cache", progress=False)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 * GIB)
+    WindowDataset(tmp_path / "cache", window=8192)
+    with pytest.raises(ConfigError, match="one training window of 1,000,000,000 samples .* "
+                                          "lower data.window"):
+        WindowDataset(tmp_path / "cache", window=10**9)
+
+
+def test_decode_of_a_huge_code_file_is_refused(tmp_path, capsys, monkeypatch):
+    from waveloom.checkpoint import save_checkpoint
+
+    run = load_config(CONFIGS / "nsynth_ae" / "tiny.yaml")
+    ckpt = save_checkpoint(tmp_path / "ae.safetensors", build_model(run), run)
+    dims = run.model.embedding_dim
+    codes = tmp_path / "long.npy"
+    np.save(codes, np.zeros((dims, 200_000), np.float32))
+    args = ["decode", str(ckpt), str(codes), "--out", str(tmp_path / "o"), "--pitch", "60", "-q"]
+    monkeypatch.setattr(memory, "available_bytes", lambda: 256 << 20)  # a small machine
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "long.npy" in err and "\n" not in err, err
+    assert "256.0 MiB is free" in err
+
+
+def test_generate_huge_request_is_refused_before_loading_audio(tmp_path, capsys, monkeypatch):
+    from waveloom.checkpoint import save_checkpoint
+
+    run = load_config(CONFIGS / "wavenet" / "tiny.yaml")
+    ckpt = save_checkpoint(tmp_path / "w.safetensors", build_model(run), run)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 256 << 20)
+    args = ["generate", str(ckpt), "--out", str(tmp_path / "o"), "--n", "4", "--engine", "torch",
+            "-q"]  # drawn whole (the fast engine streams: only a segment is held)
+    assert main([*args, "--seconds", "3600"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "lower --seconds or --n" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
