@@ -132,11 +132,14 @@ def wavenet_flops(stack: WaveNetStack, batch: int, t_in: int, padded: bool) -> f
     for block in stack.blocks:
         kb, d = block.conv.kernel_size[0], block.conv.dilation[0]
         t = t if padded else t - (kb - 1) * d
-        per = c_res * 2 * c_dil * kb + block.skip_channels * c_dil
+        per = c_res * 2 * c_dil * kb
         per += 0 if block.res is None else c_dil * c_res
         macs += t * per
         if block.local_proj is not None:  # no input gradient: 2/3 of a 3x layer
             macs += t * block.local_proj.in_channels * 2 * c_dil * 2 / 3
+    # The skip 1x1s run only on the positions the output reads (the last block's length), as
+    # nn/wavenet_fast.py computes them in one product.
+    macs += t * sum(block.skip_channels * c_dil for block in stack.blocks)
     macs += t * (stack.out1.in_channels * stack.out1.out_channels
                  + stack.out2.in_channels * stack.out2.out_channels)
     return 3.0 * 2.0 * batch * macs
