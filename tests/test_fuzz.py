@@ -189,10 +189,6 @@ def _with_metadata(checkpoint, folder, key: str, value: str):
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="#19, found by this fuzz test: checkpoint.read_extra "
-                   "(reliab1's checkpoint.py) json.loads the 'extra' field unguarded, so "
-                   "extra='' raises JSONDecodeError; remove this mark once it raises "
-                   "CheckpointError")
 @FAST
 @given(value=_meta_values)
 def test_random_checkpoint_extra_metadata(real_checkpoint, tmp_path_factory, value):

@@ -174,7 +174,14 @@ def read_run_dict(path: str | Path) -> dict[str, Any]:
 
 def read_extra(path: str | Path) -> dict[str, Any]:
     """The ``extra`` metadata of a checkpoint (step, instrument vocabulary, ...)."""
-    return json.loads(read_metadata(path).get("extra", "{}"))
+    try:
+        extra = json.loads(read_metadata(path).get("extra", "{}"))
+    except json.JSONDecodeError:
+        extra = None
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path}: its 'extra' metadata is not a JSON object; re-export "
+                              "the checkpoint with waveloom train")
+    return extra
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
