@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from waveloom.audio.crepe import activations, decode_pitch, frame_audio, load_crepe
 from waveloom.evaluate.audioset import load_set
-from waveloom.evaluate.crepe import activations, decode_pitch, frame_audio, load_crepe
 from waveloom.evaluate.fad import fad_from_embeddings, fad_inf, fad_interval
 from waveloom.evaluate.kid import kid
 from waveloom.evaluate.pitch import weighted_median

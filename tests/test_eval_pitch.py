@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from waveloom.evaluate.crepe import decode_pitch
+from waveloom.audio.crepe import decode_pitch
 from waveloom.evaluate.pitch import (
     estimate_pitch,
     get_estimator,

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from waveloom.evaluate.audioset import load_set
-from waveloom.evaluate.crepe import (
+from waveloom.audio.crepe import (
     CENTS_BIN0,
     CENTS_PER_BIN,
     PITCH_BINS,
@@ -19,6 +18,7 @@ from waveloom.evaluate.crepe import (
     decode_pitch,
     load_crepe,
 )
+from waveloom.evaluate.audioset import load_set
 from waveloom.evaluate.pitch import (
     CrepePitch,
     PitchEstimate,

@@ -59,7 +59,7 @@ class CrepeEmbedding(Embedding):
 
     def __init__(self, capacity: str = "tiny", *, hop_seconds: float = 0.05,
                  device: str = "cpu"):
-        from waveloom.evaluate.crepe import EMBED_DIM, SAMPLE_RATE, load_crepe
+        from waveloom.audio.crepe import EMBED_DIM, SAMPLE_RATE, load_crepe
 
         self.model = load_crepe(capacity, str(device))
         self.name = f"crepe-{capacity}"
@@ -73,7 +73,7 @@ class CrepeEmbedding(Embedding):
         return f"{self.name}:hop={self.hop_seconds}"
 
     def frames(self, audio: np.ndarray) -> np.ndarray:
-        from waveloom.evaluate.crepe import SILENCE_DB, activations, frame_audio
+        from waveloom.audio.crepe import SILENCE_DB, activations, frame_audio
 
         frames, rms_db = frame_audio(audio, self.sample_rate, self.hop_seconds)
         loud = rms_db > SILENCE_DB

@@ -79,7 +79,7 @@ class CrepePitch:
     def __init__(self, capacity: str = "tiny", *, hop_seconds: float = 0.02,
                  threshold: float = 0.5, fmin: float = 31.7, fmax: float = 1975.5,
                  device: str = "cpu", decoder: str = "weighted", batch_frames: int = 512):
-        from waveloom.evaluate.crepe import DECODERS, load_crepe
+        from waveloom.audio.crepe import DECODERS, load_crepe
 
         if decoder not in DECODERS:
             raise ConfigError(f"--pitch-decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
@@ -97,7 +97,7 @@ class CrepePitch:
         """Estimates of every clip, frames of several notes batched into one network call."""
         import torch
 
-        from waveloom.evaluate.crepe import SILENCE_DB, activations, frame_audio
+        from waveloom.audio.crepe import SILENCE_DB, activations, frame_audio
 
         out: list[PitchEstimate] = []
         pending: list[torch.Tensor] = []
@@ -120,7 +120,7 @@ class CrepePitch:
         return out
 
     def _note(self, probs) -> PitchEstimate:
-        from waveloom.evaluate.crepe import decode_pitch
+        from waveloom.audio.crepe import decode_pitch
 
         if probs.shape[0] == 0:
             return PitchEstimate(math.nan, 0.0, math.nan)

