@@ -1,0 +1,192 @@
+"""Every (instrument, pitch) cell of a note model, judged by a strict CREPE (issue #21's grid).
+
+Generates one note per cell (the model's instruments x MIDI pitches ``--low``..``--high``,
+``--seconds`` long, one batch per instrument), estimates each note's pitch with CREPE (``full``
+capacity, Viterbi decoder by default) and counts a note correct only within ``--tolerance``
+cents of its target: an octave or a fifth away is an error, and those are also counted on their
+own. Writes to ``--out``:
+
+* ``grid.json``: every cell (target, estimate, cents off, voiced fraction, error kind);
+* ``grid.md``: the grid as a markdown table (``ok``, ``8va`` / ``5th`` / ``x`` / ``-`` for
+  octave, fifth, other, unvoiced), ready for a docs page;
+* ``grid.png``: the same as a picture;
+* with ``--wavs``, the notes as ``<instrument>_k<pitch>.wav`` (names the pitch judge of
+  ``waveloom evaluate --metrics pitch`` reads its targets from).
+
+``--real FOLDER`` (a ``render-notes`` folder) scores the rendered notes of the same cells where
+the folder has them: the judge's ceiling on this grid.
+
+    PYTHONPATH=. python benchmarks/pitch_grid.py waveloom/assets/wavenet-small-notes.safetensors \\
+        --out out/pitch-grid --low 48 --high 76 --seconds 2 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from waveloom.audio.io import save_audio
+from waveloom.config import SamplingOptions
+from waveloom.evaluate.pitch import get_estimator, pitch_accuracy
+from waveloom.models.load import load_checkpoint, read_extra
+from waveloom.sampling.sample import sample
+
+MARK = {"correct": "ok", "octave": "8va", "fifth": "5th", "other": "x", "unvoiced": "-"}
+COLOUR = {"correct": 0, "octave": 1, "fifth": 2, "other": 3, "unvoiced": 4}
+
+
+def generate_cells(model, vocab: list[str], pitches: list[int], args, sr: int
+                   ) -> dict[str, np.ndarray]:
+    """One batch per instrument: {instrument name: audio [len(pitches), T]}."""
+    out = {}
+    for inst, name in enumerate(vocab):
+        cond = {"pitch": torch.tensor(pitches), "instrument": torch.full((len(pitches),), inst)}
+        options = SamplingOptions(seed=args.seed, temperature=args.temperature,
+                                  engine=args.engine, progress=False)
+        started = time.perf_counter()
+        out[name] = sample(model, len(pitches), int(args.seconds * sr), cond, options).numpy()
+        print(f"  {name}: {len(pitches)} x {args.seconds} s in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+    return out
+
+
+def judge(audio: dict[str, np.ndarray], pitches: list[int], sr: int, args) -> dict[str, dict]:
+    """{instrument: pitch_accuracy report} with the strict CREPE judge."""
+    estimator = get_estimator(args.judge, hop_seconds=args.hop, decoder=args.decoder)
+    return {name: pitch_accuracy(list(clips), pitches, sr, args.tolerance, estimator)
+            for name, clips in audio.items()}
+
+
+def real_cells(folder: Path, vocab: list[str], pitches: list[int], seconds: float, sr: int
+               ) -> dict[str, tuple[list[int], list[np.ndarray]]]:
+    """Rendered notes of the grid's cells (velocity nearest 100) that ``folder`` holds."""
+    from waveloom.audio.io import load_audio
+
+    table = json.loads((folder / "examples.json").read_text())
+    cells: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+    for name in vocab:
+        got_p, got_a = [], []
+        for p in pitches:
+            rows = [r for r in table.values()
+                    if r["instrument_str"] == name and int(r["pitch"]) == p]
+            if rows:
+                row = min(rows, key=lambda r: abs(int(r["velocity"]) - 100))
+                clip, _ = load_audio(folder / "audio" / f"{row['note_str']}.wav", sr)
+                got_p.append(p)
+                got_a.append(np.asarray(clip, dtype=np.float32)[: int(seconds * sr)])
+        cells[name] = (got_p, got_a)
+    return cells
+
+
+def markdown(reports: dict[str, dict], pitches: list[int]) -> str:
+    """The grid as a markdown table, one row per instrument, plus each row's count."""
+    head = "| instrument | " + " | ".join(map(str, pitches)) + " | on pitch |"
+    rule = "|---|" + "---|" * len(pitches) + "---:|"
+    lines = [head, rule]
+    for name, rep in reports.items():
+        marks = {row["target"]: MARK[row["error"]] for row in rep["notes"]}
+        cells = " | ".join(marks.get(p, "") for p in pitches)
+        lines.append(f"| {name} | {cells} | {rep['correct']}/{rep['total']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(reports: dict[str, dict], pitches: list[int], path: Path, title: str) -> None:
+    """A colour grid: instruments down, pitches across, one colour per error kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    grid = np.full((len(reports), len(pitches)), np.nan)
+    for i, rep in enumerate(reports.values()):
+        for row in rep["notes"]:
+            grid[i, pitches.index(row["target"])] = COLOUR[row["error"]]
+    cmap = ListedColormap(["#3a9d5d", "#e0a030", "#d070c0", "#d04040", "#909090"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.32 * len(pitches) + 2), 0.5 * len(reports) + 1.6))
+    ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=4.5, aspect="auto")
+    ax.set_xticks(range(len(pitches)), [str(p) for p in pitches], fontsize=7)
+    ax.set_yticks(range(len(reports)), list(reports), fontsize=8)
+    ax.set_xlabel("MIDI pitch")
+    ax.set_title(title, fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(v)) for v in range(5)]
+    ax.legend(handles, ["on pitch", "octave", "fifth", "other", "unvoiced"], fontsize=7,
+              loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=5, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary(reports: dict[str, dict]) -> dict[str, object]:
+    """Totals over the grid: correct, total, and each error kind."""
+    errors = {k: sum(r["errors"][k] for r in reports.values()) for k in MARK if k != "correct"}
+    correct = sum(r["correct"] for r in reports.values())
+    total = sum(r["total"] for r in reports.values())
+    return {"correct": correct, "total": total, "accuracy": correct / max(1, total),
+            "errors": errors}
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--low", type=int, default=48)
+    p.add_argument("--high", type=int, default=76)
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--engine", default="auto")
+    p.add_argument("--judge", default="crepe-full", help="crepe-full | crepe-tiny | pyin")
+    p.add_argument("--decoder", default="viterbi", help="CREPE decoder: viterbi | weighted")
+    p.add_argument("--hop", type=float, default=0.02, help="CREPE hop in seconds")
+    p.add_argument("--tolerance", type=float, default=50.0, help="cents")
+    p.add_argument("--real", type=Path, default=None, help="render-notes folder: the ceiling")
+    p.add_argument("--wavs", action="store_true", help="also write every note as a WAV")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse()
+    model, run = load_checkpoint(args.checkpoint)
+    sr = run.data.sample_rate
+    vocab = read_extra(args.checkpoint).get("instruments", []) or ["instrument 0"]
+    pitches = list(range(args.low, args.high + 1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"{len(vocab)} instruments x {len(pitches)} pitches, {args.seconds} s, seed {args.seed}")
+    audio = generate_cells(model, vocab, pitches, args, sr)
+    started = time.perf_counter()
+    reports = judge(audio, pitches, sr, args)
+    took = time.perf_counter() - started
+    result = {"checkpoint": str(args.checkpoint), "judge": args.judge, "decoder": args.decoder,
+              "hop_s": args.hop, "seed": args.seed, "seconds": args.seconds,
+              "temperature": args.temperature, "judge_seconds": round(took, 1),
+              "total": summary(reports), "cells": reports}
+    if args.real:
+        cells = real_cells(args.real, vocab, pitches, args.seconds, sr)
+        estimator = get_estimator(args.judge, hop_seconds=args.hop, decoder=args.decoder)
+        real = {name: pitch_accuracy(clips, ps, sr, args.tolerance, estimator)
+                for name, (ps, clips) in cells.items() if ps}
+        result["real"] = {"total": summary(real), "cells": real}
+        (args.out / "real.md").write_text(markdown(real, pitches))
+        print(f"real notes (ceiling): {summary(real)}")
+    if args.wavs:
+        for name, clips in audio.items():
+            for p, clip in zip(pitches, clips):
+                save_audio(args.out / f"{name}_k{p:03d}.wav", clip, sr)
+    (args.out / "grid.json").write_text(json.dumps(result, indent=1, default=float))
+    (args.out / "grid.md").write_text(markdown(reports, pitches))
+    tot = result["total"]
+    title = (f"{args.checkpoint.name}: {tot['correct']}/{tot['total']} on pitch\n"
+             f"{args.judge} ({args.decoder}), {args.seconds} s notes, seed {args.seed}")
+    plot(reports, pitches, args.out / "grid.png", title)
+    print(markdown(reports, pitches))
+    print(f"{title.replace(chr(10), '; ')}; errors {tot['errors']}; judged in {took:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
