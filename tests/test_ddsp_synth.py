@@ -233,3 +233,36 @@ def test_reverb_initial_ir_decays_and_learns():
 
 def test_sine_sanity_math():
     assert math.isclose(SR / HOP, 250.0)
+
+
+def test_spectral_loss_zero_on_equal_and_matches_reference():
+    from waveloom.nn.ddsp.spectral_loss import multiscale_spectral_loss
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 4000, generator=gen, dtype=torch.float64) - 0.5
+    y = torch.rand(2, 4000, generator=gen, dtype=torch.float64) - 0.5
+    assert float(multiscale_spectral_loss(x, x)) == 0.0
+    ref = 0.0
+    for n in (2048, 1024, 512, 256, 128, 64):
+        mags = []
+        for z in (x, y):
+            padded = np.pad(z.numpy(), ((0, 0), (n // 2, n // 2)), mode="reflect")
+            idx = np.arange(0, padded.shape[1] - n + 1, n // 4)
+            frames = np.stack([padded[:, i : i + n] for i in idx], -1)  # [B, n, F]
+            win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+            spec = np.fft.rfft(frames * win[None, :, None], axis=1)
+            mags.append(np.sqrt(np.maximum(np.abs(spec) ** 2, 1e-8)))
+        ref += np.abs(mags[0] - mags[1]).mean() + np.abs(np.log(mags[0] / mags[1])).mean()
+    assert abs(float(multiscale_spectral_loss(x, y)) - ref) < 1e-9 * ref
+
+
+def test_spectral_loss_equals_auraloss_times_scales():
+    auraloss = pytest.importorskip("auraloss")
+    from waveloom.nn.ddsp.spectral_loss import FFT_SIZES, multiscale_spectral_loss
+
+    x, y = torch.randn(2, 8000), torch.randn(2, 8000)
+    theirs = auraloss.freq.MultiResolutionSTFTLoss(
+        fft_sizes=list(FFT_SIZES), hop_sizes=[n // 4 for n in FFT_SIZES],
+        win_lengths=list(FFT_SIZES), w_sc=0.0, w_log_mag=1.0, w_lin_mag=1.0)
+    expected = float(theirs(x[:, None], y[:, None])) * len(FFT_SIZES)
+    assert abs(float(multiscale_spectral_loss(x, y)) - expected) < 1e-4 * expected
