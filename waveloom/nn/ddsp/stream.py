@@ -28,7 +28,7 @@ from torch import Tensor
 from waveloom.errors import ConfigError
 from waveloom.nn.ddsp.harmonic import harmonic_core
 from waveloom.nn.ddsp.noise import filter_blocks, overlap_add, white_noise
-from waveloom.nn.ddsp.reverb import Reverb, fft_convolve
+from waveloom.nn.ddsp.reverb import Reverb
 
 LOOK_AHEAD = 2  # frames: see the module docstring
 
@@ -44,7 +44,8 @@ class SynthStream:
 
     def __init__(self, sample_rate: int, hop: int, reverb: Reverb | None = None,
                  generator: torch.Generator | None = None):
-        self.sample_rate, self.hop, self.reverb, self.generator = sample_rate, hop, reverb, generator
+        self.sample_rate, self.hop = sample_rate, hop
+        self.reverb, self.generator = reverb, generator
         self._f0: Tensor | None = None  # frames R - 1 .. A - 1 (R = frames rendered)
         self._amp: Tensor | None = None  # frames R .. A - 1
         self._dist: Tensor | None = None
@@ -53,6 +54,7 @@ class SynthStream:
         self._ola_start = 0
         self._rendered = 0
         self._tail: Tensor | None = None  # reverb tail, [B, L - 1]
+        self._delay = 0  # noise FIR delay (bands - 1), set by the first push
 
     def _append(self, f0: Tensor, amplitude: Tensor, distribution: Tensor) -> None:
         if self._f0 is None:
