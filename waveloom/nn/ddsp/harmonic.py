@@ -10,7 +10,8 @@ Phase is the exclusive cumulative sum of the per-sample frequency ``2 pi f(n) / 
 ``phase[n] = phase0 + sum_{m < n} 2 pi f(m) / sr``, so a constant ``f0`` gives exactly
 ``sin(2 pi f0 n / sr + phase0)``. Because ``f`` is linear within a frame interval the sum has a
 closed form per interval; it is accumulated over intervals in float64 and wrapped to one cycle
-before the float32 sines, so phase stays exact over minutes of audio.
+before the float32 sines, so phase stays exact over minutes of audio. Gradients reach f0
+through the float32 phase within each interval (``interval_cycles`` keeps the graph).
 
 Aliasing: frame ``i``'s window covers the samples between centres ``i - 1`` and ``i + 1``,
 where the frequency moves linearly through ``f0[i-1], f0[i], f0[i+1]``; harmonic ``k`` of frame
@@ -72,6 +73,33 @@ def masked_distribution(distribution: Tensor, limit_hz: Tensor, sample_rate: int
     return kept / kept.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
+#: Sine elements per chunk when no gradient is needed (~400 KB of float32: stays in cache).
+CHUNK_ELEMENTS = 100_000
+
+
+def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
+    """``sum_k pair[..., j, k] sin(2 pi k cycles[..., n])``: ``[B, F, hop]`` phases (cycles)
+    and ``[B, F, 2, K]`` amplitudes -> ``[B, F, 2, hop]``.
+
+    The sines are laid out ``[B, F, K, hop]`` (samples innermost, so the sine kernel runs on
+    contiguous rows) and reduced by one batched matrix product. Without autograd the frames go
+    through in chunks of ~``CHUNK_ELEMENTS`` sines that stay in cache: about 2-3x faster on one
+    core than materialising all ``B * T * K`` sines (memory-bound), same arithmetic.
+    """
+    k = torch.arange(1, pair.shape[-1] + 1, dtype=cycles.dtype, device=cycles.device)
+    k = (2 * math.pi * k)[:, None]  # [K, 1]
+    pair = pair.to(cycles.dtype)
+    if torch.is_grad_enabled() and (cycles.requires_grad or pair.requires_grad):
+        return torch.matmul(pair, torch.sin(cycles.unsqueeze(-2) * k))
+    batch, frames, hop = cycles.shape
+    step = max(1, CHUNK_ELEMENTS // max(1, batch * hop * pair.shape[-1]))
+    out = cycles.new_empty(batch, frames, 2, hop)
+    for s in range(0, frames, step):
+        sines = torch.sin_(cycles[:, s : s + step].unsqueeze(-2) * k)
+        torch.matmul(pair[:, s : s + step], sines, out=out[:, s : s + step])
+    return out
+
+
 def harmonic_core(f0_ext: Tensor, amp_ext: Tensor, dist_ext: Tensor, sample_rate: int, hop: int,
                   phase0: Tensor | None) -> tuple[Tensor, Tensor]:
     """The synthesiser on frames with explicit context (what the streaming synth feeds).
@@ -84,12 +112,10 @@ def harmonic_core(f0_ext: Tensor, amp_ext: Tensor, dist_ext: Tensor, sample_rate
     cycles, end = interval_cycles(f0, f0_next, sample_rate, hop, phase0)
     limit = torch.maximum(torch.maximum(f0_ext[:, :-2], f0_ext[:, 1:-1]), f0_ext[:, 2:])
     amps = amp_ext.unsqueeze(-1) * masked_distribution(dist_ext, limit, sample_rate)
-    k = torch.arange(1, dist_ext.shape[-1] + 1, dtype=torch.float32, device=f0_ext.device)
-    sines = torch.sin((2 * math.pi) * cycles.unsqueeze(-1) * k)  # [B, F, hop, K]
-    pair = torch.stack([amps[:, :-1], amps[:, 1:]], dim=-1)  # [B, F, K, 2]: frames i, i + 1
-    both = torch.matmul(sines.to(pair.dtype), pair)  # [B, F, hop, 2]
+    pair = torch.stack([amps[:, :-1], amps[:, 1:]], dim=-2)  # [B, F, 2, K]: frames i, i + 1
+    both = harmonic_sum(cycles, pair)  # [B, F, 2, hop]
     w = blend_weights(hop, "window", both)
-    audio = both[..., 0] * w + both[..., 1] * (1.0 - w)  # [B, F, hop]
+    audio = both[:, :, 0] * w + both[:, :, 1] * (1.0 - w)  # [B, F, hop]
     return audio.reshape(f0_ext.shape[0], -1), end
 
 
