@@ -9,7 +9,7 @@ Decoder (the paper's "RnnFcDecoder")::
     f0 scaled [B, F, 1] ── MLP ─┐
     loudness scaled [B,F,1] MLP ├─ concat [B, F, n_in] ── GRU(hidden) ──┐
     z [B, F, D] (ae) ── MLP ────┘          └──────────── concat ────────┴─ MLP ─ Linear
-                                                                        -> raw controls [B, F, n_out]
+                                              -> raw controls [B, F, n_out]
 
 Each MLP layer is Linear -> LayerNorm -> LeakyReLU. The raw outputs are turned into synth
 controls by the model (:func:`exp_sigmoid` for the amplitude and the noise magnitudes, a

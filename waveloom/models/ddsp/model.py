@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -223,7 +224,7 @@ class DDSP(Generative):
                 for p, v in zip(pitch, velocity)]
         f0 = midi_to_hz(torch.tensor(pitch, dtype=torch.float64).numpy())
         f0_t = torch.as_tensor(f0, dtype=torch.float32)[:, None].expand(n, frames)
-        return f0_t.contiguous(), torch.as_tensor(loud)
+        return f0_t.contiguous(), torch.from_numpy(np.stack(loud))
 
     # ------------------------------------------------------------------ tests
 
