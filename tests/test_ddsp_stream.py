@@ -89,3 +89,21 @@ def test_stream_bad_input():
     with pytest.raises(ConfigError, match="share"):
         SynthStream(SR, HOP).push(torch.ones(1, 3), torch.ones(1, 2), torch.ones(1, 3, 60),
                                   torch.ones(1, 3, 65))
+
+
+def test_partitioned_convolution_equals_direct_convolution():
+    from waveloom.nn.ddsp.partitioned import PartitionedConvolver
+
+    rng = np.random.default_rng(0)
+    ir = rng.standard_normal(1000)  # not a multiple of the block: the last partition is padded
+    x = rng.standard_normal((2, 64 * 50))
+    conv = PartitionedConvolver(torch.from_numpy(ir), 64)
+    outs, start = [], 0
+    for n in [0, 1, 3, 16, 2, 28]:
+        outs.append(conv(torch.from_numpy(x[:, start : start + 64 * n])))
+        start += 64 * n
+    got = torch.cat(outs, 1).numpy()
+    for b in range(2):
+        np.testing.assert_allclose(got[b], np.convolve(x[b], ir)[: x.shape[1]], atol=1e-10)
+    with pytest.raises(ConfigError, match="whole number"):
+        conv(torch.zeros(2, 65, dtype=torch.float64))

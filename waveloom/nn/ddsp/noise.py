@@ -15,6 +15,8 @@ hop 64) that is at most one frame ahead, the same look-ahead as the harmonic syn
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch import Tensor
 
@@ -28,9 +30,13 @@ def frame_filters(magnitudes: Tensor) -> Tensor:
     impulse = torch.fft.irfft(magnitudes.to(torch.complex64 if magnitudes.dtype == torch.float32
                                             else torch.complex128), n=n_taps)
     impulse = torch.roll(impulse, shifts=n_taps // 2, dims=-1)
-    window = torch.hann_window(n_taps, periodic=True, dtype=impulse.dtype,
-                               device=impulse.device)
-    return impulse * window
+    return impulse * _hann(n_taps, impulse.dtype, impulse.device)
+
+
+@lru_cache(maxsize=16)
+def _hann(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Periodic Hann window (cached: the streaming synth filters a few frames per call)."""
+    return torch.hann_window(n, periodic=True, dtype=dtype, device=device)
 
 
 def white_noise(shape: tuple[int, int], generator: torch.Generator | None = None,

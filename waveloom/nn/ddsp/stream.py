@@ -11,7 +11,9 @@ at 100 frames/s, where 10 ms is one frame). What crosses block boundaries:
   ``(A - 2) * hop`` samples have come out;
 * the noise FIR overlap-add tail (each block's filtered noise spills ``2 (N - 1) - 1`` samples
   into the following blocks);
-* the reverb tail (the part of each block's convolution past the block).
+* the reverb tail: the reverb runs as a uniformly partitioned convolution
+  (:mod:`waveloom.nn.ddsp.partitioned`, partitions of ``hop`` samples) whose frequency-domain
+  delay line carries the past input; its impulse response is read at the first push.
 
 :meth:`SynthStream.flush` renders the last frames with the ends held exactly as the offline
 path holds them, and drops the reverb tail past the end as :class:`Reverb` does, so the
@@ -28,6 +30,7 @@ from torch import Tensor
 from waveloom.errors import ConfigError
 from waveloom.nn.ddsp.harmonic import harmonic_core
 from waveloom.nn.ddsp.noise import filter_blocks, overlap_add, white_noise
+from waveloom.nn.ddsp.partitioned import PartitionedConvolver
 from waveloom.nn.ddsp.reverb import Reverb
 
 LOOK_AHEAD = 2  # frames: see the module docstring
@@ -53,7 +56,7 @@ class SynthStream:
         self._ola: Tensor | None = None  # undelayed noise overlap-add from sample _ola_start
         self._ola_start = 0
         self._rendered = 0
-        self._tail: Tensor | None = None  # reverb tail, [B, L - 1]
+        self._convolver: PartitionedConvolver | None = None  # the reverb, with its tail
         self._delay = 0  # noise FIR delay (bands - 1), set by the first push
 
     def _append(self, f0: Tensor, amplitude: Tensor, distribution: Tensor) -> None:
@@ -106,20 +109,17 @@ class SynthStream:
         self._f0, self._amp, self._dist = (self._f0[:, frames:], self._amp[:, frames:],
                                            self._dist[:, frames:])
         self._rendered += frames
-        return self._reverb(dry, final)
+        return self._reverb(dry)
 
-    def _reverb(self, dry: Tensor, final: bool) -> Tensor:
-        """Mix in the reverb; the convolution's spill past this block is carried (and dropped
-        at the end, as the offline reverb truncates it)."""
+    def _reverb(self, dry: Tensor) -> Tensor:
+        """Mix in the reverb, streamed by partitioned convolution (the tail past the last
+        sample is never produced, as the offline reverb truncates it)."""
         if self.reverb is None:
             return dry
-        wet = self.reverb.wet_full(dry)  # [B, m + L - 1]: always at least as long as the tail
-        if self._tail is not None:
-            wet[:, : self._tail.shape[1]] += self._tail
-        width = dry.shape[1]
-        self._tail = None if final else wet[:, width:]
+        if self._convolver is None:
+            self._convolver = PartitionedConvolver(self.reverb.ir.to(dry.dtype), self.hop)
         mix = self.reverb.mix()
-        return (1.0 - mix) * dry + mix * wet[:, :width]
+        return (1.0 - mix) * dry + mix * self._convolver(dry)
 
     @torch.no_grad()
     def push(self, f0_hz: Tensor, amplitude: Tensor, distribution: Tensor, magnitudes: Tensor,

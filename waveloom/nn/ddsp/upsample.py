@@ -11,6 +11,7 @@ linear between frame centres; f0 and hence phase). After the last centre the las
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -22,15 +23,20 @@ METHODS = ("window", "linear")
 
 def blend_weights(hop: int, method: str, like: Tensor) -> Tensor:
     """``w [hop]``: the weight of frame ``i`` at sample ``i * hop + d`` (frame ``i + 1`` gets
-    ``1 - w``), for ``method`` 'window' (Hann overlap-add) or 'linear'."""
+    ``1 - w``), for ``method`` 'window' (Hann overlap-add) or 'linear'. Cached (read-only):
+    the streaming synth asks for it on every block."""
     if method not in METHODS:
         raise ConfigError(f"upsample method {method!r}: choose one of {', '.join(METHODS)}")
     if int(hop) < 1:
         raise ConfigError(f"hop must be a positive number of samples, got {hop}")
-    d = torch.arange(hop, dtype=like.dtype, device=like.device)
-    if method == "window":
-        return 0.5 * (1.0 + torch.cos(math.pi * d / hop))
-    return 1.0 - d / hop
+    return _weights(int(hop), method, like.dtype, like.device)
+
+
+@lru_cache(maxsize=32)
+def _weights(hop: int, method: str, dtype: torch.dtype, device: torch.device) -> Tensor:
+    d = torch.arange(hop, dtype=torch.float64)
+    w = 0.5 * (1.0 + torch.cos(math.pi * d / hop)) if method == "window" else 1.0 - d / hop
+    return w.to(dtype=dtype, device=device)
 
 
 def next_frames(x: Tensor, last: Tensor | None = None) -> Tensor:
