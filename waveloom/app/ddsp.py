@@ -21,6 +21,8 @@ from pathlib import Path
 from waveloom.app.common import add_device_arg, add_quiet_arg
 from waveloom.errors import ConfigError
 
+F0_METHODS = ("crepe-full", "crepe-tiny", "yin", "pyin")  # waveloom.audio.f0.METHODS
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr = subparsers.add_parser("transfer", help="DDSP: play audio's pitch and loudness with a "
@@ -32,6 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="semitones added to the input's pitch (default 0)")
     tr.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
                     help="dB added to the input's loudness (default 0)")
+    tr.add_argument("--f0-method", default=None, metavar="|".join(F0_METHODS),
+                    help="f0 tracker (default: the one the model was trained with; yin is the "
+                         "fastest)")
     pe = subparsers.add_parser("perform", help="DDSP: render a MIDI file with a trained "
                                "instrument")
     pe.add_argument("checkpoint", type=Path, help="a ddsp model.safetensors, or a folder of them "
@@ -104,6 +109,8 @@ def run(args: argparse.Namespace) -> int | None:
         vibrato = parse_vibrato(args.vibrato)
         if not args.portamento >= 0:
             raise ConfigError(f"--portamento {args.portamento}: must be >= 0 milliseconds")
+    if getattr(args, "f0_method", None) not in (None, *F0_METHODS):
+        raise ConfigError(f"--f0-method {args.f0_method}: use one of {', '.join(F0_METHODS)}")
     model = _load(args)
     sr = model.config.sample_rate
     args.out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +129,7 @@ def run(args: argparse.Namespace) -> int | None:
     for source in args.audio:
         audio, _ = load_audio(source, sr)
         controls = audio_controls(model, audio, str(source), args.pitch_shift,
-                                  args.loudness_shift)
+                                  args.loudness_shift, args.f0_method)
         _warn(controls.notes)
         out = render(model, controls, args.seed, length=len(audio))
         print(save_audio(args.out / f"{source.stem}.wav", out, sr))

@@ -16,6 +16,7 @@ Rendering runs :class:`~waveloom.models.ddsp.stream.DDSPStream` over blocks of
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -68,11 +69,13 @@ def clip_f0(model, f0_hz: np.ndarray, voiced: np.ndarray, what: str
 
 
 def audio_controls(model, audio: np.ndarray, what: str, pitch_shift: float = 0.0,
-                   loudness_shift: float = 0.0) -> Controls:
-    """Controls of mono ``audio`` at the model's rate (f0 by the model's tracker, A-weighted
-    loudness; z from the encoder for ae models), shifted by ``pitch_shift`` semitones and
-    ``loudness_shift`` dB. ``what`` names the input in notes."""
+                   loudness_shift: float = 0.0, f0_method: str | None = None) -> Controls:
+    """Controls of mono ``audio`` at the model's rate (f0 by ``f0_method``, default the model's
+    tracker; A-weighted loudness; z from the encoder for ae models), shifted by
+    ``pitch_shift`` semitones and ``loudness_shift`` dB. ``what`` names the input in notes."""
     spec = model.frame_features()
+    if f0_method is not None:
+        spec = dataclasses.replace(spec, f0_method=f0_method)
     f0, conf, loud = example_features(audio, model.config.sample_rate, spec)
     voiced = (conf > VOICED) & (loud > SILENCE_DB)
     if len(loud) == 0 or loud.max() < SILENCE_DB or not voiced.any():
