@@ -22,6 +22,7 @@ import json
 import statistics
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,17 @@ from waveloom.nn.ddsp.synth import synthesize
 SR, HOP = 16000, 64
 # Programs with an unambiguous pitch in TimGM6mb (organs 16-19 sound a 16' rank, see render_notes).
 PROGRAMS = (0, 20, 24, 40, 56, 65, 71, 73)
+
+
+@contextmanager
+def _threads(n: int):
+    """Run with ``n`` torch threads, restoring the caller's count after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _best(fn, rounds: int) -> float:
@@ -70,7 +82,6 @@ def _streamed(controls, reverb) -> None:
 
 @torch.no_grad()
 def synth_speed(seconds: float, rounds: int, threads: int) -> dict:
-    torch.set_num_threads(threads)
     frames = int(seconds * SR / HOP)
     f0, amp, dist, mags = controls = _controls(frames)
     reverb = Reverb(SR, 1.0)
@@ -83,11 +94,11 @@ def synth_speed(seconds: float, rounds: int, threads: int) -> dict:
         "all, streamed 10 ms blocks": lambda: _streamed(controls, reverb),
     }
     audio_s = frames * HOP / SR
-    return {name: audio_s / _best(fn, rounds) for name, fn in parts.items()}
+    with _threads(threads):
+        return {name: audio_s / _best(fn, rounds) for name, fn in parts.items()}
 
 
 def loss_speed(rounds: int, threads: int, batch: int = 8, length: int = 64000) -> dict:
-    torch.set_num_threads(threads)
     import auraloss
 
     theirs = auraloss.freq.MultiResolutionSTFTLoss(
@@ -99,13 +110,14 @@ def loss_speed(rounds: int, threads: int, batch: int = 8, length: int = 64000) -
     impls = {"waveloom": lambda: multiscale_spectral_loss(pred, target),
              "auraloss": lambda: theirs(pred[:, None], target[:, None])}
     times: dict[str, list[float]] = {name: [] for name in impls}
-    for r in range(rounds + 1):  # round 0 warms up
-        for name, fn in impls.items():
-            start = time.perf_counter()
-            fn().backward()
-            pred.grad = None
-            if r:
-                times[name].append(time.perf_counter() - start)
+    with _threads(threads):
+        for r in range(rounds + 1):  # round 0 warms up
+            for name, fn in impls.items():
+                start = time.perf_counter()
+                fn().backward()
+                pred.grad = None
+                if r:
+                    times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -120,7 +132,11 @@ def render(root: Path, programs, pitches, hold: float) -> list[tuple[np.ndarray,
 
 
 def score_f0(notes, method: str, hold: float, threads: int) -> dict:
-    torch.set_num_threads(threads)
+    with _threads(threads):
+        return _score_f0(notes, method, hold)
+
+
+def _score_f0(notes, method: str, hold: float) -> dict:
     name, _, decoder = method.partition(":")
     track_f0(notes[0][0], SR, 100, name, decoder=decoder or "weighted")  # load the model
     frames_right = frames_all = notes_right = estimates = 0

@@ -82,14 +82,16 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
     and ``[B, F, 2, K]`` amplitudes -> ``[B, F, 2, hop]``.
 
     The sines are laid out ``[B, F, K, hop]`` (samples innermost, so the sine kernel runs on
-    contiguous rows) and reduced by one batched matrix product. Without autograd the frames go
-    through in chunks of ~``CHUNK_ELEMENTS`` sines that stay in cache: about 2-3x faster on one
-    core than materialising all ``B * T * K`` sines (memory-bound), same arithmetic.
+    contiguous rows) and reduced by one batched matrix product. On CPU without autograd the
+    frames go through in chunks of ~``CHUNK_ELEMENTS`` sines that stay in cache: about 2-3x
+    faster on one core than materialising all ``B * T * K`` sines (memory-bound), same
+    arithmetic.
     """
     k = torch.arange(1, pair.shape[-1] + 1, dtype=cycles.dtype, device=cycles.device)
     k = (2 * math.pi * k)[:, None]  # [K, 1]
     pair = pair.to(cycles.dtype)
-    if torch.is_grad_enabled() and (cycles.requires_grad or pair.requires_grad):
+    needs_grad = torch.is_grad_enabled() and (cycles.requires_grad or pair.requires_grad)
+    if needs_grad or cycles.device.type != "cpu":  # accelerators: one big kernel is best
         return torch.matmul(pair, torch.sin(cycles.unsqueeze(-2) * k))
     batch, frames, hop = cycles.shape
     step = max(1, CHUNK_ELEMENTS // max(1, batch * hop * pair.shape[-1]))
