@@ -69,6 +69,10 @@ def test_features_are_computed_once_and_windows_are_frame_aligned(cache):
         a, b = data[i], again[i]
         assert a["audio"].shape == (2048,) and a["f0_hz"].shape == a["loudness_db"].shape == (32,)
         assert all(torch.equal(a[k], b[k]) for k in a)
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(data))  # what a DataLoader worker receives
+    assert copy.features._arrays is None and torch.equal(copy[0]["f0_hz"], data[0]["f0_hz"])
     # The features of a whole example: f0 on the note's pitch where it is loud.
     notes = data.cache
     example = int(data.indices[0])

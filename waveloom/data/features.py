@@ -112,7 +112,19 @@ class CacheFeatures:
         self.spec, self.root = spec, features_dir(cache, spec)
         if not all((self.root / f"{name}.npy").is_file() for name in ARRAYS):
             _compute(cache, spec, self.root, progress)
-        self.arrays = {name: np.load(self.root / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        self._arrays: dict[str, np.ndarray] | None = None
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The stored arrays, memory-mapped on first use (in each process)."""
+        if self._arrays is None:
+            self._arrays = {name: np.load(self.root / f"{name}.npy", mmap_mode="r")
+                            for name in ARRAYS}
+        return self._arrays
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers and DDP processes map the files again instead of copying them.
+        return {**self.__dict__, "_arrays": None}
 
     def window(self, i: int, frame0: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
         """(f0 Hz, loudness dB) float32 ``[frames]`` of example ``i`` from frame ``frame0``."""
