@@ -168,3 +168,19 @@ def test_loss_refuses_audio_that_does_not_match_the_frames():
     batch["audio"] = batch["audio"][:, :500]
     with pytest.raises(DataError, match="F \\* hop"):
         model.loss(batch)
+
+
+def test_generate_resynthesises_cond_audio_as_the_trainer_logs_samples():
+    """The trainer's logged sample passes a training window as cond['audio']: its tracked f0
+    and loudness are played back (ae models: with its z)."""
+    _, model = _tiny("model.z_dims=4", "model.reverb_seconds=0")
+    model.eval()
+    t = torch.arange(4000) / 16000.0
+    audio = (0.5 * torch.sin(2 * math.pi * 330.0 * t))[None]
+    options = SamplingOptions(seed=2, progress=False)
+    a = model.generate(1, 4000, {"audio": audio}, options)
+    b = model.generate(1, 4000, {"audio": audio}, options)
+    assert a.shape == (1, 4000) and torch.equal(a, b)
+    curves = model._audio_cond(audio)
+    assert curves["z"].shape == (1, 63, 4)
+    assert abs(float(curves["f0_hz"][0, 10:50].median()) - 330.0) < 5.0

@@ -34,7 +34,8 @@ def checkpoint(tmp_path_factory) -> Path:
     assert main(["prepare", str(root / "wavs"), str(root / "cache"), "-q"]) == 0
     assert main(["train", str(CONFIGS / "ddsp" / "tiny.yaml"), "--data", str(root / "cache"),
                  "--out", str(root / "run"), "-q", "train.max_steps=2", "data.window=16000",
-                 "data.train_split=train", "data.batch_size=2"]) == 0
+                 "data.train_split=train", "data.batch_size=2", "train.sample_every=2"]) == 0
+    assert list((root / "run" / "samples").glob("*.wav")), "the trainer logs a resynthesis"
     return root / "run" / "model.safetensors"
 
 

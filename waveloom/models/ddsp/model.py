@@ -92,7 +92,7 @@ class DDSP(Generative):
         c = self.config
         return FeatureSpec(frame_rate=c.frame_rate, hop=c.hop, f0_method=c.f0_method)
 
-    def _device(self) -> torch.device:
+    def _param_device(self) -> torch.device:
         return self.decoder.out.weight.device
 
     # ------------------------------------------------------------------ controls and audio
@@ -191,7 +191,8 @@ class DDSP(Generative):
     def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
                  options: SamplingOptions | None = None) -> Tensor:
         """``n`` waveforms ``[n, length]`` in [-1, 1]: resynthesis of ``cond['f0_hz']`` and
-        ``cond['loudness_db']`` ([n, F] frames, cut or the last frame held), else one note per
+        ``cond['loudness_db']`` ([n, F] frames, cut or the last frame held) or of the audio
+        ``cond['audio']`` ([n, T]: its features tracked here), else one note per
         output of ``cond['pitch']`` (MIDI, default 60) at ``cond['velocity']`` (default 100),
         released 0.1 s before the end. ``options.seed`` draws the noise; the temperature has
         no meaning here (the model does not sample)."""
@@ -200,15 +201,33 @@ class DDSP(Generative):
         if n <= 0 or length <= 0:
             raise ConfigError(f"n={n} and length={length} must be positive")
         frames = math.ceil(length / self.hop)
-        f0, loud = self._cond_controls(n, frames, cond or {})
+        f0, loud = self._cond_controls(n, frames, cond)
+        cond = dict(cond or {})
+        if cond.get("audio") is not None and cond.get("f0_hz") is None:
+            cond.update(self._audio_cond(torch.as_tensor(cond["audio"], dtype=torch.float32)))
         z = None
-        if self.encoder is not None and cond and cond.get("z") is not None:
+        if self.encoder is not None and cond.get("z") is not None:
             z = _fit_frames(torch.as_tensor(cond["z"], dtype=torch.float32), n, frames, 2)
         generator = torch.Generator().manual_seed(int(options.seed))
-        dev = self._device()
+        dev = self._param_device()
         audio = self.render(f0.to(dev), loud.to(dev), None if z is None else z.to(dev),
                             generator=generator)
         return audio[:, :length].clamp(-1.0, 1.0)
+
+    def _audio_cond(self, audio: Tensor) -> dict[str, Tensor]:
+        """f0, loudness (and z) of ``audio`` ``[n, T]``: the trainer's logged samples are
+        resyntheses of a training window."""
+        from waveloom.data.features import example_features
+
+        audio = audio.reshape(-1, audio.shape[-1])
+        spec, sr = self.frame_features(), self.config.sample_rate
+        curves = [example_features(a.cpu().numpy(), sr, spec) for a in audio]
+        out = {"f0_hz": torch.from_numpy(np.stack([c[0] for c in curves])),
+               "loudness_db": torch.from_numpy(np.stack([c[2] for c in curves]))}
+        if self.encoder is not None:
+            padded = F.pad(audio, (0, out["f0_hz"].shape[1] * self.hop - audio.shape[-1]))
+            out["z"] = self.encoder(padded.to(self._param_device())).cpu()
+        return out
 
     def _cond_controls(self, n: int, frames: int, cond: dict[str, Any]
                        ) -> tuple[Tensor, Tensor]:
