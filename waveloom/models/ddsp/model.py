@@ -145,7 +145,8 @@ class DDSP(Generative):
         z = self.encoder(audio) if self.encoder is not None else None
         if self.training:
             self._track(f0, loud, z)
-        generator = None if self.training else torch.Generator().manual_seed(0)
+        generator = (None if self.training else
+                     torch.Generator(device=audio.device).manual_seed(0))
         pred = self.render(f0, loud, z, generator=generator)
         sizes = [n for n in self.config.fft_sizes if n // 2 < audio.shape[1]]
         if not sizes:
@@ -208,8 +209,8 @@ class DDSP(Generative):
         z = None
         if self.encoder is not None and cond.get("z") is not None:
             z = _fit_frames(torch.as_tensor(cond["z"], dtype=torch.float32), n, frames, 2)
-        generator = torch.Generator().manual_seed(int(options.seed))
         dev = self._param_device()
+        generator = torch.Generator(device=dev).manual_seed(int(options.seed))
         audio = self.render(f0.to(dev), loud.to(dev), None if z is None else z.to(dev),
                             generator=generator)
         return audio[:, :length].clamp(-1.0, 1.0)
