@@ -10,6 +10,8 @@
     waveloom vocode CKPT MEL.npy... --out DIR   audio from log mels (MelGAN or mel WaveNet)
     waveloom encode-codes CKPT --data CACHE --out CODES   a cache of an ADA level's codes
     waveloom hierarchy --prior P --levels TOP.. BOTTOM --out H.json   string levels together
+    waveloom transfer CKPT AUDIO... --out DIR   DDSP: play audio's pitch/loudness on an instrument
+    waveloom perform CKPT SONG.mid --out DIR    DDSP: render a MIDI file with an instrument
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
@@ -28,11 +30,22 @@ import sys
 from collections.abc import Sequence
 
 import waveloom
-from waveloom.app import autoencode, codes, data, demo, evaluate, generate, listen, train, vocode
+from waveloom.app import (
+    autoencode,
+    codes,
+    data,
+    ddsp,
+    demo,
+    evaluate,
+    generate,
+    listen,
+    train,
+    vocode,
+)
 from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
-APP_MODULES = (data, train, generate, vocode, codes, autoencode, evaluate, listen, demo)
+APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, evaluate, listen, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

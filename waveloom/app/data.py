@@ -34,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("--midi", type=Path, default=None, help="a folder of .mid files to render too")
     rm.add_argument("--soundfont", type=Path, default=None, help="a .sf2/.sf3 file")
     rm.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
+    rm.add_argument("--program", default=None,
+                    help="GM program 0-127 or an ensemble name for every melodic part "
+                         "(default: chorales rotate through the ensembles, files keep theirs)")
+    rm.add_argument("--voice", default=None, metavar="soprano|alto|tenor|bass",
+                    help="render only this part of each piece (its n-th pitched part): solo "
+                         "melodic lines, e.g. --voice soprano --program 40 (violin) for DDSP")
     rm.add_argument("--max-note-seconds", type=float, default=30.0,
                     help="cut notes held longer than this (a lost note-off), with a warning "
                          "naming the file (default 30)")
@@ -65,5 +71,6 @@ def run(args: argparse.Namespace) -> int | None:
 
         print(render_midi(args.out, chorales=args.chorales, midi_dir=args.midi,
                           soundfont=args.soundfont, sample_rate=args.sr,
-                          progress=not args.quiet, max_note_seconds=args.max_note_seconds))
+                          progress=not args.quiet, max_note_seconds=args.max_note_seconds,
+                          program=args.program, voice=args.voice))
     return 0

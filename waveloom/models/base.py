@@ -65,6 +65,12 @@ class Generative(nn.Module):
         anything derived from the window itself (e.g. its ``start`` within the example)."""
         return self.conditioning_keys()
 
+    def frame_features(self) -> Any:
+        """Per-frame features a training batch needs beside the audio (a
+        :class:`waveloom.data.features.FeatureSpec`: DDSP's f0 and loudness), or None. The
+        objective's data set reads it, so no trainer code names a family."""
+        return None
+
     # -- what the sampler needs
     @torch.no_grad()
     def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,

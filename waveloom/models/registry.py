@@ -24,6 +24,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "melgan": ("waveloom.models.melgan:MelGAN", "adversarial"),
     "ada": ("waveloom.models.ada:ADA", "likelihood"),
     "code_prior": ("waveloom.models.code_prior:CodePrior", "likelihood"),
+    "ddsp": ("waveloom.models.ddsp:DDSP", "reconstruction"),
 }
 
 

@@ -23,6 +23,8 @@ from waveloom.data.synth import gm
 from waveloom.errors import ConfigError
 
 COMPOSER = "Johann Sebastian Bach"
+#: The chorales' parts, top down (music21 lists them in this order), by ``--voice`` name.
+VOICES = ("soprano", "alto", "tenor", "bass")
 _MELODY_VELOCITY, _INNER_VELOCITY = 90, 72
 
 
@@ -96,4 +98,19 @@ def chorale_midi(
                 instrument.notes.append(pretty_midi.Note(velocity, int(pitch.midi), start, end))
         if instrument.notes:
             midi.instruments.append(instrument)
+    return midi
+
+
+def voice_index(voice: str) -> int:
+    """'soprano' -> 0 ... 'bass' -> 3 (ConfigError naming the choices otherwise)."""
+    if voice not in VOICES:
+        raise ConfigError(f"voice={voice!r}: use one of {', '.join(VOICES)}")
+    return VOICES.index(voice)
+
+
+def keep_voice(midi: pretty_midi.PrettyMIDI, index: int) -> pretty_midi.PrettyMIDI:
+    """Keep only the ``index``-th pitched part (a solo melodic line), in place; a piece with
+    fewer parts keeps none (and is skipped by the renderer as having no notes)."""
+    pitched = [i for i in midi.instruments if not i.is_drum]
+    midi.instruments = [pitched[index]] if index < len(pitched) else []
     return midi

@@ -124,7 +124,20 @@ def _parse_file(path: Path, program: int | str | None):
     return load
 
 
-def _pieces(chorale_count: int, midi_dir: Path | None, program, tempo: float) -> list[_Piece]:
+def _solo(piece: _Piece, voice: str) -> _Piece:
+    """The piece reduced to one voice (``soprano`` .. ``bass``: its n-th pitched part), named
+    ``<name>-<voice>``; its title (hence its split) is the piece's."""
+    index, load = bach.voice_index(voice), piece.load
+
+    def solo():
+        midi, label = load()
+        return bach.keep_voice(midi, index), label
+
+    return _Piece(f"{piece.name}-{voice}", piece.title, piece.composer, solo, piece.source)
+
+
+def _pieces(chorale_count: int, midi_dir: Path | None, program, tempo: float,
+            voice: str | None = None) -> list[_Piece]:
     pieces = []
     for index, cid in enumerate(bach.chorale_ids(chorale_count)):
         label, programs = bach.ensemble_for(index, program)
@@ -146,6 +159,8 @@ def _pieces(chorale_count: int, midi_dir: Path | None, program, tempo: float) ->
                     verbatim=program is None,
                 )
             )
+    if voice is not None:
+        pieces = [_solo(piece, voice) for piece in pieces]
     seen: Counter = Counter()
     for piece in pieces:  # unique file names, deterministic suffixes
         seen[piece.name] += 1
@@ -186,6 +201,7 @@ def render_midi(
     year: int = DEFAULT_YEAR,
     render_rate: int | None = None,
     max_note_seconds: float = MAX_NOTE_SECONDS,
+    voice: str | None = None,
 ) -> MidiSummary:
     """Render ``chorales`` Bach chorales and/or every MIDI file under ``midi_dir``.
 
@@ -196,6 +212,8 @@ def render_midi(
     every piece fails, the error names them). A note held longer than ``max_note_seconds`` (a
     missing note-off makes a note minutes long) is cut to it, with a warning naming the file.
     Re-running with the same settings keeps pieces already written. Prints only tqdm bars.
+    ``voice`` (``soprano``, ``alto``, ``tenor``, ``bass``) renders only that part of every
+    piece (its n-th pitched part): solo melodic lines for one instrument (DDSP's data).
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -205,7 +223,9 @@ def render_midi(
         raise ConfigError(f"--max-note-seconds {max_note_seconds}: must be a finite number > 0")
     rate = engine.render_rate_for(sample_rate, render_rate)
     font, font_path = engine.load_soundfont(soundfont, rate)
-    pieces = _pieces(chorales, Path(midi_dir) if midi_dir else None, program, tempo)
+    if voice is not None:
+        bach.voice_index(voice)  # a bad name fails before the SoundFont loads
+    pieces = _pieces(chorales, Path(midi_dir) if midi_dir else None, program, tempo, voice)
     settings = {
         "soundfont": engine.soundfont_fingerprint(font_path), "sample_rate": int(sample_rate),
         "render_rate": rate, "program": program, "tempo": tempo, "tail_seconds": tail_seconds,
@@ -213,6 +233,8 @@ def render_midi(
     }  # fmt: skip
     if max_note_seconds != MAX_NOTE_SECONDS:  # the default keeps earlier renders resumable
         settings["max_note_seconds"] = max_note_seconds
+    if voice is not None:
+        settings["voice"] = voice
     year_dir = out_dir / str(year)
     year_dir.mkdir(parents=True, exist_ok=True)
     sidecar = out_dir / _SIDECAR

@@ -118,9 +118,16 @@ class Objective:
                      epoch_size: int) -> Any:
         """The data set of this objective's steps: random windows of ``data.window`` samples
         (plus the model's context) of ``split``, ``epoch_size`` items, seeded by
-        ``train.seed``."""
+        ``train.seed``. A model that asks for per-frame features (``frame_features()``) gets
+        frame-aligned windows carrying them, computed once per cache."""
         from waveloom.data.dataset import WindowDataset
 
+        spec = model.frame_features()
+        if spec is not None:
+            from waveloom.data.features import FrameWindowDataset
+
+            return FrameWindowDataset(cache, spec, split=split, window=cfg.data.window,
+                                      **dataset_args(cfg, model), epoch_size=epoch_size)
         return WindowDataset(cache, split=split, window=cfg.data.window, **dataset_args(cfg, model),
                              epoch_size=epoch_size)
 
