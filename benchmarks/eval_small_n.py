@@ -15,7 +15,8 @@ n of the reference (both sets have n clips, as a user comparing 18 generated wit
 would), in one embedding per run (``--embedding crepe-tiny | crepe-full | classifier``): FAD on
 clip means and on every frame (bootstrap intervals), FAD-inf on frames, KID and KAD on clip
 means, NDB on clip means (k = max(2, n // 20) k-means bins of the reference, bootstrap over the
-condition's clips), and CREPE's pitch accuracy of the condition (no reference needed). Each pool
+condition's clips), and CREPE's pitch accuracy of the condition (no reference needed; bootstrap
+over notes). Every entry carries a 95 % interval. Each pool
 is embedded once (cached in ROOT/emb-*.npz; ``--embed-only`` just fills the cache).
 
 Run (after rendering, see docs/evaluation.md)::
@@ -35,6 +36,7 @@ import torch
 
 from waveloom.audio.crepe import SILENCE_DB, activations, decode_pitch, frame_audio, load_crepe
 from waveloom.evaluate.audioset import load_set
+from waveloom.evaluate.bootstrap import bootstrap_mean
 from waveloom.evaluate.fad import fad_from_embeddings, fad_inf, fad_interval
 from waveloom.evaluate.kid import kad, kid
 from waveloom.evaluate.ndb import ndb
@@ -155,7 +157,8 @@ def cell(ref: dict, test: dict, targets: list[int], n: int, args) -> dict[str, d
     est = test["midi"][:n]
     if args.embedding != "classifier":
         ok = np.isfinite(est) & (np.abs(est - np.asarray(targets[:n])) <= 0.5)
-        out["pitch accuracy (no reference)"] = {"value": float(ok.mean()), "ci": None}
+        acc = bootstrap_mean(ok.astype(np.float64), resamples=1000, seed=0)
+        out["pitch accuracy (no reference)"] = {"value": acc.mean, "ci": [acc.low, acc.high]}
     return out
 
 
@@ -174,7 +177,7 @@ def table(root: Path, args) -> tuple[str, dict]:
             t0 = time.monotonic()
             for metric, entry in cell(embs["reference"], embs[cond], data[cond][1], n,
                                       args).items():
-                text = _fmt(entry) if entry.get("ci") else f"{entry['value']:.2f}"
+                text = _fmt(entry)
                 rows.setdefault((metric, n), []).append(text)
                 raw[f"{metric}|{n}|{cond}"] = {"value": entry["value"], "ci": entry.get("ci")}
             print(f"n={n} {cond}: {time.monotonic() - t0:.0f} s", flush=True)
