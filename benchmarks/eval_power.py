@@ -63,6 +63,15 @@ def neighbours(ref: np.ndarray, test: np.ndarray, ref_pitch, test_pitch) -> tupl
     return same, float(np.median(np.sqrt(np.maximum(sq[np.arange(len(test)), nn], 0))))
 
 
+def pitch_share(emb: np.ndarray, pitch) -> float:
+    """Share of the total variance of ``emb [N, D]`` between pitch classes (an R^2)."""
+    pitch = np.asarray(pitch)
+    centred = emb - emb.mean(0)
+    between = sum((pitch == p).sum() * ((emb[pitch == p].mean(0) - emb.mean(0)) ** 2).sum()
+                  for p in np.unique(pitch))
+    return float(between / (centred ** 2).sum())
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--root", type=Path, default=Path("out/smalln"))
@@ -81,6 +90,9 @@ def main(argv=None) -> None:
         emb = load(args.root, tag)
         base = neighbours(emb["reference"], emb["reference"], pitches["reference"],
                           pitches["reference"])[1]
+        share = pitch_share(emb["reference"], pitches["reference"])
+        print(f"{tag}: pitch explains {100 * share:.0f} % of the reference's variance")
+        raw[f"{tag}|pitch_share"] = share
         for cond in CONDITIONS:
             same, dist = neighbours(emb["reference"], emb[cond], pitches["reference"],
                                     pitches[cond])

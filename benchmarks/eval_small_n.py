@@ -165,7 +165,9 @@ def cell(ref: dict, test: dict, targets: list[int], n: int, args) -> dict[str, d
 
 def table(root: Path, args) -> tuple[str, dict]:
     data = pools(root)
-    embs = {name: cached_embedding(root, name, clips, args) for name, (clips, _) in data.items()}
+    embs = {name: cached_embedding(root, name, clips[: args.max_clips if name != "reference"
+                                                     else POOL], args)
+            for name, (clips, _) in data.items()}
     if args.embed_only:
         return "", {}
     hop = f" (hop {args.hop:g} s)" if args.embedding.startswith("crepe") else ""
@@ -173,7 +175,7 @@ def table(root: Path, args) -> tuple[str, dict]:
              "|---|---:|" + "---:|" * len(CONDITIONS)]
     rows: dict[tuple[str, int], list[str]] = {}
     raw: dict[str, dict] = {}
-    for n in NS:
+    for n in [n for n in NS if n <= min(len(e["counts"]) for e in embs.values())]:
         for cond in CONDITIONS:
             t0 = time.monotonic()
             for metric, entry in cell(embs["reference"], embs[cond], data[cond][1], n,
@@ -202,6 +204,8 @@ def main(argv=None) -> None:
                    help="skip FAD and FAD-inf on frames (2048-d crepe-full: each FAD-inf point "
                    "is two 2048 x 2048 eigendecompositions)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-clips", type=int, default=POOL,
+                   help="embed only the first N clips of each condition (n <= N in the table)")
     p.add_argument("--embed-only", action="store_true", help="fill the embedding cache, stop")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

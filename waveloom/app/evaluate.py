@@ -35,10 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 _N_NEEDED = """\
 which n each metric needs (n = clips per set; docs/evaluation.md has the sanity table):
   kid       unbiased at any n (two draws of one distribution average 0); read its interval:
-            at n = 18 (crepe-tiny) it separates white noise from real notes, sines only
-            from n ~ 500, two SoundFonts never (pick a timbre embedding for those)
+            at n = 18 it separates white noise from real notes in any embedding; sines
+            only with waveloom-classifier (crepe-tiny from n ~ 500: CREPE is mostly pitch);
+            two SoundFonts only with the classifier at n ~ 500
   kad       KID's estimator with a Gaussian kernel (median-heuristic bandwidth of the
-            reference): unbiased at any n like kid
+            reference): unbiased at any n like kid; separated what kid did, at the same n
   fad       biased upwards unless n >= 500 and n >= the embedding's dimension (256 for
             crepe-tiny, 2048 for crepe-full); below that a warning is printed and two real
             sets of 18 can score farther apart than real and sines: only FADs at equal n
