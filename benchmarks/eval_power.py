@@ -59,7 +59,7 @@ def neighbours(ref: np.ndarray, test: np.ndarray, ref_pitch, test_pitch) -> tupl
     if test is ref:
         np.fill_diagonal(sq, np.inf)
     nn = sq.argmin(1)
-    same = float(np.mean(np.asarray(ref_pitch)[nn] == np.asarray(test_pitch)))
+    same = float(np.mean(np.asarray(ref_pitch)[nn] == np.asarray(test_pitch)[: len(test)]))
     return same, float(np.median(np.sqrt(np.maximum(sq[np.arange(len(test)), nn], 0))))
 
 
