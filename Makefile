@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.waveloom-installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean soundfonts
 
 venv: $(STAMP)
 
@@ -27,6 +27,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check waveloom tests benchmarks
 	$(PY) -m pytest -q tests
+
+# Debian's TimGM6mb and FluidR3_GM SoundFonts (the SoundFont swap of docs/evaluation.md) in
+# /usr/share/sounds/sf2/; needs root and apt. The tests that use them skip when they are missing.
+SF2 := /usr/share/sounds/sf2
+soundfonts:
+	@if [ -f $(SF2)/TimGM6mb.sf2 ] && [ -f $(SF2)/FluidR3_GM.sf2 ]; then exit 0; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    timgm6mb-soundfont fluid-soundfont-gm >/dev/null
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check waveloom tests benchmarks

@@ -2,37 +2,44 @@
 
 Pools of one-second notes at 16 kHz (the first second of NSynth-style renders):
 
-* ``reference``: 500 notes rendered with TimGM6mb (the default SoundFont);
+* ``reference``: 500 notes rendered with TimGM6mb (Debian's ``timgm6mb-soundfont``);
 * ``real A`` / ``real B``: two more disjoint draws of 500 TimGM6mb notes (same distribution as
   the reference: every distance should say "no difference");
-* ``FluidR3 swap``: 500 notes of the same programs rendered with FluidR3_GM;
+* ``FluidR3 swap``: the notes of ``real A`` (same names, programs, pitches, velocities) rendered
+  with FluidR3_GM: only the SoundFont differs;
 * ``sines``: a sine at the pitch of a random real note (10 ms attack, amplitude 0.5);
 * ``white noise``: Gaussian noise at RMS -20 dBFS (10 ms attack).
 
 For every n in 18, 50, 150, 500 the first n notes of each condition are compared with the first
 n of the reference (both sets have n clips, as a user comparing 18 generated with 18 real notes
-would), in each embedding: FAD on clip means and on every frame (both with bootstrap intervals),
-FAD-inf on frames, and KID on clip means; and CREPE's pitch accuracy of the condition (no
-reference needed). Each pool is embedded once (cached in ROOT/emb-*.npz).
+would), in one embedding per run (``--embedding crepe-tiny | crepe-full | classifier``): FAD on
+clip means and on every frame (bootstrap intervals), FAD-inf on frames, KID and KAD on clip
+means, NDB on clip means (k = max(2, n // 20) k-means bins of the reference, bootstrap over the
+condition's clips), and CREPE's pitch accuracy of the condition (no reference needed; bootstrap
+over notes). Every entry carries a 95 % interval. Each pool
+is embedded once (cached in ROOT/emb-*.npz; ``--embed-only`` just fills the cache).
 
 Run (after rendering, see docs/evaluation.md)::
 
-    python benchmarks/eval_small_n.py --root out/smalln --table out/smalln/table.md
+    python benchmarks/eval_small_n.py --root out/smalln --embedding crepe-tiny --table T.md
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from waveloom.audio.crepe import activations, decode_pitch, frame_audio, load_crepe
+from waveloom.audio.crepe import SILENCE_DB, activations, decode_pitch, frame_audio, load_crepe
 from waveloom.evaluate.audioset import load_set
+from waveloom.evaluate.bootstrap import bootstrap_mean
 from waveloom.evaluate.fad import fad_from_embeddings, fad_inf, fad_interval
-from waveloom.evaluate.kid import kid
+from waveloom.evaluate.kid import kad, kid
+from waveloom.evaluate.ndb import ndb
 from waveloom.evaluate.pitch import weighted_median
 
 SR = 16000
@@ -45,6 +52,7 @@ def pools(root: Path) -> dict[str, tuple[list[np.ndarray], list[int]]]:
     """name -> (clips [T] of 1 s, MIDI pitches), 500 each, disjoint real draws."""
     real = load_set(root / "real", sample_rate=SR, max_seconds=1.0)
     fluid = load_set(root / "fluid", sample_rate=SR, max_seconds=1.0)
+    fluid_index = {name: i for i, name in enumerate(fluid.names)}
     rng = np.random.default_rng(0)
     order = rng.permutation(len(real))
     pitch = real.label_values("pitch")
@@ -53,9 +61,10 @@ def pools(root: Path) -> dict[str, tuple[list[np.ndarray], list[int]]]:
         return [audio_set.clip(int(i)) for i in idx], [audio_set.labels[int(i)]["pitch"]
                                                         for i in idx]
 
-    out = {"reference": take(real, order[:POOL]), "real A": take(real, order[POOL:2 * POOL]),
+    real_a = order[POOL:2 * POOL]
+    out = {"reference": take(real, order[:POOL]), "real A": take(real, real_a),
            "real B": take(real, order[2 * POOL:3 * POOL]),
-           "FluidR3 swap": take(fluid, rng.permutation(len(fluid))[:POOL])}
+           "FluidR3 swap": take(fluid, [fluid_index[real.names[int(i)]] for i in real_a])}
     t = np.arange(SR) / SR
     env = np.minimum(1.0, t / 0.01)
     targets = [int(pitch[i]) for i in rng.integers(0, len(real), POOL)]
@@ -67,19 +76,16 @@ def pools(root: Path) -> dict[str, tuple[list[np.ndarray], list[int]]]:
     return out
 
 
-def embed(clips: list[np.ndarray], capacity: str, hop: float) -> dict[str, object]:
+def embed_crepe(clips: list[np.ndarray], capacity: str, hop: float) -> dict[str, np.ndarray]:
     """CREPE frames (silent ones dropped, as the embedding does), counts and note pitches."""
     model = load_crepe(capacity)
-    frames, counts, probs = [], [], []
+    frames, counts, midi = [], [], []
     for clip in clips:
         f, rms_db = frame_audio(clip, SR, hop)
-        loud = rms_db > -60.0
+        loud = rms_db > SILENCE_DB
         e, p = activations(model, f[loud] if bool(loud.any()) else f, 512)
         frames.append(e.numpy())
-        probs.append(p)
         counts.append(len(e))
-    midi = []
-    for p in probs:
         m, per = decode_pitch(p)
         voiced = per >= 0.5
         midi.append(weighted_median(m[voiced].double().numpy(), per[voiced].double().numpy())
@@ -87,14 +93,31 @@ def embed(clips: list[np.ndarray], capacity: str, hop: float) -> dict[str, objec
     return {"frames": np.concatenate(frames), "counts": np.array(counts), "midi": np.array(midi)}
 
 
-def cached_embedding(root: Path, name: str, clips, capacity: str, hop: float) -> dict:
-    path = root / f"emb-{capacity}-{hop:g}-{name.replace(' ', '_')}.npz"
+def embed_classifier(clips: list[np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """The classifier's penultimate layer, one vector per clip (no pitch estimate)."""
+    from waveloom.evaluate.classifier import ClassifierEmbedding
+
+    emb = ClassifierEmbedding(path)
+    rows = [emb.embed_clip(clip, SR) for clip in clips]
+    frames = np.concatenate(rows)
+    return {"frames": frames, "counts": np.ones(len(clips), np.int64),
+            "midi": np.full(len(clips), np.nan)}
+
+
+def cached_embedding(root: Path, name: str, clips, args) -> dict:
+    tag = args.embedding + (f"-{args.hop:g}" if args.embedding.startswith("crepe") else "")
+    path = root / f"emb-{tag}-{name.replace(' ', '_')}.npz"
     if path.is_file():
         with np.load(path) as data:
             return dict(data)
     t0 = time.monotonic()
-    out = embed(clips, capacity, hop)
-    print(f"embedded {name} with crepe-{capacity} in {time.monotonic() - t0:.0f} s", flush=True)
+    if args.embedding == "classifier":
+        out = embed_classifier(clips, args.classifier)
+    else:
+        out = embed_crepe(clips, args.embedding.split("-")[1], args.hop)
+    seconds = time.monotonic() - t0
+    print(f"embedded {name} with {tag}: {len(out['frames'])} frames in {seconds:.0f} s "
+          f"({1000 * seconds / len(out['frames']):.1f} ms/frame)", flush=True)
     np.savez(path, **out)
     return out
 
@@ -108,55 +131,90 @@ def first(emb: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
     return means, frames
 
 
-def cell(ref: dict, test: dict, targets: list[int], n: int, seed: int) -> dict[str, str]:
+def _fmt(entry: dict) -> str:
+    return f"{entry['value']:.3g} [{entry['ci'][0]:.3g}, {entry['ci'][1]:.3g}]"
+
+
+def cell(ref: dict, test: dict, targets: list[int], n: int, args) -> dict[str, dict]:
+    """Every metric of one condition at one n: name -> {"value", "ci"} (and "n")."""
     rm, rf = first(ref, n)
     tm, tf = first(test, n)
-    out = {}
-    for key, (a, b, reps) in {"fad (clip means)": (tm, rm, 200),
-                              "fad (frames)": (tf, rf, 50)}.items():
-        lo, hi = fad_interval(a, b, resamples=reps, seed=seed)
-        out[key] = f"{fad_from_embeddings(a, b):.3g} [{lo:.3g}, {hi:.3g}]"
-    inf = fad_inf(tf, rf, seed=seed)
-    out["fad_inf (frames)"] = f"{inf['value']:.3g} [{inf['ci'][0]:.3g}, {inf['ci'][1]:.3g}]"
-    k = kid(tm, rm, resamples=1000, seed=seed)
-    out["kid (clip means)"] = f"{k['value']:.3g} [{k['ci'][0]:.3g}, {k['ci'][1]:.3g}]"
+    out: dict[str, dict] = {}
+    pairs = {"fad (clip means)": (tm, rm, 200)}
+    frames = len(tf) > len(tm) and not args.no_frames
+    if frames:
+        pairs["fad (frames)"] = (tf, rf, args.frame_resamples)
+    for key, (a, b, reps) in pairs.items():
+        out[key] = {"value": fad_from_embeddings(a, b),
+                    "ci": fad_interval(a, b, resamples=reps, seed=0), "n": [len(a), len(b)]}
+    if frames:
+        out["fad_inf (frames)"] = fad_inf(tf, rf, seed=0)
+    out["kid (clip means)"] = kid(tm, rm, resamples=1000, seed=0)
+    out["kad (clip means)"] = kad(tm, rm, resamples=1000, seed=0)
+    k = max(2, n // 20)
+    res = ndb(rm, tm, k=k, seed=0, resamples=1000)
+    out["ndb/k (clip means, k=n//20)"] = {"value": res["ndb_over_k"], "ci": res["ci"],
+                                           "n": res["n"], "k": k}
     est = test["midi"][:n]
-    ok = np.isfinite(est) & (np.abs(est - np.asarray(targets[:n])) <= 0.5)
-    out["pitch accuracy (no reference)"] = f"{ok.mean():.2f}"
+    if args.embedding != "classifier":
+        ok = np.isfinite(est) & (np.abs(est - np.asarray(targets[:n])) <= 0.5)
+        acc = bootstrap_mean(ok.astype(np.float64), resamples=1000, seed=0)
+        out["pitch accuracy (no reference)"] = {"value": acc.mean, "ci": [acc.low, acc.high]}
     return out
 
 
-def table(root: Path, capacity: str, hop: float) -> str:
+def table(root: Path, args) -> tuple[str, dict]:
     data = pools(root)
-    embs = {name: cached_embedding(root, name, clips, capacity, hop)
+    embs = {name: cached_embedding(root, name, clips[: args.max_clips if name != "reference"
+                                                     else POOL], args)
             for name, (clips, _) in data.items()}
-    lines = [f"| crepe-{capacity} (hop {hop:g} s) | n | " + " | ".join(CONDITIONS) + " |",
+    if args.embed_only:
+        return "", {}
+    hop = f" (hop {args.hop:g} s)" if args.embedding.startswith("crepe") else ""
+    lines = [f"| {args.embedding}{hop} | n | " + " | ".join(CONDITIONS) + " |",
              "|---|---:|" + "---:|" * len(CONDITIONS)]
     rows: dict[tuple[str, int], list[str]] = {}
-    for n in NS:
+    raw: dict[str, dict] = {}
+    for n in [n for n in NS if n <= min(len(e["counts"]) for e in embs.values())]:
         for cond in CONDITIONS:
             t0 = time.monotonic()
-            for metric, text in cell(embs["reference"], embs[cond], data[cond][1], n, 0).items():
+            for metric, entry in cell(embs["reference"], embs[cond], data[cond][1], n,
+                                      args).items():
+                text = _fmt(entry)
                 rows.setdefault((metric, n), []).append(text)
+                raw[f"{metric}|{n}|{cond}"] = {"value": entry["value"], "ci": entry.get("ci")}
             print(f"n={n} {cond}: {time.monotonic() - t0:.0f} s", flush=True)
     for (metric, n), texts in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         lines.append(f"| {metric} | {n} | " + " | ".join(texts) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines), raw
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--root", type=Path, default=Path("out/smalln"))
-    p.add_argument("--table", type=Path, default=None)
-    p.add_argument("--capacity", default="tiny", choices=["tiny", "full"])
+    p.add_argument("--table", type=Path, default=None, help="write the markdown table here")
+    p.add_argument("--embedding", default="crepe-tiny",
+                   choices=["crepe-tiny", "crepe-full", "classifier"])
+    p.add_argument("--classifier", type=Path, default=None,
+                   help="classifier file for --embedding classifier")
     p.add_argument("--hop", type=float, default=0.05, help="CREPE hop in seconds")
+    p.add_argument("--frame-resamples", type=int, default=50,
+                   help="bootstrap resamples of the frame FAD (each is a D x D problem)")
+    p.add_argument("--no-frames", action="store_true",
+                   help="skip FAD and FAD-inf on frames (2048-d crepe-full: each FAD-inf point "
+                   "is two 2048 x 2048 eigendecompositions)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-clips", type=int, default=POOL,
+                   help="embed only the first N clips of each condition (n <= N in the table)")
+    p.add_argument("--embed-only", action="store_true", help="fill the embedding cache, stop")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    text = table(args.root, args.capacity, args.hop)
-    print(text)
-    if args.table:
+    text, raw = table(args.root, args)
+    if text:
+        print(text)
+    if args.table and text:
         args.table.write_text(text + "\n")
+        args.table.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
 
 
 if __name__ == "__main__":

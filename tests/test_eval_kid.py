@@ -143,15 +143,21 @@ def test_json_shape_of_fad_kid_and_warnings(tmp_path, capsys):
             sf.write(tmp_path / name / f"n{i}_k{60 + i:03d}.wav", x.astype(np.float32), 16000)
     out = tmp_path / "r.json"
     assert main(["evaluate", str(tmp_path / "gen"), "--reference", str(tmp_path / "ref"),
-                 "--metrics", "fad,kid", "--embeddings", "test-stats", "--bootstrap", "100",
+                 "--metrics", "fad,kid,kad,ndb", "--embeddings", "test-stats",
+                 "--ndb-features", "test-stats", "--ndb-k", "2", "--bootstrap", "100",
                  "--no-stats-cache", "--json", str(out), "-q"]) == 0
     report = json.loads(out.read_text())
-    for key in ("fad[test-stats]", "kid[test-stats]", "fad_inf[test-stats]"):
+    for key in ("fad[test-stats]", "kid[test-stats]", "kad[test-stats]", "fad_inf[test-stats]"):
         entry = report[key]
         assert isinstance(entry["value"], float) and len(entry["ci"]) == 2
         assert entry["n"] == [12, 12]
     assert report["kid[test-stats]"]["ci"][0] > 0  # louder sines are not the reference
+    assert report["kad[test-stats]"]["ci"][0] > 0 and report["kad[test-stats]"]["bandwidth"] > 0
+    ndb_entry = report["ndb[test-stats,k=2]"]
+    assert ndb_entry["n"] == [12, 12] and ndb_entry["resamples"] == 100
+    assert ndb_entry["ci"][0] <= ndb_entry["ndb_over_k"] <= ndb_entry["ci"][1]
     assert any("n=12 < 500" in w for w in report["warnings"])
     captured = capsys.readouterr()
     assert "warning: fad[test-stats]: n=12 < 500" in captured.err
     assert "kid[test-stats]" in captured.out and "n=12 vs 12" in captured.out
+    assert "kad[test-stats]" in captured.out and "NDB/k" in captured.out

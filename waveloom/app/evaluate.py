@@ -35,8 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 _N_NEEDED = """\
 which n each metric needs (n = clips per set; docs/evaluation.md has the sanity table):
   kid       unbiased at any n (two draws of one distribution average 0); read its interval:
-            at n = 18 (crepe-tiny) it separates white noise from real notes, sines only
-            from n ~ 500, two SoundFonts never (pick a timbre embedding for those)
+            at n = 18 it separates white noise from real notes in any embedding; sines
+            only with waveloom-classifier (crepe-tiny from n ~ 500: CREPE is mostly pitch);
+            two SoundFonts only with the classifier at n ~ 500
+  kad       KID's estimator with a Gaussian kernel (median-heuristic bandwidth of the
+            reference): unbiased at any n like kid; separated what kid did, at the same n
   fad       biased upwards unless n >= 500 and n >= the embedding's dimension (256 for
             crepe-tiny, 2048 for crepe-full); below that a warning is printed and two real
             sets of 18 can score farther apart than real and sines: only FADs at equal n
@@ -45,7 +48,8 @@ which n each metric needs (n = clips per set; docs/evaluation.md has the sanity 
             covariance bias, not the luck of drawing few clips
   pitch     a 0/1 score per note: the interval is wide below ~100 notes
   classifier accuracy per clip with an interval; inception score wants many clips per class
-  ndb       k <= n_generated / 20 bins
+  ndb       k <= n_generated / 20 bins; its interval (bootstrap over generated clips)
+            moves in steps of 1/k
   spectral  paired clips; an interval over pairs
   nll       a whole split (no interval needed)
 """
@@ -54,14 +58,14 @@ which n each metric needs (n = clips per set; docs/evaluation.md has the sanity 
 def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     ev = subparsers.add_parser(
         "evaluate", help="score a checkpoint or a folder of generated audio",
-        description="Metrics: nll (checkpoint on --data), fad, kid, pitch, classifier, ndb, "
+        description="Metrics: nll (checkpoint on --data), fad, kid, kad, pitch, classifier, ndb, "
         "spectral (generated audio: a folder, a cache split, or samples drawn from a "
         "checkpoint). Means and distances carry confidence intervals and their n.",
         epilog=_N_NEEDED, formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("target", type=Path,
                     help="checkpoint (.safetensors), folder of audio files, or cache folder")
     ev.add_argument("--metrics", default=None,
-                    help="comma-separated among nll,fad,kid,pitch,classifier,ndb,spectral "
+                    help="comma-separated among nll,fad,kid,kad,pitch,classifier,ndb,spectral "
                     "(default: nll for a checkpoint, fad for audio)")
     ev.add_argument("--data", type=Path, default=None,
                     help="cache for nll (and the default --reference)")

@@ -10,7 +10,8 @@ correlated).
 
 * ``fad[EMB]``: FAD at the pooled ``n``, interval by bootstrap over rows (``--fad-bootstrap``);
 * ``fad_inf[EMB]``: FAD-inf (Chong & Forsyth 2019) on every frame, interval from the fit;
-* ``kid[EMB]``: unbiased MMD^2, cubic kernel (Binkowski et al. 2018), bootstrap interval.
+* ``kid[EMB]``: unbiased MMD^2, cubic kernel (Binkowski et al. 2018), bootstrap interval;
+* ``kad[EMB]``: the same with a Gaussian kernel, median-heuristic bandwidth (Chung et al. 2025).
 """
 
 from __future__ import annotations
@@ -49,16 +50,18 @@ def fad_entries(name: str, layer: str, gen: tuple[np.ndarray, np.ndarray],
 
 def kid_entry(name: str, gen: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray],
               *, pool: str, resamples: int, level: float, seed: int, subsets: int = 100,
-              subset_size: int = 1000) -> dict[str, Any]:
-    """``kid[name]`` from ``(frames, counts)`` of each set, pooled like FAD."""
+              subset_size: int = 1000, kernel: str = "kid") -> dict[str, Any]:
+    """``kid[name]`` (``kernel='kid'``) or ``kad[name]`` (``'kad'``) from ``(frames, counts)``
+    of each set, pooled like FAD."""
     from waveloom.evaluate.embeddings import pool_frames
-    from waveloom.evaluate.kid import kid
+    from waveloom.evaluate.kid import kad, kid
 
     g, r = pool_frames(*gen, pool), pool_frames(*ref, pool)
-    entry = kid(g, r, subsets=subsets, subset_size=subset_size, resamples=resamples,
-                level=level, seed=seed)
+    fn = {"kid": kid, "kad": kad}[kernel]
+    entry = fn(g, r, subsets=subsets, subset_size=subset_size, resamples=resamples,
+               level=level, seed=seed)
     entry.update(embedding=name, pool=pool, dim=int(g.shape[1]))
-    return {f"kid[{name}]": entry}
+    return {f"{kernel}[{name}]": entry}
 
 
 def bias_warnings(entries: dict[str, Any], *, echo: bool = True) -> list[str]:

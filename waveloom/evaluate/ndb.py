@@ -12,6 +12,11 @@ is a false positive with probability ``alpha``), up to 1 for disjoint ones. Its 
 the set sizes: with ``n`` generated clips a bin holds ``n / k`` of them on average, and the
 paper's recipe assumes hundreds per bin. With few clips use a smaller ``k``.
 
+Interval: a percentile bootstrap over the *generated* set (the bins, fitted on the reference,
+stay fixed): each replicate redraws the generated clips with replacement, recounts the bins
+and repeats the test. It shows how much NDB/k and the JS divergence move with the draw of the
+generated clips; NDB/k is a count of bins, so the interval moves in steps of ``1 / k``.
+
 Features: by default the log-mel spectrogram *image* of each clip (64 mel bands, 64 ms windows
 every 32 ms at 16 kHz, over the first ``seconds``, zero-padded), flattened: k-means in that
 space groups notes by pitch, timbre and envelope at once, as k-means on pixels does for images
@@ -67,12 +72,16 @@ def ndb(
     k: int = 50,
     alpha: float = 0.05,
     seed: int = 0,
+    resamples: int = 0,
+    level: float = 0.95,
 ) -> dict[str, object]:
     """NDB of ``generated`` ``[N_g, D]`` against ``reference`` ``[N_r, D]``.
 
     k-means (k-means++ init, 10 restarts, seeded) runs on the reference only, so the bins are
-    the reference's modes. Returns NDB, NDB/k, the JS divergence between the two bin histograms
-    and, per bin, both proportions and the p-value.
+    the reference's modes. Returns NDB, NDB/k, the JS divergence between the two bin histograms,
+    ``n`` (``[N_g, N_r]``) and, per bin, both proportions and the p-value; with ``resamples > 0``
+    also ``ci`` (of NDB/k) and ``js_ci`` from the bootstrap over generated clips (else both are
+    the value itself).
     """
     from sklearn.cluster import KMeans
 
@@ -87,16 +96,24 @@ def ndb(
         raise DataError("NDB needs at least one generated clip")
     km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(ref)
     ref_counts = np.bincount(km.labels_, minlength=k).astype(np.float64)
-    gen_counts = np.bincount(km.predict(gen), minlength=k).astype(np.float64)
+    gen_bins = km.predict(gen)
+    gen_counts = np.bincount(gen_bins, minlength=k).astype(np.float64)
     pvalues, z = two_proportion_pvalues(gen_counts, gen.shape[0], ref_counts, ref.shape[0])
     different = pvalues < alpha
     order = np.argsort(-ref_counts, kind="stable")
+    js = js_divergence(gen_counts, ref_counts)
+    ci, js_ci = bootstrap_ndb(gen_bins, ref_counts, alpha=alpha, resamples=resamples,
+                              level=level, seed=seed)
     return {
         "ndb": int(different.sum()),
         "k": k,
         "ndb_over_k": float(different.mean()),
+        "ci": [min(ci[0], float(different.mean())), max(ci[1], float(different.mean()))],
         "alpha": alpha,
-        "js_divergence": js_divergence(gen_counts, ref_counts),
+        "js_divergence": js,
+        "js_ci": [min(js_ci[0], js), max(js_ci[1], js)],
+        "n": [int(gen.shape[0]), int(ref.shape[0])],
+        "level": level, "resamples": resamples,
         "n_reference": int(ref.shape[0]),
         "n_generated": int(gen.shape[0]),
         "bins": [
@@ -106,6 +123,28 @@ def ndb(
             for i in order
         ],
     }
+
+
+def bootstrap_ndb(gen_bins: np.ndarray, ref_counts: np.ndarray, *, alpha: float,
+                  resamples: int, level: float, seed: int
+                  ) -> tuple[list[float], list[float]]:
+    """Percentile intervals ``([lo, hi] of NDB/k, [lo, hi] of JS)`` over ``resamples`` redraws
+    of the generated clips' bins ``gen_bins [N_g]`` (int) against fixed ``ref_counts [k]``."""
+    k, n_g, n_r = len(ref_counts), len(gen_bins), float(ref_counts.sum())
+    if resamples <= 0:
+        counts = np.bincount(gen_bins, minlength=k).astype(np.float64)
+        value = float((two_proportion_pvalues(counts, n_g, ref_counts, n_r)[0] < alpha).mean())
+        js = js_divergence(counts, ref_counts)
+        return [value, value], [js, js]
+    rng = np.random.default_rng(seed)
+    draws = gen_bins[rng.integers(0, n_g, size=(resamples, n_g))]  # [R, N_g]
+    counts = np.stack([np.bincount(row, minlength=k) for row in draws]).astype(np.float64)
+    pvalues = two_proportion_pvalues(counts, n_g, ref_counts[None, :], n_r)[0]  # [R, k]
+    ratios = (pvalues < alpha).mean(axis=1)
+    jss = np.array([js_divergence(row, ref_counts) for row in counts])
+    q = [(1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0]
+    return ([float(v) for v in np.quantile(ratios, q)],
+            [float(v) for v in np.quantile(jss, q)])
 
 
 def logmel_images(audio_set, seconds: float, *, progress: bool = True) -> np.ndarray:

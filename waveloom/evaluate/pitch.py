@@ -71,14 +71,17 @@ class CrepePitch:
         fmin, fmax: search range in Hz (CREPE covers 31.7-1975.5 Hz).
         decoder: 'weighted' (each frame's argmax, the paper's) or 'viterbi' (a smoothed track).
         batch_frames: frames per network call; :meth:`many` batches frames across notes.
-
-    Frames quieter than -60 dBFS are dropped *before* the network runs (they could never count
-    as voiced), which saves the release tails' cost.
+        skip_silent: drop frames quieter than -60 dBFS *before* the network (default). They can
+            never count as voiced (with ``False`` they run through the network and are then
+            marked unvoiced, torchcrepe's silence threshold), so the weighted decoder gives the
+            same pitch either way and the release tails' cost is saved; the Viterbi track is
+            then smoothed over the loud frames only.
     """
 
     def __init__(self, capacity: str = "tiny", *, hop_seconds: float = 0.02,
                  threshold: float = 0.5, fmin: float = 31.7, fmax: float = 1975.5,
-                 device: str = "cpu", decoder: str = "weighted", batch_frames: int = 512):
+                 device: str = "cpu", decoder: str = "weighted", batch_frames: int = 512,
+                 skip_silent: bool = True):
         from waveloom.audio.crepe import DECODERS, load_crepe
 
         if decoder not in DECODERS:
@@ -87,7 +90,7 @@ class CrepePitch:
         self.model = load_crepe(capacity, str(device))
         self.hop_seconds, self.threshold = hop_seconds, threshold
         self.fmin, self.fmax, self.decoder = fmin, fmax, decoder
-        self.batch_frames = batch_frames
+        self.batch_frames, self.skip_silent = batch_frames, skip_silent
         self.frames_run = 0  # frames through the network so far (for timing reports)
 
     def __call__(self, audio: np.ndarray, sample_rate: int) -> PitchEstimate:
@@ -101,35 +104,42 @@ class CrepePitch:
 
         out: list[PitchEstimate] = []
         pending: list[torch.Tensor] = []
+        loud: list[torch.Tensor] = []
 
         def flush() -> None:
             if not pending:
                 return
             _, probs = activations(self.model, torch.cat(pending), self.batch_frames)
-            for part in torch.split(probs, [len(f) for f in pending]):
-                out.append(self._note(part))
+            for part, mask in zip(torch.split(probs, [len(f) for f in pending]), loud):
+                out.append(self._note(part, mask))
             pending.clear()
+            loud.clear()
 
         for clip in clips:
             frames, rms_db = frame_audio(clip, sample_rate, self.hop_seconds)
-            pending.append(frames[rms_db > SILENCE_DB])
+            mask = rms_db > SILENCE_DB
+            pending.append(frames[mask] if self.skip_silent else frames)
+            loud.append(mask[mask] if self.skip_silent else mask)
             self.frames_run += len(pending[-1])
             if sum(len(f) for f in pending) >= self.batch_frames:
                 flush()
         flush()
         return out
 
-    def _note(self, probs) -> PitchEstimate:
+    def _note(self, probs, loud) -> PitchEstimate:
+        """The note's estimate from its frames' ``probs [M, 360]``; ``loud [M]`` (bool) marks
+        the frames above the silence threshold (the others are never voiced)."""
         from waveloom.audio.crepe import decode_pitch
 
         if probs.shape[0] == 0:
             return PitchEstimate(math.nan, 0.0, math.nan)
         midi, periodicity = decode_pitch(probs, self.fmin, self.fmax, self.decoder)
-        voiced = periodicity >= self.threshold
+        voiced = (periodicity >= self.threshold) & loud
         if not bool(voiced.any()):
             return PitchEstimate(math.nan, 0.0, math.nan)
         m, w = midi[voiced].double().numpy(), periodicity[voiced].double().numpy()
-        return PitchEstimate(weighted_median(m, w), float(voiced.float().mean()),
+        # Voiced share of the loud frames: the same whether silent frames were skipped or not.
+        return PitchEstimate(weighted_median(m, w), float(voiced.sum() / loud.sum()),
                              float(w.mean()))
 
 

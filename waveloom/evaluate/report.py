@@ -81,7 +81,7 @@ def format_report(report: dict[str, Any]) -> str:
         elif key.startswith("fad_inf["):
             rows.append((key, f"{_fmt_distance(value)} (intercept over "
                          f"{value['n_frames'][0]} vs {value['n_frames'][1]} frames)"))
-        elif key.startswith("kid["):
+        elif key.startswith(("kid[", "kad[")):
             rows.append((key, f"{_fmt_distance(value)} ({value['pool']} pooling)"))
         elif key.startswith("pitch["):
             rows.append((f"{key} accuracy", _fmt_interval(value["accuracy"])))
@@ -90,9 +90,13 @@ def format_report(report: dict[str, Any]) -> str:
             rows.append((f"{key} inception score",
                          f"{value['inception_score']:.4g} (of {value['classes']} classes)"))
         elif key.startswith("ndb["):
-            rows.append((key, f"NDB/k {value['ndb_over_k']:.3f} ({value['ndb']} of "
-                         f"{value['k']} bins at alpha {value['alpha']}), JSD "
-                         f"{value['js_divergence']:.4f}"))
+            ci, js_ci = value.get("ci"), value.get("js_ci")
+            rows.append((key, f"NDB/k {value['ndb_over_k']:.3f}"
+                         + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                         + f" ({value['ndb']} of {value['k']} bins at alpha {value['alpha']}, "
+                         f"n={value['n_generated']} vs {value['n_reference']}), JSD "
+                         f"{value['js_divergence']:.4f}"
+                         + (f" [{js_ci[0]:.4f}, {js_ci[1]:.4f}]" if js_ci else "")))
         elif key == "mss":
             rows.append(("multi-scale spectral distance", _fmt_interval(value["distance"])))
         elif key == "si_sdr":

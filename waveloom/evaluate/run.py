@@ -13,6 +13,7 @@ Sample metrics (each in its own module; those that are means carry a bootstrap i
   (``fad[crepe-tiny]``, ``fad[waveloom-classifier]``, ``fad[torchscript:...]``), with a
   bootstrap interval and FAD-inf (``fad_inf[...]``), and a warning when ``n`` is too small;
 * ``kid``: kernel inception distance (unbiased MMD^2) on the same embeddings (``kid[...]``);
+* ``kad``: the same estimator with a Gaussian kernel, median-heuristic bandwidth (``kad[...]``);
 * ``pitch``: accuracy of the labelled pitch under an outside estimator
   (``pitch[crepe-tiny,50c]``);
 * ``classifier``: accuracy and Inception Score of the family and pitch heads of a classifier
@@ -20,8 +21,8 @@ Sample metrics (each in its own module; those that are means carry a bootstrap i
 * ``ndb``: number of statistically different bins against the reference;
 * ``spectral``: multi-scale spectral distance and SI-SDR against same-named reference clips.
 
-``fad``, ``kid``, ``ndb`` and ``spectral`` compare with ``--reference`` (a cache or folder; by
-default the ``--data`` cache), read at ``--reference-split``.
+``fad``, ``kid``, ``kad``, ``ndb`` and ``spectral`` compare with ``--reference`` (a cache or
+folder; by default the ``--data`` cache), read at ``--reference-split``.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ from waveloom.errors import ConfigError, DataError
 from waveloom.evaluate.bootstrap import bootstrap_mean
 from waveloom.evaluate.report import jsonable
 
-METRICS = ("nll", "fad", "kid", "pitch", "classifier", "ndb", "spectral")
+METRICS = ("nll", "fad", "kid", "kad", "pitch", "classifier", "ndb", "spectral")
 SAMPLE_METRICS = METRICS[1:]
-_NEEDS_REFERENCE = ("fad", "kid", "ndb", "spectral")
+_NEEDS_REFERENCE = ("fad", "kid", "kad", "ndb", "spectral")
 
 
 @dataclass
@@ -227,8 +228,8 @@ def _sample_metrics(target, kind: str, metrics: list[str], opts: EvalOptions) ->
             warned = _bias_warnings(entries, opts)
             if warned:
                 out.setdefault("warnings", []).extend(warned)
-        elif metric == "kid":
-            entries = _kid(generated, reference, opts, embedded)
+        elif metric in ("kid", "kad"):
+            entries = _kid(generated, reference, opts, embedded, kernel=metric)
         elif metric == "pitch":
             entries = _pitch(generated, opts)
         elif metric == "classifier":
@@ -311,17 +312,19 @@ def _bias_warnings(entries: dict[str, Any], opts: EvalOptions) -> list[str]:
     return bias_warnings(entries, echo=True)
 
 
-def _kid(generated, reference, opts: EvalOptions, embedded: dict) -> dict[str, Any]:
+def _kid(generated, reference, opts: EvalOptions, embedded: dict, kernel: str = "kid"
+         ) -> dict[str, Any]:
+    """``kid[EMB]`` (cubic kernel) or ``kad[EMB]`` (Gaussian kernel) per embedding."""
     from waveloom.evaluate.distances import kid_entry
 
     out = {}
     for spec in _embedding_specs(opts):
         emb, gen, ref = _embed_frames(spec, generated, reference, opts, embedded)
         if min(len(gen[1]), len(ref[1])) < 2:
-            raise DataError("KID needs at least 2 clips in each set")
+            raise DataError(f"{kernel.upper()} needs at least 2 clips in each set")
         out.update(kid_entry(emb.name, gen, ref, pool=opts.fad_pool, resamples=opts.bootstrap,
                              level=opts.level, seed=opts.seed, subsets=opts.kid_subsets,
-                             subset_size=opts.kid_subset_size))
+                             subset_size=opts.kid_subset_size, kernel=kernel))
     return out
 
 
@@ -412,7 +415,8 @@ def _ndb(generated, reference, opts: EvalOptions, embedded: dict) -> dict[str, A
                                     embedded)
         features = f"{emb.name} (mean-pooled)"
         name = emb.name
-    result = ndb(ref, gen, k=opts.ndb_k, alpha=opts.ndb_alpha, seed=opts.seed)
+    result = ndb(ref, gen, k=opts.ndb_k, alpha=opts.ndb_alpha, seed=opts.seed,
+                 resamples=opts.bootstrap, level=opts.level)
     result["features"] = features
     return {f"ndb[{name},k={opts.ndb_k}]": result}
 
