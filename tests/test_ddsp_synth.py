@@ -292,3 +292,10 @@ def test_fft_size_is_the_least_fast_size():
     assert fft_size(175999) == 180000
     for n in [1, 2, 7, 97, 1000, 4097, 175999, 131073]:
         assert fft_size(n) == next(m for m in range(n, 2 * n + 2) if smooth(m))
+
+
+def test_noise_gradients_flow_to_the_band_magnitudes():
+    mags = torch.rand(1, 8, 65, requires_grad=True)
+    out = filtered_noise(mags, HOP, generator=torch.Generator().manual_seed(0))
+    out.pow(2).sum().backward()
+    assert torch.isfinite(mags.grad).all() and mags.grad.abs().sum() > 0
