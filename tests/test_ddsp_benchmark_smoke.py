@@ -26,7 +26,7 @@ def test_synth_and_f0_parts_print_their_tables(bench, tmp_path, capsys):
                       "--hold", "0.5", "--notes-root", str(tmp_path / "notes"),
                       "--json", str(tmp_path / "r.json")])
     text = capsys.readouterr().out
-    assert "all, streamed 10 ms blocks" in text and "yin |" in text
+    assert "all, streamed 10 ms blocks" in text and "55 Hz" in text and "yin |" in text
     assert all(v > 0 for v in out["synth"].values())
     assert out["f0"]["yin"]["notes"] == 1 and out["f0"]["yin"]["note_accuracy"] == 1.0
     assert (tmp_path / "r.json").is_file()

@@ -276,3 +276,26 @@ def test_chunked_inference_equals_the_autograd_path():
         fast, _ = harmonic_synth(f, a, d, SR, HOP)
     slow, _ = harmonic_synth(f, a.requires_grad_(), d, SR, HOP)
     torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=0)
+
+
+def test_fft_size_is_the_least_fast_size():
+    from waveloom.nn.ddsp.reverb import fft_size
+
+    def smooth(n: int) -> bool:  # 2^a 3^b 5^c with b <= 2
+        threes = 0
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+                threes += p == 3
+        return n == 1 and threes <= 2
+
+    assert fft_size(175999) == 180000
+    for n in [1, 2, 7, 97, 1000, 4097, 175999, 131073]:
+        assert fft_size(n) == next(m for m in range(n, 2 * n + 2) if smooth(m))
+
+
+def test_noise_gradients_flow_to_the_band_magnitudes():
+    mags = torch.rand(1, 8, 65, requires_grad=True)
+    out = filtered_noise(mags, HOP, generator=torch.Generator().manual_seed(0))
+    out.pow(2).sum().backward()
+    assert torch.isfinite(mags.grad).all() and mags.grad.abs().sum() > 0

@@ -19,10 +19,24 @@ from torch import Tensor, nn
 from waveloom.errors import ConfigError
 
 
+def fft_size(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n`` with ``b <= 2``: such FFTs are about as fast per sample
+    as powers of two (high powers of 3 are not, measured), and the next power of two can be
+    almost twice as long (10 s + a 1 s IR at 16 kHz: 175999 -> 180000, 2.5x faster than 262144
+    on one core)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        for p35 in (p5, 3 * p5, 9 * p5):
+            best = min(best, p35 << max(0, (-(-n // p35) - 1).bit_length()))
+        p5 *= 5
+    return best
+
+
 def fft_convolve(audio: Tensor, ir: Tensor) -> Tensor:
     """Full linear convolution ``[B, T] * [L] -> [B, T + L - 1]`` by one real FFT."""
     n_out = audio.shape[-1] + ir.shape[-1] - 1
-    n_fft = 1 << max(0, (n_out - 1).bit_length())
+    n_fft = fft_size(n_out)
     spec = torch.fft.rfft(audio, n=n_fft) * torch.fft.rfft(ir.to(audio.dtype), n=n_fft)
     return torch.fft.irfft(spec, n=n_fft)[..., :n_out]
 
