@@ -184,3 +184,8 @@ def test_generate_resynthesises_cond_audio_as_the_trainer_logs_samples():
     curves = model._audio_cond(audio)
     assert curves["z"].shape == (1, 63, 4)
     assert abs(float(curves["f0_hz"][0, 10:50].median()) - 330.0) < 5.0
+    # the audio is what is played: the same as playing its tracked curves, not a default note
+    played = model.generate(1, 4000, curves, options)
+    assert torch.equal(a, played)
+    default = model.generate(1, 4000, None, options)
+    assert not torch.allclose(a, default)

@@ -202,10 +202,10 @@ class DDSP(Generative):
         if n <= 0 or length <= 0:
             raise ConfigError(f"n={n} and length={length} must be positive")
         frames = math.ceil(length / self.hop)
-        f0, loud = self._cond_controls(n, frames, cond)
         cond = dict(cond or {})
         if cond.get("audio") is not None and cond.get("f0_hz") is None:
             cond.update(self._audio_cond(torch.as_tensor(cond["audio"], dtype=torch.float32)))
+        f0, loud = self._cond_controls(n, frames, cond)
         z = None
         if self.encoder is not None and cond.get("z") is not None:
             z = _fit_frames(torch.as_tensor(cond["z"], dtype=torch.float32), n, frames, 2)
