@@ -37,6 +37,7 @@ threads (numba backend only; the C backend runs one stream on one thread).
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -66,15 +67,31 @@ def numba_threads() -> int:
     """numba's thread count, without letting numba's first call change torch's.
 
     numba starts its OpenMP pool on first use, which resets the process-wide OpenMP thread
-    count that torch reads; torch's setting is put back.
+    count that torch reads; torch's setting is put back. Importing numba here also applies a
+    ``--threads`` given before it was loaded (:func:`waveloom.device.set_threads`).
     """
     import numba
 
+    from waveloom.device import chosen_threads
+
     before = torch.get_num_threads()
+    if chosen_threads() is not None:
+        numba.set_num_threads(min(chosen_threads(), numba.config.NUMBA_NUM_THREADS))
     threads = numba.get_num_threads()
     if torch.get_num_threads() != before:
         torch.set_num_threads(before)
     return threads
+
+
+def engine_threads() -> int:
+    """Threads the fast engine may use: numba's count once numba is loaded (tests and the
+    numba backend set it there), else ``--threads`` if given, else the cores this process may
+    run on. The C backend never imports numba (its import is ~0.3 s of start-up)."""
+    if "numba" in sys.modules:
+        return numba_threads()
+    from waveloom.device import chosen_threads, cpu_cores
+
+    return chosen_threads() or cpu_cores()
 
 
 def numba_status() -> str | None:
@@ -102,7 +119,14 @@ def _unsupported(stack: WaveNetStack, head: Any) -> str | None:
     blocks = list(stack.blocks)
     if any(b.res is None for b in blocks[:-1]):
         return "only the last residual block may lack its residual 1x1"
-    return numba_status()
+    return None if _c_runs(stack) else numba_status()
+
+
+def _c_runs(stack: WaveNetStack) -> bool:
+    """Whether the C backend can run ``stack`` (then numba is not needed)."""
+    from waveloom.sampling import cbuild
+
+    return cbuild.load()[0] is not None and stack.input_conv.kernel_size[0] <= cbuild.MAX_KERNEL
 
 
 def _quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +198,9 @@ class FastWaveNet:
     @staticmethod
     def _pick_backend(backend: str, kernel_size: int) -> str:
         if backend == "numba":
+            reason = numba_status()
+            if reason is not None:
+                raise ValueError(f"the numba backend is unavailable: {reason}")
             return backend
         from waveloom.sampling import cbuild
 
@@ -193,7 +220,7 @@ class FastWaveNet:
         """Read the stack's weights into the kernels' layout (module docstring of
         :mod:`~waveloom.sampling.numba_kernels`); the C backend gets every matrix in its
         panel layout (:func:`~waveloom.sampling.cbuild.panels`)."""
-        from waveloom.sampling import numba_kernels as nk
+        from waveloom.sampling import layout
 
         n, k = len(stack.blocks), stack.input_conv.kernel_size[0]
         c, d = stack.residual_channels, stack.dilation_channels
@@ -215,7 +242,7 @@ class FastWaveNet:
         dil = np.asarray(stack.dilations, np.int64)
         ring_len = (k - 1) * dil + 1
         ring_off = np.concatenate([[0], np.cumsum(ring_len)[:-1]]).astype(np.int64)
-        net = nk.Net(
+        net = layout.Net(
             in_table=np.ascontiguousarray(FastWaveNet._input_table(stack).float().numpy()),
             in_b=_f32(stack.input_conv.bias),
             conv_w=w["conv"], conv_s=scale["conv"],
@@ -335,7 +362,7 @@ class FastWaveNet:
     @torch.no_grad()
     def reset(self, batch: int, g: Tensor | None = None) -> None:
         """Zeroed caches for ``batch`` streams (== the zero padding) and ``g`` folded in."""
-        from waveloom.sampling import numba_kernels as nk
+        from waveloom.sampling import layout
 
         if batch <= 0:
             raise ValueError(f"batch={batch} must be positive")
@@ -356,7 +383,7 @@ class FastWaveNet:
         width = max(2 * d, net.skip_w.shape[2] + c, net.out1_w.shape[2], p)
         f32 = np.float32
         bits = np.zeros((batch, p), np.int32)
-        self.state = nk.State(
+        self.state = layout.State(
             ring=np.zeros((batch * int(net.ring_len.sum()), c), f32),
             codes=np.full((batch, net.kernel), net.in_table.shape[1] - 1, np.int32),
             clock=np.zeros(1, np.int64),
@@ -458,17 +485,17 @@ class FastWaveNet:
         return out.numpy()
 
     def _head(self, temperature: float) -> Any:
-        from waveloom.sampling import numba_kernels as nk
+        from waveloom.sampling import layout
 
         head = self.head
         if isinstance(head, CategoricalHead):
-            levels, kind, comps, lsm = head.levels, nk.CATEGORICAL, 0, 0.0
+            levels, kind, comps, lsm = head.levels, layout.CATEGORICAL, 0, 0.0
         else:
             assert isinstance(head, DiscretizedLogisticMixtureHead)
-            levels, kind = head.levels, nk.LOGISTIC_MIXTURE
+            levels, kind = head.levels, layout.LOGISTIC_MIXTURE
             comps, lsm = head.components, head.log_scale_min
         input_map = head.input_codes(torch.arange(levels)).to(torch.int32).numpy()
-        return nk.Head(
+        return layout.Head(
             kind=kind,
             temperature=np.float32(temperature),
             tempered=temperature != 1.0,
@@ -489,7 +516,7 @@ class FastWaveNet:
 
     def driver(self) -> str:
         """Which kernel a chunk runs on now: 'serial', 'batch' or 'channels' (see module)."""
-        threads, net = numba_threads(), self.prep.net
+        threads, net = engine_threads(), self.prep.net
         if threads > 1 and self.batch > 1:
             return "batch"
         big = net.conv_w[0].size * net.kernel >= CHANNEL_PARALLEL_MIN_MACS
@@ -501,14 +528,14 @@ class FastWaveNet:
                 uniforms: np.ndarray, loc: np.ndarray, codes_out: np.ndarray,
                 params_out: np.ndarray, final: bool) -> None:
         """Run one chunk of ``steps`` samples on :meth:`driver`'s kernel."""
-        from waveloom.sampling import numba_kernels as nk
-
-        net, st = self.prep.net, self._state()
-        kind = self.driver()
         if self.backend == "c":
             self._launch_c(head, steps, feed_first, forced, uniforms, loc, codes_out,
                            params_out, final)
             return
+        from waveloom.sampling import numba_kernels as nk
+
+        net, st = self.prep.net, self._state()
+        kind = self.driver()
         args = (steps, feed_first, forced, uniforms, loc, loc.shape[0] > 0, codes_out,
                 params_out, params_out.shape[0] > 0, final)
         if kind == "batch":
@@ -541,7 +568,7 @@ class FastWaveNet:
         def run(b0: int, b1: int) -> int:
             return lib.wl_run(net_p, head_p, st_p, b0, b1, t0, steps, int(feed_first), *ptrs)
 
-        groups = min(numba_threads(), batch)
+        groups = min(engine_threads(), batch)
         if groups <= 1:
             fed = run(0, batch)
         else:
