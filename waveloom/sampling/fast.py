@@ -41,6 +41,7 @@ import sys
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,30 @@ BACKENDS = ("auto", "c", "numba")
 CHANNEL_PARALLEL_MIN_MACS = 1 << 18
 CHUNK_WORK = 1 << 30  # multiply-adds per kernel call (~0.05-0.2 s): progress + Ctrl-C
 CHUNK_LOCAL_FLOATS = 1 << 23  # cap on one chunk of local-conditioning rows (32 MB)
+# A priming pass below this many multiply-adds (~0.1 s on one core) runs on one torch thread:
+# the small model's 4 x 1024-sample prime took 0.19 s on one thread and 2-11 s on two on a
+# loaded 2-core machine (every op of an OpenMP region waits for a time slice of each thread).
+PRIME_ONE_THREAD_MACS = 1 << 31
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block on at most ``threads`` torch threads (None: as set), then restore.
+
+    The fast engine's own torch work between kernel calls (a chunk's local-conditioning
+    product, a small priming pass) runs on one: with two, the OpenMP worker spins after each
+    product on the core a kernel thread needs (the loop ran at 0.75x the CPU efficiency), and
+    on a loaded machine each parallel region waits for a time slice.
+    """
+    before = torch.get_num_threads()
+    if threads is None or threads >= before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def numba_threads() -> int:
@@ -435,10 +460,12 @@ class FastWaveNet:
             local = None if local is None else local[..., -rf:]
         device = stack.out2.weight.device
         g = None if self.g is None else self.g.to(device, stack.out2.weight.dtype)
-        out, kept = stack.forward_keeping_history(
-            codes.to(device), g, None if local is None else local.to(device),
-            [0] + [int(n) for n in net.ring_len],
-        )
+        small = codes.numel() * self.macs_per_step < PRIME_ONE_THREAD_MACS
+        with torch_threads(1 if small and device.type == "cpu" else None):
+            out, kept = stack.forward_keeping_history(
+                codes.to(device), g, None if local is None else local.to(device),
+                [0] + [int(n) for n in net.ring_len],
+            )
         t = codes.shape[-1]
         st.ring.fill(0.0)
         ring = st.ring.reshape(self.batch, -1, st.ring.shape[1])  # a view: [B, rows, C]
@@ -665,7 +692,8 @@ class FastWaveNet:
         chunk = self._chunk(local is not None)
         empty = np.zeros((b, 0), np.int32)
         no_params = np.zeros((0, b, st.params.shape[1]), np.float32)
-        with tqdm(total=length, disable=not progress, unit="sample", desc="fast sampling") as bar:
+        bar = tqdm(total=length, disable=not progress, unit="sample", desc="fast sampling")
+        with bar, torch_threads(1):
             for s0 in range(0, length, chunk):
                 s1 = min(length, s0 + chunk)
                 loc = self._empty_local()
