@@ -29,6 +29,8 @@ def pick_device(device: str = "auto") -> torch.device:
 
 #: The last ``--threads`` (None: never given), for the engines that load later (numba).
 _THREADS: int | None = None
+#: Whether numba has yet to be told ``_THREADS`` (it was not loaded when it was given).
+_NUMBA_PENDING = False
 
 
 def set_threads(threads: int | None) -> None:
@@ -39,13 +41,14 @@ def set_threads(threads: int | None) -> None:
     ~0.3 s that the C backend of the fast engine does not need, so the fast engine reads the
     count from :func:`chosen_threads` and applies it when it loads numba itself.
     """
-    global _THREADS
+    global _THREADS, _NUMBA_PENDING
     if threads is None:
         return
     if threads < 1:
         raise ConfigError(f"--threads {threads}: must be >= 1")
     _THREADS = threads
-    if "numba" in sys.modules:
+    _NUMBA_PENDING = "numba" not in sys.modules
+    if not _NUMBA_PENDING:
         try:
             import numba
 
@@ -60,6 +63,14 @@ def set_threads(threads: int | None) -> None:
 def chosen_threads() -> int | None:
     """The thread count last given to :func:`set_threads` (None when never given)."""
     return _THREADS
+
+
+def pending_numba_threads() -> int | None:
+    """The count numba still has to be given (``--threads`` set before numba was loaded), once:
+    the caller that loads numba applies it; later calls return None."""
+    global _NUMBA_PENDING
+    pending, _NUMBA_PENDING = _NUMBA_PENDING, False
+    return _THREADS if pending else None
 
 
 def cpu_cores() -> int:

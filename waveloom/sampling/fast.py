@@ -97,11 +97,12 @@ def numba_threads() -> int:
     """
     import numba
 
-    from waveloom.device import chosen_threads
+    from waveloom.device import pending_numba_threads
 
     before = torch.get_num_threads()
-    if chosen_threads() is not None:
-        numba.set_num_threads(min(chosen_threads(), numba.config.NUMBA_NUM_THREADS))
+    pending = pending_numba_threads()
+    if pending is not None:
+        numba.set_num_threads(min(pending, numba.config.NUMBA_NUM_THREADS))
     threads = numba.get_num_threads()
     if torch.get_num_threads() != before:
         torch.set_num_threads(before)
