@@ -528,14 +528,14 @@ def test_streamed_features_draw_the_same_codes_as_whole_ones(monkeypatch):
     model = _model(note_clock=True, pitch_excitation=True)
     cond = {"pitch": torch.tensor([60, 67]), "instrument": torch.tensor([0, 1])}
     runs = {}
+    original = WaveNet.sampling_plan
+
+    def whole_plan(self, *args, **kwargs):
+        plan = original(self, *args, **kwargs)
+        return SamplingPlan(plan.prefix, plan.g, plan.local.materialise())
+
     for kind in ("lazy", "whole"):
         if kind == "whole":
-            original = WaveNet.sampling_plan
-
-            def whole_plan(self, *args, **kwargs):
-                plan = original(self, *args, **kwargs)
-                return SamplingPlan(plan.prefix, plan.g, plan.local.materialise())
-
             monkeypatch.setattr(WaveNet, "sampling_plan", whole_plan)
         for engine in ("fast", "torch"):
             options = SamplingOptions(seed=4, engine=engine, progress=False)
