@@ -17,6 +17,7 @@ Printed per round with the 1-minute load average; the summary takes each figure'
 the real-time factor (seconds of audio per stream / wall seconds of the command).
 
     .venv/bin/python benchmarks/generate_command.py [--seconds 10 60] [--n 4] [--rounds 3]
+        [--root OTHER_CHECKOUT]
 """
 
 from __future__ import annotations
@@ -37,14 +38,16 @@ SR = 16000
 TINY = 0.05  # seconds: the start-up run
 
 
-def command(seconds: float, n: int, out: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds of the whole CLI command in a subprocess."""
+def command(seconds: float, n: int, out: Path, root: Path = ROOT) -> tuple[float, float]:
+    """(wall, CPU) seconds of the whole CLI command in a subprocess, running the waveloom of
+    ``root`` (another checkout: a before/after comparison)."""
     argv = [sys.executable, "-m", "waveloom.cli", "generate", str(CKPT), "--seconds",
             str(seconds), "--n", str(n), "--engine", "fast", "--out", str(out), "-q"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    env = dict(os.environ, PYTHONPATH=str(root))
+    subprocess.run(argv, check=True, cwd=root, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -73,6 +76,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
     p.add_argument("--n", type=int, default=4, help="streams (the command's default is 4)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--root", type=Path, default=ROOT,
+                   help="the checkout whose command is timed (default: this one)")
     args = p.parse_args()
 
     from waveloom.models.load import load_checkpoint
@@ -84,12 +89,12 @@ def main() -> None:
     rows: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            start, start_cpu = command(TINY, args.n, Path(tmp) / "s")
+            start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root)
             rows.setdefault("start-up", []).append(start)
             line = [f"round {r}: load {os.getloadavg()[0]:.1f}",
                     f"start-up {start:.2f} s ({start_cpu:.2f} CPU)"]
             for s in args.seconds:
-                wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}")
+                wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}", args.root)
                 steady = steady_rate(model, args.n, min(s, 10.0))
                 cli = args.n * (s - TINY) * SR / max(wall - start, 1e-9)
                 for key, v in ((f"wall {s:g}", wall), (f"cli {s:g}", cli),
