@@ -41,7 +41,7 @@ import sys
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -673,12 +673,13 @@ class FastWaveNet:
         temperature: float = 1.0,
         local: Tensor | None = None,
         local_offset: int = 0,
-        progress: bool = False,
+        progress: bool | Any = False,
         final: bool = True,
     ) -> np.ndarray:
         """Draw ``length`` codes per stream from the primed state -> [B, length] int32.
         ``final=False`` feeds the last code back too, so a further call continues the same
-        sequence (a long output drawn segment by segment, :func:`stream_fast`).
+        sequence (a long output drawn segment by segment, :func:`stream_fast`). ``progress``:
+        a bool, or an open tqdm bar to advance (one bar across segments).
 
         Sample ``t`` is drawn from the current parameters with ``uniforms[t]`` ([length, B, U])
         and fed back; the step after it reads local features ``local[..., local_offset + t]``
@@ -693,8 +694,10 @@ class FastWaveNet:
         chunk = self._chunk(local is not None)
         empty = np.zeros((b, 0), np.int32)
         no_params = np.zeros((0, b, st.params.shape[1]), np.float32)
-        bar = tqdm(total=length, disable=not progress, unit="sample", desc="fast sampling")
-        with bar, torch_threads(1):
+        own = isinstance(progress, bool)
+        bar = tqdm(total=length, disable=not progress, unit="sample",
+                   desc="fast sampling") if own else progress
+        with (bar if own else nullcontext()), torch_threads(1):
             for s0 in range(0, length, chunk):
                 s1 = min(length, s0 + chunk)
                 loc = self._empty_local()
@@ -755,12 +758,14 @@ def stream_fast(
     prime: Tensor | None = None,
     weights: str = "float32",
     segment: int = 1 << 20,
+    progress: bool = False,
 ) -> Iterator[Tensor]:
     """:func:`sample_fast` in pieces: yields [n, t] long codes, ``segment`` steps at a time,
     with the engine state carried and the uniforms drawn per piece from the one generator
     (``torch.rand`` on a CPU generator gives the same numbers in pieces), so the pieces put
     together are exactly :func:`sample_fast`'s codes, and memory does not grow with
-    ``length`` (an hour of audio in a few hundred MB)."""
+    ``length`` (an hour of audio in a few hundred MB). ``progress``: one bar over the whole
+    length (samples per stream)."""
     _check(n, length, temperature)
     plan = model.sampling_plan(n, length, cond, prime)
     device = plan.prefix.device
@@ -774,14 +779,16 @@ def stream_fast(
     p = plan.prefix.shape[-1]
     local = plan.local
     engine.prime(plan.prefix, None if local is None else local[..., 1 : p + 1])
+    bar = tqdm(total=length, disable=not progress, unit="sample", desc="fast sampling")
     try:
         for s0 in range(0, length, segment):
             s1 = min(length, s0 + segment)
             uniforms = torch.rand(s1 - s0, n, model.head.uniforms_per_step, generator=gen)
             codes = engine.generate(s1 - s0, uniforms, temperature, local=local,
-                                    local_offset=p + 1 + s0, final=s1 == length)
+                                    local_offset=p + 1 + s0, progress=bar, final=s1 == length)
             yield torch.from_numpy(codes.astype(np.int64)).to(device)
     finally:
+        bar.close()
         engine.state = None
 
 
