@@ -91,13 +91,14 @@ def main() -> None:
         for r in range(args.rounds):
             start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root)
             rows.setdefault("start-up", []).append(start)
+            rows.setdefault("start-up cpu", []).append(start_cpu)
             line = [f"round {r}: load {os.getloadavg()[0]:.1f}",
                     f"start-up {start:.2f} s ({start_cpu:.2f} CPU)"]
             for s in args.seconds:
                 wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}", args.root)
                 steady = steady_rate(model, args.n, min(s, 10.0))
                 cli = args.n * (s - TINY) * SR / max(wall - start, 1e-9)
-                for key, v in ((f"wall {s:g}", wall), (f"cli {s:g}", cli),
+                for key, v in ((f"wall {s:g}", wall), (f"cpu {s:g}", cpu), (f"cli {s:g}", cli),
                                (f"steady {s:g}", steady)):
                     rows.setdefault(key, []).append(v)
                 line.append(f"{s:g} s: command {wall:.2f} s ({cpu:.2f} CPU, {s / wall:.2f}x "
@@ -105,13 +106,15 @@ def main() -> None:
                             f"(ratio {cli / steady:.2f})")
             print("; ".join(line), flush=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"median start-up {med['start-up']:.2f} s, load now {os.getloadavg()[0]:.1f}")
-    print("| seconds | command s | real time | start-up s | CLI loop /s | steady /s | ratio |")
+    print(f"medians of {args.rounds} rounds, load now {os.getloadavg()[0]:.1f}")
+    print("| seconds | command s (CPU s) | real time | start-up s (CPU s) | CLI loop /s | "
+          "steady /s | ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for s in args.seconds:
         wall, cli, steady = med[f"wall {s:g}"], med[f"cli {s:g}"], med[f"steady {s:g}"]
-        print(f"| {s:g} | {wall:.2f} | {s / wall:.2f}x | {med['start-up']:.2f} | {cli:,.0f} | "
-              f"{steady:,.0f} | {cli / steady:.2f} |")
+        print(f"| {s:g} | {wall:.2f} ({med[f'cpu {s:g}']:.2f}) | {s / wall:.2f}x | "
+              f"{med['start-up']:.2f} ({med['start-up cpu']:.2f}) | {cli:,.0f} | {steady:,.0f} | "
+              f"{cli / steady:.2f} |")
 
 
 if __name__ == "__main__":
