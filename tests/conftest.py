@@ -18,3 +18,17 @@ CONFIGS = REPO / "configs"
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def notes_cache(tmp_path_factory) -> Path:
+    """A prepared cache of rendered notes (programs 0 and 24, MIDI 55-62, 4 s each), rendered
+    once per session for every test that trains or samples on real notes (it is read only)."""
+    from waveloom.data.prepare import prepare
+    from waveloom.data.synth import render_notes
+
+    root = tmp_path_factory.mktemp("notes-data")
+    render_notes(root / "notes", programs=[0, 24], pitches=range(55, 63), velocities=[100],
+                 progress=False)
+    prepare(root / "notes", root / "cache", progress=False)
+    return root / "cache"

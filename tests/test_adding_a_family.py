@@ -107,18 +107,6 @@ def bigram(tmp_path, monkeypatch) -> Path:
     sys.modules.pop("bigram_family", None)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    from waveloom.data.prepare import prepare
-    from waveloom.data.synth import render_notes
-
-    root = tmp_path_factory.mktemp("bigram-data")
-    render_notes(root / "notes", programs=[0], pitches=range(58, 62), velocities=[100],
-                 progress=False)
-    prepare(root / "notes", root / "cache", progress=False)
-    return root / "cache"
-
-
 def test_the_family_meets_the_model_contract(bigram, tmp_path):
     model = build_model(load_config(bigram))
     batch = model.example_batch(2, model.context + 256)
@@ -130,9 +118,9 @@ def test_the_family_meets_the_model_contract(bigram, tmp_path):
     assert a.shape == (2, 100) and torch.equal(a, b) and a.abs().max() <= 1.0
 
 
-def test_train_resume_generate_and_evaluate_through_the_cli(bigram, cache, tmp_path):
+def test_train_resume_generate_and_evaluate_through_the_cli(bigram, notes_cache, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = ["--data", str(cache), "--threads", "1", "--quiet"]
+    common = ["--data", str(notes_cache), "--threads", "1", "--quiet"]
     assert main(["train", str(bigram), "--out", str(straight), *common]) == 0
     assert main(["train", str(bigram), "--out", str(split), *common, "train.max_steps=3"]) == 0
     assert main(["train", str(bigram), "--out", str(split), *common, "--resume"]) == 0
@@ -149,7 +137,7 @@ def test_train_resume_generate_and_evaluate_through_the_cli(bigram, cache, tmp_p
     assert sorted(p.name for p in out.glob("*.wav")) == ["sample-0.wav", "sample-1.wav"]
 
     report = tmp_path / "nll.json"
-    assert main(["evaluate", str(straight / "model.safetensors"), "--data", str(cache),
+    assert main(["evaluate", str(straight / "model.safetensors"), "--data", str(notes_cache),
                  "--split", "train", "--metrics", "nll", "--json", str(report)]) == 0
     bits = json.loads(report.read_text())
     assert bits["family"] == "bigram" and bits["split"] == "train"

@@ -62,3 +62,16 @@ def test_profile_step_splits_a_step_into_its_parts(bench_modules, capsys):
     for part in ("forward", "backward", "optimizer", "ema"):
         assert f"\n{part} " in out
     assert "aten::" in out
+
+
+def test_generate_command_benchmark_prints_its_table():
+    """benchmarks/generate_command.py: the whole command beside the steady loop (one round of
+    0.2 s; a few seconds of start-up per command)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "generate_command.py"), "--seconds", "0.2", "--n", "1",
+         "--rounds", "1"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| seconds | command s (CPU s) | real time |" in proc.stdout
+    assert "start-up" in proc.stdout and "ratio" in proc.stdout

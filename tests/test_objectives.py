@@ -30,18 +30,6 @@ RUNS = {
 }
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    from waveloom.data.prepare import prepare
-    from waveloom.data.synth import render_notes
-
-    root = tmp_path_factory.mktemp("objective-data")
-    render_notes(root / "notes", programs=[0, 24], pitches=range(55, 63), velocities=[100],
-                 progress=False)
-    prepare(root / "notes", root / "cache", progress=False)
-    return root / "cache"
-
-
 def _config(objective: str, *extra: str):
     family, overrides = RUNS[objective]
     return load_config(CONFIGS / family / "tiny.yaml",
@@ -57,16 +45,17 @@ def _all_weights(run: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("objective", sorted(RUNS))
-def test_every_objective_resumes_bitwise(objective, cache, tmp_path):
+def test_every_objective_resumes_bitwise(objective, notes_cache, tmp_path):
     """4 steps straight == 2 steps + resume + 2 steps, every weight exactly; the split run also
     validates every step, which must not change what training draws."""
     assert get_family(RUNS[objective][0]).objective == objective
-    straight = train(_config(objective, "train.max_steps=4"), cache, tmp_path / "a",
+    straight = train(_config(objective, "train.max_steps=4"), notes_cache, tmp_path / "a",
                      progress=False)
     assert straight.step == 4 and math.isfinite(straight.last_loss)
     half = ["train.val_every=1", "train.val_batches=1"]
-    train(_config(objective, "train.max_steps=2", *half), cache, tmp_path / "b", progress=False)
-    resumed = train(_config(objective, "train.max_steps=4", *half), cache, tmp_path / "b",
+    train(_config(objective, "train.max_steps=2", *half), notes_cache, tmp_path / "b",
+          progress=False)
+    resumed = train(_config(objective, "train.max_steps=4", *half), notes_cache, tmp_path / "b",
                     resume=True, progress=False)
     assert resumed.step == 4
     a, b = _all_weights(tmp_path / "a"), _all_weights(tmp_path / "b")
@@ -120,17 +109,17 @@ def _scalars(run: Path, tag: str) -> dict[int, float]:
     return {e.step: e.value for e in events.Scalars(tag)}
 
 
-def test_val_every_logs_the_mean_loss_of_fixed_validation_windows(cache, tmp_path):
+def test_val_every_logs_the_mean_loss_of_fixed_validation_windows(notes_cache, tmp_path):
     """val/loss every val_every steps is the eval-mode mean loss over train.val_batches
     fixed batches of data.val_split, the same in every run, and training is unchanged by it."""
     from waveloom.data.cache import AudioCache
 
     common = ["train.max_steps=4", "train.val_batches=2", "train.log_every=1"]
-    train(_config("likelihood", *common, "train.val_every=2"), cache, tmp_path / "a",
+    train(_config("likelihood", *common, "train.val_every=2"), notes_cache, tmp_path / "a",
           progress=False)
-    train(_config("likelihood", *common, "train.val_every=2"), cache, tmp_path / "b",
+    train(_config("likelihood", *common, "train.val_every=2"), notes_cache, tmp_path / "b",
           progress=False)
-    train(_config("likelihood", *common), cache, tmp_path / "c", progress=False)
+    train(_config("likelihood", *common), notes_cache, tmp_path / "c", progress=False)
     logged = _scalars(tmp_path / "a", "val/loss")
     assert sorted(logged) == [2, 4] and all(math.isfinite(v) for v in logged.values())
     assert logged == _scalars(tmp_path / "b", "val/loss")
@@ -146,17 +135,17 @@ def test_val_every_logs_the_mean_loss_of_fixed_validation_windows(cache, tmp_pat
     model.load_state_dict(load_resume_state(tmp_path / "a" / RESUME_FILE)["model"])
     model.eval()
     objective = build_objective("likelihood")
-    data = objective.make_dataset(AudioCache(cache), cfg, model, split="valid", epoch_size=4)
+    data = objective.make_dataset(AudioCache(notes_cache), cfg, model, split="valid", epoch_size=4)
     with torch.no_grad():
         losses = [float(model.loss(torch.utils.data.default_collate([data[i], data[i + 1]]))
                         ["loss"]) for i in (0, 2)]
     assert logged[4] == pytest.approx(sum(losses) / 2, rel=1e-6)
 
 
-def test_validation_on_an_empty_split_is_skipped_with_a_note(cache, tmp_path, capsys):
+def test_validation_on_an_empty_split_is_skipped_with_a_note(notes_cache, tmp_path, capsys):
     cfg = _config("likelihood", "train.max_steps=2", "train.val_every=1",
                   "data.val_split=nothing")
-    result = train(cfg, cache, tmp_path / "run", progress=False)
+    result = train(cfg, notes_cache, tmp_path / "run", progress=False)
     assert result.step == 2
     out = capsys.readouterr()
     assert "data.val_split='nothing' has no examples" in out.out + out.err

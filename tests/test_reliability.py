@@ -34,18 +34,6 @@ RUN = ["data.window=256", "data.batch_size=2", "model.num_instruments=4",
        "train.checkpoint_every=2"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    from waveloom.data.prepare import prepare
-    from waveloom.data.synth import render_notes
-
-    root = tmp_path_factory.mktemp("reliab-data")
-    render_notes(root / "notes", programs=[0], pitches=range(58, 62), velocities=[100],
-                 progress=False)
-    prepare(root / "notes", root / "cache", progress=False)
-    return root / "cache"
-
-
 def _train(cache: Path, out: Path, steps: int, *extra: str, **kw):
     return train(load_config(TINY, [*RUN, f"train.max_steps={steps}", *extra]), cache, out,
                  progress=False, **kw)
@@ -68,24 +56,24 @@ def _snapshot(run: Path) -> dict[str, bytes]:
 # ------------------------------------------------------------------ 1. data loss
 
 
-def test_a_model_without_resume_state_is_not_overwritten(cache, tmp_path, capsys):
+def test_a_model_without_resume_state_is_not_overwritten(notes_cache, tmp_path, capsys):
     run = tmp_path / "run"
-    _train(cache, run, 2)
+    _train(notes_cache, run, 2)
     (run / RESUME_FILE).unlink()
     before = (run / MODEL_FILE).read_bytes()
     for resume in (False, True):
         with pytest.raises(DataError, match="already holds a model.*--overwrite"):
-            _train(cache, run, 2, resume=resume)
-    msg = _one_line(capsys, "train", str(TINY), "--data", str(cache), "--out", str(run), *RUN)
+            _train(notes_cache, run, 2, resume=resume)
+    msg = _one_line(capsys, "train", str(TINY), "--data", str(notes_cache), "--out", str(run), *RUN)
     assert "--overwrite" in msg and "another --out" in msg
     assert (run / MODEL_FILE).read_bytes() == before
     with pytest.raises(DataError):  # a bad --data: the old model is still kept
         _train(tmp_path / "no-cache", run, 2, overwrite=True)
     assert (run / MODEL_FILE).read_bytes() == before
-    assert _train(cache, run, 2, "train.seed=1", overwrite=True).step == 2
+    assert _train(notes_cache, run, 2, "train.seed=1", overwrite=True).step == 2
     assert (run / MODEL_FILE).read_bytes() != before
     with pytest.raises(ConfigError, match="--resume.*--overwrite"):
-        _train(cache, run, 2, resume=True, overwrite=True)
+        _train(notes_cache, run, 2, resume=True, overwrite=True)
 
 
 # ------------------------------------------------------------------ 3. non-finite values
@@ -106,14 +94,14 @@ def _poisoned(tmp_path: Path) -> tuple[Path, str]:
     return path, name
 
 
-def test_nan_weights_are_refused_at_load_naming_the_tensor(cache, tmp_path, capsys):
+def test_nan_weights_are_refused_at_load_naming_the_tensor(notes_cache, tmp_path, capsys):
     path, name = _poisoned(tmp_path)
     with pytest.raises(CheckpointError, match=f"tensor {name} holds .* non-finite"):
         load_checkpoint(path)
     msg = _one_line(capsys, "generate", str(path), "--out", str(tmp_path / "g"), "-q")
     assert name in msg
     assert not list((tmp_path).glob("g/*.wav"))
-    msg = _one_line(capsys, "evaluate", str(path), "--data", str(cache), "--split", "train",
+    msg = _one_line(capsys, "evaluate", str(path), "--data", str(notes_cache), "--split", "train",
                     "--metrics", "nll", "--max-examples", "1", "-q")
     assert name in msg and "non-finite" in msg
 
@@ -131,7 +119,7 @@ def test_nll_of_a_non_finite_model_is_a_clear_error():
         model_nll_bits(model, [np.zeros(400, np.float32)], chunk=200, progress=False)
 
 
-def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(cache, tmp_path, monkeypatch):
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(notes_cache, tmp_path, monkeypatch):
     from waveloom.train.objectives.likelihood import LikelihoodObjective
 
     run = tmp_path / "nan"
@@ -143,7 +131,7 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(cache, tmp_path, mo
 
     monkeypatch.setattr(LikelihoodObjective, "step", poisoned)
     with pytest.raises(DataError, match="loss became nan at step 4.*last good"):
-        _train(cache, run, 10)
+        _train(notes_cache, run, 10)
     assert read_extra(run / MODEL_FILE)["step"] == 4
     assert load_resume_state(run / RESUME_FILE)["step"] == 4
     load_checkpoint(run / MODEL_FILE)  # finite, loadable
@@ -154,9 +142,9 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(cache, tmp_path, mo
 
 
 @pytest.mark.parametrize("target", ["model", "resume"])
-def test_a_full_disk_on_save_keeps_the_previous_files(cache, tmp_path, monkeypatch, target):
+def test_a_full_disk_on_save_keeps_the_previous_files(notes_cache, tmp_path, monkeypatch, target):
     run = tmp_path / "full"
-    _train(cache, run, 2)
+    _train(notes_cache, run, 2)
     before = _snapshot(run)
 
     def full(*args, **kwargs):
@@ -168,7 +156,7 @@ def test_a_full_disk_on_save_keeps_the_previous_files(cache, tmp_path, monkeypat
     else:
         monkeypatch.setattr(torch, "save", full)
     with pytest.raises(CheckpointError, match="No space left on device.*previous file is kept"):
-        _train(cache, run, 4, resume=True)
+        _train(notes_cache, run, 4, resume=True)
     assert _snapshot(run) == before
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
@@ -185,7 +173,7 @@ def _with_config(tmp_path: Path, config: str) -> Path:
     return path
 
 
-def test_a_config_that_is_a_json_list_is_one_line_in_every_verb(cache, tmp_path, capsys):
+def test_a_config_that_is_a_json_list_is_one_line_in_every_verb(notes_cache, tmp_path, capsys):
     path = _with_config(tmp_path, "[1, 2]")
     out = str(tmp_path / "o")
     import numpy as np
@@ -196,12 +184,12 @@ def test_a_config_that_is_a_json_list_is_one_line_in_every_verb(cache, tmp_path,
     np.save(npy, np.zeros((16, 10), np.float32))
     for argv in (["generate", str(path), "--out", out, "-q"],
                  ["generate", str(path), "--list"],
-                 ["evaluate", str(path), "--data", str(cache), "--metrics", "nll", "-q"],
+                 ["evaluate", str(path), "--data", str(notes_cache), "--metrics", "nll", "-q"],
                  ["encode", str(path), str(wav), "--out", out],
                  ["decode", str(path), str(npy), "--out", out, "-q"],
                  ["interpolate", str(path), str(wav), str(wav), "--out", out, "-q"],
                  ["vocode", str(path), str(npy), "--out", out],
-                 ["encode-codes", str(path), "--data", str(cache), "--out", out, "-q"]):
+                 ["encode-codes", str(path), "--data", str(notes_cache), "--out", out, "-q"]):
         msg = _one_line(capsys, *argv)
         assert "odd.safetensors" in msg, argv
 
@@ -252,10 +240,10 @@ def test_evaluate_json_to_an_unwritable_path_fails_before_the_work(tmp_path, cap
 # ------------------------------------------------------------------ 6. interrupts and state
 
 
-def test_sigint_saves_and_exits_130(cache, tmp_path):
+def test_sigint_saves_and_exits_130(notes_cache, tmp_path):
     run = tmp_path / "int"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "waveloom.cli", "train", str(TINY), "--data", str(cache),
+        [sys.executable, "-m", "waveloom.cli", "train", str(TINY), "--data", str(notes_cache),
          "--out", str(run), "--max-steps", "100000", *RUN, "train.checkpoint_every=1000000",
          "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -270,58 +258,58 @@ def test_sigint_saves_and_exits_130(cache, tmp_path):
     assert load_resume_state(run / RESUME_FILE)["step"] > 0
 
 
-def test_orphan_temp_files_are_removed_at_start(cache, tmp_path, capsys):
+def test_orphan_temp_files_are_removed_at_start(notes_cache, tmp_path, capsys):
     run = tmp_path / "orphans"
-    _train(cache, run, 2)
+    _train(notes_cache, run, 2)
     orphans = [run / f".{MODEL_FILE}.abc123.tmp", run / f".{RESUME_FILE}.def456.tmp"]
     for p in orphans:
         p.write_bytes(b"half")
-    _train(cache, run, 2, resume=True)
+    _train(notes_cache, run, 2, resume=True)
     assert not any(p.exists() for p in orphans)
     assert "removed .model.safetensors.abc123.tmp" in capsys.readouterr().out
 
 
-def test_resume_state_without_a_model_resumes_and_exports_again(cache, tmp_path):
+def test_resume_state_without_a_model_resumes_and_exports_again(notes_cache, tmp_path):
     run = tmp_path / "nomodel"
-    _train(cache, run, 2)
+    _train(notes_cache, run, 2)
     before = load_file(str(run / MODEL_FILE))
     (run / MODEL_FILE).unlink()
-    assert _train(cache, run, 2, resume=True).step == 2  # nothing to train: export only
+    assert _train(notes_cache, run, 2, resume=True).step == 2  # nothing to train: export only
     after = load_file(str(run / MODEL_FILE))
     assert all(torch.equal(before[k], after[k]) for k in before)
     (run / MODEL_FILE).unlink()
-    assert _train(cache, run, 3, resume=True).step == 3
+    assert _train(notes_cache, run, 3, resume=True).step == 3
     assert read_extra(run / MODEL_FILE)["step"] == 3
     # Killed between the two renames of a save: the model is a save behind resume.pt.
     stale = (run / MODEL_FILE).read_bytes()
-    _train(cache, run, 4, resume=True)
+    _train(notes_cache, run, 4, resume=True)
     (run / MODEL_FILE).write_bytes(stale)
-    assert _train(cache, run, 4, resume=True).step == 4
+    assert _train(notes_cache, run, 4, resume=True).step == 4
     assert read_extra(run / MODEL_FILE)["step"] == 4
 
 
-def test_resume_with_changed_settings_is_refused_unless_overridden(cache, tmp_path):
+def test_resume_with_changed_settings_is_refused_unless_overridden(notes_cache, tmp_path):
     run = tmp_path / "changed"
-    _train(cache, run, 2)
+    _train(notes_cache, run, 2)
     with pytest.raises(ConfigError, match=r"changed train.lr \(0.003 -> 0.01\).*--override"):
-        _train(cache, run, 3, "train.lr=1e-2", resume=True)
+        _train(notes_cache, run, 3, "train.lr=1e-2", resume=True)
     with pytest.raises(ConfigError, match="changed model.residual_channels"):
-        _train(cache, run, 3, "model.residual_channels=8", resume=True)
+        _train(notes_cache, run, 3, "model.residual_channels=8", resume=True)
     other = tmp_path / "other-cache"
-    shutil.copytree(cache, other)
+    shutil.copytree(notes_cache, other)
     with pytest.raises(ConfigError, match="changed data folder"):
         _train(other, run, 3, resume=True)
     # Longer runs, other logging: fine without --override.
-    assert _train(cache, run, 3, "train.log_every=7", resume=True).step == 3
-    assert _train(cache, run, 4, "train.lr=1e-2", resume=True, override=True).step == 4
+    assert _train(notes_cache, run, 3, "train.log_every=7", resume=True).step == 3
+    assert _train(notes_cache, run, 4, "train.lr=1e-2", resume=True, override=True).step == 4
     assert json.loads((run / "run.json").read_text())["config"]["train"]["lr"] == 1e-2
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_saved_files_follow_the_umask(cache, tmp_path, umask, mode):
+def test_saved_files_follow_the_umask(notes_cache, tmp_path, umask, mode):
     old = os.umask(umask)
     try:
-        _train(cache, tmp_path / "mode", 2)
+        _train(notes_cache, tmp_path / "mode", 2)
     finally:
         os.umask(old)
     for name in (MODEL_FILE, RESUME_FILE):

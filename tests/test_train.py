@@ -24,18 +24,6 @@ TINY = CONFIGS / "wavenet" / "tiny.yaml"
 SMALL_RUN = ["data.window=256", "data.batch_size=2", "model.num_instruments=4"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    from waveloom.data.prepare import prepare
-    from waveloom.data.synth import render_notes
-
-    root = tmp_path_factory.mktemp("train-data")
-    render_notes(root / "notes", programs=[0, 24], pitches=range(55, 63), velocities=[100],
-                 progress=False)
-    prepare(root / "notes", root / "cache", progress=False)
-    return root / "cache"
-
-
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model.safetensors"))
 
@@ -50,24 +38,24 @@ def _cli(*args: str) -> list[str]:
 
 
 @pytest.mark.parametrize("extra", [[], ["model.cond_dropout=0.5"]], ids=["plain", "dropout"])
-def test_resume_is_exact(cache, tmp_path, extra):
+def test_resume_is_exact(notes_cache, tmp_path, extra):
     """Also with label dropout, which draws from the global RNG every step: the resumed run
     must restore it after everything that draws at start-up (loader, export's model build)."""
     overrides = [*SMALL_RUN, "train.checkpoint_every=3", "train.ema_decay=0.9", *extra]
-    straight = train(load_config(TINY, [*overrides, "train.max_steps=6"]), cache,
+    straight = train(load_config(TINY, [*overrides, "train.max_steps=6"]), notes_cache,
                      tmp_path / "a", progress=False)
     assert straight.step == 6
-    train(load_config(TINY, [*overrides, "train.max_steps=3"]), cache, tmp_path / "b",
+    train(load_config(TINY, [*overrides, "train.max_steps=3"]), notes_cache, tmp_path / "b",
           progress=False)
-    resumed = train(load_config(TINY, [*overrides, "train.max_steps=6"]), cache, tmp_path / "b",
-                    resume=True, progress=False)
+    resumed = train(load_config(TINY, [*overrides, "train.max_steps=6"]), notes_cache,
+                    tmp_path / "b", resume=True, progress=False)
     assert resumed.step == 6
     assert _max_diff(_weights(tmp_path / "a"), _weights(tmp_path / "b")) == 0.0
 
 
-def test_ddp_two_processes_equal_one_process_on_the_same_global_batch(cache, tmp_path):
+def test_ddp_two_processes_equal_one_process_on_the_same_global_batch(notes_cache, tmp_path):
     """2 CPU processes (gloo) with batch B each == 1 process with batch 2B, step for step."""
-    common = ["--data", str(cache), "--max-steps", "4", "--accelerator", "cpu", "-q",
+    common = ["--data", str(notes_cache), "--max-steps", "4", "--accelerator", "cpu", "-q",
               "data.window=256", "model.num_instruments=4"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     two = subprocess.run(
@@ -92,9 +80,9 @@ def _saved_step(run: Path) -> int:
     return int(load_resume_state(path)["step"]) if path.exists() else 0
 
 
-def test_sigkill_at_random_points_then_resume_reaches_the_same_weights(cache, tmp_path):
+def test_sigkill_at_random_points_then_resume_reaches_the_same_weights(notes_cache, tmp_path):
     steps, every = 60, 3
-    args = ["--data", str(cache), "--max-steps", str(steps), "-q", *SMALL_RUN,
+    args = ["--data", str(notes_cache), "--max-steps", str(steps), "-q", *SMALL_RUN,
             f"train.checkpoint_every={every}"]
     ref = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True,
                          text=True, timeout=300)
@@ -130,10 +118,10 @@ def test_sigkill_at_random_points_then_resume_reaches_the_same_weights(cache, tm
     assert _max_diff(_weights(tmp_path / "ref"), _weights(run)) == 0.0
 
 
-def test_sigterm_saves_the_current_step(cache, tmp_path):
+def test_sigterm_saves_the_current_step(notes_cache, tmp_path):
     run = tmp_path / "term"
     proc = subprocess.Popen(
-        _cli("--data", str(cache), "--out", str(run), "--max-steps", "100000", *SMALL_RUN,
+        _cli("--data", str(notes_cache), "--out", str(run), "--max-steps", "100000", *SMALL_RUN,
              "train.checkpoint_every=1000000", "-q"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -149,7 +137,7 @@ def test_sigterm_saves_the_current_step(cache, tmp_path):
     assert 0 < _saved_step(run) < 100000
 
 
-def test_crafted_resume_file_is_refused(cache, tmp_path):
+def test_crafted_resume_file_is_refused(notes_cache, tmp_path):
     class Exploit:
         def __reduce__(self):
             return (os.system, ("touch /tmp/waveloom-resume-pwned",))
@@ -158,35 +146,35 @@ def test_crafted_resume_file_is_refused(cache, tmp_path):
     run.mkdir()
     torch.save({"step": 1, "x": Exploit()}, run / RESUME_FILE)
     with pytest.raises(CheckpointError, match="cannot resume"):
-        train(load_config(TINY, SMALL_RUN), cache, run, resume=True, progress=False)
+        train(load_config(TINY, SMALL_RUN), notes_cache, run, resume=True, progress=False)
     assert not Path("/tmp/waveloom-resume-pwned").exists()
 
 
-def test_cache_at_another_sample_rate(cache, tmp_path):
+def test_cache_at_another_sample_rate(notes_cache, tmp_path):
     cfg = load_config(TINY, [*SMALL_RUN, "data.sample_rate=22050"])
     with pytest.raises(DataError, match="16000 Hz.*22050 Hz|22050.*16000"):
-        train(cfg, cache, tmp_path / "sr", progress=False)
+        train(cfg, notes_cache, tmp_path / "sr", progress=False)
 
 
-def test_too_few_instrument_embeddings(cache, tmp_path):
+def test_too_few_instrument_embeddings(notes_cache, tmp_path):
     cfg = load_config(TINY, [*SMALL_RUN, "model.num_instruments=1"])
     with pytest.raises(ConfigError, match="num_instruments=2"):
-        train(cfg, cache, tmp_path / "inst", progress=False)
+        train(cfg, notes_cache, tmp_path / "inst", progress=False)
 
 
-def test_output_folder_that_cannot_be_created(cache, tmp_path):
+def test_output_folder_that_cannot_be_created(notes_cache, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(DataError, match="not writable"):
-        train(load_config(TINY, SMALL_RUN), cache, blocker / "run", progress=False)
+        train(load_config(TINY, SMALL_RUN), notes_cache, blocker / "run", progress=False)
 
 
-def test_minutes_budget_sets_max_steps_from_a_calibration(cache, tmp_path):
+def test_minutes_budget_sets_max_steps_from_a_calibration(notes_cache, tmp_path):
     """--minutes turns a wall-clock budget into train.max_steps (so the LR schedule ends), from
     the steady-state step time of short calibration runs; the run then reaches that step."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        _cli("--data", str(cache), "--out", str(tmp_path / "budget"), "--minutes", "0.05",
+        _cli("--data", str(notes_cache), "--out", str(tmp_path / "budget"), "--minutes", "0.05",
              "-q", *SMALL_RUN),
         capture_output=True, text=True, timeout=300, env=env,
     )
@@ -197,37 +185,38 @@ def test_minutes_budget_sets_max_steps_from_a_calibration(cache, tmp_path):
     assert steps >= 1 and abs(steps * ms / 1000 - 3.0) < 0.05 * 3.0 + ms / 1000
     assert f"done: step {steps}," in done.stdout
     bad = subprocess.run(
-        _cli("--data", str(cache), "--out", str(tmp_path / "b2"), "--minutes", "1", "--resume"),
+        _cli("--data", str(notes_cache), "--out", str(tmp_path / "b2"), "--minutes", "1",
+             "--resume"),
         capture_output=True, text=True, timeout=120, env=env,
     )
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --minutes")
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_init_from_starts_at_the_given_weights_and_refuses_a_mismatch(cache, tmp_path):
+def test_init_from_starts_at_the_given_weights_and_refuses_a_mismatch(notes_cache, tmp_path):
     """train.init_from: fine-tuning starts from a checkpoint's weights (EMA included), and a
     checkpoint of another shape or family gets a one-line error naming the setting."""
-    first = train(load_config(TINY, [*SMALL_RUN, "train.max_steps=2"]), cache, tmp_path / "a",
+    first = train(load_config(TINY, [*SMALL_RUN, "train.max_steps=2"]), notes_cache, tmp_path / "a",
                   progress=False)
     source = first.run_dir / "model.safetensors"
     tuned = train(load_config(TINY, [*SMALL_RUN, "train.max_steps=1", "train.lr=1e-12",
                                      "train.ema_decay=0.9", f"train.init_from={source}"]),
-                  cache, tmp_path / "b", progress=False)
+                  notes_cache, tmp_path / "b", progress=False)
     assert _max_diff(_weights(tuned.run_dir), _weights(first.run_dir)) < 1e-6
     scratch = train(load_config(TINY, [*SMALL_RUN, "train.max_steps=1", "train.lr=1e-12"]),
-                    cache, tmp_path / "c", progress=False)
+                    notes_cache, tmp_path / "c", progress=False)
     assert _max_diff(_weights(scratch.run_dir), _weights(first.run_dir)) > 1e-3
     with pytest.raises(CheckpointError, match=r"train.init_from=.*shaped differently"):
         train(load_config(TINY, [*SMALL_RUN, "model.stacks=3", f"train.init_from={source}"]),
-              cache, tmp_path / "d", progress=False)
+              notes_cache, tmp_path / "d", progress=False)
     with pytest.raises(CheckpointError, match="train.init_from=.*no such file"):
         train(load_config(TINY, [*SMALL_RUN, f"train.init_from={tmp_path / 'none.safetensors'}"]),
-              cache, tmp_path / "e", progress=False)
+              notes_cache, tmp_path / "e", progress=False)
     other = CONFIGS / "samplernn" / "tiny.yaml"
     with pytest.raises(CheckpointError, match="'wavenet' checkpoint cannot start a 'samplernn'"):
         train(load_config(other, ["data.window=256", "data.batch_size=2",
                                   f"train.init_from={source}"]),
-              cache, tmp_path / "f", progress=False)
+              notes_cache, tmp_path / "f", progress=False)
 
 
 def test_ema_warms_up_and_resumes_with_its_count():

@@ -488,3 +488,61 @@ def test_vocode_verb_runs_a_mel_wavenet_and_refuses_a_plain_one(tmp_path, capsys
                  "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip()
     assert "model.local=mel" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("phase", ["random", "onset"])
+def test_clock_features_stream_span_by_span_and_equal_the_full_length_ones(phase):
+    """#19: the plan computes the note clock and excitation per span (an hour of them would
+    not fit); every span, however it is cut, is bitwise the old full-length tensor."""
+    from waveloom.models.plan import LocalFeatures
+
+    model = _model(note_clock=True, pitch_excitation=True, excitation_phase=phase,
+                   local="roll", local_channels=128, local_hop=8, upsample_factors=[8])
+    n, length, ctx = 3, 9000, model.context
+    cond = _cond(model, n=n, length=ctx + length + 64)
+    cond["prime"] = 0.3 * torch.sin(torch.arange(70) / 5.0)
+    cond["roll"] = cond["roll"][..., : (70 + length) // 8 + 1]
+    plan = model.sampling_plan(n, length, cond)
+    assert isinstance(plan.local, LocalFeatures) and plan.local.shape == (n, 128 + 6, ctx + length)
+    whole = plan.local.materialise()
+    # The old way: the whole timeline at once.
+    times = (torch.arange(ctx + length) - ctx + 70)[None].expand(n, -1)
+    exc_times = times if phase == "onset" else torch.arange(ctx + length)[None].expand(n, -1)
+    kept = min(70, ctx)
+    up = model._local(cond["roll"].float(), 70 + length, "cond")[..., 70 - kept :]
+    up = torch.cat([up.new_zeros(n, 128, ctx - kept), up], -1)
+    old = torch.cat([up, model._excitation(cond["pitch"], exc_times, False),
+                     model._note_clock(times)], 1)
+    assert torch.equal(whole, old)
+    for lo, hi in ((0, 1), (5, 4100), (4095, 4097), (ctx + length - 3, ctx + length + 9)):
+        assert torch.equal(plan.local[..., lo:hi], old[..., lo:hi])
+    assert torch.equal(plan.local[1:2, :, 17:300], old[1:2, :, 17:300])
+
+
+def test_streamed_features_draw_the_same_codes_as_whole_ones(monkeypatch):
+    """Sampling on the span-by-span features gives the tokens of the materialised tensor
+    (the plan before #19) on the fast and torch engines, streamed or not."""
+    from waveloom.models.plan import SamplingPlan
+    from waveloom.sampling.sample import sample_stream
+
+    model = _model(note_clock=True, pitch_excitation=True)
+    cond = {"pitch": torch.tensor([60, 67]), "instrument": torch.tensor([0, 1])}
+    runs = {}
+    original = WaveNet.sampling_plan
+
+    def whole_plan(self, *args, **kwargs):
+        plan = original(self, *args, **kwargs)
+        return SamplingPlan(plan.prefix, plan.g, plan.local.materialise())
+
+    for kind in ("lazy", "whole"):
+        if kind == "whole":
+            monkeypatch.setattr(WaveNet, "sampling_plan", whole_plan)
+        for engine in ("fast", "torch"):
+            options = SamplingOptions(seed=4, engine=engine, progress=False)
+            runs[kind, engine] = sample(model, 2, 5000 if engine == "fast" else 300, cond,
+                                        options)
+        runs[kind, "stream"] = torch.cat(list(sample_stream(
+            model, 2, 9000, cond, SamplingOptions(seed=5, engine="fast", progress=False),
+            segment=4500)), 1)
+    for key in ("fast", "torch", "stream"):
+        assert torch.equal(runs["lazy", key], runs["whole", key])

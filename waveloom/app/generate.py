@@ -243,6 +243,8 @@ def draw_to_folder(
     held = min(length, SEGMENT) if streams(source.model, options) else length
     check_output_memory(n, held, "--seconds or --n")
     check_disk(n * length * 2, out, f"{n} WAV file(s) of {length:,} samples", "--seconds or --n")
+    if plots:
+        _preload_plots()
     pieces = sample_stream(source.model, n, length, cond, options, segment=SEGMENT)
     return write_stream(pieces, n, Path(out), source.sample_rate, prefix, plots=plots,
                         rainbow=rainbow)
@@ -254,6 +256,21 @@ SEGMENT = 1 << 20
 #: Seconds of a long sample that its spectrogram shows (a plot of an hour is no use and costs
 #: gigabytes).
 PLOT_SECONDS = 60.0
+
+
+def _preload_plots() -> None:
+    """Import the plotting module (matplotlib: ~0.5 s) on a background thread while the
+    samples are drawn: the fast engine's kernels run without the GIL, and one stream leaves
+    a core of two idle, so the import is off the command's critical path."""
+    import threading
+
+    def load() -> None:
+        try:
+            import waveloom.audio.plots  # noqa: F401
+        except Exception:  # noqa: BLE001 (the plot step imports it again and reports)
+            pass
+
+    threading.Thread(target=load, name="waveloom-preload-plots", daemon=True).start()
 
 
 def _check_interpolation(model: Any) -> None:

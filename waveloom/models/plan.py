@@ -15,6 +15,7 @@ but the history and the labels are resolved the same way everywhere).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,12 +34,79 @@ class SamplingPlan:
     prefix: [n, P] long input codes of the history (a prime, padded with silence); P >= 1.
     g: [n, G] global conditioning vector, or None.
     local: [n, L, P + length] sample-rate local features on a timeline whose position 0 is
-        ``prefix[:, 0]``; the output that predicts position ``s`` uses ``local[..., s]``.
+        ``prefix[:, 0]``; the output that predicts position ``s`` uses ``local[..., s]``. A
+        tensor, or a :class:`LocalFeatures` that computes the spans engines slice from it
+        (a WaveNet's clock features: memory then does not grow with the length).
     """
 
     prefix: Tensor
     g: Tensor | None = None
-    local: Tensor | None = None
+    local: Tensor | LocalFeatures | None = None
+
+
+class LocalFeatures:
+    """Sample-rate local features ``[n, L, total]`` computed on demand instead of held whole.
+
+    A WaveNet's note clock and pitch excitation are functions of the sample's time, so an
+    hour of output need not hold 57.6 M x 6 floats per stream (1.4 GB at n = 1): engines
+    slice this like the tensor it stands for (``local[..., a:b]``, ``local[b:b+1, :, a:b]``,
+    ``.shape``) and get a tensor of that span. ``compute(lo, hi)`` gives the features of
+    timeline positions ``lo .. hi - 1`` ([n, L, hi - lo]); it is always called on whole
+    blocks of :attr:`BLOCK` samples of one fixed grid (the last block runs past ``total``
+    and is cropped), on one torch thread, so a span's values never depend on how the engine
+    cuts its chunks: every element of a block goes through the same vectorised path (a
+    vectorised ``exp`` or ``sin`` and its scalar remainder loop may differ in the last bit).
+    The last two blocks are kept, as engines read consecutive spans.
+    """
+
+    #: Samples per computed block; a multiple of every SIMD width, so no element of a block
+    #: takes a scalar remainder path.
+    BLOCK = 1 << 12
+
+    def __init__(self, n: int, channels: int, total: int,
+                 compute: Callable[[int, int], Tensor]) -> None:
+        self.shape = torch.Size((n, channels, total))
+        self._compute = compute
+        self._kept: dict[int, Tensor] = {}
+
+    def _block(self, index: int) -> Tensor:
+        if index not in self._kept:
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                block = self._compute(index * self.BLOCK, (index + 1) * self.BLOCK)
+            finally:
+                torch.set_num_threads(before)
+            if len(self._kept) >= 2:
+                del self._kept[min(self._kept)]
+            self._kept[index] = block
+        return self._kept[index]
+
+    def span(self, lo: int, hi: int) -> Tensor:
+        """The features of positions ``lo .. hi - 1`` (clipped to ``[0, total)``)."""
+        total = self.shape[-1]
+        lo, hi = max(0, min(lo, total)), max(0, min(hi, total))
+        if hi <= lo:
+            return self._block(0)[..., :0]
+        first, last = lo // self.BLOCK, (hi - 1) // self.BLOCK
+        parts = [self._block(i) for i in range(first, last + 1)]
+        joined = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        start = first * self.BLOCK
+        return joined[..., lo - start : hi - start]
+
+    def materialise(self) -> Tensor:
+        """The whole ``[n, L, total]`` tensor (what a plan held before features streamed)."""
+        return self.span(0, self.shape[-1])
+
+    def __getitem__(self, key: Any) -> Tensor:
+        key = key if isinstance(key, tuple) else (key,)
+        last = key[-1]
+        if (isinstance(last, slice) and last.step in (None, 1)
+                and (key[0] is Ellipsis or len(key) == 3)):
+            lo, hi, _ = last.indices(self.shape[-1])
+            rest = key[:-1] + (slice(None),)
+            return self.span(lo, hi)[rest]
+        return self.materialise()[key]
 
 
 def draw_uniforms(seed: int | None, length: int, n: int, per_step: int) -> Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 from waveloom.errors import ConfigError
 
@@ -59,13 +60,36 @@ def parameter_count(entry: FamilyEntry, model_config) -> int | None:
     import torch
 
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _skip_init():
             model = entry.model(model_config)
     except ConfigError:
         raise
     except Exception:  # noqa: BLE001 (a family that needs real tensors in __init__)
         return None
     return sum(p.numel() for p in model.parameters())
+
+
+#: In-place initialisers (``torch.nn.init.*`` and the ``Tensor`` methods they call).
+_INITIALISERS = frozenset({
+    "normal_", "uniform_", "trunc_normal_", "orthogonal_", "kaiming_uniform_",
+    "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
+})
+
+
+def _skip_init() -> Any:
+    """A torch function mode that skips weight initialisation: a meta tensor has no values to
+    draw, and meta ``normal_`` goes through torch's Python decompositions, whose first use
+    imports ``torch._dynamo`` (~1-3 s of every ``generate``'s start-up)."""
+    from torch.overrides import TorchFunctionMode
+
+    class SkipInit(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            kwargs = kwargs or {}
+            if getattr(func, "__name__", "") in _INITIALISERS:
+                return args[0] if args else kwargs.get("tensor")
+            return func(*args, **kwargs)
+
+    return SkipInit()
 
 
 def build_model(run_config):

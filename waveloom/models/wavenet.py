@@ -30,7 +30,13 @@ from waveloom.audio.mulaw import quantize
 from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
-from waveloom.models.plan import SamplingPlan, StepSampled, global_vector, history_prefix
+from waveloom.models.plan import (
+    LocalFeatures,
+    SamplingPlan,
+    StepSampled,
+    global_vector,
+    history_prefix,
+)
 from waveloom.models.stack_config import WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
@@ -414,19 +420,39 @@ class WaveNet(StepSampled, Likelihood):
             feats = feats[..., user_p - kept :]
             pad = feats.new_zeros(n, feats.shape[1], ctx - kept)
             local = torch.cat([pad, feats], dim=-1)
-        # The note starts at the prime's first sample (or the output's, with no prime).
-        times = (torch.arange(ctx + length, device=device) - ctx + user_p)[None].expand(n, -1)
-        if self.config.pitch_excitation:
-            # A random-phase clock runs through the silent/primed history too, as in training
-            # windows; an onset-phase one starts at the note's onset.
-            exc_times = times if self.config.excitation_phase == "onset" else (
-                torch.arange(ctx + length, device=device)[None].expand(n, -1))
-            exc = self._excitation(cond.get("pitch"), exc_times, random_phase=False)
-            local = exc if local is None else torch.cat([local, exc], dim=1)
-        if self.config.note_clock:
-            clock = self._note_clock(times)
-            local = clock if local is None else torch.cat([local, clock], dim=1)
+        channels = (EXCITATION_CHANNELS if self.config.pitch_excitation else 0) + (
+            NOTE_CLOCK_CHANNELS if self.config.note_clock else 0)
+        if channels:  # computed span by span as the engine reads them (LocalFeatures)
+            upsampled, onset = local, ctx - user_p  # the note starts at the prime's start
+
+            def features(lo: int, hi: int) -> Tensor:
+                parts = self._clock_features(cond.get("pitch"), n, lo, hi, onset)
+                if upsampled is not None:  # a block past the end: cropped to its part
+                    up = upsampled[..., lo:hi]
+                    parts = [up] + [part[..., : up.shape[-1]] for part in parts]
+                return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+            width = channels + (0 if upsampled is None else upsampled.shape[1])
+            local = LocalFeatures(n, width, ctx + length, features)
         return SamplingPlan(prefix=prefix, g=g, local=local)
+
+    def _clock_features(self, pitch: Any, n: int, lo: int, hi: int, onset: int) -> list[Tensor]:
+        """The pitch excitation and note clock of sampling-timeline positions ``lo .. hi - 1``
+        (``onset``: the position where the note starts) -> [excitation [n, 2, hi - lo]],
+        [clock [n, 4, hi - lo]] as configured. A random-phase excitation runs through the
+        silent/primed history too, as in training windows, with phase 0 at position 0; an
+        onset-phase one and the clock start at the onset."""
+        device = self.stack.out2.weight.device
+        positions = torch.arange(lo, hi, device=device)[None].expand(n, -1)
+        times = positions - onset
+        parts = []
+        if self.config.pitch_excitation:
+            onset_phase = self.config.excitation_phase == "onset"
+            parts.append(self._excitation(pitch, times if onset_phase else positions,
+                                          random_phase=False))
+        if self.config.note_clock:
+            parts.append(self._note_clock(times))
+        return parts
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         """The base random batch plus a random mel or piano roll when the model reads one."""

@@ -6,31 +6,43 @@ options)``, ``decode``, ``vocode``), which runs a step-sampled network on the en
 ``sample_codes(model, n, length, cond, engine=...)`` is the token-level engine entry point; see
 :mod:`waveloom.sampling.engine` for the engines (the plain-torch cached reference, the
 compiled fast CPU engine, CUDA graphs) and how ``auto`` chooses between them.
+
+The names below are loaded on first use (PEP 562), so importing one engine does not import
+them all: ``waveloom generate`` on the C backend never loads numba or the CUDA-graph code.
 """
 
-from waveloom.sampling.cuda_graphs import RingStep, sample_cuda_graph
-from waveloom.sampling.engine import ENGINES, resolve_engine, sample_codes
-from waveloom.sampling.fast import FastWaveNet, sample_fast, unsupported_reason
-from waveloom.sampling.incremental import (
-    SamplingPlan,
-    compare_speed,
-    draw_uniforms,
-    sample_incremental,
-    sample_naive,
-)
+from __future__ import annotations
 
-__all__ = [
-    "ENGINES",
-    "FastWaveNet",
-    "RingStep",
-    "SamplingPlan",
-    "compare_speed",
-    "draw_uniforms",
-    "resolve_engine",
-    "sample_codes",
-    "sample_cuda_graph",
-    "sample_fast",
-    "sample_incremental",
-    "sample_naive",
-    "unsupported_reason",
-]
+import importlib
+from typing import Any
+
+#: Public name -> the module that defines it.
+_WHERE = {
+    "ENGINES": "engine",
+    "resolve_engine": "engine",
+    "sample_codes": "engine",
+    "FastWaveNet": "fast",
+    "sample_fast": "fast",
+    "unsupported_reason": "fast",
+    "RingStep": "cuda_graphs",
+    "sample_cuda_graph": "cuda_graphs",
+    "SamplingPlan": "incremental",
+    "compare_speed": "incremental",
+    "draw_uniforms": "incremental",
+    "sample_incremental": "incremental",
+    "sample_naive": "incremental",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -63,7 +63,8 @@ def _stream_fast(model: StepSampled, n: int, length: int, cond: dict[str, Any] |
 
     cond = model.sampling_cond(n, length, dict(cond or {}), options.seed)
     for tokens in stream_fast(model, n, length, cond, temperature=options.temperature,
-                              seed=options.seed, weights=options.weights, segment=segment):
+                              seed=options.seed, weights=options.weights, segment=segment,
+                              progress=options.progress):
         yield model.output(tokens)
 
 

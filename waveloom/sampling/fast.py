@@ -37,9 +37,11 @@ threads (numba backend only; the C backend runs one stream on one thread).
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,21 +62,62 @@ BACKENDS = ("auto", "c", "numba")
 CHANNEL_PARALLEL_MIN_MACS = 1 << 18
 CHUNK_WORK = 1 << 30  # multiply-adds per kernel call (~0.05-0.2 s): progress + Ctrl-C
 CHUNK_LOCAL_FLOATS = 1 << 23  # cap on one chunk of local-conditioning rows (32 MB)
+# A priming pass below this many multiply-adds (~0.1 s on one core) runs on one torch thread:
+# the small model's 4 x 1024-sample prime took 0.19 s on one thread and 2-11 s on two on a
+# loaded 2-core machine (every op of an OpenMP region waits for a time slice of each thread).
+PRIME_ONE_THREAD_MACS = 1 << 31
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block on at most ``threads`` torch threads (None: as set), then restore.
+
+    The fast engine's own torch work between kernel calls (a chunk's local-conditioning
+    product, a small priming pass) runs on one: with two, the OpenMP worker spins after each
+    product on the core a kernel thread needs (the loop ran at 0.75x the CPU efficiency), and
+    on a loaded machine each parallel region waits for a time slice.
+    """
+    before = torch.get_num_threads()
+    if threads is None or threads >= before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def numba_threads() -> int:
     """numba's thread count, without letting numba's first call change torch's.
 
     numba starts its OpenMP pool on first use, which resets the process-wide OpenMP thread
-    count that torch reads; torch's setting is put back.
+    count that torch reads; torch's setting is put back. Importing numba here also applies a
+    ``--threads`` given before it was loaded (:func:`waveloom.device.set_threads`).
     """
     import numba
 
+    from waveloom.device import pending_numba_threads
+
     before = torch.get_num_threads()
+    pending = pending_numba_threads()
+    if pending is not None:
+        numba.set_num_threads(min(pending, numba.config.NUMBA_NUM_THREADS))
     threads = numba.get_num_threads()
     if torch.get_num_threads() != before:
         torch.set_num_threads(before)
     return threads
+
+
+def engine_threads() -> int:
+    """Threads the fast engine may use: numba's count once numba is loaded (tests and the
+    numba backend set it there), else ``--threads`` if given, else the cores this process may
+    run on. The C backend never imports numba (its import is ~0.3 s of start-up)."""
+    if "numba" in sys.modules:
+        return numba_threads()
+    from waveloom.device import chosen_threads, cpu_cores
+
+    return chosen_threads() or cpu_cores()
 
 
 def numba_status() -> str | None:
@@ -102,7 +145,14 @@ def _unsupported(stack: WaveNetStack, head: Any) -> str | None:
     blocks = list(stack.blocks)
     if any(b.res is None for b in blocks[:-1]):
         return "only the last residual block may lack its residual 1x1"
-    return numba_status()
+    return None if _c_runs(stack) else numba_status()
+
+
+def _c_runs(stack: WaveNetStack) -> bool:
+    """Whether the C backend can run ``stack`` (then numba is not needed)."""
+    from waveloom.sampling import cbuild
+
+    return cbuild.load()[0] is not None and stack.input_conv.kernel_size[0] <= cbuild.MAX_KERNEL
 
 
 def _quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +224,9 @@ class FastWaveNet:
     @staticmethod
     def _pick_backend(backend: str, kernel_size: int) -> str:
         if backend == "numba":
+            reason = numba_status()
+            if reason is not None:
+                raise ValueError(f"the numba backend is unavailable: {reason}")
             return backend
         from waveloom.sampling import cbuild
 
@@ -193,7 +246,7 @@ class FastWaveNet:
         """Read the stack's weights into the kernels' layout (module docstring of
         :mod:`~waveloom.sampling.numba_kernels`); the C backend gets every matrix in its
         panel layout (:func:`~waveloom.sampling.cbuild.panels`)."""
-        from waveloom.sampling import numba_kernels as nk
+        from waveloom.sampling import layout
 
         n, k = len(stack.blocks), stack.input_conv.kernel_size[0]
         c, d = stack.residual_channels, stack.dilation_channels
@@ -215,7 +268,7 @@ class FastWaveNet:
         dil = np.asarray(stack.dilations, np.int64)
         ring_len = (k - 1) * dil + 1
         ring_off = np.concatenate([[0], np.cumsum(ring_len)[:-1]]).astype(np.int64)
-        net = nk.Net(
+        net = layout.Net(
             in_table=np.ascontiguousarray(FastWaveNet._input_table(stack).float().numpy()),
             in_b=_f32(stack.input_conv.bias),
             conv_w=w["conv"], conv_s=scale["conv"],
@@ -335,7 +388,7 @@ class FastWaveNet:
     @torch.no_grad()
     def reset(self, batch: int, g: Tensor | None = None) -> None:
         """Zeroed caches for ``batch`` streams (== the zero padding) and ``g`` folded in."""
-        from waveloom.sampling import numba_kernels as nk
+        from waveloom.sampling import layout
 
         if batch <= 0:
             raise ValueError(f"batch={batch} must be positive")
@@ -356,7 +409,7 @@ class FastWaveNet:
         width = max(2 * d, net.skip_w.shape[2] + c, net.out1_w.shape[2], p)
         f32 = np.float32
         bits = np.zeros((batch, p), np.int32)
-        self.state = nk.State(
+        self.state = layout.State(
             ring=np.zeros((batch * int(net.ring_len.sum()), c), f32),
             codes=np.full((batch, net.kernel), net.in_table.shape[1] - 1, np.int32),
             clock=np.zeros(1, np.int64),
@@ -408,10 +461,12 @@ class FastWaveNet:
             local = None if local is None else local[..., -rf:]
         device = stack.out2.weight.device
         g = None if self.g is None else self.g.to(device, stack.out2.weight.dtype)
-        out, kept = stack.forward_keeping_history(
-            codes.to(device), g, None if local is None else local.to(device),
-            [0] + [int(n) for n in net.ring_len],
-        )
+        small = codes.numel() * self.macs_per_step < PRIME_ONE_THREAD_MACS
+        with torch_threads(1 if small and device.type == "cpu" else None):
+            out, kept = stack.forward_keeping_history(
+                codes.to(device), g, None if local is None else local.to(device),
+                [0] + [int(n) for n in net.ring_len],
+            )
         t = codes.shape[-1]
         st.ring.fill(0.0)
         ring = st.ring.reshape(self.batch, -1, st.ring.shape[1])  # a view: [B, rows, C]
@@ -458,17 +513,17 @@ class FastWaveNet:
         return out.numpy()
 
     def _head(self, temperature: float) -> Any:
-        from waveloom.sampling import numba_kernels as nk
+        from waveloom.sampling import layout
 
         head = self.head
         if isinstance(head, CategoricalHead):
-            levels, kind, comps, lsm = head.levels, nk.CATEGORICAL, 0, 0.0
+            levels, kind, comps, lsm = head.levels, layout.CATEGORICAL, 0, 0.0
         else:
             assert isinstance(head, DiscretizedLogisticMixtureHead)
-            levels, kind = head.levels, nk.LOGISTIC_MIXTURE
+            levels, kind = head.levels, layout.LOGISTIC_MIXTURE
             comps, lsm = head.components, head.log_scale_min
         input_map = head.input_codes(torch.arange(levels)).to(torch.int32).numpy()
-        return nk.Head(
+        return layout.Head(
             kind=kind,
             temperature=np.float32(temperature),
             tempered=temperature != 1.0,
@@ -489,7 +544,7 @@ class FastWaveNet:
 
     def driver(self) -> str:
         """Which kernel a chunk runs on now: 'serial', 'batch' or 'channels' (see module)."""
-        threads, net = numba_threads(), self.prep.net
+        threads, net = engine_threads(), self.prep.net
         if threads > 1 and self.batch > 1:
             return "batch"
         big = net.conv_w[0].size * net.kernel >= CHANNEL_PARALLEL_MIN_MACS
@@ -501,14 +556,14 @@ class FastWaveNet:
                 uniforms: np.ndarray, loc: np.ndarray, codes_out: np.ndarray,
                 params_out: np.ndarray, final: bool) -> None:
         """Run one chunk of ``steps`` samples on :meth:`driver`'s kernel."""
-        from waveloom.sampling import numba_kernels as nk
-
-        net, st = self.prep.net, self._state()
-        kind = self.driver()
         if self.backend == "c":
             self._launch_c(head, steps, feed_first, forced, uniforms, loc, codes_out,
                            params_out, final)
             return
+        from waveloom.sampling import numba_kernels as nk
+
+        net, st = self.prep.net, self._state()
+        kind = self.driver()
         args = (steps, feed_first, forced, uniforms, loc, loc.shape[0] > 0, codes_out,
                 params_out, params_out.shape[0] > 0, final)
         if kind == "batch":
@@ -541,7 +596,7 @@ class FastWaveNet:
         def run(b0: int, b1: int) -> int:
             return lib.wl_run(net_p, head_p, st_p, b0, b1, t0, steps, int(feed_first), *ptrs)
 
-        groups = min(numba_threads(), batch)
+        groups = min(engine_threads(), batch)
         if groups <= 1:
             fed = run(0, batch)
         else:
@@ -618,12 +673,13 @@ class FastWaveNet:
         temperature: float = 1.0,
         local: Tensor | None = None,
         local_offset: int = 0,
-        progress: bool = False,
+        progress: bool | Any = False,
         final: bool = True,
     ) -> np.ndarray:
         """Draw ``length`` codes per stream from the primed state -> [B, length] int32.
         ``final=False`` feeds the last code back too, so a further call continues the same
-        sequence (a long output drawn segment by segment, :func:`stream_fast`).
+        sequence (a long output drawn segment by segment, :func:`stream_fast`). ``progress``:
+        a bool, or an open tqdm bar to advance (one bar across segments).
 
         Sample ``t`` is drawn from the current parameters with ``uniforms[t]`` ([length, B, U])
         and fed back; the step after it reads local features ``local[..., local_offset + t]``
@@ -638,7 +694,10 @@ class FastWaveNet:
         chunk = self._chunk(local is not None)
         empty = np.zeros((b, 0), np.int32)
         no_params = np.zeros((0, b, st.params.shape[1]), np.float32)
-        with tqdm(total=length, disable=not progress, unit="sample", desc="fast sampling") as bar:
+        own = isinstance(progress, bool)
+        bar = tqdm(total=length, disable=not progress, unit="sample",
+                   desc="fast sampling") if own else progress
+        with (bar if own else nullcontext()), torch_threads(1):
             for s0 in range(0, length, chunk):
                 s1 = min(length, s0 + chunk)
                 loc = self._empty_local()
@@ -699,12 +758,14 @@ def stream_fast(
     prime: Tensor | None = None,
     weights: str = "float32",
     segment: int = 1 << 20,
+    progress: bool = False,
 ) -> Iterator[Tensor]:
     """:func:`sample_fast` in pieces: yields [n, t] long codes, ``segment`` steps at a time,
     with the engine state carried and the uniforms drawn per piece from the one generator
     (``torch.rand`` on a CPU generator gives the same numbers in pieces), so the pieces put
     together are exactly :func:`sample_fast`'s codes, and memory does not grow with
-    ``length`` (an hour of audio in a few hundred MB)."""
+    ``length`` (an hour of audio in a few hundred MB). ``progress``: one bar over the whole
+    length (samples per stream)."""
     _check(n, length, temperature)
     plan = model.sampling_plan(n, length, cond, prime)
     device = plan.prefix.device
@@ -718,14 +779,16 @@ def stream_fast(
     p = plan.prefix.shape[-1]
     local = plan.local
     engine.prime(plan.prefix, None if local is None else local[..., 1 : p + 1])
+    bar = tqdm(total=length, disable=not progress, unit="sample", desc="fast sampling")
     try:
         for s0 in range(0, length, segment):
             s1 = min(length, s0 + segment)
             uniforms = torch.rand(s1 - s0, n, model.head.uniforms_per_step, generator=gen)
             codes = engine.generate(s1 - s0, uniforms, temperature, local=local,
-                                    local_offset=p + 1 + s0, final=s1 == length)
+                                    local_offset=p + 1 + s0, progress=bar, final=s1 == length)
             yield torch.from_numpy(codes.astype(np.int64)).to(device)
     finally:
+        bar.close()
         engine.state = None
 
 

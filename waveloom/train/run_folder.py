@@ -49,12 +49,6 @@ RESUMABLE_CHANGES = frozenset({
 })
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, then rename: never a half-written file
-    (a full disk: a one-line CheckpointError, the previous file kept)."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'train': {'lr': 1}} -> {'train.lr': 1}."""
     out: dict[str, Any] = {}

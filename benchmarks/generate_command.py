@@ -1,0 +1,121 @@
+"""The whole ``waveloom generate`` command beside the fast engine's steady loop, in one run.
+
+Issue 21 measured the command at 1.2x real time while ``benchmarks/sampling.py`` promised
+more: this puts the two side by side, interleaved round by round (the machine is shared, so
+its load moves both the same way), on the shipped checkpoint:
+
+* ``command S s``: ``python -m waveloom.cli generate CKPT --seconds S --n N --engine fast``
+  in a subprocess, start-up, WAVs and spectrograms included (wall and CPU seconds);
+* ``start-up``: the same command for 0.05 s of audio (imports, loading, C kernel cache
+  lookup, priming, writing, plotting: everything but the loop);
+* ``CLI loop``: (N x samples of S - N x samples of 0.05 s) / (wall(S) - wall(0.05 s)),
+  samples per second over all streams;
+* ``steady``: ``benchmarks/sampling.py``'s fast loop (``FastWaveNet.generate`` from a zero
+  state, the same N streams and thread defaults) in this process.
+
+Printed per round with the 1-minute load average; the summary takes each figure's median and
+the real-time factor (seconds of audio per stream / wall seconds of the command).
+
+    .venv/bin/python benchmarks/generate_command.py [--seconds 10 60] [--n 4] [--rounds 3]
+        [--root OTHER_CHECKOUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CKPT = ROOT / "waveloom" / "assets" / "wavenet-small-notes.safetensors"
+SR = 16000
+TINY = 0.05  # seconds: the start-up run
+
+
+def command(seconds: float, n: int, out: Path, root: Path = ROOT) -> tuple[float, float]:
+    """(wall, CPU) seconds of the whole CLI command in a subprocess, running the waveloom of
+    ``root`` (another checkout: a before/after comparison)."""
+    argv = [sys.executable, "-m", "waveloom.cli", "generate", str(CKPT), "--seconds",
+            str(seconds), "--n", str(n), "--engine", "fast", "--out", str(out), "-q"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=str(root))
+    subprocess.run(argv, check=True, cwd=root, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=env)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def steady_rate(model, n: int, seconds: float) -> float:
+    """Samples/s (all streams) of the fast loop from a zero state, as benchmarks/sampling.py
+    times it (no priming, no writing)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from sampling import fast_steps
+
+    cond = {"pitch": torch.full((n,), 60), "instrument": torch.zeros(n, dtype=torch.long)}
+    length = int(seconds * SR)
+    plan = model.sampling_plan(n, length, cond, None)
+    fast_steps(model, n, plan.g, plan.local, 64, "float32", "auto")  # warm-up
+    t0 = time.perf_counter()
+    fast_steps(model, n, plan.g, plan.local, length, "float32", "auto")
+    return n * length / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
+    p.add_argument("--n", type=int, default=4, help="streams (the command's default is 4)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--root", type=Path, default=ROOT,
+                   help="the checkout whose command is timed (default: this one)")
+    args = p.parse_args()
+
+    from waveloom.models.load import load_checkpoint
+    from waveloom.sampling.fast import engine_threads
+
+    model, _ = load_checkpoint(CKPT)
+    print(f"{CKPT.name}, n={args.n}, fast engine threads {engine_threads()}, "
+          f"{os.cpu_count()} cores")
+    rows: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root)
+            rows.setdefault("start-up", []).append(start)
+            rows.setdefault("start-up cpu", []).append(start_cpu)
+            line = [f"round {r}: load {os.getloadavg()[0]:.1f}",
+                    f"start-up {start:.2f} s ({start_cpu:.2f} CPU)"]
+            for s in args.seconds:
+                wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}", args.root)
+                steady = steady_rate(model, args.n, min(s, 10.0))
+                cli = args.n * (s - TINY) * SR / max(wall - start, 1e-9)
+                for key, v in ((f"wall {s:g}", wall), (f"cpu {s:g}", cpu), (f"cli {s:g}", cli),
+                               (f"steady {s:g}", steady)):
+                    rows.setdefault(key, []).append(v)
+                line.append(f"{s:g} s: command {wall:.2f} s ({cpu:.2f} CPU, {s / wall:.2f}x "
+                            f"real time), CLI loop {cli:,.0f}/s, steady {steady:,.0f}/s "
+                            f"(ratio {cli / steady:.2f})")
+            print("; ".join(line), flush=True)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"medians of {args.rounds} rounds, load now {os.getloadavg()[0]:.1f}")
+    print("| seconds | command s (CPU s) | real time | start-up s (CPU s) | CLI loop /s | "
+          "steady /s | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for s in args.seconds:
+        wall, cli, steady = med[f"wall {s:g}"], med[f"cli {s:g}"], med[f"steady {s:g}"]
+        print(f"| {s:g} | {wall:.2f} ({med[f'cpu {s:g}']:.2f}) | {s / wall:.2f}x | "
+              f"{med['start-up']:.2f} ({med['start-up cpu']:.2f}) | {cli:,.0f} | {steady:,.0f} | "
+              f"{cli / steady:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
