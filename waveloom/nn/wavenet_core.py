@@ -86,13 +86,15 @@ def _pre_gate(p: BlockPlan, w: dict[str, Tensor], x: Tensor, gb: Tensor | None,
     t_in = x.shape[0] // b
     t_out, taps = _taps(p, t_in, plan.padded)
     cw = w["conv_w"]  # [2C, C_res, K]
-    h = torch.addmm(w["conv_b"], x[(t_in - t_out) * b :], cw[:, :, -1].t())
+    if gb is None:
+        h = torch.addmm(w["conv_b"], x[(t_in - t_out) * b :], cw[:, :, -1].t())
+    else:  # conv and global bias in the one pass that initialises h
+        h = (gb + w["conv_b"]).expand(t_out, b, -1).reshape(t_out * b, -1)
+        h.addmm_(x[(t_in - t_out) * b :], cw[:, :, -1].t())
     for k, i0, o0, n in taps:
         h[o0 * b : (o0 + n) * b].addmm_(x[i0 * b : (i0 + n) * b], cw[:, :, k].t())
     if p.local:
         h.addmm_(l_tm[l_tm.shape[0] - t_out * b :], w["local_w"][:, :, 0].t())
-    if gb is not None:
-        h.view(t_out, b, -1).add_(gb)
     c = p.channels
     return torch.tanh(h[:, :c]), torch.sigmoid(h[:, c:]), t_out
 
@@ -100,7 +102,8 @@ def _pre_gate(p: BlockPlan, w: dict[str, Tensor], x: Tensor, gb: Tensor | None,
 def run_blocks(plan: StackPlan, x: Tensor, gbias: Tensor | None, l_tm: Tensor | None,
                flat: list[Tensor], keep: list[Tensor] | None = None) -> Tensor:
     """The forward: x [T_0 B, C_res] -> gated outputs [tail B, n C]. ``keep`` (when given)
-    collects, per block, its input, tanh and sigmoid (only the input when recomputing)."""
+    collects, per block, its input, tanh, sigmoid and gated output (None when it is the
+    output's column slice; only the input when recomputing)."""
     b, tail = plan.batch, plan.tail
     c = plan.blocks[0].channels
     z_all = x.new_empty(tail * b, c * len(plan.blocks))
@@ -116,7 +119,7 @@ def run_blocks(plan: StackPlan, x: Tensor, gbias: Tensor | None, l_tm: Tensor | 
             z = th * sg
             cols.copy_(z[(t_out - tail) * b :])
         if keep is not None:
-            keep += [x] if plan.recompute else [x, th, sg]
+            keep += [x] if plan.recompute else [x, th, sg, None if t_out == tail else z]
         if p.residual:
             x_next = torch.addmm(w["res_b"], z, w["res_w"][:, :, 0].t())
             x = x_next.add_(x[x.shape[0] - t_out * b :])
@@ -135,11 +138,15 @@ def _gate_backward(gz: Tensor, th: Tensor, sg: Tensor) -> Tensor:
 
 
 def _block_backward(
-    p: BlockPlan, w: dict[str, Tensor], x: Tensor, th: Tensor, sg: Tensor, g_next: Tensor | None,
-    g_cols: Tensor, plan: StackPlan, l_tm: Tensor | None, g_l: Tensor | None,
-) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """One block's backward: (dL/dx [T_in B, C_res], dL/dh [T_out B, 2C], parameter grads).
-    ``g_next``: dL/dx' (None for the last block); ``g_cols``: dL/d(its gated tail)."""
+    p: BlockPlan, w: dict[str, Tensor], saved: tuple[Tensor, Tensor, Tensor, Tensor],
+    g_next: Tensor | None, g_cols: Tensor, plan: StackPlan, l_tm: Tensor | None,
+    g_l: Tensor | None, per_batch: bool,
+) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
+    """One block's backward: (dL/dx [T_in B, C_res], dL/dh summed over time [B, 2C] when
+    ``per_batch`` (the global projection's gradient), parameter grads). ``saved``: input,
+    tanh, sigmoid, gated output; ``g_next``: dL/dx' (None for the last block); ``g_cols``:
+    dL/d(its gated tail)."""
+    x, th, sg, z = saved
     b = plan.batch
     t_in = x.shape[0] // b
     t_out, taps = _taps(p, t_in, plan.padded)
@@ -148,14 +155,14 @@ def _block_backward(
     if p.residual:
         gz = torch.mm(g_next, w["res_w"][:, :, 0])
         gz[skip_from:].add_(g_cols)
-        z = th * sg
         grads["res_w"] = torch.mm(g_next.t(), z).unsqueeze(-1)
         grads["res_b"] = g_next.sum(0)
     else:
         gz = g_cols if skip_from == 0 else torch.cat([g_cols.new_zeros(skip_from, g_cols.shape[1]),
                                                       g_cols])
     gh = _gate_backward(gz, th, sg)
-    grads["conv_b"] = gh.sum(0)
+    g_batch = gh.view(t_out, b, -1).sum(0) if per_batch else None
+    grads["conv_b"] = gh.sum(0) if g_batch is None else g_batch.sum(0)
     cw = w["conv_w"]
     gw = [None] * p.kernel
     ctx0 = (t_in - t_out) * b
@@ -176,7 +183,7 @@ def _block_backward(
         torch.addmm(g_next, gh, cw[:, :, -1], out=gx[ctx0:])
     for k, i0, o0, n in taps:
         gx[i0 * b : (i0 + n) * b].addmm_(gh[o0 * b : (o0 + n) * b], cw[:, :, k])
-    return gx, gh, grads
+    return gx, g_batch, grads
 
 
 class StackBlocks(torch.autograd.Function):
@@ -188,7 +195,7 @@ class StackBlocks(torch.autograd.Function):
         keep: list[Tensor] = []
         z_all = run_blocks(plan, x, gbias, l_tm, list(flat), keep)
         ctx.plan = plan
-        ctx.save_for_backward(gbias, l_tm, *flat, *keep)
+        ctx.save_for_backward(gbias, l_tm, z_all, *flat, *keep)
         ctx.n_flat = len(flat)
         return z_all
 
@@ -196,16 +203,18 @@ class StackBlocks(torch.autograd.Function):
     def backward(ctx, g_zall: Tensor):  # noqa: ANN205 - autograd's contract
         plan: StackPlan = ctx.plan
         saved = ctx.saved_tensors
-        gbias, l_tm = saved[0], saved[1]
-        flat, keep = list(saved[2 : 2 + ctx.n_flat]), list(saved[2 + ctx.n_flat :])
-        return (None, *_backward(plan, g_zall, gbias, l_tm, flat, keep, ctx.needs_input_grad))
+        gbias, l_tm, z_all = saved[:3]
+        flat, keep = list(saved[3 : 3 + ctx.n_flat]), list(saved[3 + ctx.n_flat :])
+        return (None, *_backward(plan, g_zall, gbias, l_tm, z_all, flat, keep,
+                                 ctx.needs_input_grad))
 
 
 def _backward(plan: StackPlan, g_zall: Tensor, gbias: Tensor | None, l_tm: Tensor | None,
-              flat: list[Tensor], keep: list[Tensor], needs: tuple[bool, ...]) -> tuple:
+              z_all: Tensor, flat: list[Tensor], keep: list[Tensor | None],
+              needs: tuple[bool, ...]) -> tuple:
     """Every block's backward in reverse -> grads of (x, gbias, l_tm, *flat)."""
-    b, c = plan.batch, plan.blocks[0].channels
-    per = 1 if plan.recompute else 3
+    c = plan.blocks[0].channels
+    per = 1 if plan.recompute else 4
     ws, i = [], 0
     for p in plan.blocks:
         w, i = _params(p, flat, i)
@@ -217,15 +226,17 @@ def _backward(plan: StackPlan, g_zall: Tensor, gbias: Tensor | None, l_tm: Tenso
     for n in reversed(range(len(plan.blocks))):
         p, w = plan.blocks[n], ws[n]
         x = keep[per * n]
+        cols = slice(c * n, c * (n + 1))
         if plan.recompute:
             gb = None if gbias is None else gbias[:, 2 * c * n : 2 * c * (n + 1)]
             th, sg, _ = _pre_gate(p, w, x, gb, l_tm, plan)
+            z = th * sg
         else:
-            th, sg = keep[per * n + 1], keep[per * n + 2]
-        g_cols = g_zall[:, c * n : c * (n + 1)]
-        g_next, gh, grads = _block_backward(p, w, x, th, sg, g_next, g_cols, plan, l_tm, g_l)
+            th, sg, z = keep[per * n + 1 : per * n + 4]
+            z = z_all[:, cols] if z is None else z
+        g_next, g_batch, grads = _block_backward(
+            p, w, (x, th, sg, z), g_next, g_zall[:, cols], plan, l_tm, g_l, g_gb is not None)
         if g_gb is not None:
-            t_out = gh.shape[0] // b
-            g_gb[:, 2 * c * n : 2 * c * (n + 1)] = gh.view(t_out, b, -1).sum(0)
+            g_gb[:, 2 * c * n : 2 * c * (n + 1)] = g_batch
         g_flat = [grads[k] for k in w] + g_flat
     return (g_next, g_gb, g_l, *g_flat)
