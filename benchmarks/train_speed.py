@@ -117,9 +117,14 @@ class FlopCount(TorchDispatchMode):
         super().__init__()
         self.total = 0
 
+    #: In-place ops counted by their out-of-place formula (the fast stack accumulates its
+    #: dilated taps with ``addmm_``).
+    INPLACE = {torch.ops.aten.addmm_: torch.ops.aten.addmm}
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         packet = func._overloadpacket
+        packet = self.INPLACE.get(packet, packet)
         if packet not in flop_registry and func is not torch.ops.prim.device.default:
             with self:
                 out = func.decompose(*args, **kwargs)
