@@ -53,6 +53,23 @@ def test_fast_forward_equals_reference(input, cond, checkpointed, kernel, padded
         torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("padded", [False, True])
+def test_fast_forward_equals_reference_at_batch_one(padded):
+    torch.manual_seed(0)
+    stack = WaveNetStack(out_channels=7, residual_channels=8, dilation_channels=6,
+                         skip_channels=10, end_channels=9, layers_per_stack=3, stacks=2,
+                         global_channels=G, local_channels=L).train()
+    gen = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, 256, (1, 40), generator=gen)
+    g = torch.randn(1, G, generator=gen).requires_grad_()
+    l = torch.randn(1, L, 40, generator=gen).requires_grad_()
+    ref_out, ref_grads = _run(stack, codes, g, l, padded, reference=True)
+    out, grads = _run(stack, codes, g, l, padded, reference=False)
+    torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-5)
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_fast_forward_refuses_missing_conditioning():
     torch.manual_seed(0)
     stack = WaveNetStack(out_channels=4, residual_channels=4, dilation_channels=4,

@@ -89,7 +89,9 @@ def _pre_gate(p: BlockPlan, w: dict[str, Tensor], x: Tensor, gb: Tensor | None,
     if gb is None:
         h = torch.addmm(w["conv_b"], x[(t_in - t_out) * b :], cw[:, :, -1].t())
     else:  # conv and global bias in the one pass that initialises h
-        h = (gb + w["conv_b"]).expand(t_out, b, -1).reshape(t_out * b, -1)
+        h = x.new_empty(t_out, b, gb.shape[-1])
+        h.copy_(gb + w["conv_b"])  # broadcast over time (a reshape of an expand may not copy)
+        h = h.view(t_out * b, -1)
         h.addmm_(x[(t_in - t_out) * b :], cw[:, :, -1].t())
     for k, i0, o0, n in taps:
         h[o0 * b : (o0 + n) * b].addmm_(x[i0 * b : (i0 + n) * b], cw[:, :, k].t())
