@@ -286,8 +286,9 @@ class WaveNetStack(nn.Module):
 
         By default this runs :func:`waveloom.nn.wavenet_fast.fast_forward` (time-major rows,
         dilated taps as GEMMs on row slices, a hand-written backward, one skip GEMM; measured
-        by ``benchmarks/train_speed.py --compare-reference``); ``reference=True`` runs the plain layer-by-layer path it
-        is tested against (same outputs and gradients to float32 rounding).
+        by ``benchmarks/train_speed.py --compare-reference``); ``reference=True`` runs the
+        plain layer-by-layer path it is tested against (same outputs and gradients to float32
+        rounding).
         """
         if reference:
             return self._run(codes, g, l, padded)
