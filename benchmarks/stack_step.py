@@ -5,12 +5,9 @@ One forward + backward (cross-entropy over 256 classes, the WaveNet loss) of
 the predicted samples), timed for the default fast path (``waveloom/nn/wavenet_fast.py``) and
 for ``reference=True`` (the layer-by-layer ``nn.Conv1d`` path) in interleaved rounds in one
 process, so drift in what else the machine runs hits both alike; the median of each and
-their ratio are printed. Variants (``--variants``) swap one piece of the fast path back to
-its plain form, to measure what each piece pays:
-
-* ``two_gemm``: the dilated conv as K products of the shifted views, summed, instead of one
-  product of the views stacked along channels;
-* ``layer_skip``: each layer's skip 1x1 applied and summed per layer instead of one product.
+their ratio are printed. (The per-piece variants of the earlier fast path, stacked taps and
+per-layer skips, went with it; the time-major rewrite is measured against it in
+docs/wavenet.md.)
 
 Sizes: ``paper`` = 3 stacks x 10 layers, residual/dilation 64, skip/end 256 (the default
 stack, ~7.5 MFLOP per predicted sample for forward + backward); ``small`` = the demo preset's
@@ -18,7 +15,7 @@ stack, ~7.5 MFLOP per predicted sample for forward + backward); ``small`` = the 
 (6 channels) to every layer, as the demo WaveNet has.
 
     PYTHONPATH=. .venv/bin/python benchmarks/stack_step.py [--sizes paper small]
-        [--shapes 4x8000 1x16000] [--threads 2] [--rounds 7] [--cond] [--variants ...]
+        [--shapes 4x8000 1x16000] [--threads 2] [--rounds 7] [--cond]
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ import torch
 import torch.nn.functional as F
 
 from waveloom.device import set_threads
-from waveloom.nn import wavenet_fast
 from waveloom.nn.wavenet import WaveNetStack
 
 SIZES = {
@@ -42,65 +38,6 @@ SIZES = {
                   end_channels=128, layers_per_stack=9, stacks=2),
 }
 G_DIM, L_DIM = 16, 6
-
-
-def two_gemm_block(block, x, bias, l, padded, tail):
-    """The fast block with the dilated conv as K separate products (variant ``two_gemm``)."""
-    conv = block.conv
-    k, d = conv.kernel_size[0], conv.dilation[0]
-    ctx = (k - 1) * d
-    if padded and ctx:
-        x = F.pad(x, (0, 0, ctx, 0))
-    b, t_in, c = x.shape
-    t_out = t_in - ctx
-    h = torch.matmul(x[:, (k - 1) * d :], conv.weight[:, :, k - 1].t()) + conv.bias
-    for j in range(k - 1):
-        h = h + torch.matmul(x[:, j * d : j * d + t_out], conv.weight[:, :, j].t())
-    if l is not None:
-        h = h + torch.matmul(l[:, l.shape[1] - t_out :], block.local_proj.weight[:, :, 0].t())
-    if bias is not None:
-        h = h + bias
-    z = wavenet_fast.gate(h)
-    if block.res is None:
-        return None, z[:, t_out - tail :]
-    res = torch.addmm(block.res.bias, z.reshape(b * t_out, -1), block.res.weight[:, :, 0].t())
-    return res.view(b, t_out, c).add_(x[:, ctx:]), z[:, t_out - tail :]
-
-
-def variant(name: str) -> Callable[[], None]:
-    """A context-free patch of wavenet_fast for one variant; returns the undo."""
-    saved = dict(vars(wavenet_fast))
-    if name == "two_gemm":
-        wavenet_fast._block = two_gemm_block
-    elif name == "layer_skip":
-        wavenet_fast.fast_forward = layer_skip_forward
-    elif name not in ("fast", "reference"):
-        raise SystemExit(f"unknown variant {name!r}")
-
-    def undo() -> None:
-        for key in ("gate", "_block", "fast_forward"):
-            setattr(wavenet_fast, key, saved[key])
-    return undo
-
-
-def layer_skip_forward(stack, codes, g, l, padded):
-    """The fast forward with each layer's skip 1x1 summed per layer (variant ``layer_skip``)."""
-    x = wavenet_fast._input_conv(stack, wavenet_fast._inputs(stack, codes), padded)
-    b, t = x.shape[0], codes.shape[-1]
-    t_final = t if padded else t - stack.receptive_field + 1
-    l_tm = None if l is None else l.transpose(1, 2)
-    skip = None
-    for block, bias in zip(stack.blocks, wavenet_fast._global_biases(stack, g)):
-        x_next, z = wavenet_fast._block(block, x, bias, l_tm, padded, t_final)
-        s = torch.addmm(block.skip.bias, z.reshape(b * t_final, -1),
-                        block.skip.weight[:, :, 0].t())
-        skip = s if skip is None else skip + s
-        if x_next is not None:
-            x = x_next
-    skip = skip.relu()
-    hidden = torch.addmm(stack.out1.bias, skip, stack.out1.weight[:, :, 0].t()).relu_()
-    out = torch.addmm(stack.out2.bias, hidden, stack.out2.weight[:, :, 0].t())
-    return out.view(b, t_final, -1).transpose(1, 2)
 
 
 def make_step(size: str, shape: str, cond: bool, name: str) -> Callable[[], None]:
@@ -115,12 +52,8 @@ def make_step(size: str, shape: str, cond: bool, name: str) -> Callable[[], None
     l = torch.randn(batch, L_DIM, total) if cond else None
 
     def step() -> None:
-        undo = variant(name)
-        try:
-            out = stack(codes, g, l, padded=False, reference=name == "reference")
-            F.cross_entropy(out, targets).backward()
-        finally:
-            undo()
+        out = stack(codes, g, l, padded=False, reference=name == "reference")
+        F.cross_entropy(out, targets).backward()
         stack.zero_grad(set_to_none=True)
     return step
 
@@ -151,14 +84,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cond", action="store_true")
-    parser.add_argument("--variants", nargs="*", default=[],
-                        choices=["two_gemm", "layer_skip"])
     args = parser.parse_args()
     set_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for size in args.sizes:
         for shape in args.shapes:
-            run(size, shape, args.cond, ["reference", "fast", *args.variants], args.rounds)
+            run(size, shape, args.cond, ["reference", "fast"], args.rounds)
 
 
 if __name__ == "__main__":

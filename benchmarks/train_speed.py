@@ -47,6 +47,7 @@ parameters; the global conditioning (one row per window) is negligible and left 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -78,12 +79,21 @@ PAPER_SIZE = ["model.residual_channels=64", "model.dilation_channels=64",
 NAMED = {"wavenet/paper-size": ("wavenet/small", PAPER_SIZE)}
 
 
-def preset_config(name: str, precision: str = "32"):
+def preset_config(name: str, precision: str = "32", overrides: tuple[str, ...] = ()):
     """``family/preset`` (``configs/<family>/<preset>.yaml``), a named variant (NAMED) or a
-    YAML path -> RunConfig, with ``train.precision`` set."""
+    YAML path -> RunConfig, with ``train.precision`` and ``overrides`` set."""
     base, extra = NAMED.get(name, (name, []))
     path = Path(base) if base.endswith((".yaml", ".yml")) else CONFIGS / f"{base}.yaml"
-    return load_config(path, [*extra, f"train.precision={precision}"])
+    return load_config(path, [*extra, f"train.precision={precision}", *overrides])
+
+
+def use_reference_stack(model: torch.nn.Module) -> int:
+    """Make every ``WaveNetStack`` in ``model`` run its plain reference path
+    (``forward(..., reference=True)``); returns how many there are."""
+    stacks = [m for m in model.modules() if isinstance(m, WaveNetStack)]
+    for stack in stacks:
+        stack.forward = functools.partial(WaveNetStack.forward, stack, reference=True)
+    return len(stacks)
 
 
 def parse_shape(text: str | None) -> tuple[int, int] | None:
@@ -107,9 +117,14 @@ class FlopCount(TorchDispatchMode):
         super().__init__()
         self.total = 0
 
+    #: In-place ops counted by their out-of-place formula (the fast stack accumulates its
+    #: dilated taps with ``addmm_``).
+    INPLACE = {torch.ops.aten.addmm_: torch.ops.aten.addmm}
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         packet = func._overloadpacket
+        packet = self.INPLACE.get(packet, packet)
         if packet not in flop_registry and func is not torch.ops.prim.device.default:
             with self:
                 out = func.decompose(*args, **kwargs)
@@ -239,12 +254,17 @@ def sequence_batch(model: torch.nn.Module, b: int, t: int, chunks: int) -> dict[
 
 
 def build_case(name: str, device: torch.device, shape: tuple[int, int] | None,
-               precision: str = "32", count_flops: bool = True) -> Case:
+               precision: str = "32", count_flops: bool = True, overrides: tuple[str, ...] = (),
+               reference: bool = False) -> Case:
     """Model, objective (through Fabric, as the trainer sets them up) and batch of one preset;
-    the returned case's ``step`` runs one training step."""
-    cfg = preset_config(name, precision)
+    the returned case's ``step`` runs one training step. ``reference``: the model's WaveNet
+    stacks run their plain reference path; ``overrides``: config overrides
+    (``train.compile=true``)."""
+    cfg = preset_config(name, precision, overrides)
     torch.manual_seed(0)
     model = build_model(cfg)
+    if reference:
+        use_reference_stack(model)
     objective = build_objective(get_family(cfg.family).objective)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -299,6 +319,46 @@ def print_table(rows: list[dict[str, Any]], peak: dict[str, float]) -> None:
         print(f"fp32 matmul peak ({dev}, median over rounds): {value:.1f} GFLOP/s")
 
 
+#: The small presets of every family whose model trains through the WaveNet stack.
+STACK_PRESETS = ["wavenet/small", "wavenet/paper-size", "nsynth_ae/small", "ada/small",
+                 "code_prior/small"]
+
+
+def compare(args: argparse.Namespace, mode: str) -> list[dict[str, Any]]:
+    """Paired timing in one process: per preset, the new variant and its baseline run side by
+    side in every round (``mode`` 'reference': the fast stack vs ``reference=True``;
+    'compile': ``train.compile=true`` vs eager). The speed-up is the median over rounds of
+    each round's baseline / new step time, so load that changes between rounds cancels."""
+    device = torch.device((args.devices or ["cpu"])[0])
+    names = args.presets or (STACK_PRESETS if mode == "reference" else DEFAULT_PRESETS)
+    shape = parse_shape(args.shape)
+    pairs = []
+    for name in names:
+        base = build_case(name, device, shape, args.precision, False, reference=mode == "reference")
+        new = build_case(name, device, shape, args.precision, False, overrides=(
+            ("train.compile=true", f"train.compile_backend={args.compile_backend}")
+            if mode == "compile" else ()))
+        first = timed(new.step, device)  # compiles when mode == 'compile'
+        pairs.append((name, new, base, first))
+    run_rounds([c for _, new, base, _ in pairs for c in (new, base)], lambda: 0.0,
+               args.rounds, args.steps, args.warmup)
+    rows = []
+    for name, new, base, first in pairs:
+        speedup = statistics.median(b / n for b, n in zip(base.times, new.times))
+        rows.append({"preset": name, "shape": f"{new.shape[0]}x{new.shape[1]}", "mode": mode,
+                     "new_ms": 1e3 * statistics.median(new.times),
+                     "baseline_ms": 1e3 * statistics.median(base.times),
+                     "speedup": speedup, "first_step_s": first})
+    label = {"reference": ("fast", "reference", "fast/ref"),
+             "compile": ("compiled", "eager", "compiled/eager")}[mode]
+    print(f"{'preset':<22}{'BxT':>10}{label[0] + ' ms':>14}{label[1] + ' ms':>14}"
+          f"{'speed ' + label[2]:>22}{'first step s':>14}")
+    for r in rows:
+        print(f"{r['preset']:<22}{r['shape']:>10}{r['new_ms']:>14.1f}{r['baseline_ms']:>14.1f}"
+              f"{r['speedup']:>22.2f}{r['first_step_s']:>14.1f}")
+    return rows
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     info = {"torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
             "threads": threads, "cores": os.cpu_count(), "loadavg_start": os.getloadavg()}
@@ -309,8 +369,17 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--presets", nargs="+", default=["wavenet/small", "wavenet/paper-size"],
-                    help="family/preset, wavenet/paper-size, or a YAML path")
+    ap.add_argument("--presets", nargs="+", default=None,
+                    help="family/preset, wavenet/paper-size, or a YAML path (default: "
+                         "wavenet/small and wavenet/paper-size; with --compare-reference every "
+                         "family on the WaveNet stack)")
+    ap.add_argument("--compare-reference", action="store_true",
+                    help="time the fast and the reference WaveNet stack interleaved and print "
+                         "fast/reference speed per preset")
+    ap.add_argument("--compare-compile", action="store_true",
+                    help="time train.compile=true against eager interleaved (compile time: "
+                         "the first step)")
+    ap.add_argument("--compile-backend", default="inductor")
     ap.add_argument("--all-families", action="store_true",
                     help="also every registered family's small preset")
     ap.add_argument("--shape", help="BxT for every preset (default: the preset's data.batch_size "
@@ -329,11 +398,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+DEFAULT_PRESETS = ["wavenet/small", "wavenet/paper-size"]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     set_threads(args.threads)
+    if args.compare_reference or args.compare_compile:
+        info = machine_info(args.threads)
+        print(f"torch {info['torch']}, {args.threads} thread(s), "
+              f"load average {info['loadavg_start'][0]:.2f}")
+        rows = [row for mode, on in (("reference", args.compare_reference),
+                                     ("compile", args.compare_compile)) if on
+                for row in compare(args, mode)]
+        info["loadavg_end"] = os.getloadavg()
+        print(f"load average at the end: {info['loadavg_end'][0]:.2f}")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
+        return
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    names = list(args.presets)
+    names = list(args.presets or DEFAULT_PRESETS)
     if args.all_families:
         names += [f"{f}/small" for f in family_names() if f"{f}/small" not in names]
     info = machine_info(args.threads)

@@ -75,3 +75,19 @@ def test_generate_command_benchmark_prints_its_table():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| seconds | command s (CPU s) | real time |" in proc.stdout
     assert "start-up" in proc.stdout and "ratio" in proc.stdout
+
+
+def test_compare_reference_pairs_the_fast_and_reference_stacks(bench_modules, capsys):
+    train_speed, _ = bench_modules
+    train_speed.main(["--compare-reference", "--presets", "wavenet/tiny", "--shape", "2x300",
+                      "--threads", "1", "--rounds", "1", "--warmup", "0"])
+    out = capsys.readouterr().out
+    assert "speed fast/ref" in out and "wavenet/tiny" in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_gpu_script_refuses_cleanly_without_a_gpu():
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(["bash", str(BENCH / "gpu_train_speed.sh")], capture_output=True,
+                          text=True, env=env, timeout=60, cwd=REPO)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr

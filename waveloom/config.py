@@ -76,6 +76,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.0  # 0 disables EMA weights
     precision: str = "auto"  # auto | 32 | bf16-mixed | 16-mixed
+    # torch.compile of the model's training loss (waveloom/train/compile.py); pays on GPUs,
+    # measured on CPU in docs/wavenet.md. compile_backend: inductor | aot_eager | eager.
+    compile: bool = False
+    compile_backend: str = "inductor"
     checkpoint_every: int = 500
     log_every: int = 50
     sample_every: int = 0  # steps between audio samples logged to TensorBoard; 0 disables
@@ -96,6 +100,11 @@ class TrainConfig:
             raise ConfigError(
                 f"train.precision={self.precision!r}: use auto, 32, bf16-mixed or 16-mixed"
             )
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"train.compile={self.compile!r}: use true or false")
+        if self.compile_backend not in ("inductor", "aot_eager", "eager"):
+            raise ConfigError(f"train.compile_backend={self.compile_backend!r}: use inductor, "
+                              "aot_eager or eager")
 
 
 @dataclass

@@ -284,10 +284,11 @@ class WaveNetStack(nn.Module):
         ``j + receptive_field - 1``. This skips all work whose result a loss over the last
         positions would discard.
 
-        By default this runs :func:`waveloom.nn.wavenet_fast.fast_forward` (time-major, one
-        GEMM per convolution, one skip GEMM; 1.3-1.8x faster to train on a CPU, see
-        ``benchmarks/stack_step.py``); ``reference=True`` runs the plain layer-by-layer path it
-        is tested against (same outputs and gradients to float32 rounding).
+        By default this runs :func:`waveloom.nn.wavenet_fast.fast_forward` (time-major rows,
+        dilated taps as GEMMs on row slices, a hand-written backward, one skip GEMM; measured
+        by ``benchmarks/train_speed.py --compare-reference``); ``reference=True`` runs the
+        plain layer-by-layer path it is tested against (same outputs and gradients to float32
+        rounding).
         """
         if reference:
             return self._run(codes, g, l, padded)

@@ -111,6 +111,10 @@ class Objective:
             wrapped.mark_forward_method(name)
         if self.ema is not None:
             self.ema.to(fabric.device)
+        if cfg.train.compile:
+            from waveloom.train.compile import compile_loss
+
+            compile_loss(unwrap(wrapped), cfg.train.compile_backend, fabric.print)
         return wrapped
 
     # -- data
