@@ -72,3 +72,28 @@ def test_demo_writes_a_page_whose_links_resolve(tmp_path) -> None:
     melody, _ = load_audio(tmp_path / "model" / "melody.wav")
     rms = float(np.sqrt(np.mean(np.square(melody))))
     assert 0.005 < rms < 0.5
+
+
+def test_ddsp_section_transfers_the_reference_to_each_instrument(tmp_path) -> None:
+    """The DDSP section renders the reference melody, plays it on each DDSP checkpoint (here an
+    untrained tiny one: only the plumbing is pinned) and counts notes on pitch by pYIN."""
+    from waveloom.app.demo import _section
+    from waveloom.app.demo_ddsp import ddsp_section, notes_on_pitch, reference_melody
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+
+    from .conftest import CONFIGS
+
+    torch.manual_seed(0)
+    run = load_config(CONFIGS / "ddsp" / "tiny.yaml")
+    ckpt = save_checkpoint(tmp_path / "ddsp-tiny.safetensors", build_model(run), run)
+    melody = MELODY[:4]
+    html = ddsp_section([ckpt], melody, tmp_path, _section)
+    assert "ddsp-tiny" in html and "within 50 cents" in html
+    report = json.loads((tmp_path / "ddsp" / "pitch.json").read_text())
+    assert 0 <= report["instruments"]["ddsp-tiny"]["notes_on_pitch"] <= len(melody)
+    assert (tmp_path / "ddsp" / "ddsp-tiny.wav").is_file()
+    # the reference itself is the ceiling: every one of its notes is on pitch
+    ref = reference_melody(melody, 16000)
+    assert notes_on_pitch(ref, 16000, melody) == len(melody)

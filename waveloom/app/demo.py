@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CHECKPOINT = ASSETS / "wavenet-small-notes.safetensors"
 DEMO_AUTOENCODER = ASSETS / "nsynth-ae-small-notes.safetensors"
+#: The shipped DDSP instruments: every asset named so plays the demo's transfer section.
+DDSP_ASSETS = "ddsp-*.safetensors"
 
 #: (pitch, seconds) of the demo melody: the opening of "Ode to Joy", in C.
 MELODY = [(64, 0.5), (64, 0.5), (65, 0.5), (67, 0.5), (67, 0.5), (65, 0.5), (64, 0.5), (62, 0.5),
@@ -128,11 +130,12 @@ def _interpolation_section(ckpt: Path, data_dir: Path, examples: dict, out: Path
 
 
 def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None = None,
-             autoencoder: Path | None = None) -> Path:
+             autoencoder: Path | None = None, ddsp: list[Path] | None = None) -> Path:
     """Write the demo folder; return the path of its ``index.html``.
 
-    ``checkpoint`` (a WaveNet) and ``autoencoder`` (an NSynth autoencoder) default to the
-    shipped models; a section is skipped when its checkpoint is absent.
+    ``checkpoint`` (a WaveNet), ``autoencoder`` (an NSynth autoencoder) and ``ddsp`` (DDSP
+    instruments) default to the shipped models; a section is skipped when its checkpoint is
+    absent.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,6 +154,11 @@ def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None 
     ae = Path(autoencoder) if autoencoder else DEMO_AUTOENCODER
     if ae.is_file():
         sections.append(_interpolation_section(ae, data_dir, examples, out, progress))
+    instruments = sorted(ASSETS.glob(DDSP_ASSETS)) if ddsp is None else list(ddsp)
+    if instruments:
+        from waveloom.app.demo_ddsp import ddsp_section
+
+        sections.append(ddsp_section(instruments, MELODY, out, _section))
     index = out / "index.html"
     index.write_text(
         "<!doctype html><meta charset='utf-8'><title>waveloom demo</title>"
