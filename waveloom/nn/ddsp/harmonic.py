@@ -75,6 +75,8 @@ def masked_distribution(distribution: Tensor, limit_hz: Tensor, sample_rate: int
 
 #: Sine elements per chunk when no gradient is needed (~400 KB of float32: stays in cache).
 CHUNK_ELEMENTS = 100_000
+#: Chunks per worker thread below which harmonic_sum stays on one thread (pool start-up ~ms).
+THREAD_MIN_CHUNKS = 16
 
 
 def _highest_harmonic(pair: Tensor) -> Tensor:
@@ -92,7 +94,9 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
     non-zero one (those the Nyquist mask removed: harmonic 37 and up at 220 Hz, 16 kHz) are not
     computed at all; that is exact, their terms are zero. On CPU without autograd the frames go
     through in chunks of ~``CHUNK_ELEMENTS`` sines that stay in cache (2-3x faster on one core
-    than materialising all sines, which is memory-bound), each chunk with its own top harmonic.
+    than materialising all sines, which is memory-bound), each chunk with its own top harmonic,
+    the chunks shared among ``torch.get_num_threads()`` Python threads (torch releases the GIL
+    in its kernels; small kernels do not use torch's own intra-op threads).
     """
     k = torch.arange(1, pair.shape[-1] + 1, dtype=cycles.dtype, device=cycles.device)
     k = (2 * math.pi * k)[:, None]  # [K, 1]
@@ -106,10 +110,25 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
     step = max(1, CHUNK_ELEMENTS // max(1, batch * hop * pair.shape[-1]))
     tops = top.amax(0).tolist() if frames else []
     out = cycles.new_empty(batch, frames, 2, hop)
-    for s in range(0, frames, step):
-        n = max(1, max(tops[s : s + step]))
-        sines = torch.sin_(cycles[:, s : s + step].unsqueeze(-2) * k[:n])
-        torch.matmul(pair[:, s : s + step, :, :n], sines, out=out[:, s : s + step])
+    starts = list(range(0, frames, step))
+
+    def run(chunk_starts: list[int]) -> None:
+        torch.set_num_threads(1)  # per thread (OpenMP): a chunk is too small to split
+        for s in chunk_starts:
+            n = max(1, max(tops[s : s + step]))
+            sines = torch.sin_(cycles[:, s : s + step].unsqueeze(-2) * k[:n])
+            torch.matmul(pair[:, s : s + step, :, :n], sines, out=out[:, s : s + step])
+
+    threads = torch.get_num_threads()
+    workers = max(1, min(threads, len(starts) // THREAD_MIN_CHUNKS))
+    from concurrent.futures import ThreadPoolExecutor
+
+    # chunks are independent, each computed on one thread: the same bits for any thread count
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, [starts[i::workers] for i in range(workers)]))
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
