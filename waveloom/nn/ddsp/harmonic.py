@@ -77,6 +77,11 @@ def masked_distribution(distribution: Tensor, limit_hz: Tensor, sample_rate: int
 CHUNK_ELEMENTS = 100_000
 #: Chunks per worker thread below which harmonic_sum stays on one thread (pool start-up ~ms).
 THREAD_MIN_CHUNKS = 16
+#: Worker threads for the CPU chunks; None: ``torch.get_num_threads()``. ``waveloom transfer``
+#: and ``perform`` set it to the CPU count and run torch itself on one thread (see
+#: :func:`waveloom.app.ddsp.run`): torch's intra-op threads cost more than they give on the
+#: decoder's and the synthesiser's small kernels, twice the render time on a busy 2-core machine.
+SYNTH_THREADS: int | None = None
 
 
 def _highest_harmonic(pair: Tensor) -> Tensor:
@@ -120,13 +125,15 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
             torch.matmul(pair[:, s : s + step, :, :n], sines, out=out[:, s : s + step])
 
     threads = torch.get_num_threads()
-    workers = max(1, min(threads, len(starts) // THREAD_MIN_CHUNKS))
+    workers = max(1, min(SYNTH_THREADS or threads, len(starts) // THREAD_MIN_CHUNKS))
     from concurrent.futures import ThreadPoolExecutor
 
-    # chunks are independent, each computed on one thread: the same bits for any thread count
+    # chunks are independent, each computed on one thread: the same bits for any thread count;
+    # handed out in small groups, so a worker whose core is busy elsewhere does fewer of them
+    groups = [starts[i : i + 4] for i in range(0, len(starts), 4)]
     try:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, [starts[i::workers] for i in range(workers)]))
+            list(pool.map(run, groups))
     finally:
         torch.set_num_threads(threads)
     return out
