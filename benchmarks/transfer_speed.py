@@ -40,6 +40,8 @@ from waveloom.audio.io import load_audio, save_audio
 from waveloom.models.ddsp.perform import audio_controls, render
 t1 = time.perf_counter()
 ckpt, audio_path, out, method = sys.argv[1:5]
+threads = ddsp._threads()
+threads.__enter__()  # the verb's thread settings (kept referenced: not closed)
 model = ddsp._load(argparse.Namespace(checkpoint=Path(ckpt), instrument=None, device="cpu"))
 t2 = time.perf_counter()
 audio, _ = load_audio(Path(audio_path), model.config.sample_rate)

@@ -309,15 +309,21 @@ def test_harmonic_sum_same_bits_for_any_thread_count():
     cycles = torch.rand(2, 700, 64, generator=gen)
     pair = torch.rand(2, 700, 2, 60, generator=gen)
     pair[:, 300:, :, 30:] = 0.0  # chunks with fewer harmonics
-    before = torch.get_num_threads()
+    from waveloom.nn.ddsp import harmonic
+
+    before, synth = torch.get_num_threads(), harmonic.SYNTH_THREADS
     try:
         torch.set_num_threads(1)
         one = harmonic_sum(cycles, pair)
-        torch.set_num_threads(2)
+        harmonic.SYNTH_THREADS = 2  # what transfer sets: chunks on two Python threads
         two = harmonic_sum(cycles, pair)
-        assert torch.get_num_threads() == 2  # restored after the worker threads
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)  # torch's own threads
+        torch_two = harmonic_sum(cycles, pair)
     finally:
         torch.set_num_threads(before)
+        harmonic.SYNTH_THREADS = synth
+    assert torch.equal(one, torch_two)
     assert torch.equal(one, two)
     reference = torch.matmul(pair, torch.sin(2 * np.pi * torch.arange(1, 61)[:, None]
                                              * cycles.unsqueeze(-2)))

@@ -77,10 +77,11 @@ def masked_distribution(distribution: Tensor, limit_hz: Tensor, sample_rate: int
 CHUNK_ELEMENTS = 100_000
 #: Chunks per worker thread below which harmonic_sum stays on one thread (pool start-up ~ms).
 THREAD_MIN_CHUNKS = 16
-#: Worker threads for the CPU chunks; None: ``torch.get_num_threads()``. ``waveloom transfer``
-#: and ``perform`` set it to the CPU count and run torch itself on one thread (see
-#: :func:`waveloom.app.ddsp.run`): torch's intra-op threads cost more than they give on the
-#: decoder's and the synthesiser's small kernels, twice the render time on a busy 2-core machine.
+#: Python worker threads for the CPU chunks, used only while torch runs on one intra-op thread
+#: (otherwise torch's own threads split each kernel, as before). ``waveloom transfer`` and
+#: ``perform`` set torch to one thread and this to the core count (:func:`waveloom.app.ddsp.
+#: _threads`): torch's intra-op threads cost more than they give on the decoder's and the
+#: synthesiser's small kernels, twice the render time on a busy 2-core machine.
 SYNTH_THREADS: int | None = None
 
 
@@ -100,8 +101,8 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
     computed at all; that is exact, their terms are zero. On CPU without autograd the frames go
     through in chunks of ~``CHUNK_ELEMENTS`` sines that stay in cache (2-3x faster on one core
     than materialising all sines, which is memory-bound), each chunk with its own top harmonic,
-    the chunks shared among ``torch.get_num_threads()`` Python threads (torch releases the GIL
-    in its kernels; small kernels do not use torch's own intra-op threads).
+    the chunks shared among :data:`SYNTH_THREADS` Python threads when torch itself runs on one
+    thread (torch releases the GIL in its kernels).
     """
     k = torch.arange(1, pair.shape[-1] + 1, dtype=cycles.dtype, device=cycles.device)
     k = (2 * math.pi * k)[:, None]  # [K, 1]
@@ -117,25 +118,28 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
     out = cycles.new_empty(batch, frames, 2, hop)
     starts = list(range(0, frames, step))
 
-    def run(chunk_starts: list[int]) -> None:
-        torch.set_num_threads(1)  # per thread (OpenMP): a chunk is too small to split
-        for s in chunk_starts:
-            n = max(1, max(tops[s : s + step]))
-            sines = torch.sin_(cycles[:, s : s + step].unsqueeze(-2) * k[:n])
-            torch.matmul(pair[:, s : s + step, :, :n], sines, out=out[:, s : s + step])
+    def chunk(s: int) -> None:
+        n = max(1, max(tops[s : s + step]))
+        sines = torch.sin_(cycles[:, s : s + step].unsqueeze(-2) * k[:n])
+        torch.matmul(pair[:, s : s + step, :, :n], sines, out=out[:, s : s + step])
 
-    threads = torch.get_num_threads()
-    workers = max(1, min(SYNTH_THREADS or threads, len(starts) // THREAD_MIN_CHUNKS))
+    def run(chunk_starts: list[int]) -> None:
+        torch.set_num_threads(1)  # OpenMP's setting is per thread: a new one starts at ncpu
+        for s in chunk_starts:
+            chunk(s)
+
+    workers = min(SYNTH_THREADS or 1, len(starts) // THREAD_MIN_CHUNKS)
+    if workers < 2 or torch.get_num_threads() != 1:  # torch's own threads, as before
+        for s in starts:
+            chunk(s)
+        return out
     from concurrent.futures import ThreadPoolExecutor
 
     # chunks are independent, each computed on one thread: the same bits for any thread count;
     # handed out in small groups, so a worker whose core is busy elsewhere does fewer of them
     groups = [starts[i : i + 4] for i in range(0, len(starts), 4)]
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, groups))
-    finally:
-        torch.set_num_threads(threads)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, groups))
     return out
 
 
