@@ -7,7 +7,7 @@ each: imports (waveloom.cli and torch), load (checkpoint -> model), f0 (f0, conf
 loudness), render, write. The 1-minute load average is printed before and after: on a shared
 machine it is the main source of variance.
 
-    python benchmarks/transfer_speed.py CKPT [AUDIO] [--rounds 3] [--f0-method yin]
+    python benchmarks/transfer_speed.py CKPT [AUDIO] [--rounds 3] [--f0-method yin] [--root DIR]
 
 AUDIO defaults to data/ddsp-flute/2024/bach-bwv277-alto.wav (37.75 s). Results: docs/ddsp.md.
 """
@@ -40,7 +40,8 @@ from waveloom.audio.io import load_audio, save_audio
 from waveloom.models.ddsp.perform import audio_controls, render
 t1 = time.perf_counter()
 ckpt, audio_path, out, method = sys.argv[1:5]
-threads = ddsp._threads()
+import contextlib
+threads = getattr(ddsp, '_threads', contextlib.nullcontext)()  # older checkouts: none
 threads.__enter__()  # the verb's thread settings (kept referenced: not closed)
 model = ddsp._load(argparse.Namespace(checkpoint=Path(ckpt), instrument=None, device="cpu"))
 t2 = time.perf_counter()
@@ -60,8 +61,12 @@ def _load_average() -> float:
     return os.getloadavg()[0]
 
 
+# the checkout timed (--root); the runs start in it, as python puts the working folder first
+ROOT = [Path(__file__).resolve().parents[1]]
+
+
 def _env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(ROOT[0])
     return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
@@ -70,14 +75,15 @@ def whole_command(ckpt: Path, audio: Path, out: Path, method: str) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "waveloom.cli", "transfer", str(ckpt), str(audio),
                     "--out", str(out), "--f0-method", method, "-q"],
-                   check=True, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   check=True, env=_env(), cwd=ROOT[0], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
 def split(ckpt: Path, audio: Path, out: Path, method: str) -> dict[str, float]:
     """Seconds per step of one instrumented run (a fresh interpreter)."""
     done = subprocess.run([sys.executable, "-c", SPLIT, str(ckpt), str(audio), str(out), method],
-                          check=True, env=_env(), capture_output=True, text=True)
+                          check=True, env=_env(), cwd=ROOT[0], capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -87,7 +93,11 @@ def main() -> None:
     parser.add_argument("audio", type=Path, nargs="?", default=DEFAULT_AUDIO)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--f0-method", default="yin")
+    parser.add_argument("--root", type=Path, default=ROOT[0],
+                        help="the waveloom checkout to time (default: this one)")
     args = parser.parse_args()
+    ROOT[0] = args.root.resolve()
+    args.checkpoint, args.audio = args.checkpoint.resolve(), args.audio.resolve()
     for path in (args.checkpoint, args.audio):
         if not path.is_file():
             sys.exit(f"{path}: not found (CKPT: train configs/ddsp/small.yaml; AUDIO: any file)")
