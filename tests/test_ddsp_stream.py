@@ -107,3 +107,27 @@ def test_partitioned_convolution_equals_direct_convolution():
         np.testing.assert_allclose(got[b], np.convolve(x[b], ir)[: x.shape[1]], atol=1e-10)
     with pytest.raises(ConfigError, match="whole number"):
         conv(torch.zeros(2, 65, dtype=torch.float64))
+
+
+def test_render_offline_equals_streamed_render(monkeypatch):
+    """perform.render goes offline for inputs that fit; it must give the streamed audio (the
+    noise is drawn in the same blocks), for several lines and a block size that does not divide
+    the input."""
+    from waveloom.models.ddsp import perform
+    from waveloom.models.ddsp.config import DDSPConfig
+    from waveloom.models.ddsp.model import DDSP
+
+    torch.manual_seed(0)
+    model = DDSP(DDSPConfig(hidden=32, mlp_layers=1, n_harmonics=40, reverb_seconds=0.2)).eval()
+    frames = 230
+    t = np.arange(frames) / 250.0
+    f0 = np.stack([220 * 2 ** (0.3 * np.sin(2 * np.pi * t)), 660 + 0 * t]).astype(np.float32)
+    loud = np.stack([-30 + 10 * np.sin(3 * t), -40 + 0 * t]).astype(np.float32)
+    controls = perform.Controls(f0, loud)
+    monkeypatch.setattr(perform, "BLOCK_FRAMES", 64)
+    offline = perform.render(model, controls, seed=3)
+    monkeypatch.setattr(perform, "OFFLINE_FRAMES", 0)
+    streamed = perform.render(model, controls, seed=3)
+    assert offline.shape == streamed.shape == (frames * model.hop,)
+    assert np.abs(offline).max() > 1e-3
+    assert np.abs(offline - streamed).max() < 1e-5

@@ -299,3 +299,32 @@ def test_noise_gradients_flow_to_the_band_magnitudes():
     out = filtered_noise(mags, HOP, generator=torch.Generator().manual_seed(0))
     out.pow(2).sum().backward()
     assert torch.isfinite(mags.grad).all() and mags.grad.abs().sum() > 0
+
+
+def test_harmonic_sum_same_bits_for_any_thread_count():
+    """The CPU chunks are shared among threads; the result must not depend on how many."""
+    from waveloom.nn.ddsp.harmonic import harmonic_sum
+
+    gen = torch.Generator().manual_seed(0)
+    cycles = torch.rand(2, 700, 64, generator=gen)
+    pair = torch.rand(2, 700, 2, 60, generator=gen)
+    pair[:, 300:, :, 30:] = 0.0  # chunks with fewer harmonics
+    from waveloom.nn.ddsp import harmonic
+
+    before, synth = torch.get_num_threads(), harmonic.SYNTH_THREADS
+    try:
+        torch.set_num_threads(1)
+        one = harmonic_sum(cycles, pair)
+        harmonic.SYNTH_THREADS = 2  # what transfer sets: chunks on two Python threads
+        two = harmonic_sum(cycles, pair)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)  # torch's own threads
+        torch_two = harmonic_sum(cycles, pair)
+    finally:
+        torch.set_num_threads(before)
+        harmonic.SYNTH_THREADS = synth
+    assert torch.equal(one, torch_two)
+    assert torch.equal(one, two)
+    reference = torch.matmul(pair, torch.sin(2 * np.pi * torch.arange(1, 61)[:, None]
+                                             * cycles.unsqueeze(-2)))
+    assert (one - reference).abs().max() < 1e-4

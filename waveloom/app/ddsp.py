@@ -15,7 +15,10 @@ per input. Warnings (silent input, f0 clipped to the model's range) go to stderr
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg
@@ -101,7 +104,32 @@ def _warn(notes: list[str]) -> None:
         print(f"warning: {note}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _threads() -> Iterator[None]:
+    """Both cores for the harmonic synthesiser (its chunks on Python threads), one torch thread
+    otherwise: on a 2-core machine with other work, torch's intra-op threads doubled the load
+    and render times (each small parallel kernel waits for a core; docs/ddsp.md). Restored
+    on exit (the tests call the CLI in-process)."""
+    import torch
+
+    from waveloom.nn.ddsp import harmonic
+
+    before, synth = torch.get_num_threads(), harmonic.SYNTH_THREADS
+    harmonic.SYNTH_THREADS = max(1, min(before, os.cpu_count() or 1))
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        harmonic.SYNTH_THREADS = synth
+
+
 def run(args: argparse.Namespace) -> int | None:
+    with _threads():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int | None:
     from waveloom.audio.io import load_audio, save_audio
     from waveloom.models.ddsp.perform import audio_controls, midi_controls, render
 

@@ -9,8 +9,8 @@ Methods:
 * ``crepe-full`` / ``crepe-tiny``: CREPE (:mod:`waveloom.audio.crepe`), decoded by the local
   weighted average (``decoder='weighted'``) or the Viterbi path; confidence = the chosen bin's
   probability, 0 for frames under CREPE's silence level.
-* ``yin``: ``librosa.yin`` (fast); confidence is a level gate (1 above the silence level, else
-  0): YIN gives no voicing probability.
+* ``yin``: :func:`waveloom.audio.yin.yin` (numpy, fast, no librosa import); confidence is a
+  level gate (1 above the silence level, else 0): YIN gives no voicing probability.
 * ``pyin``: ``librosa.pyin``, slower; confidence = its voiced probability.
 
 The accuracy/speed trade-off is measured in ``benchmarks/ddsp_synth.py`` (docs/ddsp.md).
@@ -25,6 +25,7 @@ import torch
 
 from waveloom.audio import crepe
 from waveloom.audio.io import resample
+from waveloom.audio.yin import yin
 from waveloom.errors import ConfigError
 
 METHODS = ("crepe-full", "crepe-tiny", "yin", "pyin")
@@ -51,15 +52,15 @@ def _frame_rms_db(x16: np.ndarray, hop: int, length: int, count: int) -> np.ndar
 
 def _yin(x16: np.ndarray, hop_seconds: float, probabilistic: bool
          ) -> tuple[np.ndarray, np.ndarray]:
-    import librosa
-
     hop = max(1, int(round(hop_seconds * crepe.SAMPLE_RATE)))
-    kwargs = dict(fmin=FMIN, fmax=FMAX, sr=crepe.SAMPLE_RATE, frame_length=2048, hop_length=hop)
     count = 1 + len(x16) // hop
     if probabilistic:
-        f0, _, prob = librosa.pyin(x16, fill_na=None, **kwargs)
+        import librosa  # seconds to import (numba, scipy): only for pyin
+
+        f0, _, prob = librosa.pyin(x16, fill_na=None, fmin=FMIN, fmax=FMAX, sr=crepe.SAMPLE_RATE,
+                                   frame_length=2048, hop_length=hop)
         return f0[:count].astype(np.float64), prob[:count].astype(np.float64)
-    f0 = librosa.yin(x16, **kwargs)[:count].astype(np.float64)
+    f0 = yin(x16, crepe.SAMPLE_RATE, hop, FMIN, FMAX, frame_length=2048)[:count]
     loud = _frame_rms_db(x16, hop, 1024, len(f0)) >= crepe.SILENCE_DB
     return f0, loud.astype(np.float64)
 

@@ -10,8 +10,11 @@ makes sense:
 * f0 outside the model's range (:meth:`DDSP.f0_range`: what it was trained on) -> clipped to
   it, with a note naming the seconds where that happened (voiced frames only).
 
-Rendering runs :class:`~waveloom.models.ddsp.stream.DDSPStream` over blocks of
-:data:`BLOCK_FRAMES` frames, so memory stays flat for long inputs; it equals the offline path.
+Rendering is offline (one pass of the decoder and the synthesiser, the reverb by one FFT) for
+inputs up to :data:`OFFLINE_FRAMES`; longer ones run :class:`~waveloom.models.ddsp.stream.
+DDSPStream` over blocks of :data:`BLOCK_FRAMES` frames, so memory stays flat. Both draw the noise
+in the same blocks from the seed, so they give the same audio (to float rounding, 1e-5): the
+stream's per-block overhead (a partitioned reverb of ``hop``-sample partitions) is for live use.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from waveloom.data.midi_controls import line_f0, line_loudness, midi_lines
 
 SILENCE_DB = -70.0  # an input whose loudest frame is below this is silence
 VOICED = 0.5  # f0 confidence above which a frame is voiced
-BLOCK_FRAMES = 2500  # 10 s at 250 frames/s per rendering block
+BLOCK_FRAMES = 2500  # 10 s at 250 frames/s per rendering block (and per noise draw)
+OFFLINE_FRAMES = 150_000  # 10 min at 250 frames/s: rendered in one pass (~1 GB at most)
 TAIL_SECONDS = 0.5  # rendered after a MIDI file's last note off (release and reverb)
 
 
@@ -110,12 +114,36 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
-def render(model, controls: Controls, seed: int = 0, length: int | None = None) -> np.ndarray:
-    """Audio float32 ``[length or F * hop]``: the lines rendered in blocks and summed, then
-    scaled down if the sum would clip. Silence for a silent input."""
+def _noise(batch: int, frames: int, hop: int, generator: torch.Generator,
+           device: torch.device) -> torch.Tensor:
+    """White noise ``[batch, frames * hop]`` drawn per block of :data:`BLOCK_FRAMES` frames,
+    as the stream draws it (so offline and streamed renders hear the same noise)."""
+    from waveloom.nn.ddsp.noise import white_noise
+
+    blocks = [white_noise((batch, (min(start + BLOCK_FRAMES, frames) - start) * hop), generator,
+                          device) for start in range(0, frames, BLOCK_FRAMES)]
+    return torch.cat(blocks, dim=1)
+
+
+def _render_streamed(model, f0: torch.Tensor, loud: torch.Tensor, z: torch.Tensor | None,
+                     generator: torch.Generator) -> torch.Tensor:
     from waveloom.models.ddsp.stream import DDSPStream
 
+    stream = DDSPStream(model, f0.shape[0], generator)
+    outs = []
+    for start in range(0, f0.shape[1], BLOCK_FRAMES):
+        end = min(start + BLOCK_FRAMES, f0.shape[1])
+        outs.append(stream.push(f0[:, start:end], loud[:, start:end],
+                                None if z is None else z[:, start:end]))
+    outs.append(stream.flush())
+    return torch.cat(outs, dim=1)
+
+
+@torch.no_grad()
+def render(model, controls: Controls, seed: int = 0, length: int | None = None) -> np.ndarray:
+    """Audio float32 ``[length or F * hop]``: the lines rendered (offline up to
+    :data:`OFFLINE_FRAMES`, else streamed in blocks) and summed, then scaled down if the sum
+    would clip. Silence for a silent input."""
     lines, frames = controls.f0_hz.shape
     total = frames * model.hop if length is None else int(length)
     if controls.silent:
@@ -123,13 +151,12 @@ def render(model, controls: Controls, seed: int = 0, length: int | None = None) 
     dev = _device(model)
     f0 = torch.from_numpy(controls.f0_hz).to(dev)
     loud = torch.from_numpy(controls.loudness_db).to(dev)
-    stream = DDSPStream(model, lines, torch.Generator(device=dev).manual_seed(int(seed)))
-    outs = []
-    for start in range(0, frames, BLOCK_FRAMES):
-        end = min(start + BLOCK_FRAMES, frames)
-        z = None if controls.z is None else controls.z[:, start:end]
-        outs.append(stream.push(f0[:, start:end], loud[:, start:end], z))
-    outs.append(stream.flush())
-    audio = torch.cat(outs, dim=1).sum(0).float().cpu().numpy()[:total]
+    generator = torch.Generator(device=dev).manual_seed(int(seed))
+    if frames <= OFFLINE_FRAMES:
+        noise = _noise(lines, frames, model.hop, generator, dev)
+        out = model.render(f0, loud, controls.z, noise=noise)
+    else:
+        out = _render_streamed(model, f0, loud, controls.z, generator)
+    audio = out.sum(0).float().cpu().numpy()[:total]
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     return audio / peak if peak > 1.0 else audio

@@ -75,6 +75,14 @@ def masked_distribution(distribution: Tensor, limit_hz: Tensor, sample_rate: int
 
 #: Sine elements per chunk when no gradient is needed (~400 KB of float32: stays in cache).
 CHUNK_ELEMENTS = 100_000
+#: Chunks per worker thread below which harmonic_sum stays on one thread (pool start-up ~ms).
+THREAD_MIN_CHUNKS = 16
+#: Python worker threads for the CPU chunks, used only while torch runs on one intra-op thread
+#: (otherwise torch's own threads split each kernel, as before). ``waveloom transfer`` and
+#: ``perform`` set torch to one thread and this to the core count (:func:`waveloom.app.ddsp.
+#: _threads`): torch's intra-op threads cost more than they give on the decoder's and the
+#: synthesiser's small kernels, twice the render time on a busy 2-core machine.
+SYNTH_THREADS: int | None = None
 
 
 def _highest_harmonic(pair: Tensor) -> Tensor:
@@ -92,7 +100,9 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
     non-zero one (those the Nyquist mask removed: harmonic 37 and up at 220 Hz, 16 kHz) are not
     computed at all; that is exact, their terms are zero. On CPU without autograd the frames go
     through in chunks of ~``CHUNK_ELEMENTS`` sines that stay in cache (2-3x faster on one core
-    than materialising all sines, which is memory-bound), each chunk with its own top harmonic.
+    than materialising all sines, which is memory-bound), each chunk with its own top harmonic,
+    the chunks shared among :data:`SYNTH_THREADS` Python threads when torch itself runs on one
+    thread (torch releases the GIL in its kernels).
     """
     k = torch.arange(1, pair.shape[-1] + 1, dtype=cycles.dtype, device=cycles.device)
     k = (2 * math.pi * k)[:, None]  # [K, 1]
@@ -106,10 +116,30 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
     step = max(1, CHUNK_ELEMENTS // max(1, batch * hop * pair.shape[-1]))
     tops = top.amax(0).tolist() if frames else []
     out = cycles.new_empty(batch, frames, 2, hop)
-    for s in range(0, frames, step):
+    starts = list(range(0, frames, step))
+
+    def chunk(s: int) -> None:
         n = max(1, max(tops[s : s + step]))
         sines = torch.sin_(cycles[:, s : s + step].unsqueeze(-2) * k[:n])
         torch.matmul(pair[:, s : s + step, :, :n], sines, out=out[:, s : s + step])
+
+    def run(chunk_starts: list[int]) -> None:
+        torch.set_num_threads(1)  # OpenMP's setting is per thread: a new one starts at ncpu
+        for s in chunk_starts:
+            chunk(s)
+
+    workers = min(SYNTH_THREADS or 1, len(starts) // THREAD_MIN_CHUNKS)
+    if workers < 2 or torch.get_num_threads() != 1:  # torch's own threads, as before
+        for s in starts:
+            chunk(s)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    # chunks are independent, each computed on one thread: the same bits for any thread count;
+    # handed out in small groups, so a worker whose core is busy elsewhere does fewer of them
+    groups = [starts[i : i + 4] for i in range(0, len(starts), 4)]
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, groups))
     return out
 
 

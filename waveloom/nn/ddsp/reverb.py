@@ -56,10 +56,13 @@ class Reverb(nn.Module):
         if not 0.0 < wet < 1.0:
             raise ConfigError(f"Reverb: wet={wet} must be strictly between 0 and 1")
         n = max(1, int(round(seconds * sample_rate)))
+        # built on the CPU explicitly: under ``torch.device("meta")`` (the parameter count before
+        # a build) arange would go through torch's meta decompositions, which import
+        # torch._dynamo (seconds); the draw is from a CPU generator either way
         gen = torch.Generator().manual_seed(seed)
-        t = torch.arange(n, dtype=torch.float32) / sample_rate
+        t = torch.arange(n, dtype=torch.float32, device="cpu") / sample_rate
         decay = torch.exp(-math.log(1000.0) * t / seconds)  # -60 dB at the end
-        ir = (torch.rand(n, generator=gen) * 2 - 1) * decay * 0.1
+        ir = (torch.rand(n, generator=gen, device="cpu") * 2 - 1) * decay * 0.1
         self.sample_rate = int(sample_rate)
         self.ir = nn.Parameter(ir)
         self.mix_logit = nn.Parameter(torch.tensor(math.log(wet / (1 - wet))))
