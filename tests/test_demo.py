@@ -77,8 +77,8 @@ def test_demo_writes_a_page_whose_links_resolve(tmp_path) -> None:
 def test_ddsp_section_transfers_the_reference_to_each_instrument(tmp_path) -> None:
     """The DDSP section renders the reference melody, plays it on each DDSP checkpoint (here an
     untrained tiny one: only the plumbing is pinned) and counts notes on pitch by pYIN."""
+    from waveloom.app._demo_ddsp import ddsp_section, notes_on_pitch, reference_melody
     from waveloom.app.demo import _section
-    from waveloom.app.demo_ddsp import ddsp_section, notes_on_pitch, reference_melody
     from waveloom.checkpoint import save_checkpoint
     from waveloom.models.load import load_config
     from waveloom.models.registry import build_model

@@ -156,7 +156,7 @@ def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None 
         sections.append(_interpolation_section(ae, data_dir, examples, out, progress))
     instruments = sorted(ASSETS.glob(DDSP_ASSETS)) if ddsp is None else list(ddsp)
     if instruments:
-        from waveloom.app.demo_ddsp import ddsp_section
+        from waveloom.app._demo_ddsp import ddsp_section
 
         sections.append(ddsp_section(instruments, MELODY, out, _section))
     index = out / "index.html"
