@@ -38,6 +38,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -174,17 +175,10 @@ def embed_set(
     """
     if pool not in POOLS:
         raise ConfigError(f"--fad-pool {pool!r}: choose one of {', '.join(POOLS)}")
-    path = None
-    if cache_dir is not None:
-        key = hashlib.sha256(f"{embedding.key()}|{pool}|{audio_set.fingerprint}".encode())
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedding.name)
-        path = Path(cache_dir) / f"{safe}-{pool}-{key.hexdigest()[:24]}.npz"
-        if path.is_file():
-            try:
-                with np.load(path) as data:
-                    return data["embeddings"]
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache file is recomputed and overwritten
+    path = _cache_file(embedding, audio_set, pool, cache_dir)
+    cached = _read_cached(path, "embeddings")
+    if cached is not None:
+        return cached[0]
     rows = []
     bar = tqdm(total=len(audio_set), desc=f"embed[{embedding.name}]", unit="clip",
                disable=not progress)
@@ -203,11 +197,7 @@ def embed_set(
 
             stats = gaussian_stats(out)
             extra = {"mu": stats.mu, "sigma": stats.sigma}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, embeddings=out, n=out.shape[0], key=embedding.key(),
-                 fingerprint=audio_set.fingerprint, **extra)
-        os.replace(tmp, path)
+        _write_cached(path, embedding, audio_set, embeddings=out, n=out.shape[0], **extra)
     return out
 
 
@@ -224,17 +214,10 @@ def embed_set_frames(
     identical to :func:`embed_set`'s) or all frames, and FAD-inf resamples the frames. Cached
     like :func:`embed_set` (as ``<embedding>-clips-<hash>.npz``, with the counts).
     """
-    path = None
-    if cache_dir is not None:
-        key = hashlib.sha256(f"{embedding.key()}|clips|{audio_set.fingerprint}".encode())
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedding.name)
-        path = Path(cache_dir) / f"{safe}-clips-{key.hexdigest()[:24]}.npz"
-        if path.is_file():
-            try:
-                with np.load(path) as data:
-                    return data["embeddings"], data["counts"]
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache file is recomputed and overwritten
+    path = _cache_file(embedding, audio_set, "clips", cache_dir)
+    cached = _read_cached(path, "embeddings", "counts")
+    if cached is not None:
+        return cached[0], cached[1]
     rows = []
     bar = tqdm(total=len(audio_set), desc=f"embed[{embedding.name}]", unit="clip",
                disable=not progress)
@@ -245,12 +228,38 @@ def embed_set_frames(
     frames = np.concatenate(rows, axis=0)
     counts = np.array([len(r) for r in rows], dtype=np.int64)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, embeddings=frames, counts=counts, key=embedding.key(),
-                 fingerprint=audio_set.fingerprint)
-        os.replace(tmp, path)
+        _write_cached(path, embedding, audio_set, embeddings=frames, counts=counts)
     return frames, counts
+
+
+def _cache_file(embedding: Embedding, audio_set, tag: str,
+                cache_dir: str | Path | None) -> Path | None:
+    """``<cache_dir>/<embedding>-<tag>-<hash>.npz`` for this embedding and set, or None."""
+    if cache_dir is None:
+        return None
+    key = hashlib.sha256(f"{embedding.key()}|{tag}|{audio_set.fingerprint}".encode())
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedding.name)
+    return Path(cache_dir) / f"{safe}-{tag}-{key.hexdigest()[:24]}.npz"
+
+
+def _read_cached(path: Path | None, *names: str) -> tuple[np.ndarray, ...] | None:
+    """The arrays ``names`` of a cache file, or None when there is none (a damaged file is
+    recomputed and overwritten, so it reads as none)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            return tuple(data[name] for name in names)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write_cached(path: Path, embedding: Embedding, audio_set, **arrays: Any) -> None:
+    """Write ``arrays`` (with the embedding key and set fingerprint) to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, key=embedding.key(), fingerprint=audio_set.fingerprint, **arrays)
+    os.replace(tmp, path)
 
 
 def pool_frames(frames: np.ndarray, counts: np.ndarray, pool: str) -> np.ndarray:
