@@ -86,3 +86,40 @@ def test_generate_huge_request_is_refused_before_loading_audio(tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert "lower --seconds or --n" in err and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_training_step_whose_activations_do_not_fit_is_one_line(tmp_path, capsys,
+                                                                  monkeypatch):
+    """#19: the trainer's first step counts the tensors saved for the backward pass and stops
+    at 80 % of the free memory, naming the step's shape and the keys; no model is written."""
+    from waveloom.data.prepare import prepare
+    from waveloom.train import memory_guard
+
+    src = tmp_path / "src"
+    src.mkdir()
+    sf.write(src / "a.wav", 0.3 * np.sin(np.arange(40000) * 0.05), 16000)
+    prepare(src, tmp_path / "cache", progress=False)
+    monkeypatch.setattr(memory_guard, "available_bytes", lambda: 16 << 20)
+    out = tmp_path / "run"
+    code = main(["train", str(CONFIGS / "wavenet" / "tiny.yaml"), "--data",
+                 str(tmp_path / "cache"), "--out", str(out), "--max-steps", "2", "-q",
+                 "data.window=20000"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1
+    assert "a training step of " in err[0] and "x 20,000 samples" in err[0]
+    assert "of activations" in err[0] and "16.0 MiB is free" in err[0]
+    assert "lower data.window or data.batch_size" in err[0]
+    assert not (out / "model.safetensors").exists()
+
+
+def test_the_step_guard_turns_an_allocator_failure_into_one_line():
+    from waveloom.train.memory_guard import StepMemoryGuard
+
+    with pytest.raises(ConfigError, match="ran out of memory .* 1.0 GiB is free; lower "
+                                          "data.window"):
+        with StepMemoryGuard("a training step of 1 x 8 samples", GIB):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: "
+                               "can't allocate memory: you tried to allocate 7680007936 bytes")
+    with pytest.raises(ValueError):  # anything else passes through untouched
+        with StepMemoryGuard("a training step", GIB):
+            raise ValueError("not memory")

@@ -15,6 +15,7 @@ The run folder's layout is in :mod:`waveloom.train.run_folder`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -31,6 +32,7 @@ from waveloom.config import RunConfig
 from waveloom.errors import DataError
 from waveloom.models.registry import build_model, get_family
 from waveloom.train.logger import Logger
+from waveloom.train.memory_guard import StepMemoryGuard, free_bytes
 from waveloom.train.objectives import Objective, build_objective
 from waveloom.train.objectives.base import unwrap
 from waveloom.train.run_folder import (
@@ -250,8 +252,10 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
     validator = Validator(run.objective, run.cache, cfg, fabric)
     with _StopFlag() as stop, Logger(run.folder.root, fabric, cfg, step, progress) as log:
         run.model.train()
+        first = step
         for batch in _batches(loader, rng, fabric.device):
-            metrics = run.objective.step(run.model, batch, step)
+            with _guard(run, batch) if step == first else contextlib.nullcontext():
+                metrics = run.objective.step(run.model, batch, step)
             step += 1
             saving = step % t.checkpoint_every == 0 or step == t.max_steps
             if step % check_every == 0 or saving or stop.raised is not None:
@@ -272,6 +276,14 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
                              "continue with --resume")
                 break
     return step, signum, last_loss
+
+
+def _guard(run: _Run, batch: Any) -> StepMemoryGuard:
+    """The first step's memory guard (see :mod:`waveloom.train.memory_guard`)."""
+    audio = batch["audio"]
+    what = (f"a training step of {audio.shape[0]} x {run.dataset.window:,} samples "
+            f"({run.cfg.family})")
+    return StepMemoryGuard(what, free_bytes(run.fabric.device))
 
 
 def _checked(loss: torch.Tensor, step: int, folder: RunFolder) -> float:
