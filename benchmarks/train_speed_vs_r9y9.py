@@ -101,9 +101,11 @@ def params(module: torch.nn.Module, gains: bool = True) -> int:
                if gains or not name.endswith("weight_g"))
 
 
-def make_steps(stack: WaveNetStack, r9y9: Any, b: int, t: int
+def make_steps(stack: WaveNetStack, r9y9: Any, b: int, t: int, precision: str = "32"
                ) -> dict[str, tuple[Callable[[], Any], int]]:
-    """Variant -> (one training step, targets it scores) on a B x T batch."""
+    """Variant -> (one training step, targets it scores) on a B x T batch. ``precision``
+    ``bf16-mixed`` runs both networks' forward under CPU bfloat16 autocast (weights, optimiser
+    and loss in float32: what ``train.precision=bf16-mixed`` does through Fabric)."""
     g = torch.Generator().manual_seed(1)
     codes = torch.randint(0, 256, (b, t + 1), generator=g)
     inputs, targets = codes[:, :-1], codes[:, 1:]
@@ -115,18 +117,25 @@ def make_steps(stack: WaveNetStack, r9y9: Any, b: int, t: int
     valid = t - stack.receptive_field + 1
 
     def update(opt: torch.optim.Optimizer, logits: torch.Tensor, y: torch.Tensor) -> None:
-        F.cross_entropy(logits, y).backward()
+        F.cross_entropy(logits.float(), y).backward()
         opt.step()
+
+    def autocast() -> Any:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
 
     def r9y9_step() -> None:
         opt_r.zero_grad(set_to_none=True)
-        update(opt_r, r9y9(onehot, lc, None if gc is None else gc[:, :, None]), targets)
+        with autocast():
+            logits = r9y9(onehot, lc, None if gc is None else gc[:, :, None])
+        update(opt_r, logits, targets)
 
     def ours(padded: bool) -> Callable[[], None]:
         def step() -> None:
             opt_w.zero_grad(set_to_none=True)
             y = targets if padded else targets[:, t - valid:]  # l: the stack crops it
-            update(opt_w, stack(inputs, gc, lc, padded=padded), y)
+            with autocast():
+                logits = stack(inputs, gc, lc, padded=padded)
+            update(opt_w, logits, y)
         return step
 
     return {"r9y9": (r9y9_step, b * t), "shipped": (ours(False), b * valid),
@@ -145,11 +154,12 @@ def measure(preset: str, r9y9_class: Any, args: argparse.Namespace) -> list[dict
     if abs(n_w / n_rw - 1) > 0.015:
         print("  warning: the parameter counts differ by more than 1.5 %")
     steps = {(b, t, v): fn for b, t in args.shapes
-             for v, fn in make_steps(stack, r9y9, b, t).items()}
+             for v, fn in make_steps(stack, r9y9, b, t, args.precision).items()}
     times = time_rounds({key: fn for key, (fn, _) in steps.items()}, args.rounds, args.warmup)
     rows = []
     for b, t in args.shapes:
-        row = {"preset": preset, "shape": f"{b}x{t}", "params_waveloom": n_w,
+        row = {"preset": preset, "shape": f"{b}x{t}", "precision": args.precision,
+               "params_waveloom": n_w,
                "params_r9y9": n_r, "params_r9y9_without_gains": n_rw,
                "receptive_field": stack.receptive_field}
         sec = {v: statistics.median(times[(b, t, v)]) for v in VARIANTS}
@@ -204,12 +214,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--r9y9-dropout", type=float, default=0.05,
                     help="r9y9's dropout (its default hparams: 1 - 0.95)")
+    ap.add_argument("--precision", choices=("32", "bf16-mixed"), default="32",
+                    help="bf16-mixed: both sides under CPU bfloat16 autocast")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     args.shapes = [tuple(int(v) for v in s.lower().split("x")) for s in args.shapes]
     set_threads(args.threads)
     r9y9_class = import_r9y9(args.r9y9)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), "
+    print(f"torch {torch.__version__}, {args.threads} thread(s), precision {args.precision}, "
           f"load average {os.getloadavg()[0]:.2f}")
     rows = [row for preset in args.presets for row in measure(preset, r9y9_class, args)]
     print_rows(rows)

@@ -1,0 +1,55 @@
+"""Copy a run's model.safetensors into waveloom/assets/ with its training recipe in the metadata.
+
+A shipped checkpoint must say how it was made (``extra.training``: data, command, steps, time,
+loss) and what it can be asked for (``extra.instruments`` / ``extra.domains``), and stay under
+20 MB. This writes ``OUT`` with the run's tensors and metadata, ``extra.training`` set to
+``--training`` and ``extra.instruments`` to ``--instruments`` (comma-separated) when given, then
+reads it back through the loader every user goes through.
+
+    python scripts/ship_checkpoint.py runs/ddsp-flute/model.safetensors \\
+        waveloom/assets/ddsp-flute.safetensors --instruments flute --training "..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+LIMIT = 20 * 1000 * 1000
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run_model", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--training", required=True, help="the recipe, in words and commands")
+    p.add_argument("--instruments", help="comma-separated vocabulary (extra.instruments)")
+    args = p.parse_args()
+    with safe_open(str(args.run_model), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    extra = json.loads(meta.get("extra", "{}"))
+    extra["training"] = args.training
+    if args.instruments:
+        extra["instruments"] = args.instruments.split(",")
+    meta["extra"] = json.dumps(extra)
+    save_file(tensors, str(args.out), metadata=meta)
+    os.chmod(args.out, 0o644)
+    size = args.out.stat().st_size
+    if size > LIMIT:
+        raise SystemExit(f"{args.out}: {size / 1e6:.1f} MB is over the 20 MB limit for assets")
+    from waveloom.models.load import load_checkpoint
+
+    model, run = load_checkpoint(args.out, map_location="cpu")
+    n = sum(p.numel() for p in model.parameters())
+    print(f"{args.out}: {size / 1e6:.1f} MB, {run.family}, {n:,} parameters, step "
+          f"{extra.get('step')}, instruments {extra.get('instruments')}")
+
+
+if __name__ == "__main__":
+    main()
