@@ -239,3 +239,30 @@ def test_ema_warms_up_and_resumes_with_its_count():
     again.load_state_dict(ema.state_dict())
     assert again.updates == 100 and again.current_decay() == ema.current_decay()
     assert ema.current_decay() == min(0.999, 101 / 110)
+
+
+@pytest.mark.parametrize("family", ["wavenet", "samplernn", "wavegan"])
+def test_bf16_mixed_runs_every_forward_method_under_autocast(notes_cache, tmp_path, monkeypatch,
+                                                             family):
+    """train.precision=bf16-mixed must reach the model: Fabric autocasts ``model(...)`` but not
+    the methods marked with ``mark_forward_method`` (loss, loss_chunk, generator_loss,
+    discriminator_loss), which are how each objective calls its model. Found when a bf16-mixed
+    run's losses equalled the float32 run's bit for bit."""
+    from waveloom.models.registry import get_family
+
+    seen: list[tuple[str, bool]] = []
+    cls = get_family(family).model
+    for name in ("loss", "loss_chunk", "generator_loss", "discriminator_loss"):
+        if hasattr(cls, name):
+            original = getattr(cls, name)
+
+            def spy(self, *a, _name=name, _original=original, **k):
+                seen.append((_name, torch.is_autocast_enabled("cpu")))
+                return _original(self, *a, **k)
+
+            monkeypatch.setattr(cls, name, spy)
+    extra = {"wavenet": [*SMALL_RUN], "samplernn": ["model.num_instruments=4"], "wavegan": []}
+    cfg = load_config(CONFIGS / family / "tiny.yaml",
+                      ["train.max_steps=1", "train.precision=bf16-mixed", *extra[family]])
+    train(cfg, notes_cache, tmp_path / family, progress=False)
+    assert seen and all(on for _, on in seen), seen

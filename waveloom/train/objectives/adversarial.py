@@ -60,9 +60,11 @@ class AdversarialObjective(Objective):
         the generator's loss and ``'d_loss'`` the last discriminator loss."""
         gen = step_generator(self.cfg.train.seed, step, self.fabric.global_rank)
         for _ in range(self.cfg.model.n_critic):
-            d = model.discriminator_loss(batch, gen)
+            with self.autocast():
+                d = model.discriminator_loss(batch, gen)
             self.apply(model, d["loss"], "optimizer_d")
-        g = model.generator_loss(batch, gen)
+        with self.autocast():
+            g = model.generator_loss(batch, gen)
         self.apply(model, g["loss"], "optimizer")
         self.update_ema(model)
         if self.fabric.device.type == "cpu":  # on a GPU reading it would stall the queue

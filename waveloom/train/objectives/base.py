@@ -136,6 +136,13 @@ class Objective:
                              epoch_size=epoch_size)
 
     # -- training
+    def autocast(self) -> Any:
+        """The context every forward method of a step runs in: ``train.precision``'s autocast
+        (bf16 or fp16 mixed precision), a no-op at 32. Fabric applies it to ``model(...)`` but
+        not to the methods named by ``mark_forward_method`` (Lightning 2.x), which are how every
+        family's step calls its model; without this, ``bf16-mixed`` trained in float32."""
+        return self.fabric.autocast()
+
     def step(self, model: nn.Module, batch: Batch, step: int) -> dict[str, Tensor]:
         """One full training step on ``batch`` (step index ``step``, 0-based): forward,
         backward, clipping, optimiser and schedule steps, EMA. Returns detached metrics on the

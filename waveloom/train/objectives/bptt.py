@@ -11,6 +11,7 @@ state)``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -33,13 +34,16 @@ def detach_state(state: Any) -> Any:
     return state
 
 
-def window_losses(model: nn.Module, batch: Batch) -> Iterator[dict[str, Tensor]]:
+def window_losses(model: nn.Module, batch: Batch, autocast: Any = contextlib.nullcontext
+                  ) -> Iterator[dict[str, Tensor]]:
     """The losses of each window of ``batch``'s sequences, in order, each window continuing
-    from the detached state the one before it left (None for the first)."""
+    from the detached state the one before it left (None for the first); each forward runs in
+    ``autocast()`` (the objective's mixed precision)."""
     state = None
     for j in range(batch["audio"].shape[1]):
         window = {k: v[:, j] if k in PER_WINDOW_KEYS else v for k, v in batch.items()}
-        losses, state = model.loss_chunk(window, state)
+        with autocast():
+            losses, state = model.loss_chunk(window, state)
         yield losses
         state = detach_state(state)
 
@@ -60,7 +64,7 @@ class TruncatedBPTTObjective(Objective):
                                     epoch_size=epoch_size)
 
     def step(self, model: nn.Module, batch: Batch, step: int) -> dict[str, Tensor]:
-        for losses in window_losses(model, batch):
+        for losses in window_losses(model, batch, self.autocast):
             self.apply(model, losses["loss"])
             self.update_ema(model)
         self.end_step()

@@ -16,7 +16,8 @@ class LikelihoodObjective(Objective):
     """One update per batch on ``model.loss(batch)['loss']``; EMA of all weights."""
 
     def step(self, model: nn.Module, batch: Batch, step: int) -> dict[str, Tensor]:
-        losses = model.loss(batch)
+        with self.autocast():
+            losses = model.loss(batch)
         self.apply(model, losses["loss"])
         self.update_ema(model)
         self.end_step()
