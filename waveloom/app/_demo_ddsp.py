@@ -87,10 +87,12 @@ def ddsp_section(checkpoints: list[Path], melody: list[tuple[int, float]], out: 
         name = ckpt.stem
         wav = save_audio(folder / f"{name}.wav", audio, sr)
         png = plot_spectrogram(audio, sr, wav.with_suffix(".png"), title=name)
-        items.append((f"{name}: {hits} of {len(melody)} notes within 50 cents", wav, png))
+        how = "resynthesis (autoencoder)" if model.encoder is not None else "transfer"
+        items.append((f"{name}, {how}: {hits} of {len(melody)} notes within 50 cents", wav, png))
         report[name] = {"notes_on_pitch": hits, "notes": len(melody)}
     (folder / "pitch.json").write_text(json.dumps(
         {"estimator": "pyin", "tolerance_cents": 50, "instruments": report}, indent=2))
     note = ("Timbre transfer: the reference's f0 (YIN) and loudness played by each shipped DDSP "
-            "instrument; each note's pitch as pYIN hears it, against the score.")
+            "instrument (an autoencoder resynthesises it, its timbre code from the audio); each "
+            "note's pitch as pYIN hears it, against the score.")
     return section("Timbre transfer with DDSP", items, out, note)
