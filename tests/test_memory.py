@@ -123,3 +123,22 @@ def test_the_step_guard_turns_an_allocator_failure_into_one_line():
     with pytest.raises(ValueError):  # anything else passes through untouched
         with StepMemoryGuard("a training step", GIB):
             raise ValueError("not memory")
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_the_loader_collates_it(tmp_path, capsys,
+                                                                        monkeypatch):
+    """#19: each window fits the data set's check, the batch of 8 does not (it used to end in
+    an allocator traceback while the loader stacked the first batch)."""
+    from waveloom.data.prepare import prepare
+
+    src = tmp_path / "src"
+    src.mkdir()
+    sf.write(src / "a.wav", 0.3 * np.sin(np.arange(4000) * 0.05), 16000)
+    prepare(src, tmp_path / "cache", progress=False)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 * GIB)
+    code = main(["train", str(CONFIGS / "wavenet" / "tiny.yaml"), "--data",
+                 str(tmp_path / "cache"), "--out", str(tmp_path / "run"), "-q",
+                 "data.window=20000000", "data.batch_size=8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1
+    assert "a batch of 8 x 20,00" in err[0] and "lower data.window or data.batch_size" in err[0]

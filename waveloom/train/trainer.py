@@ -171,12 +171,27 @@ def train(
     dataset = objective.make_dataset(
         cache, cfg, unwrap(model), split=cfg.data.train_split,
         epoch_size=cfg.train.max_steps * cfg.data.batch_size * fabric.world_size)
+    _check_batch_memory(cfg, dataset, objective)
     run = _Run(cfg, fabric, folder, cache, model, objective, dataset)
     started = time.perf_counter()
     step, signum, last_loss = _loop(run, _loader(run, start), start,
                                     state["rng"] if start else None, progress)
     return TrainResult(folder.root, step, signum != 0, last_loss, time.perf_counter() - started,
                        fabric.is_global_zero, signum)
+
+
+def _check_batch_memory(cfg: RunConfig, dataset: Any, objective: Objective) -> None:
+    """Refuse a batch that cannot fit before the loader collates it: the data set checks one
+    window, but the loader stacks ``data.batch_size`` of them (``data.chunks`` windows each for
+    sequence objectives) before the first step and its guard."""
+    from waveloom.data.dataset import BYTES_PER_SAMPLE
+    from waveloom.memory import check_allocation
+
+    samples = int(getattr(dataset, "length", dataset.window))
+    chunks = cfg.data.chunks if objective.dataset_kind == "sequences" else 1
+    b = cfg.data.batch_size
+    check_allocation(b * chunks * samples * BYTES_PER_SAMPLE,
+                     f"a batch of {b} x {samples:,} samples", "data.window or data.batch_size")
 
 
 def _reexport(folder: RunFolder, fabric: Any, objective: Objective, model: nn.Module,
