@@ -235,6 +235,10 @@ def test_evaluate_json_to_an_unwritable_path_fails_before_the_work(tmp_path, cap
     msg = _one_line(capsys, "evaluate", str(tmp_path), "--json", str(blocker / "r.json"), "-q")
     assert "--json" in msg and "r.json" in msg
     _one_line(capsys, "evaluate", str(tmp_path), "--json", str(tmp_path), "-q")
+    # Permission bits said yes here when run as root (session 8: a traceback after the work);
+    # the check now opens the file.
+    msg = _one_line(capsys, "evaluate", str(tmp_path), "--json", "/proc/waveloom-r.json", "-q")
+    assert "/proc/waveloom-r.json" in msg and not Path("/proc/waveloom-r.json").exists()
 
 
 # ------------------------------------------------------------------ 6. interrupts and state

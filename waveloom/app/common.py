@@ -129,5 +129,11 @@ def write_json(target: str, payload: dict) -> None:
     if target == "-":
         print(text)
         return
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    Path(target).write_text(text + "\n")
+    from waveloom.errors import ConfigError
+
+    try:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text + "\n")
+    except OSError as err:
+        raise ConfigError(f"--json {target}: cannot write it ({err.strerror or err}); the "
+                          "results were printed above") from None

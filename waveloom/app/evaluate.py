@@ -185,15 +185,30 @@ def run(args: argparse.Namespace) -> int | None:
 
 
 def check_writable(path: Path) -> None:
-    """Refuse ``--json FILE`` before the work (minutes of it) rather than after."""
-    import os
-
+    """Refuse ``--json FILE`` before the work (minutes of it) rather than after. Permission bits
+    are not enough (root passes ``os.access`` on /proc, and a full or read-only file system
+    refuses later), so the file is opened for appending, which creates nothing new but an
+    empty file, removed again when it was not there before."""
     from waveloom.errors import ConfigError
 
     folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
-    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or (
-            path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"--json {path}: cannot write there; choose a writable file")
+    existed = path.exists()
+    try:
+        if path.is_dir() or not folder.is_dir():
+            raise OSError("not a file in a folder")
+        if folder != path.parent:  # write_json makes the missing folders: can it?
+            import os
+
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise OSError("the folder is not writable")
+        else:
+            with open(path, "a"):
+                pass
+            if not existed:
+                path.unlink()
+    except OSError as err:
+        raise ConfigError(f"--json {path}: cannot write there ({err.strerror or err}); choose a "
+                          "writable file") from None
 
 
 def _train_classifier(args: argparse.Namespace) -> int:
