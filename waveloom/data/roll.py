@@ -84,6 +84,11 @@ def midi_notes(path: str | Path, *, sustain: bool = True) -> np.ndarray:
     except Exception as err:  # mido/pretty_midi raise many types for bad files
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DataError(f"{path}: cannot read MIDI ({reason}); re-export the file") from None
+    return pretty_midi_notes(midi, sustain=sustain)
+
+
+def pretty_midi_notes(midi, *, sustain: bool = True) -> np.ndarray:
+    """:func:`midi_notes` of an already parsed ``pretty_midi.PrettyMIDI``: float64 ``[N, 4]``."""
     end_time = midi.get_end_time()
     tables = []
     for inst in midi.instruments:

@@ -1,0 +1,83 @@
+"""The symbolic corpus (waveloom.data.symbolic): chorales / MIDI folder / MAESTRO -> tokens."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from waveloom.data import events as ev
+from waveloom.data.prepare import hash_split
+from waveloom.data.symbolic import SymbolicCache, build_symbolic
+from waveloom.errors import ConfigError, DataError
+
+
+def _write(path, notes):
+    midi = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=0)
+    inst.notes = [pretty_midi.Note(v, p, s, e) for s, e, p, v in notes]
+    midi.instruments.append(inst)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    midi.write(str(path))
+
+
+def test_three_chorales(tmp_path):
+    cache = build_symbolic(tmp_path / "sym", chorales=3)
+    assert len(cache) == 3
+    names = [p["name"] for p in cache.pieces]
+    assert names[0].startswith("bach-")
+    # Split by whole piece, by a hash of its name.
+    assert [p["split"] for p in cache.pieces] == [hash_split(n) for n in names]
+    assert sum(len(cache.split_indices(s)) for s in ("train", "valid", "test")) == 3
+    for i in range(3):
+        tokens = cache.piece(i)
+        assert tokens.dtype == np.int64 and 0 <= tokens.min() and tokens.max() < ev.PAD
+        notes = ev.events_to_notes(tokens)
+        assert len(notes) > 50 and notes[:, 2].min() >= 30
+    again = SymbolicCache(tmp_path / "sym")
+    np.testing.assert_array_equal(again.piece(2), cache.piece(2))
+    clone = pickle.loads(pickle.dumps(again))
+    assert clone._tokens is None and np.array_equal(clone.piece(0), cache.piece(0))
+
+
+def test_midi_folder_skips_empty_files(tmp_path):
+    src = tmp_path / "midi"
+    _write(src / "a.mid", [(0.0, 0.5, 60, 80), (0.5, 1.0, 64, 80)])
+    _write(src / "sub" / "b.MIDI", [(0.1, 0.3, 67, 40)])
+    pretty_midi.PrettyMIDI().write(str(src / "empty.mid"))
+    (src / "notes.txt").write_text("not midi")
+    cache = build_symbolic(tmp_path / "sym", midi_dir=src)
+    assert [p["name"] for p in cache.pieces] == ["a", "sub/b"]
+    assert [s[0] for s in cache.info["skipped"]] == ["empty"]
+    assert "no notes" in cache.info["skipped"][0][1]
+    np.testing.assert_allclose(ev.events_to_notes(cache.piece(0))[:, :3],
+                               [[0.0, 0.5, 60], [0.5, 1.0, 64]], atol=1e-9)
+
+
+def test_maestro_layout_keeps_its_split(tmp_path):
+    src = tmp_path / "maestro"
+    _write(src / "2004" / "x.midi", [(0.0, 0.5, 60, 80)])
+    _write(src / "2004" / "y.midi", [(0.0, 0.5, 62, 80)])
+    (src / "maestro-v3.0.0.csv").write_text(
+        "audio_filename,midi_filename,split\n"
+        "2004/x.wav,2004/x.midi,validation\n2004/y.wav,2004/y.midi,test\n"
+    )
+    cache = build_symbolic(tmp_path / "sym", maestro=src)
+    assert [(p["name"], p["split"]) for p in cache.pieces] == [("2004/x", "valid"),
+                                                                ("2004/y", "test")]
+
+
+def test_bad_input_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="nothing to read"):
+        build_symbolic(tmp_path / "sym")
+    with pytest.raises(DataError, match="index.json missing"):
+        SymbolicCache(tmp_path / "nowhere")
+    src = tmp_path / "midi"
+    src.mkdir()
+    pretty_midi.PrettyMIDI().write(str(src / "empty.mid"))
+    with pytest.raises(DataError, match="no piece with notes"):
+        build_symbolic(tmp_path / "sym", midi_dir=src)
+    with pytest.raises(DataError, match="MIDI folder not found"):
+        build_symbolic(tmp_path / "sym", midi_dir=tmp_path / "absent")
