@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/waveloom demo --out out/demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check waveloom tests benchmarks
+	$(VENV)/bin/ruff check waveloom tests benchmarks scripts
 	$(PY) -m pytest -q tests
 
 # Debian's TimGM6mb and FluidR3_GM SoundFonts (the SoundFont swap of docs/evaluation.md) in
@@ -37,7 +37,7 @@ soundfonts:
 	    timgm6mb-soundfont fluid-soundfont-gm >/dev/null
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check waveloom tests benchmarks
+	$(VENV)/bin/ruff check waveloom tests benchmarks scripts
 
 bench: $(STAMP)
 	$(PY) benchmarks/render.py
