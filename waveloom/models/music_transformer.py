@@ -78,7 +78,7 @@ class MusicTransformer(Likelihood):
         """(summed NLL in nats [B], non-PAD targets [B]) of ``batch['tokens']`` [B, L + 1]."""
         if "tokens" not in batch:
             raise DataError("music_transformer batch has no 'tokens'; train it on a symbolic "
-                            "corpus (waveloom data build-symbolic), not an audio cache")
+                            "corpus (waveloom.data.symbolic.build_symbolic), not an audio cache")
         tokens = batch["tokens"]
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         logits = self(inputs).float()
