@@ -2,8 +2,9 @@
 
 Why a family of its own: it models *symbols* (the 391-token event vocabulary of
 :mod:`waveloom.data.events`), not audio, so its data kind is ``"symbolic"``: the trainer opens
-a :class:`~waveloom.data.symbolic.SymbolicCache` for it and its objective (``"tokens"``) serves
-:class:`~waveloom.data.token_dataset.TokenWindowDataset` windows. Relative attention (the
+a :class:`~waveloom.data.symbolic.SymbolicCache` for it and its objective
+(``"token_likelihood"``) serves :class:`~waveloom.data.token_dataset.TokenWindowDataset`
+windows. Relative attention (the
 skewed form, :mod:`waveloom.nn.relative_attention`) lets it learn timing patterns that recur at
 any absolute position. The audio is left to a renderer (docs/compose.md).
 """

@@ -198,8 +198,10 @@ def _open_cache(cfg: RunConfig, data: str | Path) -> Any:
 
 
 def _batch_size(batch: Any) -> int:
-    """Items in ``batch``: its audio's, or its event tokens' for a symbolic family."""
-    return int((batch["audio"] if "audio" in batch else batch["tokens"]).shape[0])
+    """Items in ``batch``: its audio's, else (a symbolic family's) its first tensor's."""
+    first = batch["audio"] if "audio" in batch else next(
+        v for v in batch.values() if isinstance(v, torch.Tensor))
+    return int(first.shape[0])
 
 
 def _check_batch_memory(cfg: RunConfig, dataset: Any, objective: Objective) -> None:

@@ -18,7 +18,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "reconstruction": LikelihoodObjective,
     "adversarial": AdversarialObjective,
     "truncated_bptt": TruncatedBPTTObjective,
-    "tokens": TokenLikelihoodObjective,
+    "token_likelihood": TokenLikelihoodObjective,
 }
 
 

@@ -1,7 +1,7 @@
 """The likelihood objective over event tokens: the same update as
 :class:`~waveloom.train.objectives.likelihood.LikelihoodObjective`, but its data set is
 windows of a symbolic corpus (:class:`~waveloom.data.token_dataset.TokenWindowDataset`).
-Registry name ``"tokens"``; the trainer hands it a SymbolicCache because the model's
+Registry name ``"token_likelihood"``; the trainer hands it a SymbolicCache because the model's
 ``data_kind`` is ``"symbolic"``.
 """
 
