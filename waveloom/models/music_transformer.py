@@ -22,7 +22,7 @@ from waveloom.config import ModelConfig, require_positive
 from waveloom.data.events import BOS, PAD, VOCAB_SIZE
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
-from waveloom.nn.relative_attention import MusicTransformerBlock
+from waveloom.nn.relative_attention import KVCache, MusicTransformerBlock
 
 
 @dataclass
@@ -74,6 +74,25 @@ class MusicTransformer(Likelihood):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))
+
+    def prime(self, tokens: Tensor, capacity: int | None = None
+              ) -> tuple[Tensor, list[KVCache]]:
+        """:meth:`forward` over ``tokens`` ``[B, L]`` that also returns one KV cache per block,
+        with room for ``capacity`` positions in all (the sampler's prompt + new events)."""
+        x = self.embed(tokens) * self.scale
+        caches = []
+        for block in self.blocks:
+            x, cache = block.prime(x, capacity)
+            caches.append(cache)
+        return self.head(self.norm(x)), caches
+
+    def step(self, token: Tensor, caches: list[KVCache]) -> Tensor:
+        """Logits ``[B, VOCAB_SIZE]`` of the event after ``token`` ``[B]``, which is appended to
+        every block's cache: O(L) per event instead of a full forward's O(L^2)."""
+        x = self.embed(token[:, None]) * self.scale
+        for block, cache in zip(self.blocks, caches):
+            x = block.step(x, cache)
+        return self.head(self.norm(x))[:, 0]
 
     def _nll(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """(summed NLL in nats [B], non-PAD targets [B]) of ``batch['tokens']`` [B, L + 1]."""
