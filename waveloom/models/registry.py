@@ -26,6 +26,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "ada": ("waveloom.models.ada:ADA", "likelihood"),
     "code_prior": ("waveloom.models.code_prior:CodePrior", "likelihood"),
     "ddsp": ("waveloom.models.ddsp:DDSP", "reconstruction"),
+    "music_transformer": ("waveloom.models.music_transformer:MusicTransformer", "token_likelihood"),
 }
 
 

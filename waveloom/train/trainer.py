@@ -146,12 +146,8 @@ def train(
     ``overwrite`` replaces a run or model already in ``out``; ``override`` lets ``resume``
     continue with a changed config or data folder (see RunFolder.check_resume).
     """
-    from waveloom.data.cache import AudioCache
-
     folder = RunFolder(out, resume, overwrite)
-    cache = AudioCache(data)
-    cache.check_sample_rate(cfg.data.sample_rate)
-    check_vocabulary(cfg, cache)
+    cache = _open_cache(cfg, data)
     fabric = launch_fabric(cfg, accelerator, devices, num_nodes, strategy)
     folder.check_resume(cfg, data, override, fabric)
     if fabric.is_global_zero:
@@ -178,6 +174,34 @@ def train(
                                     state["rng"] if start else None, progress)
     return TrainResult(folder.root, step, signum != 0, last_loss, time.perf_counter() - started,
                        fabric.is_global_zero, signum)
+
+
+def data_kind(cfg: RunConfig) -> str:
+    """What the family trains on: ``"audio"`` (the default) or ``"symbolic"`` (event tokens),
+    read from the model class's ``data_kind`` so this module names no family."""
+    return getattr(get_family(cfg.family).model, "data_kind", "audio")
+
+
+def _open_cache(cfg: RunConfig, data: str | Path) -> Any:
+    """The cache at ``data`` for ``cfg``'s data kind: a SymbolicCache (no sample rate, no
+    instruments to check) or an AudioCache checked against the config."""
+    if data_kind(cfg) == "symbolic":
+        from waveloom.data.symbolic import SymbolicCache
+
+        return SymbolicCache(data)
+    from waveloom.data.cache import AudioCache
+
+    cache = AudioCache(data)
+    cache.check_sample_rate(cfg.data.sample_rate)
+    check_vocabulary(cfg, cache)
+    return cache
+
+
+def _batch_size(batch: Any) -> int:
+    """Items in ``batch``: its audio's, else (a symbolic family's) its first tensor's."""
+    first = batch["audio"] if "audio" in batch else next(
+        v for v in batch.values() if isinstance(v, torch.Tensor))
+    return int(first.shape[0])
 
 
 def _check_batch_memory(cfg: RunConfig, dataset: Any, objective: Objective) -> None:
@@ -265,6 +289,7 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
     # be saved, so the CPU queues the next steps while the GPU works.
     check_every = 1 if fabric.device.type == "cpu" else t.log_every
     validator = Validator(run.objective, run.cache, cfg, fabric)
+    symbolic = data_kind(cfg) == "symbolic"
     with _StopFlag() as stop, Logger(run.folder.root, fabric, cfg, step, progress) as log:
         run.model.train()
         first = step
@@ -276,10 +301,11 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
             if step % check_every == 0 or saving or stop.raised is not None:
                 last_loss = _checked(metrics["loss"], step - 1, run.folder)
             log.step(step, metrics, last_loss, run.objective.learning_rate(),
-                     batch["audio"].shape[0] * run.dataset.window)
+                     _batch_size(batch) * run.dataset.window)
             if validator.due(step) and (val := validator.run(run.model)) is not None:
                 log.validation(step, val)
-            log.sample(run.model, run.dataset, run.folder.root, step)
+            if not symbolic:  # a symbolic family has no audio to log
+                log.sample(run.model, run.dataset, run.folder.root, step)
             if saving:
                 run.save(step)
             if stop.raised is not None:
@@ -295,8 +321,7 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
 
 def _guard(run: _Run, batch: Any) -> StepMemoryGuard:
     """The first step's memory guard (see :mod:`waveloom.train.memory_guard`)."""
-    audio = batch["audio"]
-    what = (f"a training step of {audio.shape[0]} x {run.dataset.window:,} samples "
+    what = (f"a training step of {_batch_size(batch)} x {run.dataset.window:,} samples "
             f"({run.cfg.family})")
     return StepMemoryGuard(what, free_bytes(run.fabric.device))
 

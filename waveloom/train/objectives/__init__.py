@@ -11,12 +11,14 @@ from waveloom.train.objectives.adversarial import AdversarialObjective, step_gen
 from waveloom.train.objectives.base import Objective
 from waveloom.train.objectives.bptt import TruncatedBPTTObjective
 from waveloom.train.objectives.likelihood import LikelihoodObjective
+from waveloom.train.objectives.tokens import TokenLikelihoodObjective
 
 OBJECTIVES: dict[str, type[Objective]] = {
     "likelihood": LikelihoodObjective,
     "reconstruction": LikelihoodObjective,
     "adversarial": AdversarialObjective,
     "truncated_bptt": TruncatedBPTTObjective,
+    "token_likelihood": TokenLikelihoodObjective,
 }
 
 
@@ -29,4 +31,5 @@ def build_objective(name: str) -> Objective:
 
 
 __all__ = ["OBJECTIVES", "AdversarialObjective", "LikelihoodObjective", "Objective",
+           "TokenLikelihoodObjective",
            "TruncatedBPTTObjective", "build_objective", "step_generator"]
