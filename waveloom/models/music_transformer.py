@@ -34,15 +34,17 @@ class MusicTransformerConfig(ModelConfig):
     n_heads: int = 8
     d_ff: int = 1024
     max_distance: int = 2048  # relative distances beyond this share the last embedding
-    dropout: float = 0.1
+    dropout: float = 0.1  # on the residual branches
+    attention_dropout: float = 0.0  # on the attention weights: costly on a CPU, see the docs
 
     def validate(self) -> None:
         require_positive(self, "d_model", "n_layers", "n_heads", "d_ff", "max_distance")
         if self.d_model % self.n_heads:
             raise ConfigError(f"model.d_model={self.d_model} must be a multiple of "
                               f"model.n_heads={self.n_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
+        for key in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"model.{key}={getattr(self, key)} must be in [0, 1)")
 
 
 class MusicTransformer(Likelihood):
@@ -60,7 +62,8 @@ class MusicTransformer(Likelihood):
         c = config
         self.embed = nn.Embedding(VOCAB_SIZE, c.d_model)
         self.blocks = nn.ModuleList(
-            MusicTransformerBlock(c.d_model, c.n_heads, c.max_distance, c.d_ff, c.dropout)
+            MusicTransformerBlock(c.d_model, c.n_heads, c.max_distance, c.d_ff, c.dropout,
+                                  c.attention_dropout)
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, VOCAB_SIZE)

@@ -141,10 +141,12 @@ class MusicTransformerBlock(nn.Module):
     """Pre-norm decoder block: ``x + attn(norm(x))`` then ``x + mlp(norm(x))``, ``[B, L, D]``."""
 
     def __init__(self, d_model: int, n_heads: int, max_distance: int, d_ff: int | None = None,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, attention_dropout: float = 0.0):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = RelativeSelfAttention(d_model, n_heads, max_distance, dropout)
+        # Attention-weight dropout draws a mask over [B, H, L, L]: on a CPU that was 20 % of a
+        # 512-event step (docs/music_transformer.md), so it is its own, default-off knob.
+        self.attn = RelativeSelfAttention(d_model, n_heads, max_distance, attention_dropout)
         self.mlp = nn.Sequential(
             nn.Linear(d_model, d_ff or 4 * d_model), nn.GELU(),
             nn.Linear(d_ff or 4 * d_model, d_model), nn.Dropout(dropout),
