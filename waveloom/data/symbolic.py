@@ -6,9 +6,10 @@ Sources (any mix): the first N of music21's Bach chorales (no download; rendered
 their split). Each piece becomes one token run (:func:`waveloom.data.events.midi_to_events`).
 
 Validation must never hear a bar of a training piece, so the split is by *whole piece*: MAESTRO
-keeps its own, every other piece goes by a SHA-1 of its name (80/10/10, the same
-:func:`~waveloom.data.prepare.hash_split` the audio cache uses), so a piece's split never
-changes when the corpus grows.
+keeps its own, a chorale goes by a hash of its title (the split of the audio renders of
+``waveloom data render-midi``: the same pieces are held out of both), every other piece by a
+SHA-1 of its name (80/10/10, the same :func:`~waveloom.data.prepare.hash_split` the audio cache
+uses), so a piece's split never changes when the corpus grows.
 
 Layout (like the audio cache of data/prepare.py, read by :class:`SymbolicCache`):
 ``tokens.npy`` int16 ``[total]`` every piece's tokens back to back (no BOS/EOS: a dataset adds
@@ -33,13 +34,17 @@ _MIDI_SUFFIXES = {".mid", ".midi"}
 
 
 def _chorale_pieces(count: int):
-    """(name, source, split, load) of the first ``count`` chorales; load() -> tokens."""
+    """(name, source, split, load) of the first ``count`` chorales; load() -> tokens.
+
+    The split hashes the chorale's *title*, as ``waveloom data render-midi`` does, so a chorale
+    held out of the audio renders (the transcriber's test set) is held out here too."""
     from waveloom.data.synth import chorales as bach
+    from waveloom.data.synth.engine import stable_split
 
     for cid in bach.chorale_ids(count):
         def load(cid=cid):
             return midi_to_events(bach.chorale_midi(cid, (0,), 80.0), name=cid)
-        yield bach.name_of(cid), "chorales", None, load
+        yield bach.name_of(cid), "chorales", stable_split(bach.title_of(cid)), load
 
 
 def _folder_pieces(root: Path):
