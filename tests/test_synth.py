@@ -339,3 +339,18 @@ def test_render_midi_folder_where_every_file_fails_names_them(tmp_path):
     message = str(err.value)
     assert "a.mid: unreadable" in message and "b.mid: unreadable" in message
     assert "\n" not in message
+
+
+def test_render_midi_every_ensemble_plays_each_piece_in_every_timbre(tmp_path):
+    """program='every': one render per ensemble, named by it, in the piece's own split."""
+    import csv
+
+    from waveloom.data.synth import ENSEMBLES, chorales
+
+    render_midi(tmp_path / "every", chorales=1, program="every", progress=False)
+    rows = list(csv.DictReader((tmp_path / "every" / "maestro-v3.0.0.csv").open()))
+    assert sorted(r["instrument_str"] for r in rows) == sorted(ENSEMBLES)
+    first = chorales.name_of(chorales.chorale_ids(1)[0])
+    assert {r["midi_filename"].split("/")[-1].removesuffix(".midi") for r in rows} == {
+        f"{first}-{name}" for name in ENSEMBLES}
+    assert len({r["split"] for r in rows}) == 1 and len({r["canonical_title"] for r in rows}) == 1

@@ -35,8 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("--soundfont", type=Path, default=None, help="a .sf2/.sf3 file")
     rm.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
     rm.add_argument("--program", default=None,
-                    help="GM program 0-127 or an ensemble name for every melodic part "
-                         "(default: chorales rotate through the ensembles, files keep theirs)")
+                    help="GM program 0-127 or an ensemble name for every melodic part, or "
+                         "'every': each piece once per ensemble (default: chorales rotate "
+                         "through the ensembles, files keep theirs)")
     rm.add_argument("--voice", default=None, metavar="soprano|alto|tenor|bass",
                     help="render only this part of each piece (its n-th pitched part): solo "
                          "melodic lines, e.g. --voice soprano --program 40 (violin) for DDSP")

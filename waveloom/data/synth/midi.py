@@ -136,8 +136,27 @@ def _solo(piece: _Piece, voice: str) -> _Piece:
     return _Piece(f"{piece.name}-{voice}", piece.title, piece.composer, solo, piece.source)
 
 
+#: ``program`` value that renders every piece once per ensemble of :data:`gm.ENSEMBLES`.
+EVERY_ENSEMBLE = "every"
+
+
 def _pieces(chorale_count: int, midi_dir: Path | None, program, tempo: float,
             voice: str | None = None) -> list[_Piece]:
+    """The pieces to render; with ``program="every"`` each piece once per ensemble, named
+    ``<name>-<ensemble>`` with the piece's title (so every version falls in the same split):
+    a transcriber then hears each score in several timbres."""
+    if program != EVERY_ENSEMBLE:
+        return _pieces_for(chorale_count, midi_dir, program, tempo, voice)
+    pieces = []
+    for ensemble in gm.ENSEMBLES:
+        for piece in _pieces_for(chorale_count, midi_dir, ensemble, tempo, voice):
+            piece.name = f"{piece.name}-{ensemble}"
+            pieces.append(piece)
+    return pieces
+
+
+def _pieces_for(chorale_count: int, midi_dir: Path | None, program, tempo: float,
+                voice: str | None = None) -> list[_Piece]:
     pieces = []
     for index, cid in enumerate(bach.chorale_ids(chorale_count)):
         label, programs = bach.ensemble_for(index, program)
@@ -206,8 +225,9 @@ def render_midi(
     """Render ``chorales`` Bach chorales and/or every MIDI file under ``midi_dir``.
 
     ``program`` (a GM number 0-127 or an ensemble name of :data:`gm.ENSEMBLES`) replaces the
-    programs of every melodic part; by default chorales rotate through the ensembles and MIDI
-    files keep their own programs. ``tempo`` (quarter notes per minute) applies to chorales.
+    programs of every melodic part; ``"every"`` renders each piece once per ensemble; by
+    default chorales rotate through the ensembles and MIDI files keep their own programs.
+    ``tempo`` (quarter notes per minute) applies to chorales.
     Unparseable or empty MIDI files are skipped and listed in the summary, never fatal (when
     every piece fails, the error names them). A note held longer than ``max_note_seconds`` (a
     missing note-off makes a note minutes long) is cut to it, with a warning naming the file.
