@@ -51,3 +51,26 @@ def test_bad_split_or_window(corpus):
         TokenWindowDataset(corpus, split="test")
     with pytest.raises(ConfigError, match="data.window"):
         TokenWindowDataset(corpus, window=0)
+
+
+def test_transposition_moves_every_note_of_a_window_alike(corpus):
+    """transpose=5: each window's notes move by one shift in [-5, 5], times and velocities
+    stay; shifts vary between windows; the same item is the same window (reproducible)."""
+    from waveloom.data.events import NOTE_ON, TIME_SHIFT
+
+    plain = TokenWindowDataset(corpus, window=32, epoch_size=100, seed=1)
+    moved = TokenWindowDataset(corpus, window=32, epoch_size=100, seed=1, transpose=5)
+    shifts = set()
+    for i in range(100):
+        a, b = plain[i]["tokens"].numpy(), moved[i]["tokens"].numpy()
+        note = (a >= NOTE_ON) & (a < TIME_SHIFT)
+        assert np.array_equal(a[~note], b[~note]), "only note tokens change"
+        delta = set((b[note] - a[note]).tolist())
+        assert len(delta) <= 1 and all(-5 <= d <= 5 for d in delta)
+        assert ((b[note] % 128 >= 0) & (b[note] < TIME_SHIFT)).all()
+        assert (b[note] >= 128).sum() == (a[note] >= 128).sum(), "ons stay ons, offs offs"
+        shifts |= delta
+        assert np.array_equal(moved[i]["tokens"].numpy(), b)
+    assert len(shifts) >= 5
+    with pytest.raises(ConfigError, match="data.transpose"):
+        TokenWindowDataset(corpus, transpose=30)

@@ -58,6 +58,10 @@ class DataConfig:
     # Families trained by truncated BPTT (SampleRNN): a training sequence is this many
     # consecutive windows of one file, the recurrent state carried from each to the next.
     chunks: int = 1
+    # Symbolic families: each training window is transposed by a random whole number of
+    # semitones in [-transpose, transpose] (Huang et al. 2018 used +-3): the same chorale in
+    # another key is another plausible chorale, and a 190k-event corpus otherwise overfits.
+    transpose: int = 0
 
     def validate(self) -> None:
         check_ranges(self, _DATA_RANGES)
@@ -144,7 +148,7 @@ _ABOVE = "above"
 _DATA_RANGES: dict[str, tuple[Any, ...]] = {
     "sample_rate": (_ABOVE, 0), "window": (_ABOVE, 0), "batch_size": (_ABOVE, 0),
     "num_workers": (0,), "min_rms": (0.0, 1.0), "onset_fraction": (0.0, 1.0),
-    "roll_hop": (_ABOVE, 0), "chunks": (_ABOVE, 0),
+    "roll_hop": (_ABOVE, 0), "chunks": (_ABOVE, 0), "transpose": (0, 24),
 }
 _TRAIN_RANGES: dict[str, tuple[Any, ...]] = {
     "lr": (_ABOVE, 0), "weight_decay": (0.0,), "betas": (0.0, 1.0, False),

@@ -22,5 +22,7 @@ class TokenLikelihoodObjective(LikelihoodObjective):
                      epoch_size: int) -> Any:
         from waveloom.data.token_dataset import TokenWindowDataset
 
+        augment = split == cfg.data.train_split  # never transpose what validation scores
         return TokenWindowDataset(cache, split=split, window=cfg.data.window,
-                                  epoch_size=epoch_size, seed=cfg.train.seed)
+                                  epoch_size=epoch_size, seed=cfg.train.seed,
+                                  transpose=cfg.data.transpose if augment else 0)
