@@ -258,9 +258,12 @@ def test_generate_shape_range_and_determinism():
         {"head": "logistic_mixture", "mixture_components": 3},
         {"head": "logistic_mixture", "mixture_components": 2, "mixture_levels": 65536},
         {"local": "roll", "local_channels": 128, "local_hop": 8, "upsample_factors": [2, 4]},
+        {"local": "roll", "local_channels": 128, "local_hop": 8, "upsample_factors": [2, 4],
+         "roll_excitation": True},
         {"pitch_conditioning": False, "instrument_conditioning": False},
     ],
-    ids=["softmax", "onehot-k3", "mixture", "mixture16", "roll", "unconditional"],
+    ids=["softmax", "onehot-k3", "mixture", "mixture16", "roll", "roll-excitation",
+         "unconditional"],
 )
 def test_incremental_and_naive_samplers_give_the_same_codes(overrides):
     model = _model(**overrides)

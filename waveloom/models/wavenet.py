@@ -40,6 +40,7 @@ from waveloom.models.plan import (
 from waveloom.models.stack_config import WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
+from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitation
 
 HEADS = ("categorical", "logistic_mixture")
 INPUTS = ("embedding", "onehot")
@@ -99,6 +100,10 @@ class WaveNetConfig(WaveNetStackConfig):
     # Needs examples that start at their note's onset (NSynth-style notes); the window's
     # 'start' within its example comes from the data set.
     note_clock: bool = False
+    # local: roll only. Two more sample-rate channels: the summed sin / cos of every sounding
+    # note's phase, weighted by its roll value (waveloom.nn.roll_excitation), so the network
+    # is handed the score's periods instead of inventing them from the roll's on/off rows.
+    roll_excitation: bool = False
     sample_rate: int = 16000  # turns MIDI pitch into a period and note_clock taus into samples
 
     def validate(self) -> None:
@@ -114,6 +119,9 @@ class WaveNetConfig(WaveNetStackConfig):
             raise ConfigError(
                 f"model.mixture_levels={self.mixture_levels}: use 256 (mu-law) or 65536 (16-bit)"
             )
+        if self.roll_excitation and self.local != "roll":
+            raise ConfigError("model.roll_excitation needs model.local=roll (it sounds the "
+                              "roll's notes); set model.local=roll or turn it off")
         if self.pitch_excitation and self.sample_rate <= 0:
             raise ConfigError(f"model.sample_rate={self.sample_rate} must be > 0")
         if not 0.0 <= self.cond_dropout < 1.0:
@@ -191,6 +199,7 @@ class WaveNet(StepSampled, Likelihood):
             input=c.input,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
             local_channels=(c.local_channels if self.upsample is not None else 0)
+            + (ROLL_EXCITATION_CHANNELS if c.roll_excitation else 0)
             + (EXCITATION_CHANNELS if c.pitch_excitation else 0)
             + (NOTE_CLOCK_CHANNELS if c.note_clock else 0),
         )
@@ -299,9 +308,17 @@ class WaveNet(StepSampled, Likelihood):
                 f"{where}[{key!r}] has shape {tuple(frames.shape)}; expected [B, {c}, frames]"
             )
         try:
-            return self.upsample(frames.to(self.stack.out2.weight), length)
+            features = self.upsample(frames.to(self.stack.out2.weight), length)
         except ValueError as err:
             raise DataError(f"{where}[{key!r}]: {err}; pass more frames") from None
+        if not self.config.roll_excitation:
+            return features
+        phases = None  # training: random phases, so only the periods inform
+        if self.training:
+            phases = torch.rand(frames.shape[0], 128, device=frames.device) * (2 * math.pi)
+        source = roll_excitation(frames, self.config.local_hop, length,
+                                 self.config.sample_rate, phases)
+        return torch.cat([features, source.to(features)], dim=1)
 
     def _params(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Head parameters [B, P, W] and target codes [B, W] for the last W samples."""
