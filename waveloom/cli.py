@@ -12,6 +12,7 @@
     waveloom hierarchy --prior P --levels TOP.. BOTTOM --out H.json   string levels together
     waveloom transfer CKPT AUDIO... --out DIR   DDSP: play audio's pitch/loudness on an instrument
     waveloom perform CKPT SONG.mid --out DIR    DDSP: render a MIDI file with an instrument
+    waveloom transcribe CKPT AUDIO... --out DIR  notes (.mid + piano roll) from audio
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
@@ -40,12 +41,14 @@ from waveloom.app import (
     generate,
     listen,
     train,
+    transcribe,
     vocode,
 )
 from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
-APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, evaluate, listen, demo)
+APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, evaluate,
+               listen, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,6 +62,9 @@ class DataConfig:
     # semitones in [-transpose, transpose] (Huang et al. 2018 used +-3): the same chorale in
     # another key is another plausible chorale, and a 190k-event corpus otherwise overfits.
     transpose: int = 0
+    # Audio families that read scores (the transcriber): play each training window through a
+    # random EQ, room, gain and noise (waveloom.data.augment), so it hears unseen SoundFonts.
+    augment: bool = False
 
     def validate(self) -> None:
         check_ranges(self, _DATA_RANGES)

@@ -346,3 +346,31 @@ def plot_embedding(
     ax.set_title(title or f"{dims}-dim code, {frames} frames of {hop} samples")
     fig.colorbar(artist, ax=ax, label="value", pad=0.01)
     return _save(fig, path)
+
+
+def plot_score_over_spectrogram(audio, sr: int, notes, path: str | Path,
+                                title: str | None = None, voices=None) -> Path:
+    """A mel spectrogram above the piano roll of ``notes`` (float ``[N, >= 3]``: onset s,
+    offset s, MIDI pitch) on the same time axis: what was heard above what was written (or
+    transcribed). ``voices`` (int ``[N]``, optional) colours each note by its voice."""
+    path = Path(path)
+    x = _mono(audio, path)
+    notes = np.asarray(notes, np.float64).reshape(-1, np.shape(notes)[-1] if len(notes) else 3)
+    fig = _new_figure(10, 6)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1])
+    image = _analyse(x, sr, "mel")
+    artist = _draw(top, image, *_levels(float(image.level_db.max())), title or "mel spectrogram")
+    top.set_xlabel("")
+    _level_colorbar(fig, artist, top)
+    colours = colormaps["tab10"]
+    for i, (on, off, pitch) in enumerate(notes[:, :3]):
+        colour = colours(int(voices[i]) % 10) if voices is not None else "tab:blue"
+        bottom.hlines(pitch, on, off, colors=[colour], linewidth=3)
+    if len(notes):
+        bottom.set_ylim(notes[:, 2].min() - 2, notes[:, 2].max() + 2)
+    bottom.set_xlim(0.0, max(len(x) / sr, float(notes[:, 1].max()) if len(notes) else 0.0))
+    bottom.set_ylabel("MIDI pitch")
+    bottom.set_xlabel("time (s)")
+    bottom.set_title(f"piano roll ({len(notes)} notes)")
+    bottom.grid(axis="y", color="0.9", linewidth=0.5)
+    return _save(fig, path)

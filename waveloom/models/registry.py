@@ -27,6 +27,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "code_prior": ("waveloom.models.code_prior:CodePrior", "likelihood"),
     "ddsp": ("waveloom.models.ddsp:DDSP", "reconstruction"),
     "music_transformer": ("waveloom.models.music_transformer:MusicTransformer", "token_likelihood"),
+    "transcriber": ("waveloom.models.transcriber:Transcriber", "transcription"),
 }
 
 

@@ -226,11 +226,10 @@ def render_midi(
 
     ``program`` (a GM number 0-127 or an ensemble name of :data:`gm.ENSEMBLES`) replaces the
     programs of every melodic part; ``"every"`` renders each piece once per ensemble; by
-    default chorales rotate through the ensembles and MIDI files keep their own programs.
-    ``tempo`` (quarter notes per minute) applies to chorales.
-    Unparseable or empty MIDI files are skipped and listed in the summary, never fatal (when
-    every piece fails, the error names them). A note held longer than ``max_note_seconds`` (a
-    missing note-off makes a note minutes long) is cut to it, with a warning naming the file.
+    default chorales rotate through the ensembles and files keep theirs. ``tempo`` (quarter
+    notes per minute) applies to chorales. Unparseable or empty MIDI files are skipped and
+    listed in the summary, never fatal (when every piece fails, the error names them). A note
+    held longer than ``max_note_seconds`` (a lost note-off) is cut to it, with a warning.
     Re-running with the same settings keeps pieces already written. Prints only tqdm bars.
     ``voice`` (``soprano``, ``alto``, ``tenor``, ``bass``) renders only that part of every
     piece (its n-th pitched part): solo melodic lines for one instrument (DDSP's data).

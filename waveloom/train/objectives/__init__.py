@@ -12,6 +12,7 @@ from waveloom.train.objectives.base import Objective
 from waveloom.train.objectives.bptt import TruncatedBPTTObjective
 from waveloom.train.objectives.likelihood import LikelihoodObjective
 from waveloom.train.objectives.tokens import TokenLikelihoodObjective
+from waveloom.train.objectives.transcription import TranscriptionObjective
 
 OBJECTIVES: dict[str, type[Objective]] = {
     "likelihood": LikelihoodObjective,
@@ -19,6 +20,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "adversarial": AdversarialObjective,
     "truncated_bptt": TruncatedBPTTObjective,
     "token_likelihood": TokenLikelihoodObjective,
+    "transcription": TranscriptionObjective,
 }
 
 
@@ -31,5 +33,5 @@ def build_objective(name: str) -> Objective:
 
 
 __all__ = ["OBJECTIVES", "AdversarialObjective", "LikelihoodObjective", "Objective",
-           "TokenLikelihoodObjective",
+           "TokenLikelihoodObjective", "TranscriptionObjective",
            "TruncatedBPTTObjective", "build_objective", "step_generator"]

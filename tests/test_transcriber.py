@@ -1,0 +1,126 @@
+"""The transcriber (issue #23 part 3): labels, augmentation, decoding, scoring, training, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from waveloom.cli import main
+from waveloom.data import augment as aug
+from waveloom.data.note_labels import LOWEST_KEY, note_labels
+from waveloom.errors import CheckpointError, DataError
+from waveloom.evaluate.transcription import decode, score
+
+HOP = 256
+
+
+def _table(notes):
+    """(onset sample, offset sample, pitch, velocity) rows -> the cache's note table."""
+    t = np.array(notes, np.int64).reshape(-1, 4)
+    return np.column_stack([t, np.maximum.accumulate(t[:, 1])])
+
+
+def test_labels_mark_onset_offset_frames_and_velocity():
+    labels = note_labels(_table([(1000, 3000, 60, 127), (2600, 9999, 200, 90)]), 0, 20, HOP)
+    key = 60 - LOWEST_KEY
+    assert np.flatnonzero(labels["onset"][:, key]).tolist() == [4]  # 1000 / 256 = 3.9
+    assert np.flatnonzero(labels["offset"][:, key]).tolist() == [12]  # 3000 / 256 = 11.7
+    assert np.flatnonzero(labels["frame"][:, key]).tolist() == list(range(4, 12))
+    assert labels["velocity"][4, key] == 1.0 and labels["velocity"].sum() == 1.0
+    assert labels["onset"].sum() == 1, "pitch 200 is off the keyboard and ignored"
+    later = note_labels(_table([(1000, 3000, 60, 127)]), 512, 20, HOP)
+    assert np.flatnonzero(later["onset"][:, key]).tolist() == [2]
+
+
+def test_augmentation_is_seeded_and_keeps_length_and_range():
+    rng = np.random.default_rng(0)
+    audio = (0.5 * np.sin(np.arange(16000) * 0.05)).astype(np.float32)
+    a = aug.augment(audio, np.random.default_rng(1))
+    assert a.shape == audio.shape and a.dtype == np.float32 and np.abs(a).max() <= 1.0
+    assert np.array_equal(a, aug.augment(audio, np.random.default_rng(1)))
+    assert not np.array_equal(a, aug.augment(audio, np.random.default_rng(2)))
+    gain = aug.random_gain(audio, rng)[1] / audio[1]
+    assert 10 ** (-6 / 20) - 1e-6 <= gain <= 10 ** (6 / 20) + 1e-6
+    noisy = aug.random_noise(audio, np.random.default_rng(3))
+    snr = 10 * np.log10(np.mean(audio**2) / np.mean((noisy - audio) ** 2))
+    assert 19 < snr < 51
+    assert aug.random_reverb(audio, rng).shape == audio.shape
+
+
+def _probs(notes, n_frames):
+    """Perfect probabilities for ``notes`` [(onset s, offset s, pitch)] at 16 ms frames."""
+    table = _table([(round(a * 16000), round(b * 16000), p, 100) for a, b, p in notes])
+    return note_labels(table, 0, n_frames, HOP)
+
+
+def test_perfect_predictions_score_one_and_late_onsets_do_not_count():
+    ref = np.array([[0.1, 0.5, 60], [0.3, 0.9, 64], [1.0, 1.4, 67], [1.2, 1.3, 67]], float)
+    est = decode(_probs(ref, 120), HOP / 16000)
+    assert len(est) == 4 and set(est[:, 2]) == {60, 64, 67}
+    scores = score(ref, est)
+    assert scores["note"] == pytest.approx((1.0, 1.0, 1.0))
+    assert scores["frame"][2] > 0.95
+    late = ref.copy()
+    late[:, :2] += 0.06  # 60 ms late: beyond the 50 ms onset tolerance
+    moved = score(ref, decode(_probs(late, 120), HOP / 16000))
+    assert moved["note"][2] == 0.0 and moved["frame"][2] > 0.5
+    assert score(ref, np.zeros((0, 4)))["note"] == (0.0, 0.0, 0.0)
+
+
+def test_the_model_learns_a_batch(tmp_path):
+    from waveloom.models.transcriber import Transcriber, TranscriberConfig
+
+    torch.manual_seed(0)
+    model = Transcriber(TranscriberConfig(n_fft=512, hop=128, n_mels=32, conv_channels=4,
+                                          width=16, units=8, dropout=0.0))
+    batch = model.example_batch(2, 128 * 40)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = model.loss(batch)["loss"].item()
+    for _ in range(40):
+        opt.zero_grad()
+        loss = model.loss(batch)["loss"]
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.6 * first
+    with pytest.raises(DataError, match="at least one frame"):
+        model(torch.zeros(1, 10))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny transcriber trained a few steps on one rendered chorale, through the CLI."""
+    root = tmp_path_factory.mktemp("tr")
+    assert main(["data", "render-midi", str(root / "src"), "--chorales", "1", "-q"]) == 0
+    assert main(["prepare", str(root / "src"), str(root / "cache"), "--format", "maestro",
+                 "-q"]) == 0
+    cache = root / "cache"
+    assert main(["train", "configs/transcriber/tiny.yaml", "--data", str(cache), "--out",
+                 str(root / "run"), "-q", "--max-steps", "4",
+                 "train.checkpoint_every=2"]) == 0
+    return root
+
+
+def test_transcribe_writes_midi_and_png(tiny_run, tmp_path, capsys):
+    wav = next((tiny_run / "src").rglob("*.wav"))
+    assert main(["transcribe", str(tiny_run / "run" / "model.safetensors"), str(wav),
+                 "--out", str(tmp_path / "t")]) == 0
+    assert (tmp_path / "t" / f"{wav.stem}.mid").is_file()
+    assert (tmp_path / "t" / f"{wav.stem}.png").stat().st_size > 10000
+    assert "notes in" in capsys.readouterr().out
+
+
+def test_transcribe_bad_input_is_one_line(tiny_run, tmp_path, capsys):
+    ckpt = str(tiny_run / "run" / "model.safetensors")
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros(50, np.float32), 16000)
+    assert main(["transcribe", ckpt, str(short), "--out", str(tmp_path / "o")]) == 2
+    assert "shorter than one frame" in capsys.readouterr().err
+    assert main(["transcribe", ckpt, str(tmp_path / "missing.wav"), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "missing.wav" in capsys.readouterr().err
+    with pytest.raises(CheckpointError):
+        from waveloom.evaluate.transcription import load_transcriber
+
+        load_transcriber("waveloom/assets/ddsp-violin.safetensors")
