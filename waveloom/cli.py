@@ -12,6 +12,7 @@
     waveloom hierarchy --prior P --levels TOP.. BOTTOM --out H.json   string levels together
     waveloom transfer CKPT AUDIO... --out DIR   DDSP: play audio's pitch/loudness on an instrument
     waveloom perform CKPT SONG.mid --out DIR    DDSP: render a MIDI file with an instrument
+    waveloom compose --seconds S --out DIR      a new piece: Music Transformer + DDSP voices
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
@@ -33,6 +34,7 @@ import waveloom
 from waveloom.app import (
     autoencode,
     codes,
+    compose,
     data,
     ddsp,
     demo,
@@ -45,7 +47,8 @@ from waveloom.app import (
 from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
-APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, evaluate, listen, demo)
+APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, compose, evaluate, listen,
+               demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ __all__ = [
     "KINDS",
     "plot_embedding",
     "plot_rainbowgram",
+    "plot_score",
     "plot_sheet",
     "plot_spectrogram",
     "plot_waveform",
@@ -321,6 +322,40 @@ def plot_sheet(
         _level_colorbar(fig, artist, list(axes))
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_score(
+    audio, sr: int, lines: Sequence[Sequence[tuple[float, float, int, int]]], path: str | Path,
+    names: Sequence[str] | None = None, title: str | None = None,
+) -> Path:
+    """A piano roll over the constant-Q spectrogram of its render, one colour per line.
+
+    ``lines``: per voice, notes ``(start_s, end_s, midi_pitch, velocity)``; ``names`` label the
+    voices in the legend. Each note is an outlined box one semitone high on the CQT's pitch
+    axis (MIDI ``p`` sits at bin ``2 (p - 24)``: C1 is MIDI 24, two bins a semitone), so a
+    rendered note lies inside its box when the renderer played it in tune.
+    """
+    from matplotlib.patches import Rectangle
+
+    path = Path(path)
+    image = _analyse(_mono(audio, path), sr, "cqt")
+    fig = _new_figure(12, 5)
+    ax = fig.add_subplot()
+    artist = _draw(ax, image, *_levels(float(image.level_db.max())), title or "score and render")
+    colours = colormaps["tab10"]
+    per_semitone = CQT_BINS_PER_OCTAVE / 12
+    for i, line in enumerate(lines):
+        colour = colours(i % 10)
+        label = f"{i + 1}: {names[i]}" if names and i < len(names) else f"voice {i + 1}"
+        for k, (start, end, pitch, _) in enumerate(line):
+            y = per_semitone * (pitch - 24) - per_semitone / 2
+            ax.add_patch(Rectangle((start, y), end - start, per_semitone, fill=False,
+                                   edgecolor=colour, linewidth=1.0,
+                                   label=label if k == 0 else None))
+    if lines:
+        ax.legend(loc="upper right", fontsize="small", framealpha=0.6)
+    _level_colorbar(fig, artist, ax)
     return _save(fig, path)
 
 

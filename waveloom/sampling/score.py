@@ -9,10 +9,13 @@ curves made from notes, as the audio samplers do; the verbs (``compose``) sit ab
 * **Range.** A line outside its instrument's trained pitch range (``DDSP.f0_range``: what it
   heard in training, widened by a semitone) moves by whole octaves, the fewest that fit, and
   a note says which line moved; if no octave fits (a line wider than the range) it stays, and
-  the perform path clips its f0 to the range, with a note naming the seconds.
+  the perform path clips its f0 to the range, with a note naming the seconds. A line with
+  only a few stray notes outside (at most :data:`FOLD_SHARE` of them) keeps its register
+  instead: those notes alone move by octaves into range (a note says how many).
 * **Mix.** The lines sharing an instrument render as one batch (noise seeded by ``seed`` and
   the instrument's index); the instruments are summed, then scaled so the peak is at most
   ``-headroom_db`` dBFS (never up). :class:`Rendered` reports the peak before and after.
+  (The perform path already scales one instrument's lines down if their own sum would clip.)
 """
 
 from __future__ import annotations
@@ -30,14 +33,19 @@ from waveloom.errors import ConfigError
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 #: Voices by register, top first: soprano, alto, tenor, bass (docs/compose.md, "Rendering").
 DEFAULT_INSTRUMENTS = ("violin", "flute", "trumpet", "trumpet")
+#: GM programs for the shipped instruments (piece.mid's tracks); 0 (piano) for others.
+PROGRAMS = {"violin": 40, "flute": 73, "trumpet": 56}
 MAX_OCTAVES = 4  # the farthest a line is moved to fit an instrument
+FOLD_SHARE = 0.25  # up to this share of a line's notes out of range: fold them, not the line
 
 
 @dataclass
 class Rendered:
     """The mix ``audio`` float32 ``[T]`` at ``sample_rate``; per line its notes (after any
     transposition) and instrument name; ``peak`` of the raw sum and ``gain`` applied (the
-    output peaks at ``peak * gain``); ``notes``: warnings to print."""
+    output peaks at ``peak * gain``); ``score``: the lines as the score has them (before
+    fitting them to the instruments), ``octaves`` each whole line was moved by; ``notes``:
+    warnings to print."""
 
     audio: np.ndarray
     sample_rate: int
@@ -45,6 +53,8 @@ class Rendered:
     voices: list[str]
     peak: float
     gain: float
+    score: list[list[Note]] = field(default_factory=list)
+    octaves: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -86,11 +96,16 @@ def load_instruments(names, device: str = "cpu") -> list[tuple[str, object]]:
     return out
 
 
+def _midi_range(lo_hz: float, hi_hz: float) -> tuple[int, int]:
+    """The whole MIDI pitches inside ``lo_hz..hi_hz``."""
+    return (math.ceil(69 + 12 * math.log2(lo_hz / 440.0) - 1e-9),
+            math.floor(69 + 12 * math.log2(hi_hz / 440.0) + 1e-9))
+
+
 def fit_octaves(line: list[Note], lo_hz: float, hi_hz: float) -> int:
     """The octave shift (fewest octaves, up before down) that puts every pitch of ``line``
     within ``lo_hz..hi_hz``; 0 when none does (the f0 is then clipped)."""
-    lo = math.ceil(69 + 12 * math.log2(lo_hz / 440.0) - 1e-9)
-    hi = math.floor(69 + 12 * math.log2(hi_hz / 440.0) + 1e-9)
+    lo, hi = _midi_range(lo_hz, hi_hz)
     pitches = [n[2] for n in line]
     for k in sorted(range(-MAX_OCTAVES, MAX_OCTAVES + 1), key=lambda k: (abs(k), -k)):
         if lo <= min(pitches) + 12 * k and max(pitches) + 12 * k <= hi:
@@ -98,18 +113,40 @@ def fit_octaves(line: list[Note], lo_hz: float, hi_hz: float) -> int:
     return 0
 
 
-def _fit_lines(lines, voices, what: str) -> tuple[list[list[Note]], list[str]]:
-    """Each line moved into its instrument's range where whole octaves allow; notes to print."""
-    fitted, notes = [], []
+def fold_notes(line: list[Note], lo_hz: float, hi_hz: float) -> tuple[list[Note], int]:
+    """Each pitch outside ``lo_hz..hi_hz`` moved by the fewest octaves into it (if the range
+    spans an octave); the line and how many notes moved."""
+    lo, hi = _midi_range(lo_hz, hi_hz)
+    if hi - lo < 11:
+        return list(line), 0
+    out = []
+    for a, b, p, v in line:
+        q = p + 12 * math.ceil((lo - p) / 12) if p < lo else p - 12 * math.ceil((p - hi) / 12) \
+            if p > hi else p
+        out.append((a, b, q, v))
+    return out, sum(n[2] != m[2] for n, m in zip(line, out))
+
+
+def _fit_lines(lines, voices, what: str) -> tuple[list[list[Note]], list[int], list[str]]:
+    """Each line into its instrument's range: a few stray notes (at most :data:`FOLD_SHARE`)
+    fold by octaves one by one, else the whole line moves by whole octaves where that fits.
+    Returns the lines, their whole-line shifts in octaves and notes to print."""
+    fitted, octaves, notes = [], [], []
     for i, (line, (name, model)) in enumerate(zip(lines, voices)):
-        k = fit_octaves(line, *model.f0_range())
         pitches = [n[2] for n in line]
+        folded, moved = fold_notes(line, *model.f0_range())
+        k = 0 if moved <= FOLD_SHARE * len(line) else fit_octaves(line, *model.f0_range())
         if k:
             notes.append(f"{what}: line {i + 1} (MIDI {min(pitches)}-{max(pitches)}) moved "
                          f"{'up' if k > 0 else 'down'} {abs(k)} octave{'s' * (abs(k) > 1)} "
                          f"into the {name}'s range")
-        fitted.append([(a, b, p + 12 * k, v) for a, b, p, v in line])
-    return fitted, notes
+            folded = [(a, b, p + 12 * k, v) for a, b, p, v in line]
+        elif moved:
+            notes.append(f"{what}: line {i + 1}: {moved} of {len(line)} notes outside the "
+                         f"{name}'s range moved by octaves into it")
+        fitted.append(folded)
+        octaves.append(k)
+    return fitted, octaves, notes
 
 
 def _render_group(model, lines, frames: int, seed: int, vibrato, portamento: float, what: str):
@@ -126,17 +163,18 @@ def _render_group(model, lines, frames: int, seed: int, vibrato, portamento: flo
 
 def render_score(midi, instruments=DEFAULT_INSTRUMENTS, *, seed: int = 0,
                  vibrato: tuple[float, float] = (0.0, 0.0), portamento: float = 0.0,
-                 headroom_db: float = 1.0, device: str = "cpu", what: str | None = None
-                 ) -> Rendered:
+                 headroom_db: float = 1.0, device: str = "cpu", what: str | None = None,
+                 max_voices: int | None = None) -> Rendered:
     """Render ``midi`` (a path or PrettyMIDI) with ``instruments`` (names, ``.safetensors``
-    paths or DDSP models), one per line in turn; see the module docstring. DataError for a
+    paths or DDSP models), one per line in turn (at most ``max_voices`` lines a part: see
+    :func:`~waveloom.data.voices.register_voices`); see the module docstring. DataError for a
     score without notes, ConfigError for an unknown instrument or mismatched sample rates."""
     from waveloom.data.voices import score_lines
     from waveloom.models.ddsp.perform import TAIL_SECONDS
 
     if not instruments:
         raise ConfigError("render_score: give at least one instrument")
-    lines, end = score_lines(midi, what)
+    lines, end = score_lines(midi, what, max_voices)
     label = what or (str(midi) if isinstance(midi, (str, Path)) else "score")
     loaded = load_instruments(list(instruments), device)
     rates = {(m.config.sample_rate, m.hop) for _, m in loaded}
@@ -144,7 +182,7 @@ def render_score(midi, instruments=DEFAULT_INSTRUMENTS, *, seed: int = 0,
         raise ConfigError(f"instruments differ in sample rate / hop {sorted(rates)}; mix only "
                           "instruments of one rate")
     voices = [loaded[i % len(loaded)] for i in range(len(lines))]
-    lines, notes = _fit_lines(lines, voices, label)
+    score, (lines, octaves, notes) = lines, _fit_lines(lines, voices, label)
     model0 = loaded[0][1]
     frames = math.ceil((end + TAIL_SECONDS) * model0.config.frame_rate)
     mix = np.zeros(frames * model0.hop, np.float32)
@@ -157,4 +195,4 @@ def render_score(midi, instruments=DEFAULT_INSTRUMENTS, *, seed: int = 0,
     peak = float(np.abs(mix).max())
     gain = min(1.0, 10.0 ** (-headroom_db / 20.0) / peak) if peak > 0 else 1.0
     return Rendered((mix * gain).astype(np.float32), model0.config.sample_rate, lines,
-                    [name for name, _ in voices], peak, gain, notes)
+                    [name for name, _ in voices], peak, gain, score, octaves, notes)

@@ -1,0 +1,151 @@
+"""``waveloom compose --seconds S --out DIR``: a new piece, from notes to a neural performance.
+
+Two stages of Wave2Midi2Wave (issue #23): a Music Transformer draws performance events until S
+seconds (:mod:`waveloom.sampling.compose`, after ``--prime MIDI`` if given), and the DDSP
+instruments play its voices (:func:`waveloom.sampling.score.render_score`: voices by register,
+top first, voice i on ``--instruments``' i-th modulo their number). Writes ``DIR/piece.mid``
+(one track per voice, as composed), ``DIR/piece.wav`` and ``DIR/piece.png`` (the piano roll, one
+colour per voice, over the render's constant-Q spectrogram), and prints each stage's seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, check_positive
+from waveloom.errors import ConfigError
+
+#: The chorale Music Transformer ``compose`` uses by default (shipped by the lead).
+DEFAULT_MODEL = (Path(__file__).resolve().parents[1] / "assets"
+                 / "music-transformer-chorales.safetensors")
+MAX_SECONDS = 600.0  # ten minutes: past that the O(L^2) attention makes a round minutes long
+DEFAULT_VOICES = "violin,flute,trumpet,trumpet"  # soprano, alto, tenor, bass (docs/compose.md)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("compose", help="a new piece: Music Transformer notes played by "
+                              "DDSP instruments (piece.mid, piece.wav, piece.png)")
+    p.add_argument("--seconds", type=float, default=30.0,
+                   help=f"length of the piece in seconds, the prime included (default 30, at "
+                        f"most {MAX_SECONDS:g})")
+    p.add_argument("--prime", type=Path, default=None, metavar="MIDI",
+                   help="a MIDI file the piece starts with (the model continues it)")
+    p.add_argument("--instruments", default=DEFAULT_VOICES, metavar="a,b,c,d",
+                   help="DDSP instruments by voice, top first: shipped names (violin, flute, "
+                        "trumpet) or .safetensors files; voice i plays the i-th modulo their "
+                        f"number (default {DEFAULT_VOICES})")
+    p.add_argument("--voices", type=int, default=4,
+                   help="at most this many voices: a note past them cuts off the oldest held "
+                        "note (default 4, the chorales' SATB)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="CKPT",
+                   help="a music_transformer model.safetensors (default: the shipped chorale "
+                        "model)")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k likeliest events (0: all)")
+    p.add_argument("--top-p", type=float, default=0.95,
+                   help="nucleus: keep the likeliest events up to this mass (default 0.95)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_sampling_args(p, ("seed", "temperature"))
+    add_device_arg(p, default="cpu")
+    add_quiet_arg(p)
+    p.set_defaults(run=run)
+
+
+def _check(args: argparse.Namespace) -> list[str]:
+    """The instrument list, after every flag is checked (before any model loads)."""
+    from waveloom.app.common import sampling_options
+    from waveloom.sampling.score import instrument_path
+
+    check_positive("--seconds", args.seconds)
+    check_positive("--voices", args.voices)
+    if args.seconds > MAX_SECONDS:
+        raise ConfigError(f"--seconds {args.seconds:g}: at most {MAX_SECONDS:g} (ten minutes); "
+                          "compose longer pieces in parts with --prime")
+    sampling_options(args)  # --seed, --temperature
+    if args.top_k < 0 or not 0 < args.top_p <= 1:
+        raise ConfigError(f"--top-k {args.top_k} / --top-p {args.top_p}: need k >= 0 and p "
+                          "in (0, 1]")
+    names = [n.strip() for n in args.instruments.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--instruments: give at least one name, e.g. violin,flute")
+    for name in names:
+        instrument_path(name)
+    if args.prime is not None and not args.prime.is_file():
+        raise ConfigError(f"--prime {args.prime}: no such MIDI file")
+    return names
+
+
+def _load_composer(args: argparse.Namespace):
+    from waveloom.device import pick_device
+    from waveloom.models.load import load_checkpoint
+
+    if not args.model.is_file():
+        raise ConfigError(
+            f"no Music Transformer at {args.model}: the chorale model is not shipped yet; train "
+            "one (docs/music_transformer.md: build_symbolic('corpus', chorales=300), then "
+            "waveloom train configs/music_transformer/chorales.yaml --data corpus --out runs/mt)"
+            " and pass --model runs/mt/model.safetensors")
+    model, _ = load_checkpoint(args.model, pick_device(args.device),
+                               expect_family="music_transformer")
+    return model
+
+
+def _compose(args: argparse.Namespace, model):
+    """Tokens for the piece and notes to print."""
+    from waveloom.data.events import midi_to_events
+    from waveloom.sampling.compose import compose_tokens
+
+    prime = None if args.prime is None else midi_to_events(args.prime)
+    return compose_tokens(model, args.seconds, prime, seed=args.seed,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+
+
+def _write(out: Path, rendered) -> list[Path]:
+    """piece.mid (as composed, before any octave moves), piece.wav, piece.png."""
+    from waveloom.audio.io import save_audio
+    from waveloom.audio.plots import plot_score
+    from waveloom.data.voices import lines_to_midi
+    from waveloom.sampling.score import PROGRAMS
+
+    programs = [PROGRAMS.get(name, 0) for name in rendered.voices]
+    midi = lines_to_midi(rendered.score, rendered.voices, programs)
+    out.mkdir(parents=True, exist_ok=True)
+    midi.write(str(out / "piece.mid"))
+    wav = save_audio(out / "piece.wav", rendered.audio, rendered.sample_rate)
+    png = plot_score(rendered.audio, rendered.sample_rate, rendered.lines, out / "piece.png",
+                     rendered.voices, title=f"piece: {len(rendered.lines)} voices")
+    return [out / "piece.mid", Path(wav), Path(png)]
+
+
+def run(args: argparse.Namespace) -> int:
+    import math
+
+    from waveloom.app.ddsp import _threads
+    from waveloom.data.events import events_to_midi
+    from waveloom.sampling.score import render_score
+
+    names = _check(args)
+    times = {"start": time.perf_counter()}
+    model = _load_composer(args)
+    times["load"] = time.perf_counter()
+    tokens, notes = _compose(args, model)
+    times["compose"] = time.perf_counter()
+    with _threads():
+        rendered = render_score(events_to_midi(tokens), names, seed=args.seed,
+                                device=args.device, what="piece", max_voices=args.voices)
+    times["render"] = time.perf_counter()
+    paths = _write(args.out, rendered)
+    times["write"] = time.perf_counter()
+    for note in notes + rendered.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    for path in paths:
+        print(path)
+    stages = list(times)
+    spans = ", ".join(f"{b} {times[b] - times[a]:.1f} s" for a, b in zip(stages, stages[1:]))
+    peak_db = 20 * math.log10(max(rendered.peak * rendered.gain, 1e-12))
+    print(f"{len(tokens)} events, {len(rendered.lines)} voices "
+          f"({', '.join(rendered.voices)}); peak {peak_db:.1f} dBFS (gain {rendered.gain:.2f}); "
+          f"{spans}; total {times['write'] - times['start']:.1f} s")
+    return 0
