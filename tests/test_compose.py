@@ -101,3 +101,18 @@ def test_compose_refuses_an_empty_prime(composer, tmp_path, capsys):
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "empty.mid: no notes to encode" in err and err.count("\n") == 1
+
+
+def test_demo_compose_section_plays_a_piece_or_says_why_not(composer, tmp_path, capsys):
+    import re
+
+    from waveloom.app._demo_compose import compose_section
+    from waveloom.app.demo import _section
+
+    page = compose_section(tmp_path / "absent.safetensors", tmp_path, _section)
+    assert "skipped: no shipped Music Transformer" in page
+    assert "skipped: no shipped Music Transformer" in capsys.readouterr().out
+    page = compose_section(composer, tmp_path, _section)
+    links = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", page)
+    assert len(links) == 3 and all((tmp_path / link).is_file() for link in links)
+    assert "events" in page and (tmp_path / "compose" / "piece.png").is_file()

@@ -11,8 +11,10 @@ colour per voice, over the render's constant-Q spectrogram), and prints each sta
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, check_positive
@@ -77,29 +79,41 @@ def _check(args: argparse.Namespace) -> list[str]:
     return names
 
 
-def _load_composer(args: argparse.Namespace):
+MISSING = ("no Music Transformer at {path}: the chorale model is not shipped yet; train one "
+           "(docs/music_transformer.md: build_symbolic('corpus', chorales=300), then waveloom "
+           "train configs/music_transformer/chorales.yaml --data corpus --out runs/mt) and pass "
+           "--model runs/mt/model.safetensors")
+
+
+@dataclass
+class Piece:
+    """What :func:`compose_piece` wrote and measured: ``paths`` (mid, wav, png), ``times``
+    (stage -> seconds, in order), ``tokens`` events, the render, notes to print."""
+
+    paths: list[Path]
+    times: dict[str, float]
+    tokens: int
+    rendered: object
+    notes: list[str]
+
+    def summary(self) -> str:
+        """One line: events, voices, peak, each stage's seconds and the total."""
+        r = self.rendered
+        peak_db = 20 * math.log10(max(r.peak * r.gain, 1e-12))
+        spans = ", ".join(f"{k} {v:.1f} s" for k, v in self.times.items())
+        return (f"{self.tokens} events, {len(r.lines)} voices ({', '.join(r.voices)}); peak "
+                f"{peak_db:.1f} dBFS (gain {r.gain:.2f}); {spans}; total "
+                f"{sum(self.times.values()):.1f} s")
+
+
+def _load_composer(path: Path, device: str):
     from waveloom.device import pick_device
     from waveloom.models.load import load_checkpoint
 
-    if not args.model.is_file():
-        raise ConfigError(
-            f"no Music Transformer at {args.model}: the chorale model is not shipped yet; train "
-            "one (docs/music_transformer.md: build_symbolic('corpus', chorales=300), then "
-            "waveloom train configs/music_transformer/chorales.yaml --data corpus --out runs/mt)"
-            " and pass --model runs/mt/model.safetensors")
-    model, _ = load_checkpoint(args.model, pick_device(args.device),
-                               expect_family="music_transformer")
+    if not Path(path).is_file():
+        raise ConfigError(MISSING.format(path=path))
+    model, _ = load_checkpoint(path, pick_device(device), expect_family="music_transformer")
     return model
-
-
-def _compose(args: argparse.Namespace, model):
-    """Tokens for the piece and notes to print."""
-    from waveloom.data.events import midi_to_events
-    from waveloom.sampling.compose import compose_tokens
-
-    prime = None if args.prime is None else midi_to_events(args.prime)
-    return compose_tokens(model, args.seconds, prime, seed=args.seed,
-                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
 
 
 def _write(out: Path, rendered) -> list[Path]:
@@ -119,33 +133,48 @@ def _write(out: Path, rendered) -> list[Path]:
     return [out / "piece.mid", Path(wav), Path(png)]
 
 
-def run(args: argparse.Namespace) -> int:
-    import math
-
+def compose_piece(model: Path, seconds: float, out: Path, *, prime: Path | None = None,
+                  instruments: list[str] | None = None, seed: int = 0,
+                  temperature: float = 1.0, top_k: int = 0, top_p: float = 0.95,
+                  voices: int = 4, device: str = "cpu") -> Piece:
+    """The whole command (flags already checked): load the composer, draw events for
+    ``seconds`` (after ``prime``'s), render them per voice, write ``out/piece.{mid,wav,png}``."""
     from waveloom.app.ddsp import _threads
-    from waveloom.data.events import events_to_midi
+    from waveloom.data.events import events_to_midi, midi_to_events
+    from waveloom.sampling.compose import compose_tokens
     from waveloom.sampling.score import render_score
 
-    names = _check(args)
-    times = {"start": time.perf_counter()}
-    model = _load_composer(args)
-    times["load"] = time.perf_counter()
-    tokens, notes = _compose(args, model)
-    times["compose"] = time.perf_counter()
+    clock = [time.perf_counter()]
+    times: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        clock.append(time.perf_counter())
+        times[stage] = clock[-1] - clock[-2]
+
+    composer = _load_composer(model, device)
+    lap("load")
+    first = None if prime is None else midi_to_events(prime)
+    tokens, notes = compose_tokens(composer, seconds, first, seed=seed, temperature=temperature,
+                                   top_k=top_k, top_p=top_p)
+    lap("compose")
     with _threads():
-        rendered = render_score(events_to_midi(tokens), names, seed=args.seed,
-                                device=args.device, what="piece", max_voices=args.voices)
-    times["render"] = time.perf_counter()
-    paths = _write(args.out, rendered)
-    times["write"] = time.perf_counter()
-    for note in notes + rendered.notes:
+        rendered = render_score(events_to_midi(tokens), instruments or DEFAULT_VOICES.split(","),
+                                seed=seed, device=device, what="piece", max_voices=voices)
+    lap("render")
+    paths = _write(out, rendered)
+    lap("write")
+    return Piece(paths, times, len(tokens), rendered, notes + rendered.notes)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = _check(args)
+    piece = compose_piece(args.model, args.seconds, args.out, prime=args.prime,
+                          instruments=names, seed=args.seed, temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p, voices=args.voices,
+                          device=args.device)
+    for note in piece.notes:
         print(f"warning: {note}", file=sys.stderr)
-    for path in paths:
+    for path in piece.paths:
         print(path)
-    stages = list(times)
-    spans = ", ".join(f"{b} {times[b] - times[a]:.1f} s" for a, b in zip(stages, stages[1:]))
-    peak_db = 20 * math.log10(max(rendered.peak * rendered.gain, 1e-12))
-    print(f"{len(tokens)} events, {len(rendered.lines)} voices "
-          f"({', '.join(rendered.voices)}); peak {peak_db:.1f} dBFS (gain {rendered.gain:.2f}); "
-          f"{spans}; total {times['write'] - times['start']:.1f} s")
+    print(piece.summary())
     return 0
