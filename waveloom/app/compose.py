@@ -138,8 +138,20 @@ def compose_piece(model: Path, seconds: float, out: Path, *, prime: Path | None 
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 0.95,
                   voices: int = 4, device: str = "cpu") -> Piece:
     """The whole command (flags already checked): load the composer, draw events for
-    ``seconds`` (after ``prime``'s), render them per voice, write ``out/piece.{mid,wav,png}``."""
+    ``seconds`` (after ``prime``'s), render them per voice, write ``out/piece.{mid,wav,png}``.
+
+    Runs on one torch thread (the DDSP synthesiser's chunks still use every core): the
+    composer's one-event steps are tiny kernels, and two intra-op threads on a busy 2-core
+    machine made drawing 460 events take 12-18 s instead of 2.1 s (measured 2026-12-05)."""
     from waveloom.app.ddsp import _threads
+
+    with _threads():
+        return _compose_piece(model, seconds, out, prime, instruments, seed, temperature, top_k,
+                              top_p, voices, device)
+
+
+def _compose_piece(model, seconds, out, prime, instruments, seed, temperature, top_k, top_p,
+                   voices, device) -> Piece:
     from waveloom.data.events import events_to_midi, midi_to_events
     from waveloom.sampling.compose import compose_tokens
     from waveloom.sampling.score import render_score
@@ -157,9 +169,8 @@ def compose_piece(model: Path, seconds: float, out: Path, *, prime: Path | None 
     tokens, notes = compose_tokens(composer, seconds, first, seed=seed, temperature=temperature,
                                    top_k=top_k, top_p=top_p)
     lap("compose")
-    with _threads():
-        rendered = render_score(events_to_midi(tokens), instruments or DEFAULT_VOICES.split(","),
-                                seed=seed, device=device, what="piece", max_voices=voices)
+    rendered = render_score(events_to_midi(tokens), instruments or DEFAULT_VOICES.split(","),
+                            seed=seed, device=device, what="piece", max_voices=voices)
     lap("render")
     paths = _write(out, rendered)
     lap("write")
