@@ -87,6 +87,7 @@ def test_compose_verb_writes_the_piece(composer, tmp_path, capsys):
     (["--seconds", "1e6"], "--seconds 1e+06: at most 600"),
     (["--instruments", "violin,tuba"], "unknown instrument 'tuba': use one of flute, trumpet"),
     (["--voices", "0"], "--voices 0: must be"),
+    (["--reverb", "2"], "--reverb 2.0: the wet share must be in 0..1"),
     (["--model", "nowhere.safetensors"], "no Music Transformer at nowhere.safetensors"),
 ])
 def test_compose_bad_input_is_one_line(flags, message, tmp_path, capsys):

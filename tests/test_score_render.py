@@ -88,3 +88,19 @@ def test_render_score_bad_input():
     with pytest.raises(ConfigError, match="unknown instrument 'tuba'.*violin"):
         render_score(_midi([(0.0, 0.5, 60, 90)]), ["tuba"])
     assert {"violin", "flute", "trumpet"} <= set(known_instruments())
+
+
+def test_shared_reverb_rings_out_and_keeps_the_level():
+    from waveloom.sampling.score import shared_reverb
+
+    click = np.zeros(1600, np.float32)
+    click[100:900] = np.sin(np.arange(800) * 0.2).astype(np.float32)
+    wet = shared_reverb(click, 16000, 0.3, seconds=0.5)
+    assert len(wet) == 1600 + 8000 and np.isfinite(wet).all()
+    assert np.abs(wet[2000:]).max() > 1e-3  # the tail rings on after the sound
+    assert np.array_equal(shared_reverb(click, 16000, 0.0, 0.5)[:1600], click)
+    with pytest.raises(ConfigError, match="reverb wet=1.5"):
+        shared_reverb(click, 16000, 1.5)
+    out = render_score(_midi([(0.0, 0.5, 72, 90)]), ["flute"], reverb=0.2)
+    assert len(out.audio) == int(1.0 * 16000) + int(1.5 * 16000)
+    assert np.abs(out.audio).max() <= 10 ** (-1 / 20) + 1e-6

@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--voices", type=int, default=4,
                    help="at most this many voices: a note past them cuts off the oldest held "
                         "note (default 4, the chorales' SATB)")
+    p.add_argument("--reverb", type=float, default=0.0, metavar="WET",
+                   help="a shared room for all voices: its wet share 0..1 (default 0: off; "
+                        "0.2 is a small hall)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="CKPT",
                    help="a music_transformer model.safetensors (default: the shipped chorale "
                         "model)")
@@ -62,6 +65,8 @@ def _check(args: argparse.Namespace) -> list[str]:
 
     check_positive("--seconds", args.seconds)
     check_positive("--voices", args.voices)
+    if not 0.0 <= args.reverb <= 1.0:
+        raise ConfigError(f"--reverb {args.reverb}: the wet share must be in 0..1")
     if args.seconds > MAX_SECONDS:
         raise ConfigError(f"--seconds {args.seconds:g}: at most {MAX_SECONDS:g} (ten minutes); "
                           "compose longer pieces in parts with --prime")
@@ -136,7 +141,7 @@ def _write(out: Path, rendered) -> list[Path]:
 def compose_piece(model: Path, seconds: float, out: Path, *, prime: Path | None = None,
                   instruments: list[str] | None = None, seed: int = 0,
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 0.95,
-                  voices: int = 4, device: str = "cpu") -> Piece:
+                  voices: int = 4, reverb: float = 0.0, device: str = "cpu") -> Piece:
     """The whole command (flags already checked): load the composer, draw events for
     ``seconds`` (after ``prime``'s), render them per voice, write ``out/piece.{mid,wav,png}``.
 
@@ -147,11 +152,11 @@ def compose_piece(model: Path, seconds: float, out: Path, *, prime: Path | None 
 
     with _threads():
         return _compose_piece(model, seconds, out, prime, instruments, seed, temperature, top_k,
-                              top_p, voices, device)
+                              top_p, voices, reverb, device)
 
 
 def _compose_piece(model, seconds, out, prime, instruments, seed, temperature, top_k, top_p,
-                   voices, device) -> Piece:
+                   voices, reverb, device) -> Piece:
     from waveloom.data.events import events_to_midi, midi_to_events
     from waveloom.sampling.compose import compose_tokens
     from waveloom.sampling.score import render_score
@@ -170,7 +175,8 @@ def _compose_piece(model, seconds, out, prime, instruments, seed, temperature, t
                                    top_k=top_k, top_p=top_p)
     lap("compose")
     rendered = render_score(events_to_midi(tokens), instruments or DEFAULT_VOICES.split(","),
-                            seed=seed, device=device, what="piece", max_voices=voices)
+                            seed=seed, device=device, what="piece", max_voices=voices,
+                            reverb=reverb)
     lap("render")
     paths = _write(out, rendered)
     lap("write")
@@ -182,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     piece = compose_piece(args.model, args.seconds, args.out, prime=args.prime,
                           instruments=names, seed=args.seed, temperature=args.temperature,
                           top_k=args.top_k, top_p=args.top_p, voices=args.voices,
-                          device=args.device)
+                          reverb=args.reverb, device=args.device)
     for note in piece.notes:
         print(f"warning: {note}", file=sys.stderr)
     for path in piece.paths:

@@ -15,6 +15,8 @@ curves made from notes, as the audio samplers do; the verbs (``compose``) sit ab
 * **Mix.** The lines sharing an instrument render as one batch (noise seeded by ``seed`` and
   the instrument's index); the instruments are summed, then scaled so the peak is at most
   ``-headroom_db`` dBFS (never up). :class:`Rendered` reports the peak before and after.
+  ``reverb`` > 0 puts the whole mix in one shared room first (:func:`shared_reverb`), so the
+  voices sound like one ensemble; off by default (each instrument keeps its learned reverb).
   (The perform path already scales one instrument's lines down if their own sum would clip.)
 """
 
@@ -149,6 +151,26 @@ def _fit_lines(lines, voices, what: str) -> tuple[list[list[Note]], list[int], l
     return fitted, octaves, notes
 
 
+def shared_reverb(audio: np.ndarray, sample_rate: int, wet: float, seconds: float = 1.5,
+                  seed: int = 0) -> np.ndarray:
+    """``audio`` ``[T]`` in one room: ``(1 - wet) dry + wet (audio * ir)``, ``ir`` exponentially
+    decaying noise (-60 dB after ``seconds``, unit energy, so the wet part is about as loud as
+    the dry), the result ``seconds`` longer so the tail rings out. Fixed by ``seed``."""
+    import torch
+
+    from waveloom.nn.ddsp.reverb import fft_convolve
+
+    if not 0.0 <= wet <= 1.0 or not 0.0 < seconds <= 10.0:
+        raise ConfigError(f"reverb wet={wet} must be in [0, 1] and seconds={seconds} in (0, 10]")
+    n = int(round(seconds * sample_rate))
+    rng = np.random.default_rng(seed)
+    ir = rng.standard_normal(n) * np.exp(-6.9078 * np.arange(n) / n)  # ln(1000): -60 dB
+    ir = (ir / np.sqrt(np.sum(ir**2))).astype(np.float32)
+    tail = np.concatenate([audio, np.zeros(n, np.float32)])
+    room = fft_convolve(torch.from_numpy(tail)[None], torch.from_numpy(ir))[0, : len(tail)]
+    return ((1.0 - wet) * tail + wet * room.numpy()).astype(np.float32)
+
+
 def _render_group(model, lines, frames: int, seed: int, vibrato, portamento: float, what: str):
     """One instrument's lines -> (audio ``[frames * hop]``, notes)."""
     from waveloom.data.midi_controls import line_f0, line_loudness
@@ -164,10 +186,12 @@ def _render_group(model, lines, frames: int, seed: int, vibrato, portamento: flo
 def render_score(midi, instruments=DEFAULT_INSTRUMENTS, *, seed: int = 0,
                  vibrato: tuple[float, float] = (0.0, 0.0), portamento: float = 0.0,
                  headroom_db: float = 1.0, device: str = "cpu", what: str | None = None,
-                 max_voices: int | None = None) -> Rendered:
+                 max_voices: int | None = None, reverb: float = 0.0) -> Rendered:
     """Render ``midi`` (a path or PrettyMIDI) with ``instruments`` (names, ``.safetensors``
     paths or DDSP models), one per line in turn (at most ``max_voices`` lines a part: see
-    :func:`~waveloom.data.voices.register_voices`); see the module docstring. DataError for a
+    :func:`~waveloom.data.voices.register_voices`); ``reverb`` > 0: the mix goes through
+    :func:`shared_reverb` with that wet share before the headroom; see the module docstring.
+    DataError for a
     score without notes, ConfigError for an unknown instrument or mismatched sample rates."""
     from waveloom.data.voices import score_lines
     from waveloom.models.ddsp.perform import TAIL_SECONDS
@@ -192,6 +216,8 @@ def render_score(midi, instruments=DEFAULT_INSTRUMENTS, *, seed: int = 0,
                                            vibrato, portamento, label)
         mix[: len(audio)] += audio
         notes += group_notes
+    if reverb > 0:
+        mix = shared_reverb(mix, model0.config.sample_rate, reverb, seed=seed)
     peak = float(np.abs(mix).max())
     gain = min(1.0, 10.0 ** (-headroom_db / 20.0) / peak) if peak > 0 else 1.0
     return Rendered((mix * gain).astype(np.float32), model0.config.sample_rate, lines,
