@@ -80,6 +80,11 @@ def test_compose_verb_writes_the_piece(composer, tmp_path, capsys):
     assert 1 <= len(tracks) <= 4 and tracks[0].name == "violin" and tracks[0].program == 40
     first = sorted(n.pitch for t in tracks for n in t.notes if n.start == 0.0)
     assert first == [48, 55, 64, 72]  # the prime's chord opens the piece
+    assert main(["compose", "--seconds", "4", "--model", str(composer), "--prime",
+                 str(tmp_path / "prime.mid"), "--instruments", "violin,flute", "--seed", "2",
+                 "--out", str(tmp_path / "again"), "-q"]) == 0
+    again, _ = sf.read(tmp_path / "again" / "piece.wav")
+    assert np.array_equal(audio, again)  # same seed -> the same piece
 
 
 @pytest.mark.parametrize("flags, message", [
