@@ -191,8 +191,8 @@ def render_score(midi, instruments=DEFAULT_INSTRUMENTS, *, seed: int = 0,
     paths or DDSP models), one per line in turn (at most ``max_voices`` lines a part: see
     :func:`~waveloom.data.voices.register_voices`); ``reverb`` > 0: the mix goes through
     :func:`shared_reverb` with that wet share before the headroom; see the module docstring.
-    DataError for a
-    score without notes, ConfigError for an unknown instrument or mismatched sample rates."""
+    DataError for a score without notes, ConfigError for an unknown instrument or mismatched
+    sample rates."""
     from waveloom.data.voices import score_lines
     from waveloom.models.ddsp.perform import TAIL_SECONDS
 
