@@ -13,6 +13,7 @@
     waveloom transfer CKPT AUDIO... --out DIR   DDSP: play audio's pitch/loudness on an instrument
     waveloom perform CKPT SONG.mid --out DIR    DDSP: render a MIDI file with an instrument
     waveloom transcribe CKPT AUDIO... --out DIR  notes (.mid + piano roll) from audio
+    waveloom compose --seconds S --out DIR      a new piece: Music Transformer + DDSP voices
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
@@ -34,6 +35,7 @@ import waveloom
 from waveloom.app import (
     autoencode,
     codes,
+    compose,
     data,
     ddsp,
     demo,
@@ -47,8 +49,8 @@ from waveloom.app import (
 from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
-APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, evaluate,
-               listen, demo)
+APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, compose,
+               evaluate, listen, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -130,12 +130,13 @@ def _interpolation_section(ckpt: Path, data_dir: Path, examples: dict, out: Path
 
 
 def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None = None,
-             autoencoder: Path | None = None, ddsp: list[Path] | None = None) -> Path:
+             autoencoder: Path | None = None, ddsp: list[Path] | None = None,
+             composer: Path | None = None) -> Path:
     """Write the demo folder; return the path of its ``index.html``.
 
-    ``checkpoint`` (a WaveNet), ``autoencoder`` (an NSynth autoencoder) and ``ddsp`` (DDSP
-    instruments) default to the shipped models; a section is skipped when its checkpoint is
-    absent.
+    ``checkpoint`` (a WaveNet), ``autoencoder`` (an NSynth autoencoder), ``ddsp`` (DDSP
+    instruments) and ``composer`` (a Music Transformer) default to the shipped models; a
+    section is skipped when its checkpoint is absent.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +160,11 @@ def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None 
         from waveloom.app._demo_ddsp import ddsp_section
 
         sections.append(ddsp_section(instruments, MELODY, out, _section))
+    from waveloom.app._demo_compose import compose_section
+    from waveloom.app.compose import DEFAULT_MODEL
+
+    sections.append(compose_section(Path(composer) if composer else DEFAULT_MODEL, out,
+                                    _section))
     index = out / "index.html"
     index.write_text(
         "<!doctype html><meta charset='utf-8'><title>waveloom demo</title>"

@@ -1,7 +1,7 @@
 """``waveloom transcribe CKPT AUDIO... --out DIR``: audio in, notes out (the transcriber family).
 
-Writes ``DIR/NAME.mid`` (the notes, one piano track) and ``DIR/NAME.png`` (the piano roll under
-the audio's mel spectrogram) per input, and prints one line per file: notes found, seconds of
+Writes ``DIR/NAME.mid`` (the notes, one piano track) and ``DIR/NAME.png`` (the notes as boxes over
+the audio's constant-Q spectrogram) per input, and prints one line per file: notes found, seconds of
 audio, seconds taken.
 """
 
@@ -44,7 +44,7 @@ def write_midi(notes, path: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int | None:
     from waveloom.audio.io import load_audio
-    from waveloom.audio.plots import plot_score_over_spectrogram
+    from waveloom.audio.plots import plot_score
     from waveloom.evaluate.transcription import load_transcriber, transcribe_audio
 
     for flag in ("onset_threshold", "frame_threshold"):
@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int | None:
         audio, _ = load_audio(path, sr)
         notes = transcribe_audio(model, audio, args.onset_threshold, args.frame_threshold)
         midi = write_midi(notes, args.out / f"{path.stem}.mid")
-        plot_score_over_spectrogram(audio, sr, notes, args.out / f"{path.stem}.png",
-                                    title=f"{path.name}: transcription")
+        plot_score(audio, sr, [[tuple(n) for n in notes]], args.out / f"{path.stem}.png",
+                   names=["transcribed notes"], title=f"{path.name}: transcription over CQT")
         print(f"{midi}: {len(notes)} notes in {len(audio) / sr:.1f} s of audio "
               f"({time.perf_counter() - started:.1f} s)")
     return 0

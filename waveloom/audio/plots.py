@@ -33,6 +33,7 @@ __all__ = [
     "KINDS",
     "plot_embedding",
     "plot_rainbowgram",
+    "plot_score",
     "plot_sheet",
     "plot_spectrogram",
     "plot_waveform",
@@ -324,6 +325,40 @@ def plot_sheet(
     return _save(fig, path)
 
 
+def plot_score(
+    audio, sr: int, lines: Sequence[Sequence[tuple[float, float, int, int]]], path: str | Path,
+    names: Sequence[str] | None = None, title: str | None = None,
+) -> Path:
+    """A piano roll over the constant-Q spectrogram of its render, one colour per line.
+
+    ``lines``: per voice, notes ``(start_s, end_s, midi_pitch, velocity)``; ``names`` label the
+    voices in the legend. Each note is an outlined box one semitone high on the CQT's pitch
+    axis (MIDI ``p`` sits at bin ``2 (p - 24)``: C1 is MIDI 24, two bins a semitone), so a
+    rendered note lies inside its box when the renderer played it in tune.
+    """
+    from matplotlib.patches import Rectangle
+
+    path = Path(path)
+    image = _analyse(_mono(audio, path), sr, "cqt")
+    fig = _new_figure(12, 5)
+    ax = fig.add_subplot()
+    artist = _draw(ax, image, *_levels(float(image.level_db.max())), title or "score and render")
+    colours = colormaps["tab10"]
+    per_semitone = CQT_BINS_PER_OCTAVE / 12
+    for i, line in enumerate(lines):
+        colour = colours(i % 10)
+        label = f"{i + 1}: {names[i]}" if names and i < len(names) else f"voice {i + 1}"
+        for k, (start, end, pitch, _) in enumerate(line):
+            y = per_semitone * (pitch - 24) - per_semitone / 2
+            ax.add_patch(Rectangle((start, y), end - start, per_semitone, fill=False,
+                                   edgecolor=colour, linewidth=1.0,
+                                   label=label if k == 0 else None))
+    if lines:
+        ax.legend(loc="upper right", fontsize="small", framealpha=0.6)
+    _level_colorbar(fig, artist, ax)
+    return _save(fig, path)
+
+
 def plot_embedding(
     z, hop: int, sr: int, path: str | Path, title: str | None = None
 ) -> Path:
@@ -347,30 +382,3 @@ def plot_embedding(
     fig.colorbar(artist, ax=ax, label="value", pad=0.01)
     return _save(fig, path)
 
-
-def plot_score_over_spectrogram(audio, sr: int, notes, path: str | Path,
-                                title: str | None = None, voices=None) -> Path:
-    """A mel spectrogram above the piano roll of ``notes`` (float ``[N, >= 3]``: onset s,
-    offset s, MIDI pitch) on the same time axis: what was heard above what was written (or
-    transcribed). ``voices`` (int ``[N]``, optional) colours each note by its voice."""
-    path = Path(path)
-    x = _mono(audio, path)
-    notes = np.asarray(notes, np.float64).reshape(-1, np.shape(notes)[-1] if len(notes) else 3)
-    fig = _new_figure(10, 6)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1])
-    image = _analyse(x, sr, "mel")
-    artist = _draw(top, image, *_levels(float(image.level_db.max())), title or "mel spectrogram")
-    top.set_xlabel("")
-    _level_colorbar(fig, artist, top)
-    colours = colormaps["tab10"]
-    for i, (on, off, pitch) in enumerate(notes[:, :3]):
-        colour = colours(int(voices[i]) % 10) if voices is not None else "tab:blue"
-        bottom.hlines(pitch, on, off, colors=[colour], linewidth=3)
-    if len(notes):
-        bottom.set_ylim(notes[:, 2].min() - 2, notes[:, 2].max() + 2)
-    bottom.set_xlim(0.0, max(len(x) / sr, float(notes[:, 1].max()) if len(notes) else 0.0))
-    bottom.set_ylabel("MIDI pitch")
-    bottom.set_xlabel("time (s)")
-    bottom.set_title(f"piano roll ({len(notes)} notes)")
-    bottom.grid(axis="y", color="0.9", linewidth=0.5)
-    return _save(fig, path)
