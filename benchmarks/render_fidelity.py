@@ -8,8 +8,14 @@ written as one track per voice with each instrument's GM program (violin 40, flu
 as a yardstick, with a second SoundFont (TimGM6mb, the one the instruments learned from). Each
 render is scaled to the same RMS (the distance should not score loudness), both are cut to the
 shorter, and the multi-scale spectral distance (``waveloom.audio.spectral``, lower is closer) to
-the reference is printed per piece with the mean. The transcription half (note F1 of the render
-against its score) comes with the transcriber.
+the reference is printed per piece with the mean.
+
+``--roll CKPT`` adds the piano-roll WaveNet (``configs/wavenet/chorale-roll.yaml``, trained on
+organ renders): it plays the written score, all voices at once, and is compared with the
+FluidR3 render of the same notes on the church organ (GM 19), TimGM6mb's organ the yardstick.
+``--transcriber CKPT`` adds the transcription half: the note F1 (50 ms onsets, mir_eval) of
+each render, transcribed, against the notes it was asked to play, beside the F1 of the FluidR3
+reference itself (what the transcriber allows).
 
     PYTHONPATH=. python benchmarks/render_fidelity.py MIDI_FOLDER [--seconds 20] \\
         [--instruments violin,flute,trumpet,trumpet] [--out DIR] [--json FILE]
@@ -76,6 +82,38 @@ def cut_score(path: Path, seconds: float | None):
     return midi
 
 
+def _notes(midi) -> np.ndarray:
+    """Every note of a PrettyMIDI as float ``[N, 4]``: onset s, offset s, pitch, velocity."""
+    rows = [(n.start, n.end, n.pitch, n.velocity) for part in midi.instruments
+            for n in part.notes]
+    return np.array(sorted(rows), np.float64).reshape(-1, 4)
+
+
+def _f1(args, audio: np.ndarray, notes: np.ndarray) -> float:
+    from waveloom.evaluate.transcription import score, transcribe_audio
+
+    return score(notes, transcribe_audio(args.transcriber_model, audio))["note"][2]
+
+
+def _roll_row(path: Path, args, sr: int) -> dict:
+    """The roll WaveNet's render of the written score against FluidR3's organ."""
+    from waveloom.config import SamplingOptions
+    from waveloom.sampling.roll_render import render_roll
+
+    written = cut_score(path, args.seconds)
+    for part in written.instruments:
+        part.program = 19  # church organ: what the roll WaveNet learned
+    notes = _notes(written)
+    audio = render_roll(args.roll_model, notes, SamplingOptions(seed=0, progress=False)).numpy()
+    organ = soundfont_render(written, args.soundfont, sr)
+    row = {"roll": distance(organ, audio), "timgm6mb_organ": distance(
+        organ, soundfont_render(written, None, sr))}
+    if args.transcriber_model is not None:
+        row["roll_f1"] = _f1(args, audio, notes)
+        row["fluid_organ_f1"] = _f1(args, organ, notes)
+    return row
+
+
 def score_one(path: Path, args) -> dict:
     from waveloom.data.voices import lines_to_midi
     from waveloom.sampling.score import PROGRAMS, render_score
@@ -92,6 +130,11 @@ def score_one(path: Path, args) -> dict:
            "ddsp": distance(fluid, rendered.audio), "timgm6mb": distance(fluid, other),
            "seconds": round(len(rendered.audio) / sr, 2),
            "wall_s": round(time.perf_counter() - start, 2), "notes": rendered.notes}
+    if args.transcriber_model is not None:
+        row["ddsp_f1"] = _f1(args, rendered.audio, _notes(played))
+        row["fluid_f1"] = _f1(args, fluid, _notes(played))
+    if args.roll_model is not None:
+        row.update(_roll_row(path, args, sr))
     if args.out:
         from waveloom.audio.io import save_audio
 
@@ -99,6 +142,31 @@ def score_one(path: Path, args) -> dict:
         save_audio(args.out / f"{path.stem}-ddsp.wav", rendered.audio, sr)
         save_audio(args.out / f"{path.stem}-fluidr3.wav", _level(fluid), sr)
     return row
+
+
+def _load_models(args) -> None:
+    from waveloom.models.load import load_checkpoint
+
+    args.roll_model = args.transcriber_model = None
+    if args.roll is not None:
+        args.roll_model = load_checkpoint(args.roll, expect_family="wavenet")[0].eval()
+    if args.transcriber is not None:
+        from waveloom.evaluate.transcription import load_transcriber
+
+        args.transcriber_model = load_transcriber(args.transcriber)
+
+
+def _table(rows: list[dict]) -> dict:
+    keys = [k for k in ("ddsp", "timgm6mb", "roll", "timgm6mb_organ", "ddsp_f1", "fluid_f1",
+                        "roll_f1", "fluid_organ_f1") if k in rows[0]]
+    print("| piece | voices | " + " | ".join(keys) + " | seconds | wall s |")
+    print("| --- | --- | " + " | ".join("---" for _ in keys) + " | --- | --- |")
+    for r in rows:
+        cells = " | ".join(f"{r[k]:.2f}" for k in keys)
+        print(f"| {r['piece']} | {r['voices']} | {cells} | {r['seconds']} | {r['wall_s']} |")
+    mean = {k: statistics.fmean(r[k] for r in rows) for k in keys}
+    print(f"| mean of {len(rows)} | | " + " | ".join(f"{mean[k]:.2f}" for k in keys) + " | | |")
+    return mean
 
 
 def main() -> int:
@@ -111,8 +179,11 @@ def main() -> int:
     p.add_argument("--write-chorales", type=int, default=0, metavar="N")
     p.add_argument("--skip", type=int, default=30, help="chorales skipped by --write-chorales")
     p.add_argument("--out", type=Path, default=None, help="also write the renders here")
+    p.add_argument("--roll", type=Path, default=None, help="a roll WaveNet checkpoint too")
+    p.add_argument("--transcriber", type=Path, default=None, help="score renders by note F1")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
+    _load_models(args)
     if args.write_chorales:
         write_chorales(args.midi_folder, args.write_chorales, args.skip)
     if not args.soundfont.is_file():
@@ -127,13 +198,7 @@ def main() -> int:
 
     torch.set_num_threads(1)
     rows = [score_one(path, args) for path in paths]
-    print("| piece | voices | DDSP vs FluidR3 | TimGM6mb vs FluidR3 | seconds | wall s |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['piece']} | {r['voices']} | {r['ddsp']:.2f} | {r['timgm6mb']:.2f} | "
-              f"{r['seconds']} | {r['wall_s']} |")
-    mean = {k: statistics.fmean(r[k] for r in rows) for k in ("ddsp", "timgm6mb")}
-    print(f"| mean of {len(rows)} | | {mean['ddsp']:.2f} | {mean['timgm6mb']:.2f} | | |")
+    mean = _table(rows)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "mean": mean}, indent=2))
     return 0
