@@ -91,3 +91,14 @@ def test_generate_continues_a_prime(checkpoint, tmp_path):
     out = midi_to_events(tmp_path / "o" / "sample-0.mid")
     # the prime's notes are at the start of the piece (new notes may follow at 1.0 s)
     assert np.array_equal(out[: len(prime) - 1], prime[:-1])
+
+
+def test_training_logs_midi_samples_for_a_symbolic_family(tmp_path):
+    build_symbolic(tmp_path / "sym", chorales=2)
+    cfg = load_config(TINY, ["data.batch_size=2", "data.window=32", "train.val_every=0",
+                             "train.max_steps=2", "train.sample_every=2",
+                             "train.sample_seconds=1.0"])
+    train(cfg, tmp_path / "sym", tmp_path / "run", progress=False)
+    samples = tmp_path / "run" / "samples"
+    assert (samples / "step-0000002.mid").is_file() and (samples / "step-0000002.png").is_file()
+    assert not list(samples.glob("*.wav"))
