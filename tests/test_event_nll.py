@@ -96,3 +96,12 @@ def test_evaluate_nll_verb_on_a_symbolic_checkpoint(tmp_path, capsys):
     events = sum(p["length"] for p in cache.pieces if p["split"] == split)
     assert "nll (bits/event)" in out and f"{events} events; windows of 32" in out
     assert "5-gram (bits/event)" in out
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "symbolic_nll.py"), ckpt,
+                           str(tmp_path / "sym"), "--splits", split, "--threads", "1"],
+                          capture_output=True, text=True, cwd=root, check=True)
+    assert f"{split}: " in done.stdout and "| 5-gram (Witten-Bell) |" in done.stdout

@@ -102,3 +102,8 @@ def test_training_logs_midi_samples_for_a_symbolic_family(tmp_path):
     samples = tmp_path / "run" / "samples"
     assert (samples / "step-0000002.mid").is_file() and (samples / "step-0000002.png").is_file()
     assert not list(samples.glob("*.wav"))
+
+
+def test_generate_list_says_symbolic(checkpoint, capsys):
+    assert main(["generate", str(checkpoint), "--list", "--device", "cpu"]) == 0
+    assert "symbolic" in capsys.readouterr().out

@@ -189,6 +189,10 @@ def load_source(checkpoint: str | Path, device: str = "auto",
 
 def describe(source: Source) -> str:
     """What ``--list`` prints: the labels the model takes and its instruments, one a line."""
+    if is_symbolic(source.model):
+        return (f"{source.family} model: symbolic (performance events); generate writes "
+                "sample-K.mid + a piano roll; --seconds / --events, --temperature, --top-k, "
+                "--top-p, --prime MIDI, --seed")
     keys = tuple(source.model.conditioning_keys())
     lines = [f"{source.family} model, {source.sample_rate} Hz; conditioned on: "
              f"{', '.join(keys) or 'nothing'}",
