@@ -92,3 +92,40 @@ def test_bad_input_is_one_line(tmp_path):
         build_symbolic(tmp_path / "sym", midi_dir=src)
     with pytest.raises(DataError, match="MIDI folder not found"):
         build_symbolic(tmp_path / "sym", midi_dir=tmp_path / "absent")
+
+
+def test_data_symbolic_verb_prints_a_summary(tmp_path, capsys):
+    from waveloom.cli import main
+
+    src = tmp_path / "midi"
+    _write(src / "a.mid", [(0.0, 0.5, 60, 80)])
+    pretty_midi.PrettyMIDI().write(str(src / "empty.mid"))
+    assert main(["data", "symbolic", str(tmp_path / "sym"), "--midi", str(src), "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().endswith("1 pieces (" + {"train": "1/0/0", "valid": "0/1/0",
+                                                 "test": "0/0/1"}[
+        SymbolicCache(tmp_path / "sym").pieces[0]["split"]] + " train/valid/test), "
+        f"{len(SymbolicCache(tmp_path / 'sym').piece(0))} tokens, 1 skipped")
+    assert "skipped empty:" in err and "no notes" in err
+
+
+@pytest.mark.parametrize("case", ["empty", "no-notes", "no-midi"])
+def test_data_symbolic_bad_input_is_one_line(tmp_path, capsys, case):
+    from waveloom.cli import main
+
+    src = tmp_path / "midi"
+    src.mkdir()
+    if case == "empty":
+        pretty_midi.PrettyMIDI().write(str(src / "x.mid"))
+    elif case == "no-notes":  # only drums: nothing a pitched model can play
+        midi = pretty_midi.PrettyMIDI()
+        drums = pretty_midi.Instrument(program=0, is_drum=True)
+        drums.notes = [pretty_midi.Note(80, 36, 0.0, 0.5)]
+        midi.instruments.append(drums)
+        midi.write(str(src / "x.mid"))
+    else:
+        (src / "notes.txt").write_text("not midi")
+    assert main(["data", "symbolic", str(tmp_path / "sym"), "--midi", str(src), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    assert ("no .mid/.midi files" in err) if case == "no-midi" else ("x.mid: no notes" in err)

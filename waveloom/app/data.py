@@ -1,8 +1,9 @@
-"""``waveloom data render-notes | render-midi`` and ``waveloom prepare``: data in.
+"""``waveloom data render-notes | render-midi | symbolic`` and ``waveloom prepare``: data in.
 
 render-notes / render-midi make the built-in offline data sets (SoundFont renders, in the
 NSynth and MAESTRO layouts: :mod:`waveloom.data.synth`); prepare decodes any source once into
-a training cache (:mod:`waveloom.data.prepare`).
+a training cache (:mod:`waveloom.data.prepare`); symbolic tokenizes MIDI into the event corpus
+of the symbolic families (:mod:`waveloom.data.symbolic`).
 """
 
 from __future__ import annotations
@@ -45,13 +46,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="cut notes held longer than this (a lost note-off), with a warning "
                          "naming the file (default 30)")
     add_quiet_arg(rm)
+    sy = dsub.add_parser("symbolic", help="a symbolic (event-token) corpus for music_transformer",
+                         description="Tokenize music21's Bach chorales, a MIDI folder and/or a "
+                         "MAESTRO folder into OUT (tokens.npy + index.json), split by whole "
+                         "piece; prints pieces per split, tokens and skipped files.")
+    sy.add_argument("out", type=Path, help="corpus folder to write")
+    sy.add_argument("--chorales", type=int, default=0,
+                    help="how many of music21's Bach chorales (371: all)")
+    sy.add_argument("--midi", type=Path, default=None, help="a folder of .mid/.midi files")
+    sy.add_argument("--maestro", type=Path, default=None,
+                    help="a MAESTRO folder (its csv/json gives the split)")
+    add_quiet_arg(sy)
     pr = subparsers.add_parser("prepare", help="decode a source once into a training cache")
     pr.add_argument("src", type=Path, help="a folder of audio, an NSynth or a MAESTRO folder")
     pr.add_argument("out", type=Path, help="cache folder to write")
     pr.add_argument("--format", choices=["auto", "folder", "nsynth", "maestro"], default="auto")
     pr.add_argument("--sr", type=int, default=16000, help="cache sample rate (default 16000)")
     add_quiet_arg(pr)
-    for parser in (rn, rm, pr):
+    for parser in (rn, rm, sy, pr):
         parser.set_defaults(run=run)
 
 
@@ -61,6 +73,8 @@ def run(args: argparse.Namespace) -> int | None:
 
         print(prepare(args.src, args.out, format=args.format, sample_rate=args.sr,
                       progress=not args.quiet))
+    elif args.data_verb == "symbolic":
+        _symbolic(args)
     elif args.data_verb == "render-notes":
         from waveloom.data.synth import render_notes
 
@@ -75,3 +89,16 @@ def run(args: argparse.Namespace) -> int | None:
                           progress=not args.quiet, max_note_seconds=args.max_note_seconds,
                           program=args.program, voice=args.voice))
     return 0
+
+
+def _symbolic(args: argparse.Namespace) -> None:
+    """Build the corpus; each skipped file on stderr (one line each), then the summary."""
+    import sys
+
+    from waveloom.data.symbolic import build_symbolic
+
+    cache = build_symbolic(args.out, chorales=args.chorales, midi_dir=args.midi,
+                           maestro=args.maestro, progress=not args.quiet)
+    for name, reason in cache.info.get("skipped", []):
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    print(cache.summary())

@@ -63,7 +63,9 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
         "checkpoint). Means and distances carry confidence intervals and their n.",
         epilog=_N_NEEDED, formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("target", type=Path,
-                    help="checkpoint (.safetensors), folder of audio files, or cache folder")
+                    help="checkpoint (.safetensors), folder of audio files, or cache folder; "
+                    "or the word nll followed by a checkpoint (`evaluate nll CKPT --data D`)")
+    ev.add_argument("checkpoint", type=Path, nargs="?", default=None, help=argparse.SUPPRESS)
     ev.add_argument("--metrics", default=None,
                     help="comma-separated among nll,fad,kid,kad,pitch,classifier,ndb,spectral "
                     "(default: nll for a checkpoint, fad for audio)")
@@ -156,6 +158,8 @@ def run(args: argparse.Namespace) -> int | None:
     def names(text: str | None) -> list[str] | None:
         return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
+    if str(args.target) == "nll" and args.checkpoint is not None:  # `evaluate nll CKPT`
+        args.target, args.metrics = args.checkpoint, args.metrics or "nll"
     metrics = names(args.metrics) or (["nll"] if Path(args.target).is_file() else ["fad"])
     if args.json and args.json != "-":
         check_writable(Path(args.json))

@@ -52,14 +52,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "--list)")
     ge.add_argument("--list", action="store_true",
                     help="print the checkpoint's instruments and pitch conditioning; exit")
-    ge.add_argument("--n", type=int, default=4, help="how many samples")
-    ge.add_argument("--seconds", type=float, default=2.0, help="length of each sample")
+    ge.add_argument("-n", "--n", type=int, default=4, help="how many samples")
+    ge.add_argument("--seconds", type=float, default=None,
+                    help="length of each sample (default 2; symbolic models: stop once the "
+                         "time shifts add up to this, default 20 unless --events)")
     ge.add_argument("--pitch", type=int, default=None,
                     help="MIDI pitch (pitch-conditioned models; default 60)")
     ge.add_argument("--instrument", default=None,
                     help="instrument id or name (instrument-conditioned models; default id 0, "
                          "printed on stderr; --list shows them)")
-    ge.add_argument("--prime", type=Path, default=None, help="audio file to continue from")
+    ge.add_argument("--prime", type=Path, default=None, help="audio file to continue from "
+                    "(symbolic models: a MIDI file whose events are the prompt)")
+    ge.add_argument("--events", type=int, default=None, metavar="N",
+                    help="symbolic models: stop after N new events (with --seconds: whichever "
+                         "comes first)")
+    ge.add_argument("--top-k", type=int, default=0,
+                    help="symbolic models: draw among the k likeliest events (default 0: all)")
+    ge.add_argument("--top-p", type=float, default=1.0,
+                    help="symbolic models: nucleus sampling mass in (0, 1] (default 1: all)")
     add_sampling_args(ge)
     add_device_arg(ge)
     ge.add_argument("--interpolate", type=int, default=None, metavar="N",
@@ -77,7 +87,14 @@ def run(args: argparse.Namespace) -> int | None:
         return 0
     if args.out is None:
         raise ConfigError("generate needs --out DIR (where the samples go), or --list")
-    paths = draw_to_folder(source, args.out, n=args.n, seconds=args.seconds, pitch=args.pitch,
+    if is_symbolic(source.model):
+        paths = draw_events_to_folder(source, args.out, n=args.n, seconds=args.seconds,
+                                      events=args.events, prime=args.prime, top_k=args.top_k,
+                                      top_p=args.top_p, options=options)
+        print("\n".join(str(p) for p in paths))
+        return 0
+    seconds = 2.0 if args.seconds is None else args.seconds
+    paths = draw_to_folder(source, args.out, n=args.n, seconds=seconds, pitch=args.pitch,
                            instrument=args.instrument, prime=args.prime,
                            interpolate=args.interpolate, options=options)
     for path in paths:
@@ -172,6 +189,10 @@ def load_source(checkpoint: str | Path, device: str = "auto",
 
 def describe(source: Source) -> str:
     """What ``--list`` prints: the labels the model takes and its instruments, one a line."""
+    if is_symbolic(source.model):
+        return (f"{source.family} model: symbolic (performance events); generate writes "
+                "sample-K.mid + a piano roll; --seconds / --events, --temperature, --top-k, "
+                "--top-p, --prime MIDI, --seed")
     keys = tuple(source.model.conditioning_keys())
     lines = [f"{source.family} model, {source.sample_rate} Hz; conditioned on: "
              f"{', '.join(keys) or 'nothing'}",
@@ -350,6 +371,49 @@ def _plot(clip: np.ndarray, sr: int, wav: Path, rainbow: bool, cut: bool) -> Non
     plot = plot_rainbowgram if rainbow else plot_spectrogram
     title = f"{wav.stem} (first {PLOT_SECONDS:g} s)" if cut else wav.stem
     plot(clip, sr, wav.with_suffix(".png"), title=title)
+
+
+def is_symbolic(model: Any) -> bool:
+    """Whether ``model`` draws event tokens (its class says ``data_kind = "symbolic"`` and
+    offers ``prime``/``step``), not audio: generate then writes MIDI, not WAV."""
+    return getattr(model, "data_kind", "audio") == "symbolic"
+
+
+def draw_events_to_folder(source: Source, out: str | Path, *, n: int = 4,
+                          seconds: float | None = None, events: int | None = None,
+                          prime: str | Path | None = None, top_k: int = 0, top_p: float = 1.0,
+                          prefix: str = "sample", plots: bool = True,
+                          options: SamplingOptions | None = None) -> list[Path]:
+    """Draw ``n`` pieces from a symbolic model; write ``prefix-i.mid`` (+ a piano-roll .png).
+
+    Length: ``seconds`` of time shifts (default 20 when ``events`` is not given either) and/or
+    ``events`` new events; ``prime``: a MIDI file whose events the pieces continue (they are
+    kept at the start of each file). Same seed -> byte-identical MIDI.
+    """
+    from waveloom.data.events import events_to_midi, events_to_notes, midi_to_events
+    from waveloom.sampling.events import compose_events
+
+    options = options or SamplingOptions()
+    check_positive("--n", n)
+    check_positive("--seconds", seconds)
+    check_positive("--events", events)
+    if seconds is None and events is None:
+        seconds = 20.0
+    head = None if prime is None else midi_to_events(Path(prime))
+    pieces = compose_events(source.model, seconds, head, options.temperature, top_k, top_p,
+                            options.seed, n=n, events=events)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, tokens in enumerate(pieces):
+        path = out / f"{prefix}-{i}.mid"
+        events_to_midi(tokens).write(str(path))
+        paths.append(path)
+        if plots:
+            from waveloom.audio.piano_roll import plot_piano_roll
+
+            plot_piano_roll(events_to_notes(tokens), path.with_suffix(".png"))
+    return paths
 
 
 def generate_to_folder(checkpoint: str | Path, out: str | Path, *, device: str = "auto",

@@ -51,6 +51,9 @@ def _folder_pieces(root: Path):
     if not root.is_dir():
         raise DataError(f"{root}: MIDI folder not found; give a folder of .mid files")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _MIDI_SUFFIXES)
+    if not files:
+        raise DataError(f"{root}: no .mid/.midi files in this folder (or below); give a folder "
+                        "of MIDI files")
     for path in files:
         name = path.relative_to(root).with_suffix("").as_posix()
         yield name, str(root), None, (lambda path=path: midi_to_events(path))
@@ -81,18 +84,24 @@ def _pieces(chorales: int, midi_dir, maestro_dir):
 
 def build_symbolic(
     out: str | Path, *, chorales: int = 0, midi_dir: str | Path | None = None,
-    maestro: str | Path | None = None,
+    maestro: str | Path | None = None, progress: bool = False,
 ) -> SymbolicCache:
     """Tokenize the sources into ``out`` (see module docstring) and return the opened cache.
 
     A file that cannot be read or holds no notes is skipped and listed in the index; a corpus
-    with no piece at all is a DataError.
+    with no piece at all is a DataError (naming the first reason). ``progress``: a bar over
+    the pieces (371 chorales take about a minute: music21 parses each score).
     """
+    from tqdm.auto import tqdm
+
     from waveloom.data.prepare import hash_split
 
     out = Path(out)
     runs, pieces, skipped, offset = [], [], [], 0
-    for name, source, split, load in _pieces(chorales, midi_dir, maestro):
+    total = chorales if midi_dir is None and maestro is None else None
+    bar = tqdm(_pieces(chorales, midi_dir, maestro), total=total, desc="symbolic",
+               unit="piece", disable=not progress)
+    for name, source, split, load in bar:
         try:
             tokens = load()
         except DataError as err:
@@ -103,7 +112,9 @@ def build_symbolic(
                        "offset": offset, "length": len(tokens)})
         offset += len(tokens)
     if not pieces:
-        raise DataError(f"{out}: no piece with notes among the sources ({len(skipped)} skipped)")
+        first = f"; first: {skipped[0][1]}" if skipped else ""
+        raise DataError(f"{out}: no piece with notes among the sources ({len(skipped)} "
+                        f"skipped{first})")
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "tokens.npy", np.concatenate(runs))
     index = {"version": VERSION, "vocab_size": VOCAB_SIZE, "n_tokens": offset,
@@ -169,6 +180,15 @@ class SymbolicCache:
         """Tokens of piece ``i`` as int64 ``[length]``."""
         p = self.pieces[i]
         return np.asarray(self.tokens[p["offset"] : p["offset"] + p["length"]], np.int64)
+
+    def summary(self) -> str:
+        """One line: pieces per split, tokens, skipped files (what ``waveloom data symbolic``
+        prints)."""
+        counts = {s: int((self.splits == s).sum()) for s in ("train", "valid", "test")}
+        split = "/".join(str(c) for c in counts.values())
+        return (f"{self.root}: {len(self)} pieces ({split} train/valid/test), "
+                f"{int(self.info['n_tokens']):,} tokens, "
+                f"{len(self.info.get('skipped', []))} skipped")
 
     def __repr__(self) -> str:
         n = int(self.info["n_tokens"])

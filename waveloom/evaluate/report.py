@@ -47,6 +47,15 @@ def _fmt_distance(d: dict[str, Any]) -> str:
     return f"{value:.4g} [{ci[0]:.4g}, {ci[1]:.4g}] ({level}% CI, n={n[0]} vs {n[1]})"
 
 
+def _event_rows(nll: dict[str, Any]) -> list[tuple[str, str]]:
+    """A symbolic model's bits per event, then the n-grams' on the same events."""
+    rows = [("nll (bits/event)", f"{nll['bits_per_event']:.4f} ({nll['pieces']} pieces, "
+             f"{nll['events']} events; windows of {nll['context']}, stride {nll['stride']})")]
+    for n, bits in nll["ngram_bits_per_event"].items():
+        rows.append((f"{n}-gram (bits/event)", f"{bits:.4f} (Witten-Bell, fitted on train)"))
+    return rows
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as aligned text lines, one number per line (the CLI's stdout)."""
     lines = []
@@ -57,7 +66,9 @@ def format_report(report: dict[str, Any]) -> str:
         if ref:
             lines.append(f"reference: {ref['source']} ({ref['clips']} clips)")
     rows: list[tuple[str, str]] = []
-    if "nll" in report:
+    if report.get("nll_kind") == "events":
+        rows += _event_rows(report["nll"])
+    elif "nll" in report:
         nll, base = report["nll"], report.get("baselines")
         kind = report.get("nll_kind", "audio")
         bits = f"{nll['bits_per_sample']:.4f}"

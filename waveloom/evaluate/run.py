@@ -129,6 +129,20 @@ def evaluate(target: str | Path, *, metrics=("nll",), **options: Any) -> dict[st
 # ----------------------------------------------------------------------------------- nll
 
 
+def _event_nll(model, run, checkpoint, split: str, opts: EvalOptions, dev) -> dict[str, Any]:
+    """A symbolic model (data_kind "symbolic") on a SymbolicCache: bits per event over whole
+    pieces of ``split``, beside Witten-Bell n-grams (n = 1..5) fitted on its train split."""
+    from waveloom.data.symbolic import SymbolicCache
+    from waveloom.evaluate.event_nll import symbolic_nll_report
+
+    cache = SymbolicCache(opts.data)
+    nll = symbolic_nll_report(model, cache, split, int(run.data.window), device=dev,
+                              max_pieces=opts.max_examples)
+    return {"checkpoint": str(checkpoint), "family": run.family, "data": str(opts.data),
+            "split": split, "examples": nll["pieces"], "nll": nll, "nll_kind": "events"}
+
+
+
 def _nll(checkpoint: str | Path, opts: EvalOptions) -> dict[str, Any]:
     from waveloom.data.cache import AudioCache
     from waveloom.device import pick_device
@@ -141,6 +155,8 @@ def _nll(checkpoint: str | Path, opts: EvalOptions) -> dict[str, Any]:
     split = opts.split or "test"
     dev = pick_device(opts.device)
     model, run = load_checkpoint(checkpoint, map_location=dev)
+    if getattr(model, "data_kind", "audio") == "symbolic":
+        return _event_nll(model, run, checkpoint, split, opts, dev)
     cache = AudioCache(opts.data)
     cache.check_sample_rate(run.data.sample_rate)
     indices = list(cache.split_indices(split))

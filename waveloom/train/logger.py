@@ -70,11 +70,13 @@ class Logger:
             self.writer.add_scalar("val/loss", loss, step)
 
     def sample(self, model: nn.Module, dataset: Any, out: Path, step: int) -> None:
-        """Every ``train.sample_every`` steps (rank 0): one generated sample, see
-        :func:`log_sample`."""
+        """Every ``train.sample_every`` steps (rank 0): one generated sample of what the model
+        makes (its class's ``data_kind``): :func:`log_sample` (audio) or
+        :func:`log_events_sample` (symbolic)."""
         every = self.cfg.train.sample_every
         if every and step % every == 0 and self.writer is not None:
-            log_sample(model, self.cfg, dataset, out, self.writer, step)
+            kind = getattr(getattr(model, "module", model), "data_kind", "audio")
+            SAMPLE_LOGGERS[kind](model, self.cfg, dataset, out, self.writer, step)
 
 
 def log_sample(model: nn.Module, cfg: RunConfig, dataset: Any, out: Path, writer: Any,
@@ -105,3 +107,26 @@ def log_sample(model: nn.Module, cfg: RunConfig, dataset: Any, out: Path, writer
     import matplotlib.image as mpimg
 
     writer.add_image("sample_spectrogram", mpimg.imread(png)[..., :3], step, dataformats="HWC")
+
+
+def log_events_sample(model: nn.Module, cfg: RunConfig, dataset: Any, out: Path, writer: Any,
+                      step: int) -> None:
+    """A symbolic model's sample: ``train.sample_seconds`` of events (seed = step) written as
+    ``samples/step-K.mid`` with its piano roll, which TensorBoard shows."""
+    import matplotlib.image as mpimg
+
+    from waveloom.audio.piano_roll import plot_piano_roll
+    from waveloom.data.events import events_to_midi, events_to_notes
+    from waveloom.sampling.events import compose_events
+
+    raw = getattr(model, "module", model)
+    tokens = compose_events(raw, cfg.train.sample_seconds, seed=step)[0]
+    mid = out / "samples" / f"step-{step:07d}.mid"
+    mid.parent.mkdir(parents=True, exist_ok=True)
+    events_to_midi(tokens).write(str(mid))
+    png = plot_piano_roll(events_to_notes(tokens), mid.with_suffix(".png"), title=f"step {step}")
+    writer.add_image("sample_piano_roll", mpimg.imread(png)[..., :3], step, dataformats="HWC")
+
+
+#: How each data kind (a model class's ``data_kind``) logs its training samples.
+SAMPLE_LOGGERS = {"audio": log_sample, "symbolic": log_events_sample}

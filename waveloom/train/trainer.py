@@ -289,7 +289,6 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
     # be saved, so the CPU queues the next steps while the GPU works.
     check_every = 1 if fabric.device.type == "cpu" else t.log_every
     validator = Validator(run.objective, run.cache, cfg, fabric)
-    symbolic = data_kind(cfg) == "symbolic"
     with _StopFlag() as stop, Logger(run.folder.root, fabric, cfg, step, progress) as log:
         run.model.train()
         first = step
@@ -304,8 +303,7 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
                      _batch_size(batch) * run.dataset.window)
             if validator.due(step) and (val := validator.run(run.model)) is not None:
                 log.validation(step, val)
-            if not symbolic:  # a symbolic family has no audio to log
-                log.sample(run.model, run.dataset, run.folder.root, step)
+            log.sample(run.model, run.dataset, run.folder.root, step)  # by the model's kind
             if saving:
                 run.save(step)
             if stop.raised is not None:
