@@ -84,9 +84,9 @@ def cut_score(path: Path, seconds: float | None):
 
 def _notes(midi) -> np.ndarray:
     """Every note of a PrettyMIDI as float ``[N, 4]``: onset s, offset s, pitch, velocity."""
-    rows = [(n.start, n.end, n.pitch, n.velocity) for part in midi.instruments
-            for n in part.notes]
-    return np.array(sorted(rows), np.float64).reshape(-1, 4)
+    from waveloom.data.roll import pretty_midi_notes
+
+    return pretty_midi_notes(midi, sustain=False)
 
 
 def _f1(args, audio: np.ndarray, notes: np.ndarray) -> float:
