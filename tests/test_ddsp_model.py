@@ -109,6 +109,36 @@ def test_trains_through_the_trainer_and_resumes_bitwise(cache, tmp_path):
     assert seen[0] <= seen[1], "the trained model keeps the f0 range it saw"
 
 
+def test_calibration_plays_the_training_velocity_at_the_training_level(cache, tmp_path):
+    """calibrate: the notes' median level at their velocity goes into the checkpoint's config,
+    and that velocity then asks the model for exactly that level (issue #23: a trumpet trained
+    at velocity 72 was asked for 17 dB less and went silent)."""
+    from waveloom.data.cache import AudioCache
+    from waveloom.data.features import CacheFeatures
+    from waveloom.models.ddsp.calibrate import calibrate, main, note_levels
+    from waveloom.models.load import load_checkpoint
+    from waveloom.train.trainer import train
+
+    run = train(load_config(TINY, ["train.max_steps=1", "data.batch_size=2"]), cache,
+                tmp_path / "run", progress=False)
+    ckpt = run.run_dir / "model.safetensors"
+    velocity, level = calibrate(ckpt, cache, tmp_path / "cal.safetensors")
+    model, _ = load_checkpoint(tmp_path / "cal.safetensors")
+    levels = note_levels(AudioCache(cache), CacheFeatures(AudioCache(cache),
+                                                          model.frame_features()))
+    assert velocity == 100 and -40 < level < 0
+    assert len(levels) == len(AudioCache(cache).split_indices("train")) > 0
+    assert level == pytest.approx(float(np.median(levels[:, 1])), abs=0.01)
+    _, loud = model._cond_controls(1, 125, {"pitch": 60, "velocity": 100})
+    assert float(loud[0, 60]) == pytest.approx(level, abs=0.01)
+    assert main([str(ckpt), str(tmp_path / "missing")]) == 2  # one line, no stack trace
+
+
+def test_bad_velocity_calibration_is_one_line():
+    with pytest.raises(ConfigError, match="velocity_db"):
+        _tiny("model.velocity_db=[200,-10]")
+
+
 def test_generate_plays_a_note_at_its_pitch():
     _, model = _tiny("model.reverb_seconds=0")
     model.eval()

@@ -354,3 +354,24 @@ def test_render_midi_every_ensemble_plays_each_piece_in_every_timbre(tmp_path):
     assert {r["midi_filename"].split("/")[-1].removesuffix(".midi") for r in rows} == {
         f"{first}-{name}" for name in ENSEMBLES}
     assert len({r["split"] for r in rows}) == 1 and len({r["canonical_title"] for r in rows}) == 1
+
+
+def test_render_midi_several_soundfonts_render_each_piece_once_per_font(tmp_path):
+    """A list of SoundFonts: each piece once per font, suffixed by the font's stem, one split."""
+    import shutil
+
+    from waveloom.data.synth import chorales
+    from waveloom.data.synth.engine import default_soundfont
+
+    other = tmp_path / "Other Font.sf2"
+    shutil.copyfile(default_soundfont(), other)
+    fonts = [default_soundfont(), other]
+    summary = render_midi(tmp_path / "two", chorales=1, soundfont=fonts, progress=False)
+    rows = list(csv.DictReader((tmp_path / "two" / "maestro-v3.0.0.csv").open()))
+    first = chorales.name_of(chorales.chorale_ids(1)[0])
+    stem = default_soundfont().stem.lower()
+    assert {r["audio_filename"].split("/")[-1] for r in rows} == {
+        f"{first}-{stem}.wav", f"{first}-other_font.wav"}
+    assert summary.rendered == 2 and len({r["split"] for r in rows}) == 1
+    with pytest.raises(ConfigError, match="same file name"):
+        render_midi(tmp_path / "dup", chorales=1, soundfont=[other, other], progress=False)

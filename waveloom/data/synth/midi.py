@@ -21,6 +21,7 @@ Level: each piece is peak-normalised to ``peak_dbfs`` on its own, like independe
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -209,7 +210,7 @@ def render_midi(
     out_dir: str | Path,
     chorales: int = 0,
     midi_dir: str | Path | None = None,
-    soundfont: str | Path | None = None,
+    soundfont: str | Path | list | None = None,
     sample_rate: int = 16000,
     program: int | str | None = None,
     progress: bool = True,
@@ -233,6 +234,9 @@ def render_midi(
     Re-running with the same settings keeps pieces already written. Prints only tqdm bars.
     ``voice`` (``soprano``, ``alto``, ``tenor``, ``bass``) renders only that part of every
     piece (its n-th pitched part): solo melodic lines for one instrument (DDSP's data).
+    ``soundfont`` may be a list: every piece is then rendered once per SoundFont, named
+    ``<name>-<font stem>`` (same title, so the same split): a transcriber hears each score
+    through several sample sets, which is what lets it generalise to a SoundFont it never heard.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -241,12 +245,13 @@ def render_midi(
     if not (math.isfinite(max_note_seconds) and max_note_seconds > 0):
         raise ConfigError(f"--max-note-seconds {max_note_seconds}: must be a finite number > 0")
     rate = engine.render_rate_for(sample_rate, render_rate)
-    font, font_path = engine.load_soundfont(soundfont, rate)
     if voice is not None:
         bach.voice_index(voice)  # a bad name fails before the SoundFont loads
+    fonts = [engine.load_soundfont(path, rate) for path in _soundfont_paths(soundfont)]
     pieces = _pieces(chorales, Path(midi_dir) if midi_dir else None, program, tempo, voice)
+    prints = [engine.soundfont_fingerprint(path) for _, path in fonts]
     settings = {
-        "soundfont": engine.soundfont_fingerprint(font_path), "sample_rate": int(sample_rate),
+        "soundfont": prints[0] if len(prints) == 1 else prints, "sample_rate": int(sample_rate),
         "render_rate": rate, "program": program, "tempo": tempo, "tail_seconds": tail_seconds,
         "peak_dbfs": peak_dbfs, "year": year,
     }  # fmt: skip
@@ -263,7 +268,8 @@ def render_midi(
         rows_path.unlink(missing_ok=True)
     engine.write_text_atomic(sidecar, json.dumps(settings, indent=1))
     summary = MidiSummary(out_dir=out_dir, csv_path=out_dir / CSV_NAME)
-    for piece in tqdm(pieces, desc="render", unit="piece", disable=not progress):
+    jobs = _font_jobs(pieces, fonts)
+    for piece, font in tqdm(jobs, desc="render", unit="piece", disable=not progress):
         midi_path, wav_path = year_dir / f"{piece.name}.midi", year_dir / f"{piece.name}.wav"
         rel_wav = f"{year}/{wav_path.name}"
         frames = engine.wav_frames(wav_path) if rel_wav in done else None
@@ -285,6 +291,30 @@ def render_midi(
     _write_csv(summary.csv_path, summary.rows)
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+def _soundfont_paths(soundfont) -> list:
+    """``soundfont`` as a list of paths (``[None]``: the default font); duplicates refused."""
+    if soundfont is None or isinstance(soundfont, (str, Path)):
+        return [soundfont]
+    paths = list(soundfont) or [None]
+    stems = [Path(p).stem if p is not None else None for p in paths]
+    if len(set(stems)) != len(stems):
+        raise ConfigError(f"--soundfont given twice with the same file name ({stems}); give "
+                          "each SoundFont once")
+    return paths
+
+
+def _font_jobs(pieces: list[_Piece], fonts: list) -> list[tuple[_Piece, object]]:
+    """(piece, font) pairs: each piece once per font, named ``<name>-<font stem>`` when
+    there are several fonts."""
+    if len(fonts) == 1:
+        return [(piece, fonts[0][0]) for piece in pieces]
+    return [
+        (dataclasses.replace(piece, name=f"{piece.name}-{_safe_name(path.stem).lower()}"), font)
+        for font, path in fonts
+        for piece in pieces
+    ]
 
 
 def _render_piece(piece: _Piece, summary: MidiSummary, synth: tuple, settings: dict,

@@ -8,6 +8,7 @@ MFCC -> GRU encoder of the autoencoder variant (16 dims per frame in the paper).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from waveloom.config import ModelConfig, require_positive
@@ -37,6 +38,10 @@ class DDSPConfig(ModelConfig):
     log_weight: float = 1.0  # weight of the log-magnitude term of the loss
     f0_min_hz: float = 32.7  # the f0 range the model accepts before it has seen data
     f0_max_hz: float = 1975.5
+    # (velocity, dB): the median level of the training notes played at that velocity, so a
+    # score's velocity asks for a level the model heard (models/ddsp/calibrate.py); ():
+    # uncalibrated, velocity 127 plays at the loudest level seen.
+    velocity_db: tuple[float, ...] = ()
 
     @property
     def hop(self) -> int:
@@ -49,6 +54,11 @@ class DDSPConfig(ModelConfig):
         if self.sample_rate % self.frame_rate:
             raise ConfigError(f"model.frame_rate={self.frame_rate} must divide "
                               f"model.sample_rate={self.sample_rate} (a whole hop per frame)")
+        if self.velocity_db and not (
+                len(self.velocity_db) == 2 and 1 <= self.velocity_db[0] <= 127
+                and math.isfinite(self.velocity_db[1])):
+            raise ConfigError(f"model.velocity_db={list(self.velocity_db)}: give [velocity "
+                              "1-127, level dB] or [] (run models/ddsp/calibrate.py)")
         if self.n_harmonics > 100:
             raise ConfigError(f"model.n_harmonics={self.n_harmonics}: at most 100 (DDSP uses "
                               "60 to 100)")

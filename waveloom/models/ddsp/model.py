@@ -33,7 +33,7 @@ from torch import Tensor
 from waveloom.audio.loudness import FLOOR_DB, a_weighted_loudness
 from waveloom.config import ModelConfig, SamplingOptions
 from waveloom.data.features import FeatureSpec
-from waveloom.data.midi_controls import line_loudness, midi_to_hz
+from waveloom.data.midi_controls import VELOCITY_RANGE_DB, line_loudness, midi_to_hz
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Generative, require_default_engine
 from waveloom.models.ddsp.config import DDSPConfig
@@ -182,7 +182,12 @@ class DDSP(Generative):
         return to_hz(lo - 100), min(to_hz(hi + 100), self.config.sample_rate / 2 - 1)
 
     def top_db(self) -> float:
-        """The loudest voiced level seen in training (dB): where velocity 127 plays."""
+        """Where velocity 127 plays (dB): through ``model.velocity_db`` when calibrated (the
+        training notes' own level at their velocity, 40 dB per 127 velocities), else the
+        loudest voiced level seen in training."""
+        if self.config.velocity_db:
+            velocity, level = self.config.velocity_db
+            return float(level) + VELOCITY_RANGE_DB * (1.0 - float(velocity) / 127.0)
         lo, hi = int(self.seen_range[2]), int(self.seen_range[3])
         return DEFAULT_TOP_DB if lo > hi else hi / 100.0
 
