@@ -410,9 +410,9 @@ def draw_events_to_folder(source: Source, out: str | Path, *, n: int = 4,
         events_to_midi(tokens).write(str(path))
         paths.append(path)
         if plots:
-            from waveloom.audio.piano_roll import plot_piano_roll
+            from waveloom.audio.plots import plot_notes
 
-            plot_piano_roll(events_to_notes(tokens), path.with_suffix(".png"))
+            plot_notes(events_to_notes(tokens), path.with_suffix(".png"))
     return paths
 
 

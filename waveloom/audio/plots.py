@@ -336,27 +336,55 @@ def plot_score(
     axis (MIDI ``p`` sits at bin ``2 (p - 24)``: C1 is MIDI 24, two bins a semitone), so a
     rendered note lies inside its box when the renderer played it in tune.
     """
-    from matplotlib.patches import Rectangle
-
     path = Path(path)
     image = _analyse(_mono(audio, path), sr, "cqt")
     fig = _new_figure(12, 5)
     ax = fig.add_subplot()
     artist = _draw(ax, image, *_levels(float(image.level_db.max())), title or "score and render")
-    colours = colormaps["tab10"]
     per_semitone = CQT_BINS_PER_OCTAVE / 12
+    _note_boxes(ax, lines, names, lambda pitch: per_semitone * (pitch - 24), per_semitone)
+    _level_colorbar(fig, artist, ax)
+    return _save(fig, path)
+
+
+def plot_notes(notes: np.ndarray, path: str | Path, title: str | None = None) -> Path:
+    """A piano roll alone: what a symbolic sample looks like before any renderer plays it.
+
+    ``notes`` float ``[N, 4]`` (onset s, offset s, MIDI pitch, velocity 0-127): a box per note
+    at its pitch, filled darker for louder (the same boxes :func:`plot_score` draws over audio).
+    """
+    notes = np.asarray(notes, np.float64).reshape(-1, 4)
+    fig = _new_figure(10, 4)
+    ax = fig.add_subplot()
+    _note_boxes(ax, [notes] if len(notes) else [], None, float, 0.8, filled=True)
+    if len(notes):
+        ax.set_ylim(notes[:, 2].min() - 2, notes[:, 2].max() + 2)
+        ax.set_xlim(0, max(float(notes[:, 1].max()), 1e-3))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title or Path(path).stem)
+    return _save(fig, Path(path))
+
+
+def _note_boxes(ax, lines, names: Sequence[str] | None, y_of, height: float,
+                filled: bool = False) -> None:
+    """One box per note ``(start s, end s, pitch, velocity)`` of each line, centred on
+    ``y_of(pitch)``, ``height`` tall, one colour per line (legend when several or named);
+    ``filled``: shaded by velocity instead of outlined."""
+    from matplotlib.patches import Rectangle
+
+    colours = colormaps["tab10"]
     for i, line in enumerate(lines):
         colour = colours(i % 10)
         label = f"{i + 1}: {names[i]}" if names and i < len(names) else f"voice {i + 1}"
-        for k, (start, end, pitch, _) in enumerate(line):
-            y = per_semitone * (pitch - 24) - per_semitone / 2
-            ax.add_patch(Rectangle((start, y), end - start, per_semitone, fill=False,
-                                   edgecolor=colour, linewidth=1.0,
-                                   label=label if k == 0 else None))
-    if lines:
+        for k, (start, end, pitch, velocity) in enumerate(line):
+            style = (dict(facecolor=(*colour[:3], 0.25 + 0.75 * min(max(velocity, 0), 127) / 127),
+                          edgecolor="none") if filled
+                     else dict(fill=False, edgecolor=colour, linewidth=1.0))
+            ax.add_patch(Rectangle((start, y_of(pitch) - height / 2), end - start, height,
+                                   label=label if k == 0 else None, **style))
+    if len(lines) > 1 or names:
         ax.legend(loc="upper right", fontsize="small", framealpha=0.6)
-    _level_colorbar(fig, artist, ax)
-    return _save(fig, path)
 
 
 def plot_embedding(

@@ -115,7 +115,7 @@ def log_events_sample(model: nn.Module, cfg: RunConfig, dataset: Any, out: Path,
     ``samples/step-K.mid`` with its piano roll, which TensorBoard shows."""
     import matplotlib.image as mpimg
 
-    from waveloom.audio.piano_roll import plot_piano_roll
+    from waveloom.audio.plots import plot_notes
     from waveloom.data.events import events_to_midi, events_to_notes
     from waveloom.sampling.events import compose_events
 
@@ -124,7 +124,7 @@ def log_events_sample(model: nn.Module, cfg: RunConfig, dataset: Any, out: Path,
     mid = out / "samples" / f"step-{step:07d}.mid"
     mid.parent.mkdir(parents=True, exist_ok=True)
     events_to_midi(tokens).write(str(mid))
-    png = plot_piano_roll(events_to_notes(tokens), mid.with_suffix(".png"), title=f"step {step}")
+    png = plot_notes(events_to_notes(tokens), mid.with_suffix(".png"), title=f"step {step}")
     writer.add_image("sample_piano_roll", mpimg.imread(png)[..., :3], step, dataformats="HWC")
 
 
