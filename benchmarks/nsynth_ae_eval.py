@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--level", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write every number here")
+    p.add_argument("--record", action="store_true",
+                   help="add each model's pitch accuracy (the headline) and spectral distance, "
+                        "with their intervals, to its card (waveloom models)")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     set_threads(args.threads)
@@ -191,6 +194,34 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({name: rep for name, rep, _ in rows}, indent=1) + "\n")
+    if args.record:
+        for (_, ckpt), (_, report, _) in zip(models, rows):
+            print(f"recorded in {record_model(ckpt, report, args, argv)}")
+
+
+def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
+                 argv: list[str] | None) -> Path:
+    """The model's pitch accuracy (headline) and spectral distance into its records."""
+    import sys
+
+    from waveloom.zoo.records import Measurement, command_line, record
+
+    n = report["generated"]["clips"]
+    data = (f"{n} notes of split {args.split!r} of {args.data.name}, first "
+            f"{args.seconds:g} s each")
+    command = command_line(sys.argv[1:] if argv is None else argv,
+                           "benchmarks/nsynth_ae_eval.py")
+    pitch = report[f"pitch[{args.pitch_estimator},{args.tolerance_cents:g}c]"]["accuracy"]
+    mss = report["mss"]["distance"]
+    record(ckpt, Measurement(
+        metric="multi-scale spectral distance of the resynthesis", value=round(mss["mean"], 3),
+        data=data, command=command, n=n, interval=(round(mss["low"], 3), round(mss["high"], 3)),
+        higher_is_better=False))
+    return record(ckpt, Measurement(
+        metric=f"on pitch ({args.pitch_estimator}, {args.tolerance_cents:g} cents, strict)",
+        value=round(100 * pitch["mean"], 1), unit="%", data=data, command=command, n=n,
+        interval=(round(100 * pitch["low"], 1), round(100 * pitch["high"], 1)),
+        higher_is_better=True, headline=True))
 
 
 if __name__ == "__main__":

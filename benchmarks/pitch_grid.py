@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -147,7 +148,29 @@ def parse() -> argparse.Namespace:
     p.add_argument("--tolerance", type=float, default=50.0, help="cents")
     p.add_argument("--real", type=Path, default=None, help="render-notes folder: the ceiling")
     p.add_argument("--wavs", action="store_true", help="also write every note as a WAV")
+    p.add_argument("--record", action="store_true",
+                   help="add the grid's share on pitch (Wilson 95%% interval) to the "
+                        "checkpoint's card (waveloom models)")
     return p.parse_args()
+
+
+def record_grid(args: argparse.Namespace, total: dict, instruments: int, pitches: int) -> Path:
+    """The grid's share on pitch, with a Wilson score interval, as the card's headline."""
+    import sys
+
+    from waveloom.zoo.records import Measurement, command_line, record
+
+    k, n, z = total["correct"], total["total"], 1.959964
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    data = (f"{instruments} instruments x MIDI {args.low}-{args.high}, one {args.seconds:g}-s "
+            f"note a cell, seed {args.seed}, temperature {args.temperature:g}")
+    return record(args.checkpoint, Measurement(
+        metric=f"on pitch ({args.judge} {args.decoder}, {args.tolerance:g} cents, octave "
+               "errors count)", value=round(100 * k / n, 1), unit="%", data=data,
+        command=command_line(sys.argv[1:], "benchmarks/pitch_grid.py"), n=n,
+        interval=(round(100 * (centre - half), 1), round(100 * (centre + half), 1)),
+        higher_is_better=True, headline=True))
 
 
 def main() -> None:
@@ -186,6 +209,8 @@ def main() -> None:
     plot(reports, pitches, args.out / "grid.png", title)
     print(markdown(reports, pitches))
     print(f"{title.replace(chr(10), '; ')}; errors {tot['errors']}; judged in {took:.0f} s")
+    if args.record:
+        print(f"recorded in {record_grid(args, tot, len(vocab), len(pitches))}")
 
 
 if __name__ == "__main__":

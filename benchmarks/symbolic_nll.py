@@ -24,6 +24,9 @@ def main() -> None:
     parser.add_argument("--splits", default="test,valid", help="held-out splits to score")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--json", type=Path, default=None, help="write every number here")
+    parser.add_argument("--record", action="store_true",
+                        help="add bits/event per split (and the best n-gram's, on the same "
+                             "events) to the checkpoint's card (waveloom models)")
     args = parser.parse_args()
 
     from waveloom.data.symbolic import SymbolicCache
@@ -44,6 +47,30 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(reports, indent=2) + "\n")
+    if args.record:
+        print(f"recorded in {_record(args, reports)}")
+
+
+def _record(args: argparse.Namespace, reports: list[dict]) -> Path:
+    """Bits/event of the model and of the best n-gram per split; the first split's model
+    figure is the card's headline."""
+    import sys
+
+    from waveloom.zoo.records import Measurement, command_line, record
+
+    command = command_line(sys.argv[1:], "benchmarks/symbolic_nll.py")
+    path = None
+    for k, report in enumerate(reports):
+        data = (f"{report['pieces']} {report['split']} pieces of {args.data.name} "
+                f"({report['events']:,} events)")
+        order, best = min(report["ngram_bits_per_event"].items(), key=lambda kv: kv[1])
+        for metric, value, head in (("bits/event", report["bits_per_event"], k == 0),
+                                    (f"bits/event of the best n-gram ({order}-gram, "
+                                     "Witten-Bell, same events)", best, False)):
+            path = record(args.checkpoint, Measurement(
+                metric=metric, value=round(float(value), 4), data=data, command=command,
+                n=report["events"], higher_is_better=False, headline=head))
+    return path
 
 
 def _table(report: dict, family: str) -> str:

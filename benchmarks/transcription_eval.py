@@ -48,11 +48,12 @@ def evaluate(checkpoint: str, cache_dir: str, split: str, limit: int | None,
         n_est, n_ref = n_est + len(est), n_ref + len(ref)
     mean = {k: [float(np.mean([row[k][j] for row in rows])) for j in range(3)]
             for k in rows[0]}
+    per_piece = {k: [row[k][2] for row in rows] for k in rows[0]}
     pooled_p, pooled_r = found / max(n_est, 1), found / max(n_ref, 1)
     pooled = 2 * pooled_p * pooled_r / max(pooled_p + pooled_r, 1e-12)
     return {"pieces": len(rows), "reference_notes": n_ref, "estimated_notes": n_est,
             "audio_seconds": seconds, "wall_seconds": time.perf_counter() - started,
-            "mean_over_pieces": mean, "pooled_note_f1": pooled}
+            "mean_over_pieces": mean, "pooled_note_f1": pooled, "f1_per_piece": per_piece}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--onset-threshold", type=float, default=0.5)
     ap.add_argument("--frame-threshold", type=float, default=0.5)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--record", action="store_true",
+                    help="add the note and frame F1 (with 95%% bootstrap intervals over pieces) "
+                         "to the checkpoint's card (waveloom models)")
+    ap.add_argument("--headline", action="store_true",
+                    help="with --record: the note F1 becomes the card's headline figure")
+    ap.add_argument("--label", default=None,
+                    help="what the audio is, for the card (default: the cache's name)")
     args = ap.parse_args(argv)
     result = evaluate(args.checkpoint, args.cache, args.split, args.limit,
                       args.onset_threshold, args.frame_threshold)
@@ -75,7 +83,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pooled note F1 over all notes: {result['pooled_note_f1']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.record:
+        print(f"recorded in {record_result(args, result, argv)}")
     return 0
+
+
+def record_result(args: argparse.Namespace, result: dict, argv: list[str] | None) -> Path:
+    """Note F1 (the headline) and frame F1, each the mean over pieces with a bootstrap
+    interval, into the checkpoint's records."""
+    import sys
+
+    from waveloom.evaluate.bootstrap import bootstrap_mean
+    from waveloom.zoo.records import Measurement, command_line, record
+
+    data = (f"{result['pieces']} {args.split} pieces of {args.label or Path(args.cache).name} "
+            f"({result['audio_seconds'] / 60:.1f} min, {result['reference_notes']} notes)")
+    command = command_line(sys.argv[1:] if argv is None else argv,
+                           "benchmarks/transcription_eval.py")
+    path = None
+    for key, metric in (("frame", "frame F1"), ("note", "note F1 (50 ms onsets)")):
+        ci = bootstrap_mean(result["f1_per_piece"][key])
+        path = record(args.checkpoint, Measurement(
+            metric=metric, value=round(ci.mean, 4), data=data, command=command,
+            n=result["pieces"], interval=(round(ci.low, 4), round(ci.high, 4)),
+            higher_is_better=True, headline=key == "note" and args.headline))
+    return path
 
 
 if __name__ == "__main__":

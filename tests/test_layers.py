@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "nn": 2, "data": 2,
     "models": 3,
     "sampling": 4,
-    "train": 5, "evaluate": 5, "listening": 5,
+    "train": 5, "evaluate": 5, "listening": 5, "zoo": 5,
     "app": 6,
     # The verb modules, until they move into app/.
     "generate": 6, "autoencode": 6, "vocode": 6, "encode_codes": 6, "demo": 6,

@@ -42,6 +42,7 @@ from waveloom.app import (
     evaluate,
     generate,
     listen,
+    models,
     train,
     transcribe,
     vocode,
@@ -50,7 +51,7 @@ from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
 APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, compose,
-               evaluate, listen, demo)
+               evaluate, listen, models, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
