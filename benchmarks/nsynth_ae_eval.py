@@ -204,6 +204,7 @@ def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
     """The model's pitch accuracy (headline) and spectral distance into its records."""
     import sys
 
+    from waveloom.evaluate.bootstrap import wilson_interval
     from waveloom.zoo.records import Measurement, command_line, record
 
     n = report["generated"]["clips"]
@@ -217,10 +218,11 @@ def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
         metric="multi-scale spectral distance of the resynthesis", value=round(mss["mean"], 3),
         data=data, command=command, n=n, interval=(round(mss["low"], 3), round(mss["high"], 3)),
         higher_is_better=False))
+    low, high = wilson_interval(round(pitch["mean"] * n), n)  # k of n: see wilson_interval
     return record(ckpt, Measurement(
         metric=f"on pitch ({args.pitch_estimator}, {args.tolerance_cents:g} cents, strict)",
         value=round(100 * pitch["mean"], 1), unit="%", data=data, command=command, n=n,
-        interval=(round(100 * pitch["low"], 1), round(100 * pitch["high"], 1)),
+        interval=(round(100 * low, 1), round(100 * high, 1)),
         higher_is_better=True, headline=True))
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -158,18 +157,18 @@ def record_grid(args: argparse.Namespace, total: dict, instruments: int, pitches
     """The grid's share on pitch, with a Wilson score interval, as the card's headline."""
     import sys
 
+    from waveloom.evaluate.bootstrap import wilson_interval
     from waveloom.zoo.records import Measurement, command_line, record
 
-    k, n, z = total["correct"], total["total"], 1.959964
-    centre = (k + z * z / 2) / (n + z * z)
-    half = z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    k, n = total["correct"], total["total"]
+    low, high = wilson_interval(k, n)
     data = (f"{instruments} instruments x MIDI {args.low}-{args.high}, one {args.seconds:g}-s "
             f"note a cell, seed {args.seed}, temperature {args.temperature:g}")
     return record(args.checkpoint, Measurement(
         metric=f"on pitch ({args.judge} {args.decoder}, {args.tolerance:g} cents, octave "
                "errors count)", value=round(100 * k / n, 1), unit="%", data=data,
         command=command_line(sys.argv[1:], "benchmarks/pitch_grid.py"), n=n,
-        interval=(round(100 * (centre - half), 1), round(100 * (centre + half), 1)),
+        interval=(round(100 * low, 1), round(100 * high, 1)),
         higher_is_better=True, headline=True))
 
 

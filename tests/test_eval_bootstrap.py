@@ -52,3 +52,16 @@ def test_seeded_and_degenerate_cases():
         bootstrap_mean([1.0, math.inf])
     with pytest.raises(ValueError):
         bootstrap_mean(x, level=1.5)
+
+
+def test_wilson_interval_stays_honest_at_the_edges():
+    """17/17 is not certainty: Wilson gives [0.82, 1] where a bootstrap collapses to [1, 1]."""
+    from waveloom.evaluate.bootstrap import wilson_interval
+
+    low, high = wilson_interval(17, 17)
+    assert low == pytest.approx(0.8157, abs=1e-3) and high == pytest.approx(1.0)
+    low, high = wilson_interval(150, 174)
+    assert low < 150 / 174 < high and low == pytest.approx(0.803, abs=1e-3)
+    assert wilson_interval(0, 21)[0] == 0.0
+    with pytest.raises(ValueError):
+        wilson_interval(5, 4)

@@ -84,3 +84,22 @@ def bootstrap_mean(
     # The quantiles of a finite replicate set can miss the sample mean by rounding; keep the
     # reported interval consistent with the point estimate.
     return Interval(mean, float(min(low, mean)), float(max(high, mean)), n, level, resamples)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n`` at ``level``.
+
+    Why not the bootstrap for k-of-n judgements: at 17/17 every resample is 17/17 and the
+    percentile interval collapses to [1, 1]; Wilson's stays honest at the edges ([0.82, 1]).
+    """
+    from statistics import NormalDist
+
+    if n <= 0:
+        return math.nan, math.nan
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, {n}], got {successes}")
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
