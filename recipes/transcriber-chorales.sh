@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# waveloom/assets/transcriber-chorales.safetensors, as shipped on 2026-12-05 (docs/transcriber.md).
+#
+# Stage 1 (session 9): 4291 steps on the chorales rendered by TimGM6mb in four ensembles,
+#   ~70 min of one shared CPU thread; plain BCE for 1300 steps, then model.pos_weight 5.
+# Stage 2 (session 10): 6000 more steps (from stage 1's weights) on the same chorales rendered
+#   by TimGM6mb *and* the OPL-3 FM SoundFont (34.4 h), ~75 min of one shared CPU thread.
+# FluidR3 (fluid-soundfont-gm) is never rendered here: it is the held-out SoundFont.
+# Run from the repository root with the venv active (make venv). Needs Debian's opl3-soundfont.
+set -euo pipefail
+TIMGM=/usr/share/sounds/sf2/TimGM6mb.sf2
+OPL3=/usr/share/sounds/sf2/OPL-3_FM_128M.sf2
+waveloom data render-midi data/chorales-timgm-every --chorales 371 --program every --soundfont "$TIMGM"
+waveloom prepare data/chorales-timgm-every cache/chorales-timgm-every --format maestro
+# Stage 1 as it was run: the preset's 6000-step cosine schedule, stopped by hand (Ctrl-C) at
+# step 1300 with model.pos_weight=1, resumed with 5 and stopped at 4291 for lack of time;
+# `timeout -s INT` stands in for the hand (the step reached then depends on the machine).
+timeout -s INT 20m waveloom train configs/transcriber/small.yaml --data cache/chorales-timgm-every \
+    --out runs/transcriber model.pos_weight=1 --threads 1 || true
+waveloom train configs/transcriber/small.yaml --data cache/chorales-timgm-every \
+    --out runs/transcriber --resume --override model.pos_weight=5 --threads 1
+waveloom data render-midi data/chorales-2font-every --chorales 371 --program every \
+    --soundfont "$TIMGM" --soundfont "$OPL3"
+waveloom prepare data/chorales-2font-every cache/chorales-2font-every --format maestro
+waveloom train configs/transcriber/small.yaml --data cache/chorales-2font-every \
+    --out runs/transcriber-2font train.init_from=runs/transcriber/model.safetensors \
+    train.warmup_steps=100 train.max_steps=6000 --threads 1
