@@ -28,13 +28,16 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check waveloom tests benchmarks scripts
 	$(PY) -m pytest -q tests
 
-# Debian's TimGM6mb and FluidR3_GM SoundFonts (the SoundFont swap of docs/evaluation.md) in
+# Debian's TimGM6mb and FluidR3_GM SoundFonts (the SoundFont swap of docs/evaluation.md) and
+# the OPL-3 FM one (the transcriber's second training SoundFont, recipes/) in
 # /usr/share/sounds/sf2/; needs root and apt. The tests that use them skip when they are missing.
 SF2 := /usr/share/sounds/sf2
 soundfonts:
-	@if [ -f $(SF2)/TimGM6mb.sf2 ] && [ -f $(SF2)/FluidR3_GM.sf2 ]; then exit 0; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    timgm6mb-soundfont fluid-soundfont-gm >/dev/null
+	@if [ -f $(SF2)/TimGM6mb.sf2 ] && [ -f $(SF2)/FluidR3_GM.sf2 ] && \
+	  [ -f $(SF2)/OPL-3_FM_128M.sf2 ]; then exit 0; fi; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    timgm6mb-soundfont fluid-soundfont-gm opl3-soundfont >/dev/null) \
+	  || echo "soundfonts: apt-get failed (not root or offline?); tests that need them skip"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check waveloom tests benchmarks scripts
