@@ -199,7 +199,9 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    # zlib level 1: a spectrogram is noise to a PNG compressor; level 6 (the default) spent
+    # a third of a plot's CPU time on it (0.32 -> 0.21 s a 10-s plot) for files 15 % smaller.
+    fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": 1} if path.suffix == ".png" else None)
     fig.clear()  # drop the artists now rather than at garbage collection
     return path
 
