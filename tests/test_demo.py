@@ -66,6 +66,8 @@ def test_demo_writes_a_page_whose_links_resolve(tmp_path) -> None:
     assert report["melody_notes"] == len(MELODY)
     assert 0 <= report["singles_on_pitch"] <= report["singles"]
     assert "within 50 cents" in page
+    # Each shipped model's section is headed by its card's figures (issue #30).
+    assert "<b>music-transformer-chorales</b>" in page and "bits/event" in page
     # The melody is audible, not silence or clipping.
     from waveloom.audio.io import load_audio
 

@@ -79,6 +79,28 @@ def _section(
     return f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>" + "".join(rows)
 
 
+def _card_figures(checkpoints: list[Path]) -> str:
+    """A line per checkpoint heading its section: its card's headline figure and data
+    (``waveloom models NAME`` has the rest), or that nothing was measured yet."""
+    from waveloom.errors import WaveloomError
+    from waveloom.zoo.card import card_of
+
+    lines = []
+    for path in checkpoints:
+        try:
+            card = card_of(path)
+        except (WaveloomError, OSError):
+            continue
+        head = card.headline()
+        what = f"{head.short()}, on {head.data}" if head else "nothing measured yet"
+        lines.append(f"<b>{html.escape(card.name)}</b> ({card.family}, "
+                     f"{card.size_bytes / 1e6:.1f} MB): {html.escape(what)}")
+    if not lines:
+        return ""
+    return ("<p class='card'>Measured (<code>waveloom models NAME</code>; "
+            "docs/models.md):<br>" + "<br>".join(lines) + "</p>")
+
+
 def _melody_instrument(vocab: list[str]) -> int:
     """Index of the first instrument of :data:`MELODY_FAMILIES` in ``vocab`` (0 if none)."""
     for family in MELODY_FAMILIES:
@@ -145,7 +167,7 @@ def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None 
     sections = [data_section]
     ckpt = Path(checkpoint) if checkpoint else DEMO_CHECKPOINT
     if ckpt.is_file():
-        sections.append(_model_section(ckpt, out, progress))
+        sections.append(_card_figures([ckpt]) + _model_section(ckpt, out, progress))
     else:
         sections.append(
             "<h2>Demo model</h2><p>No shipped checkpoint found at "
@@ -154,17 +176,19 @@ def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None 
     # Timbre interpolation with the shipped autoencoder: two instruments at one pitch.
     ae = Path(autoencoder) if autoencoder else DEMO_AUTOENCODER
     if ae.is_file():
-        sections.append(_interpolation_section(ae, data_dir, examples, out, progress))
+        sections.append(_card_figures([ae]) +
+                        _interpolation_section(ae, data_dir, examples, out, progress))
     instruments = sorted(ASSETS.glob(DDSP_ASSETS)) if ddsp is None else list(ddsp)
     if instruments:
         from waveloom.app._demo_ddsp import ddsp_section
 
-        sections.append(ddsp_section(instruments, MELODY, out, _section))
+        sections.append(_card_figures(instruments) +
+                        ddsp_section(instruments, MELODY, out, _section))
     from waveloom.app._demo_compose import compose_section
     from waveloom.app.compose import DEFAULT_MODEL
 
-    sections.append(compose_section(Path(composer) if composer else DEFAULT_MODEL, out,
-                                    _section))
+    composer = Path(composer) if composer else DEFAULT_MODEL
+    sections.append(_card_figures([composer]) + compose_section(composer, out, _section))
     index = out / "index.html"
     index.write_text(
         "<!doctype html><meta charset='utf-8'><title>waveloom demo</title>"
