@@ -38,6 +38,10 @@ SR = 16000
 TINY = 0.05  # seconds: the start-up run
 
 
+#: Every round's figures by name (kept for --record's range).
+_ROWS: dict[str, list[float]] = {}
+
+
 def command(seconds: float, n: int, out: Path, root: Path = ROOT) -> tuple[float, float]:
     """(wall, CPU) seconds of the whole CLI command in a subprocess, running the waveloom of
     ``root`` (another checkout: a before/after comparison)."""
@@ -78,6 +82,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--root", type=Path, default=ROOT,
                    help="the checkout whose command is timed (default: this one)")
+    p.add_argument("--record", action="store_true",
+                   help="add each length's whole-command real-time factor to the shipped "
+                        "model's card (waveloom models)")
     args = p.parse_args()
 
     from waveloom.models.load import load_checkpoint
@@ -86,7 +93,7 @@ def main() -> None:
     model, _ = load_checkpoint(CKPT)
     print(f"{CKPT.name}, n={args.n}, fast engine threads {engine_threads()}, "
           f"{os.cpu_count()} cores")
-    rows: dict[str, list[float]] = {}
+    rows = _ROWS
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root)
@@ -115,6 +122,27 @@ def main() -> None:
         print(f"| {s:g} | {wall:.2f} ({med[f'cpu {s:g}']:.2f}) | {s / wall:.2f}x | "
               f"{med['start-up']:.2f} ({med['start-up cpu']:.2f}) | {cli:,.0f} | {steady:,.0f} | "
               f"{cli / steady:.2f} |")
+    if args.record:
+        print(f"recorded in {_record(args, med)}")
+
+
+def _record(args: argparse.Namespace, med: dict[str, float]) -> Path:
+    """Real time (seconds of audio per stream / wall seconds of the whole command) per length,
+    with the range over rounds as the interval: a shared machine's spread, not a CI."""
+    from waveloom.zoo.records import Measurement, command_line, record
+
+    path = None
+    for s in args.seconds:
+        walls = _ROWS[f"wall {s:g}"]
+        path = record(CKPT, Measurement(
+            metric=f"whole generate command, {s:g} s x {args.n} streams, fast engine",
+            value=round(s / med[f"wall {s:g}"], 2), unit="x real time",
+            data=f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end; "
+                 f"interval: the range over {args.rounds} rounds",
+            command=command_line(sys.argv[1:], "benchmarks/generate_command.py"),
+            n=args.rounds, interval=(round(s / max(walls), 2), round(s / min(walls), 2)),
+            higher_is_better=True))
+    return path
 
 
 if __name__ == "__main__":
