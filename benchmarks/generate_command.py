@@ -137,8 +137,8 @@ def _record(args: argparse.Namespace, med: dict[str, float]) -> Path:
         path = record(CKPT, Measurement(
             metric=f"whole generate command, {s:g} s x {args.n} streams, fast engine",
             value=round(s / med[f"wall {s:g}"], 2), unit="x real time",
-            data=f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end; "
-                 f"interval: the range over {args.rounds} rounds",
+            data=f"wavenet-small-notes on {os.cpu_count()} CPU cores (a shared machine: "
+                 "the interval is the range over the rounds)",
             command=command_line(sys.argv[1:], "benchmarks/generate_command.py"),
             n=args.rounds, interval=(round(s / max(walls), 2), round(s / min(walls), 2)),
             higher_is_better=True))
