@@ -87,3 +87,20 @@ def test_docs_models_page_is_generated_from_the_records():
     """docs/models.md is the generator's output, byte for byte: regenerate it with
     `python -m waveloom.zoo.render docs/models.md` after recording a measurement."""
     assert (ROOT / "docs" / "models.md").read_text(encoding="utf-8") == docs_page()
+
+
+def test_a_shipped_model_wins_a_name_it_shares_with_a_run(checkpoint, capsys):
+    run = checkpoint.parent.parent / "ddsp-violin" / "model.safetensors"
+    run.parent.mkdir()
+    run.write_bytes(checkpoint.read_bytes())
+    assert main(["models", "ddsp-violin", "--dir", str(run.parent.parent)]) == 0
+    assert "`waveloom/assets/ddsp-violin.safetensors`" in capsys.readouterr().out
+    assert main(["models", str(run)]) == 0  # the run is still reached by its path
+    assert "wavenet" in capsys.readouterr().out
+
+
+def test_the_reproducing_command_keeps_its_quoting():
+    from waveloom.zoo.records import command_line
+
+    line = command_line(["--model", "DDSP ae=x.safetensors", "--record"], "benchmarks/b.py")
+    assert line == "python benchmarks/b.py --model 'DDSP ae=x.safetensors'"

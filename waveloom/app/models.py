@@ -45,15 +45,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _pick(name: str, paths: list[Path]) -> Path:
     """The checkpoint ``name`` means: an existing path, else the one file of that stem (a
-    run's ``model.safetensors`` also answers to its run folder's name)."""
+    run's ``model.safetensors`` also answers to its run folder's name; a shipped model wins a
+    name it shares with a run, which its path still reaches)."""
     from waveloom.zoo.card import display_name
+    from waveloom.zoo.records import ASSETS
 
     if Path(name).is_file():
         return Path(name)
     hits = [p for p in paths if name in (p.stem, p.name) or
             (p.name == "model.safetensors" and p.parent.name == name)]
-    if len(hits) == 1:
-        return hits[0]
+    shipped = [p for p in hits if p.resolve().parent == ASSETS]
+    if len(hits) == 1 or len(shipped) == 1:  # a shipped model wins a name it shares with a run
+        return (shipped or hits)[0]
     known = ", ".join(sorted({display_name(p) for p in paths}))
     if not hits:
         raise CheckpointError(f"no checkpoint named {name!r}; known: {known or 'none'}")

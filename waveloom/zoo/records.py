@@ -102,5 +102,7 @@ def record(checkpoint: str | Path, measurement: Measurement) -> Path:
 
 def command_line(argv: list[str], script: str) -> str:
     """The command that reproduced a figure: ``python SCRIPT ARGS`` minus ``--record``."""
+    import shlex
+
     args = [a for a in argv if a != "--record"]
-    return " ".join(["python", script, *args])
+    return shlex.join(["python", script, *args])
