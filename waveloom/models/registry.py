@@ -23,6 +23,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "specgan": ("waveloom.models.specgan:SpecGAN", "adversarial"),
     "gansynth": ("waveloom.models.gansynth:GANSynth", "adversarial"),
     "melgan": ("waveloom.models.melgan:MelGAN", "adversarial"),
+    "codec": ("waveloom.models.codec:Codec", "adversarial"),
     "ada": ("waveloom.models.ada:ADA", "likelihood"),
     "code_prior": ("waveloom.models.code_prior:CodePrior", "likelihood"),
     "ddsp": ("waveloom.models.ddsp:DDSP", "reconstruction"),

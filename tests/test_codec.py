@@ -1,0 +1,107 @@
+"""The codec family (issue #24): frame rate and bandwidths, causality (what streaming needs),
+the loss balancer's shares, eval purity of the residual VQ, one-line errors, and training
+through the trainer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from waveloom.errors import ConfigError
+from waveloom.models.load import load_config
+from waveloom.models.registry import build_model
+from waveloom.nn.codec_losses import LossBalancer
+
+from .conftest import CONFIGS
+
+
+def _model(preset: str = "tiny", *overrides: str):
+    run = load_config(CONFIGS / "codec" / f"{preset}.yaml", list(overrides))
+    torch.manual_seed(0)
+    return run, build_model(run)
+
+
+def test_small_runs_at_50_hz_and_serves_half_kbps_steps_up_to_6():
+    _, model = _model("small")
+    model.eval()
+    assert model.hop == 320 and model.config.frame_rate == 50.0
+    assert model.config.bandwidths() == [0.5 * k for k in range(1, 13)]
+    assert model.codebooks_for(1.5) == 3 and model.codebooks_for(6) == 12
+    codes = model.encode(torch.randn(16000) * 0.1, bandwidth=3.0)
+    assert codes.shape == (1, 6, 50) and codes.dtype == torch.int64
+    with pytest.raises(ConfigError, match="serves 0.5, 1, 1.5") as err:
+        model.codebooks_for(7.0)
+    assert "\n" not in str(err.value)
+
+
+def test_encoder_and_decoder_are_causal():
+    """Frame j depends on samples before (j + 1) * hop only; a decoded sample on codes up
+    to its own frame: chunked streaming can then equal offline."""
+    _, model = _model()
+    hop, x = model.hop, torch.randn(1, 1, 40 * model.hop) * 0.1
+    with torch.no_grad():  # one training pass: k-means fills the codebooks (zeros until then)
+        model.generator.quantize(model.generator.encoder(torch.randn(4, 1, 64 * hop) * 0.1))
+    model.eval()
+    y = x.clone()
+    y[..., 20 * hop:] = torch.randn(1, 1, 20 * hop)
+    with torch.no_grad():
+        a, b = model.generator.encoder(x), model.generator.encoder(y)
+    assert torch.equal(a[..., :20], b[..., :20]) and not torch.equal(a, b)
+    codes = model.encode(x[0])
+    other = codes.clone()
+    other[..., 25:] = (other[..., 25:] + 1) % model.config.codebook_size
+    da, db = model.decode(codes), model.decode(other)
+    assert torch.equal(da[..., : 25 * hop], db[..., : 25 * hop]) and not torch.equal(da, db)
+
+
+def test_eval_never_changes_the_model_and_fewer_codebooks_decode():
+    _, model = _model()
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    audio = torch.randn(2, 512) * 0.1
+    full, three = model.encode(audio), model.encode(audio, bandwidth=model.config.bandwidths()[2])
+    assert torch.equal(full[:, :3], three)
+    assert model.decode(three).shape == (2, 512)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_bad_codes_are_one_line():
+    _, model = _model()
+    model.eval()
+    with pytest.raises(ConfigError, match="reads"):
+        model.decode(torch.zeros(1, 5, 4, dtype=torch.long))  # 5 > n_q = 4
+    with pytest.raises(ConfigError, match="another codec"):
+        model.decode(torch.full((1, 2, 4), 99))
+    with pytest.raises(ConfigError, match="model.strides"):
+        _model("tiny", "model.strides=[3,7]")
+
+
+def test_balancer_gives_each_loss_its_share_of_the_update():
+    balancer = LossBalancer({"a": 1.0, "b": 3.0})
+    y = torch.randn(4, 10, requires_grad=True)
+    losses = {"a": 100.0 * y.sum(), "b": (y ** 2).sum()}
+    total = balancer.surrogate(losses, y)
+    total.backward()
+    ga = torch.full_like(y, 100.0)
+    gb = 2 * y.detach()
+    expected = 0.25 * ga / ga.norm() + 0.75 * gb / gb.norm()
+    assert torch.allclose(y.grad, expected, atol=1e-6)
+    value = float(total.detach())
+    assert math.isclose(value, float(0.25 * losses["a"] + 0.75 * losses["b"]), rel_tol=1e-5)
+
+
+def test_trains_through_the_trainer(notes_cache, tmp_path):
+    from waveloom.train.trainer import train
+
+    run = load_config(CONFIGS / "codec" / "tiny.yaml",
+                      ["train.max_steps=3", "model.quantizer_dropout=false"])
+    result = train(run, notes_cache, tmp_path / "run", progress=False)
+    assert result.step == 3 and math.isfinite(result.last_loss)
+    from waveloom.models.load import load_checkpoint
+
+    model, _ = load_checkpoint(tmp_path / "run" / "model.safetensors")
+    flags = [bool(m.initted) for m in model.generator.quantizer.modules() if hasattr(m, "initted")]
+    assert flags and all(flags), "k-means initialised every codebook on the first batch"
