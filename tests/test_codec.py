@@ -105,3 +105,25 @@ def test_trains_through_the_trainer(notes_cache, tmp_path):
     model, _ = load_checkpoint(tmp_path / "run" / "model.safetensors")
     flags = [bool(m.initted) for m in model.generator.quantizer.modules() if hasattr(m, "initted")]
     assert flags and all(flags), "k-means initialised every codebook on the first batch"
+
+
+def test_streaming_in_chunks_equals_offline():
+    from waveloom.models.codec import CodecStream
+
+    _, model = _model()
+    hop = model.hop
+    with torch.no_grad():
+        model.generator.quantize(model.generator.encoder(torch.randn(4, 1, 64 * hop) * 0.1))
+    model.eval()
+    audio = torch.randn(2, 90 * hop) * 0.1
+    offline = model.encode(audio)
+    stream = CodecStream(model)
+    cuts = [0, 7 * hop, 8 * hop, 40 * hop, 90 * hop]  # chunks of 7, 1, 32 and 50 frames
+    chunks = [stream.encode(audio[:, a:b]) for a, b in zip(cuts, cuts[1:])]
+    assert torch.equal(torch.cat(chunks, -1), offline)
+    stream = CodecStream(model)
+    frames = [0, 3, 4, 50, 90]
+    pieces = [stream.decode(offline[..., a:b]) for a, b in zip(frames, frames[1:])]
+    assert torch.allclose(torch.cat(pieces, -1), model.decode(offline), atol=1e-6)
+    with pytest.raises(ConfigError, match="multiple of"):
+        CodecStream(model).encode(audio[:, : hop + 1])

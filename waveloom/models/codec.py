@@ -140,6 +140,46 @@ class CodecAutoencoder(nn.Module):
         return self.decoder(latents.transpose(1, 2))[:, 0]
 
 
+class CodecStream:
+    """Chunked encoding and decoding, equal to offline (tested): each chunk is run with the
+    samples (or frames) before it that its outputs can still see, from the encoder's and the
+    decoder's receptive fields, and only the chunk's own outputs are kept. Chunks must be whole
+    frames (a multiple of ``hop`` samples); pad the last one."""
+
+    def __init__(self, model: Codec, bandwidth: float | None = None) -> None:
+        self.model, self.k = model, model.codebooks_for(bandwidth)
+        hop = model.hop
+        rf = model.generator.encoder.receptive_field()
+        self.audio_context = -(-(rf - 1) // hop) * hop
+        self.frame_context = model.generator.decoder.receptive_field() - 1
+        self._audio: Tensor | None = None
+        self._codes: Tensor | None = None
+
+    @torch.no_grad()
+    def encode(self, chunk: Tensor) -> Tensor:
+        """Audio [n, L] (L a multiple of hop) -> codes [n, k, L / hop]."""
+        m = self.model
+        chunk = torch.as_tensor(chunk, dtype=torch.float32, device=m._param_device())
+        if chunk.dim() != 2 or chunk.shape[-1] % m.hop:
+            raise ConfigError(f"stream chunk of shape {tuple(chunk.shape)}: give [n, L] with "
+                              f"L a multiple of {m.hop} samples (pad the last chunk)")
+        past = self._audio if self._audio is not None else chunk[:, :0]
+        buffer = torch.cat([past, chunk], -1)
+        latents = m.generator.encoder(buffer[:, None])[..., past.shape[-1] // m.hop:]
+        self._audio = buffer[:, -self.audio_context:] if self.audio_context else chunk[:, :0]
+        return m.generator.quantize(latents)[1][:, : self.k]
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes [n, k, f] -> audio [n, f * hop], continuing the chunks decoded before."""
+        codes = torch.as_tensor(codes, device=self.model._param_device())
+        past = self._codes if self._codes is not None else codes[..., :0]
+        buffer = torch.cat([past, codes], -1)
+        audio = self.model.decode(buffer)[:, past.shape[-1] * self.model.hop:]
+        self._codes = buffer[..., -self.frame_context:] if self.frame_context else codes[..., :0]
+        return audio
+
+
 class Codec(Adversarial):
     """Residual-VQ neural codec (see the module docstring)."""
 

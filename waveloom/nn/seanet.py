@@ -31,7 +31,7 @@ class StridedCausalConv(nn.Module):
                  dilation: int = 1) -> None:
         super().__init__()
         self.conv = weight_norm(nn.Conv1d(c_in, c_out, kernel, stride=stride, dilation=dilation))
-        self.stride = stride
+        self.kernel, self.stride, self.dilation = kernel, stride, dilation
         self.left = (kernel - 1) * dilation - (stride - 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -57,6 +57,7 @@ class ResidualUnit(nn.Module):
 
     def __init__(self, channels: int, dilation: int) -> None:
         super().__init__()
+        self.dilation = dilation
         self.block = nn.Sequential(
             nn.ELU(), StridedCausalConv(channels, channels // 2, 3, dilation=dilation),
             nn.ELU(), StridedCausalConv(channels // 2, channels, 1))
@@ -83,6 +84,17 @@ class SEANetEncoder(nn.Module):
     def forward(self, audio: Tensor) -> Tensor:
         return self.net(audio)
 
+    def receptive_field(self) -> int:
+        """Input samples one latent frame reads (its own hop of samples and those before)."""
+        rf, jump = 1, 1
+        for layer in self.net:
+            if isinstance(layer, ResidualUnit):
+                rf += 2 * layer.dilation * jump
+            elif isinstance(layer, StridedCausalConv):
+                rf += (layer.kernel - 1) * layer.dilation * jump + (layer.stride - 1) * jump
+                jump *= layer.stride
+        return rf
+
 
 class SEANetDecoder(nn.Module):
     """Latents ``[B, dim, F]`` -> audio ``[B, 1, F * hop]`` in (-1, 1), the encoder's mirror."""
@@ -101,3 +113,15 @@ class SEANetDecoder(nn.Module):
 
     def forward(self, latents: Tensor) -> Tensor:
         return self.net(latents)
+
+    def receptive_field(self) -> int:
+        """Latent frames one output sample reads (its own frame and those before)."""
+        rf = 1  # in the units of the layer being walked, from the output back
+        for layer in reversed(self.net):
+            if isinstance(layer, ResidualUnit):
+                rf += 2 * layer.dilation
+            elif isinstance(layer, StridedCausalConv):
+                rf += (layer.kernel - 1) * layer.dilation
+            elif isinstance(layer, CausalTransposedConv):
+                rf = -(-rf // layer.stride) + 1
+        return rf
