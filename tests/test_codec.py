@@ -127,3 +127,40 @@ def test_streaming_in_chunks_equals_offline():
     assert torch.allclose(torch.cat(pieces, -1), model.decode(offline), atol=1e-6)
     with pytest.raises(ConfigError, match="multiple of"):
         CodecStream(model).encode(audio[:, : hop + 1])
+
+
+def test_encode_and_decode_verbs_write_int16_codes_and_refuse_another_codecs(tmp_path, capsys):
+    """`waveloom encode CODEC --bandwidth` writes int16 [k, frames] + a sidecar; `decode`
+    plays them back, and refuses codes written by another codec in one line."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.cli import main
+
+    run, model = _model()
+    with torch.no_grad():
+        model.generator.quantize(model.generator.encoder(torch.randn(4, 1, 512) * 0.1))
+    ckpt = save_checkpoint(tmp_path / "codec.safetensors", model, run)
+    torch.manual_seed(1)
+    other = save_checkpoint(tmp_path / "other.safetensors", build_model(run), run)
+    sf.write(tmp_path / "a.wav", np.random.default_rng(0).normal(0, 0.1, 4000), 16000)
+    bw = model.config.bandwidths()[1]
+    assert main(["encode", str(ckpt), str(tmp_path / "a.wav"), "--out", str(tmp_path / "z"),
+                 "--bandwidth", str(bw)]) == 0
+    codes = np.load(tmp_path / "z" / "a.npy")
+    assert codes.dtype == np.int16 and codes.shape == (2, 500)
+    assert json.loads((tmp_path / "z" / "a.json").read_text())["codebooks"] == 2
+    assert main(["decode", str(ckpt), str(tmp_path / "z" / "a.npy"), "--out",
+                 str(tmp_path / "y")]) == 0
+    assert sf.info(str(tmp_path / "y" / "a.wav")).frames == 4000
+    capsys.readouterr()
+    assert main(["decode", str(other), str(tmp_path / "z" / "a.npy"), "--out",
+                 str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert "another codec" in err and err.count("\n") == 1
+    assert main(["encode", str(ckpt), str(tmp_path / "a.wav"), "--out", str(tmp_path / "z"),
+                 "--bandwidth", "99"]) == 2
+    assert "serves" in capsys.readouterr().err

@@ -52,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     en.add_argument("--out", type=Path, required=True, help="output folder")
     en.add_argument("--seconds", type=float, default=None,
                     help="encode at most this many seconds of each file (default: all)")
+    en.add_argument("--bandwidth", type=float, default=None, metavar="KBPS",
+                    help="codec checkpoints: the bitrate, i.e. how many codebooks to keep "
+                         "(default: all); int16 [k, frames] codes + NAME.json")
     add_device_arg(en)
     en.set_defaults(run=run)
     dc = subparsers.add_parser("decode", help="audio from autoencoder codes (.npy from encode)",
@@ -88,7 +91,7 @@ def _add_decoding_args(sp: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int | None:
     if args.verb == "encode":
         paths = encode_files(args.checkpoint, args.files, args.out, seconds=args.seconds,
-                             device=args.device)
+                             device=args.device, bandwidth=args.bandwidth)
     elif args.verb == "decode":
         paths = decode_files(args.checkpoint, args.embeddings, args.out, pitch=args.pitch,
                              seconds=args.seconds, device=args.device,
@@ -120,7 +123,7 @@ def load_autoencoder(checkpoint: str | Path, device: str = "auto") -> tuple[Any,
     from waveloom.models.load import load_checkpoint, read_config
 
     run = read_config(checkpoint)
-    families = autoencoder_families()
+    families = [*autoencoder_families(), "codec"]
     if run.family not in families:
         raise CheckpointError(
             f"{checkpoint}: a {run.family!r} checkpoint has no encoder; this needs an "
@@ -197,9 +200,12 @@ def encode_files(
     seconds: float | None = None,
     device: str = "auto",
     plots: bool = True,
+    bandwidth: float | None = None,
 ) -> list[Path]:
     """Encode each audio file (its first ``seconds``, default all) to ``out/NAME.npy``
-    (float32 [D, frames]) and ``out/NAME.png``; returns the .npy paths."""
+    (float32 [D, frames]) and ``out/NAME.png``; returns the .npy paths. A codec writes int16
+    ``[k, frames]`` codes for ``bandwidth`` kbps and a NAME.json sidecar instead
+    (:mod:`waveloom.app._codec_io`)."""
     import numpy as np
     import torch
 
@@ -210,6 +216,15 @@ def encode_files(
     _check_files(paths, "audio")
     model, run = load_autoencoder(checkpoint, device)
     sr, out = run.data.sample_rate, Path(out)
+    if run.family == "codec":
+        from waveloom.app._codec_io import encode_to_files
+
+        clips = [(p, stem, _load_clip(p, sr, seconds)) for p, stem in zip(paths,
+                                                                         _unique_stems(paths))]
+        return encode_to_files(model, run, clips, out, bandwidth)
+    if bandwidth is not None:
+        raise ConfigError("--bandwidth is for codec checkpoints; this is a "
+                          f"{run.family!r} autoencoder with continuous codes")
     written = []
     for path, stem in zip(paths, _unique_stems(paths)):
         with torch.no_grad():
@@ -242,7 +257,6 @@ def decode_files(
     ``seconds`` shortens the output (default: all frames, ``frames * hop`` samples). A WaveNet
     decoder samples as ``options`` say (:func:`waveloom.sampling.sample.decode`).
     """
-    from waveloom.audio.io import save_audio
     from waveloom.device import set_threads
     from waveloom.sampling.sample import decode
 
@@ -259,6 +273,13 @@ def decode_files(
     label = _pitch(model, pitch)
     written = []
     for path, stem, raw in zip(paths, _unique_stems(paths), codes):
+        if run.family == "codec":
+            from waveloom.app._codec_io import check_codes
+
+            z = check_codes(model, path, raw)
+            audio = decode(model, z, None, _codec_length(z, model, seconds, sr), options)
+            written += _write_decoded(audio.float().cpu().numpy(), stem, out, sr, plots)
+            continue
         z = model.check_codes(raw, where=str(path))
         length = z.shape[-1] * model.hop
         if seconds is not None:
@@ -267,14 +288,28 @@ def decode_files(
                             f"--seconds (or decode a shorter part of {path.name})",
                             extra_per_sample=4 * z.shape[1] if z.dim() == 3 else 0)
         audio = decode(model, z, label, length, options).float().cpu().numpy()
-        for i, clip in enumerate(audio):
-            name = stem if len(audio) == 1 else f"{stem}-{i}"
-            wav = save_audio(out / f"{name}.wav", clip, sr)
-            if plots:
-                from waveloom.audio.plots import plot_spectrogram
+        written += _write_decoded(audio, stem, out, sr, plots)
+    return written
 
-                plot_spectrogram(clip, sr, wav.with_suffix(".png"), title=f"decoded {name}")
-            written.append(wav)
+
+def _codec_length(z: Any, model: Any, seconds: float | None, sr: int) -> int:
+    length = z.shape[-1] * model.hop
+    return length if seconds is None else min(length, int(round(seconds * sr)))
+
+
+def _write_decoded(audio: Any, stem: str, out: Path, sr: int, plots: bool) -> list[Path]:
+    """``out/stem.wav`` (``stem-i`` for several) and a spectrogram each; the WAV paths."""
+    from waveloom.audio.io import save_audio
+
+    written = []
+    for i, clip in enumerate(audio):
+        name = stem if len(audio) == 1 else f"{stem}-{i}"
+        wav = save_audio(out / f"{name}.wav", clip, sr)
+        if plots:
+            from waveloom.audio.plots import plot_spectrogram
+
+            plot_spectrogram(clip, sr, wav.with_suffix(".png"), title=f"decoded {name}")
+        written.append(wav)
     return written
 
 

@@ -235,9 +235,14 @@ class Codec(Adversarial):
         return self.generator.quantize(latents)[1][:, :k]
 
     @torch.no_grad()
-    def decode(self, codes: Tensor) -> Tensor:
-        """Codes [n, k, F] -> audio [n, F * hop] in [-1, 1]; k above n_q or codes outside the
-        codebook are refused in one line."""
+    def decode(self, codes: Tensor, pitch: Any = None, length: int | None = None,
+               options: SamplingOptions | None = None) -> Tensor:
+        """Codes [n, k, F] -> audio [n, length or F * hop] in [-1, 1] (the autoencoders'
+        signature, for :func:`waveloom.sampling.sample.decode`; deterministic, no pitch); k
+        above n_q or codes outside the codebook are refused in one line."""
+        require_default_engine(self, options or SamplingOptions())
+        if pitch is not None:
+            raise ConfigError("a codec decodes codes alone; drop --pitch")
         codes = torch.as_tensor(codes, device=self._param_device())
         if codes.dim() == 2:
             codes = codes[None]
@@ -247,7 +252,8 @@ class Codec(Adversarial):
                               f"[n, k <= {c.n_q}, frames]")
         if codes.min() < 0 or codes.max() >= c.codebook_size:
             raise ConfigError(f"codes outside 0..{c.codebook_size - 1}: from another codec?")
-        return self.generator.decode_codes(codes).clamp(-1.0, 1.0)
+        audio = self.generator.decode_codes(codes).clamp(-1.0, 1.0)
+        return audio if length is None else fit_length(audio, length)
 
     # ------------------------------------------------------------------ adversarial pieces
 
