@@ -16,6 +16,7 @@
     waveloom compose --seconds S --out DIR      a new piece: Music Transformer + DDSP voices
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
+    waveloom models [NAME] [--dir RUNS]      the model zoo: shipped checkpoints and their cards
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
     waveloom demo                            the README's main job
 

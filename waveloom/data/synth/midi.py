@@ -249,16 +249,8 @@ def render_midi(
         bach.voice_index(voice)  # a bad name fails before the SoundFont loads
     fonts = [engine.load_soundfont(path, rate) for path in _soundfont_paths(soundfont)]
     pieces = _pieces(chorales, Path(midi_dir) if midi_dir else None, program, tempo, voice)
-    prints = [engine.soundfont_fingerprint(path) for _, path in fonts]
-    settings = {
-        "soundfont": prints[0] if len(prints) == 1 else prints, "sample_rate": int(sample_rate),
-        "render_rate": rate, "program": program, "tempo": tempo, "tail_seconds": tail_seconds,
-        "peak_dbfs": peak_dbfs, "year": year,
-    }  # fmt: skip
-    if max_note_seconds != MAX_NOTE_SECONDS:  # the default keeps earlier renders resumable
-        settings["max_note_seconds"] = max_note_seconds
-    if voice is not None:
-        settings["voice"] = voice
+    settings = _render_settings(fonts, int(sample_rate), rate, program, tempo, tail_seconds,
+                                peak_dbfs, year, max_note_seconds, voice)
     year_dir = out_dir / str(year)
     year_dir.mkdir(parents=True, exist_ok=True)
     sidecar = out_dir / _SIDECAR
@@ -291,6 +283,26 @@ def render_midi(
     _write_csv(summary.csv_path, summary.rows)
     summary.wall_seconds = time.perf_counter() - started
     return summary
+
+
+def _render_settings(fonts, sample_rate, rate, program, tempo, tail_seconds, peak_dbfs, year,
+                     max_note_seconds, voice) -> dict:
+    """The sidecar's settings: a re-run with equal settings resumes, any change re-renders.
+
+    Keys that are at their defaults are left out so renders written before the key existed
+    stay resumable.
+    """
+    prints = [engine.soundfont_fingerprint(path) for _, path in fonts]
+    settings = {
+        "soundfont": prints[0] if len(prints) == 1 else prints, "sample_rate": sample_rate,
+        "render_rate": rate, "program": program, "tempo": tempo, "tail_seconds": tail_seconds,
+        "peak_dbfs": peak_dbfs, "year": year,
+    }  # fmt: skip
+    if max_note_seconds != MAX_NOTE_SECONDS:
+        settings["max_note_seconds"] = max_note_seconds
+    if voice is not None:
+        settings["voice"] = voice
+    return settings
 
 
 def _soundfont_paths(soundfont) -> list:
