@@ -8,7 +8,7 @@
     waveloom decode CKPT EMB.npy... --out DIR   audio from autoencoder codes
     waveloom interpolate CKPT A.wav B.wav --out DIR   mix two sounds' codes, decode each step
     waveloom vocode CKPT MEL.npy... --out DIR   audio from log mels (MelGAN or mel WaveNet)
-    waveloom encode-codes CKPT --data CACHE --out CODES   a cache of an ADA level's codes
+    waveloom encode-codes CKPT --data CACHE --out CODES   a cache of ADA-level or codec codes
     waveloom hierarchy --prior P --levels TOP.. BOTTOM --out H.json   string levels together
     waveloom transfer CKPT AUDIO... --out DIR   DDSP: play audio's pitch/loudness on an instrument
     waveloom perform CKPT SONG.mid --out DIR    DDSP: render a MIDI file with an instrument

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ec = subparsers.add_parser("encode-codes", help="encode a cache with an ADA level into a "
                                "code cache (the next level's or the prior's training data)")
-    ec.add_argument("checkpoint", type=Path, help="model.safetensors of an 'ada' run")
+    ec.add_argument("checkpoint", type=Path, help="model.safetensors of an 'ada' level or a "
+                    "'codec' (its codes for the codec LM)")
+    ec.add_argument("--bandwidth", type=float, default=None,
+                    help="codec only: kbps, i.e. how many codebooks (default: all)")
     ec.add_argument("--data", type=Path, required=True, help="the cache the level was trained on")
     ec.add_argument("--out", type=Path, required=True, help="folder of the code cache")
     add_device_arg(ec, default="cpu")
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int | None:
         print(write_manifest(args.out, args.prior, args.levels))
         return 0
     print(encode_cache(args.checkpoint, args.data, args.out, device=args.device,
-                       progress=not args.quiet))
+                       progress=not args.quiet, bandwidth=args.bandwidth))
     return 0
 
 
@@ -104,20 +107,25 @@ def encode_cache(
     *,
     device: str = "cpu",
     progress: bool = True,
+    bandwidth: float | None = None,
 ) -> EncodeSummary:
-    """Encode every example of the cache ``data`` with the ADA level ``checkpoint`` into a
-    code cache at ``out`` (see the module docstring)."""
+    """Encode every example of the cache ``data`` with the ADA level (or codec: see
+    :mod:`waveloom.app._codec_codes`) ``checkpoint`` into a code cache at ``out``."""
     from waveloom.data.prepare import CACHE_VERSION, SCALE, _write_json_atomic
     from waveloom.device import pick_device
     from waveloom.nn.quantize import perplexity
 
     dev = pick_device(device)
-    level, cache = _open_level_and_cache(checkpoint, data, dev)
+    level, cache = _open_level_and_cache(checkpoint, data, dev, bandwidth)
     out = Path(out)
     if out.resolve() == cache.root.resolve():
         raise ConfigError("--out must differ from --data")
     out.mkdir(parents=True, exist_ok=True)
     (out / "cache.json").unlink(missing_ok=True)
+    if not hasattr(level, "codes_in"):  # a codec
+        from waveloom.app._codec_codes import encode_codec_cache
+
+        return encode_codec_cache(level, Path(checkpoint), cache, out, dev, bandwidth, progress)
     manifest, rows, used = _encode_examples(level, cache, out, dev, progress)
     ppl = float(perplexity(used, level.codebook_size)) if used.numel() else 0.0
     info = dict(cache.info)
@@ -135,16 +143,23 @@ def encode_cache(
 
 
 def _open_level_and_cache(checkpoint: str | Path, data: str | Path,
-                          device: torch.device) -> tuple[Any, Any]:
-    """The ADA level and the cache it encodes, checked to fit each other (rate, input kind)."""
+                          device: torch.device, bandwidth: float | None = None
+                          ) -> tuple[Any, Any]:
+    """The ADA level (or codec) and the cache it encodes, checked to fit each other (rate,
+    input kind; a codec's own checks are in :mod:`waveloom.app._codec_codes`)."""
     from waveloom.data.cache import AudioCache
     from waveloom.models.ada import ADA
+    from waveloom.models.codec import Codec
     from waveloom.models.load import load_checkpoint
 
     level, run = load_checkpoint(checkpoint, map_location=device)
+    if isinstance(level, Codec):
+        return level.eval(), AudioCache(data)
     if not isinstance(level, ADA):
         raise ConfigError(f"{checkpoint}: a {run.family!r} checkpoint; encode-codes needs an "
-                          "'ada' level")
+                          "'ada' level or a 'codec'")
+    if bandwidth is not None:
+        raise ConfigError("--bandwidth is for a codec; an ADA level has one codebook")
     cache = AudioCache(data)
     cache.check_sample_rate(run.data.sample_rate)
     if cache.sample_rate % level.hop:
@@ -160,8 +175,32 @@ def _open_level_and_cache(checkpoint: str | Path, data: str | Path,
 
 def _encode_examples(level: Any, cache: Any, out: Path, device: torch.device,
                      progress: bool) -> tuple[list[dict], int, torch.Tensor]:
-    """Write ``out``'s audio.npy (codes + 1, int16), notes.npy and manifest.jsonl; return the
-    manifest, the total codes and every code drawn (for the perplexity)."""
+    """Write ``out``'s code cache from an ADA level; return the manifest, the total codes and
+    every code drawn (for the perplexity)."""
+    import torch
+
+    from waveloom.models.codes import tokens_from_samples
+
+    counts = torch.zeros(level.codebook_size)
+
+    def encode_one(clip: torch.Tensor):
+        x = (tokens_from_samples(clip[None], level.config.input_codebook)[0]
+             if level.codes_in else clip)
+        codes = encode_example(level, x).cpu()
+        counts.add_(torch.bincount(codes, minlength=level.codebook_size).float())
+        return (codes + 1).numpy().astype("<i2")
+
+    manifest, rows = write_code_cache(cache, out, encode_one, cache.sample_rate // level.hop,
+                                      device, progress)
+    used = torch.repeat_interleave(torch.arange(level.codebook_size), counts.long())
+    return manifest, rows, used
+
+
+def write_code_cache(cache: Any, out: Path, encode_one: Any, rate: int, device: Any,
+                     progress: bool) -> tuple[list[dict], int]:
+    """Write ``out``'s audio.npy (``encode_one(clip)`` of every example, int16), an empty
+    notes.npy and manifest.jsonl (labels kept, offsets and rate the codes'); return the
+    manifest and the total stored values. A failure leaves no half-written audio.npy."""
     import json
     import os
 
@@ -170,26 +209,17 @@ def _encode_examples(level: Any, cache: Any, out: Path, device: torch.device,
     from tqdm.auto import tqdm
 
     from waveloom.data.prepare import NpyStreamWriter
-    from waveloom.models.codes import tokens_from_samples
 
     writer = NpyStreamWriter(out / "audio.npy.partial", "<i2")
-    counts = torch.zeros(level.codebook_size)
     manifest = []
     try:
         for i in tqdm(range(len(cache)), disable=not progress, unit="example",
                       desc="encoding"):
-            clip = torch.from_numpy(cache.clip(i)).to(device)
-            if level.codes_in:
-                x = tokens_from_samples(clip[None], level.config.input_codebook)[0]
-            else:
-                x = clip
-            codes = encode_example(level, x).cpu()
-            counts += torch.bincount(codes, minlength=level.codebook_size).float()
+            stored = encode_one(torch.from_numpy(cache.clip(i)).to(device))
             entry = dict(cache.entries[i])
-            entry.update(offset=writer.rows, length=int(codes.numel()),
-                         sample_rate=cache.sample_rate // level.hop, notes_offset=0,
-                         notes_count=0)
-            writer.append((codes + 1).numpy().astype("<i2"))
+            entry.update(offset=writer.rows, length=int(stored.size), sample_rate=rate,
+                         notes_offset=0, notes_count=0)
+            writer.append(stored)
             manifest.append(entry)
         writer.close()
     except BaseException:
@@ -200,5 +230,4 @@ def _encode_examples(level: Any, cache: Any, out: Path, device: torch.device,
     with open(out / "manifest.jsonl", "w") as f:
         for entry in manifest:
             f.write(json.dumps(entry) + "\n")
-    used = torch.repeat_interleave(torch.arange(level.codebook_size), counts.long())
-    return manifest, writer.rows, used
+    return manifest, writer.rows

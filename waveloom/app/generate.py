@@ -67,9 +67,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="symbolic models: stop after N new events (with --seconds: whichever "
                          "comes first)")
     ge.add_argument("--top-k", type=int, default=0,
-                    help="symbolic models: draw among the k likeliest events (default 0: all)")
+                    help="symbolic and codec-LM models: draw among the k likeliest tokens "
+                         "(default 0: all)")
     ge.add_argument("--top-p", type=float, default=1.0,
-                    help="symbolic models: nucleus sampling mass in (0, 1] (default 1: all)")
+                    help="symbolic and codec-LM models: nucleus sampling mass in (0, 1] "
+                         "(default 1: all)")
+    ge.add_argument("--cfg", type=float, default=None, metavar="S",
+                    help="codec-LM models: classifier-free guidance scale (default 3 for a "
+                         "conditioned model; 1 = unguided)")
     add_sampling_args(ge)
     add_device_arg(ge)
     ge.add_argument("--interpolate", type=int, default=None, metavar="N",
@@ -94,6 +99,21 @@ def run(args: argparse.Namespace) -> int | None:
         print("\n".join(str(p) for p in paths))
         return 0
     seconds = 2.0 if args.seconds is None else args.seconds
+    if getattr(source.model, "output_kind", "audio") == "codec_codes":
+        from waveloom.app._generate_codes import draw_codes_to_folder
+
+        check_positive("--n", args.n)
+        check_positive("--seconds", seconds)
+        cond = {"instrument": resolve_instrument(args.instrument, source.vocabulary)}
+        if args.pitch is not None:
+            check_pitch(args.pitch)
+            cond["pitch"] = args.pitch
+        paths = draw_codes_to_folder(source, args.checkpoint, args.out, n=args.n,
+                                     seconds=seconds, cond=cond, prime=args.prime,
+                                     top_k=args.top_k, top_p=args.top_p, cfg=args.cfg,
+                                     options=options)
+        print("\n".join(str(p) for p in paths))
+        return 0
     paths = draw_to_folder(source, args.out, n=args.n, seconds=seconds, pitch=args.pitch,
                            instrument=args.instrument, prime=args.prime,
                            interpolate=args.interpolate, options=options)

@@ -194,6 +194,9 @@ def _open_cache(cfg: RunConfig, data: str | Path) -> Any:
     cache = AudioCache(data)
     cache.check_sample_rate(cfg.data.sample_rate)
     check_vocabulary(cfg, cache)
+    adopt = getattr(cfg.model, "adopt_cache", None)  # a family's own check of its data
+    if adopt is not None:
+        adopt(cache.info, cache.root)
     return cache
 
 
