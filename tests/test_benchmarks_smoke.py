@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,3 +92,27 @@ def test_gpu_script_refuses_cleanly_without_a_gpu():
     proc = subprocess.run(["bash", str(BENCH / "gpu_train_speed.sh")], capture_output=True,
                           text=True, env=env, timeout=60, cwd=REPO)
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+
+
+def test_codec_eval_scores_the_codec_beside_opus_and_mulaw(notes_cache, tmp_path):
+    """benchmarks/codec_eval.py on a tiny codec: every coder gets finite scores, Opus a
+    measured bitrate, and mu-law (near-transparent) beats silence on both metrics."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import codec_eval
+    finally:
+        sys.path.remove(str(BENCH))
+    from waveloom.data.cache import AudioCache
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+
+    codec = build_model(load_config(REPO / "configs" / "codec" / "tiny.yaml")).eval()
+    cache = AudioCache(notes_cache)
+    clips = codec_eval.held_out_clips(cache, "train", 2, 1.0)
+    table = codec_eval.rows(codec, clips, cache.sample_rate, codec.config.bandwidths()[:1])
+    by_name = {r["name"].split(" (")[0]: r for r in table}
+    assert {"Opus", "mu-law 8-bit", "silence"} <= set(by_name)
+    assert all(np.isfinite(r["mss"].mean) and np.isfinite(r["si_sdr"].mean) for r in table)
+    assert 4 < by_name["Opus"]["kbps"] < 40
+    assert by_name["mu-law 8-bit"]["mss"].mean < by_name["silence"]["mss"].mean
+    assert by_name["mu-law 8-bit"]["si_sdr"].mean > 20

@@ -1,0 +1,156 @@
+"""A codec at several bitrates beside Opus and 8-bit mu-law, on held-out audio (issue 24).
+
+Clips of ``--seconds`` from the ``--split`` examples of a cache (held out: pieces and a
+SoundFont the codec never trained on), each
+
+* encoded and decoded by the codec with the codebooks ``--bandwidths`` buy (kbps);
+* through Opus in an OGG file written by soundfile (libsndfile's ``compression_level``: 1.0 is
+  its lowest bitrate), bitrate measured from the file's size (container included);
+* through 8-bit mu-law (128 kbps at 16 kHz);
+* replaced by silence (what a coder that says nothing scores).
+
+Scored against the original by multi-scale spectral distance (lower is better) and SI-SDR in
+dB (higher is better; needs sample alignment, which a causal codec keeps), each a mean with a
+95 % bootstrap interval over clips. Prints a markdown table; ``--record`` adds the rows to the
+codec's card (waveloom/zoo).
+
+    .venv/bin/python benchmarks/codec_eval.py CODEC.safetensors cache/chorales-fluid \
+        [--split test] [--clips 24] [--seconds 5] [--bandwidths 1.5 3 6] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from waveloom.audio.mulaw import dequantize, quantize
+from waveloom.audio.spectral import multiscale_spectral_distance
+from waveloom.data.cache import AudioCache
+from waveloom.evaluate.bootstrap import bootstrap_mean
+from waveloom.evaluate.spectral import si_sdr
+from waveloom.models.load import load_checkpoint
+
+OPUS_LEVELS = (1.0, 0.95, 0.9)
+
+
+def held_out_clips(cache: AudioCache, split: str, count: int, seconds: float) -> np.ndarray:
+    """``count`` clips ``[count, T]`` from the split's examples, one per example, from 2 s in."""
+    length = int(seconds * cache.sample_rate)
+    start = 2 * cache.sample_rate
+    chosen = [int(i) for i in cache.split_indices(split) if cache.lengths[i] >= start + length]
+    if len(chosen) < count:
+        raise SystemExit(f"{cache.root}: {len(chosen)} {split} examples are long enough; "
+                         f"ask for fewer --clips")
+    picks = np.linspace(0, len(chosen) - 1, count).round().astype(int)
+    return np.stack([np.asarray(cache.read(chosen[p], start, length), np.float32)
+                     for p in picks])
+
+
+def through_opus(clip: np.ndarray, sr: int, level: float) -> tuple[np.ndarray, float]:
+    """(the clip after an OGG/Opus round trip, its bitrate in kbps from the file size)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, clip, sr, format="OGG", subtype="OPUS", compression_level=level)
+    kbps = 8 * buffer.tell() / (len(clip) / sr) / 1000
+    buffer.seek(0)
+    back, _ = sf.read(buffer, dtype="float32")
+    out = np.zeros_like(clip)
+    out[: min(len(back), len(clip))] = back[: len(clip)]
+    return out, kbps
+
+
+def scores(originals: np.ndarray, decoded: np.ndarray) -> dict[str, object]:
+    mss = [float(multiscale_spectral_distance(torch.from_numpy(a), torch.from_numpy(b)))
+           for a, b in zip(originals, decoded)]
+    sdr = [si_sdr(a, b) for a, b in zip(originals, decoded)]
+    return {"mss": bootstrap_mean(mss), "si_sdr": bootstrap_mean(sdr)}
+
+
+def rows(codec, originals: np.ndarray, sr: int, bandwidths: list[float]) -> list[dict]:
+    table = []
+    audio = torch.from_numpy(originals)
+    for bw in bandwidths:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            decoded = codec.decode(codec.encode(audio, bw), length=audio.shape[-1])
+        seconds = time.perf_counter() - t0
+        table.append({"name": f"codec {bw:g} kbps", "kbps": bw,
+                      "speed": originals.size / sr / seconds,
+                      **scores(originals, decoded.float().numpy())})
+    for level in OPUS_LEVELS:
+        pairs = [through_opus(c, sr, level) for c in originals]
+        kbps = float(np.mean([k for _, k in pairs]))
+        table.append({"name": f"Opus (compression_level {level:g})", "kbps": kbps,
+                      **scores(originals, np.stack([p for p, _ in pairs]))})
+    mulaw = np.stack([dequantize(quantize(torch.from_numpy(c))).numpy() for c in originals])
+    table.append({"name": "mu-law 8-bit", "kbps": 8 * sr / 1000,
+                  **scores(originals, mulaw.astype(np.float32))})
+    table.append({"name": "silence (floor)", "kbps": 0.0,
+                  **scores(originals, np.zeros_like(originals))})
+    return table
+
+
+def _markdown(table: list[dict]) -> str:
+    lines = ["| coder | kbps | spectral distance (95 % CI) | SI-SDR dB (95 % CI) |",
+             "|---|---:|---:|---:|"]
+    for r in table:
+        m, s = r["mss"], r["si_sdr"]
+        lines.append(f"| {r['name']} | {r['kbps']:.2f} | {m.mean:.2f} [{m.low:.2f}, "
+                     f"{m.high:.2f}] | {s.mean:.2f} [{s.low:.2f}, {s.high:.2f}] |")
+    return "\n".join(lines)
+
+
+def _record(args: argparse.Namespace, table: list[dict], data: str) -> Path:
+    from waveloom.zoo.records import Measurement, command_line, record
+
+    command = command_line(sys.argv[1:], "benchmarks/codec_eval.py")
+    path = None
+    for r in table:
+        if not r["name"].startswith("codec"):
+            continue
+        for metric, key, higher in (("spectral distance", "mss", False),
+                                    ("SI-SDR dB", "si_sdr", True)):
+            est = r[key]
+            path = record(args.checkpoint, Measurement(
+                metric=f"{metric} at {r['kbps']:g} kbps", value=round(est.mean, 3),
+                data=data, command=command, n=args.clips, higher_is_better=higher,
+                interval=(round(est.low, 3), round(est.high, 3)),
+                headline=key == "mss" and r is table[len(args.bandwidths) - 1]))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("data", type=Path, help="a cache of held-out audio")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--bandwidths", type=float, nargs="+", default=[1.5, 3.0, 6.0])
+    parser.add_argument("--record", action="store_true", help="add the codec rows to its card")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    codec, run = load_checkpoint(args.checkpoint)
+    codec.eval()
+    cache = AudioCache(args.data)
+    cache.check_sample_rate(run.data.sample_rate)
+    originals = held_out_clips(cache, args.split, args.clips, args.seconds)
+    table = rows(codec, originals, cache.sample_rate, args.bandwidths)
+    data = (f"{args.clips} clips of {args.seconds:g} s, {args.split} split of "
+            f"{args.data.name}")
+    print(f"{args.checkpoint.name} on {data}\n")
+    print(_markdown(table))
+    speeds = ", ".join(f"{r['kbps']:g} kbps {r['speed']:.0f}x" for r in table if "speed" in r)
+    print(f"\ncodec encode + decode, one thread, offline: {speeds} real time")
+    if args.record:
+        print(f"recorded in {_record(args, table, data)}")
+
+
+if __name__ == "__main__":
+    main()
