@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from waveloom.data import code_patterns
 from waveloom.errors import ConfigError
-from waveloom.sampling.events import filtered
+from waveloom.sampling.events import draw, filtered
 
 UNKNOWN = -1  # a code still to draw (known codes: the prime; pads: the delay's ramps)
 
@@ -58,15 +58,6 @@ def _conditions(model: Any, n: int, cond: dict[str, Any], guided: bool) -> Tenso
     return torch.cat([c, null])
 
 
-def _draw(logits: Tensor, opts: CodeSampling, generator: torch.Generator) -> Tensor:
-    """One code per row of ``logits`` ``[R, C]``."""
-    logits = filtered(logits.float(), opts.top_k, opts.top_p)
-    if opts.temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / opts.temperature, -1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
-
-
 def _fill(model: Any, known: Tensor, cond: Tensor, opts: CodeSampling,
           generator: torch.Generator, bar: Any) -> Tensor:
     """Codes ``[n, K, T]`` with :data:`UNKNOWN` where a code is to be drawn -> all drawn."""
@@ -82,7 +73,8 @@ def _fill(model: Any, known: Tensor, cond: Tensor, opts: CodeSampling,
         if guided:
             c, u = logits.chunk(2)
             logits = u + opts.cfg * (c - u)
-        drawn = _draw(logits.reshape(-1, logits.shape[-1]), opts, generator).view(n, -1)
+        rows = filtered(logits.reshape(-1, logits.shape[-1]).float(), opts.top_k, opts.top_p)
+        drawn = draw(rows, opts.temperature, generator).view(n, -1)
         column = tokens[..., s]
         tokens[..., s] = torch.where(column == UNKNOWN, drawn, column)
         if bar is not None and (model.config.pattern != "flattened" or s % k == k - 1):

@@ -49,7 +49,8 @@ def filtered(logits: Tensor, top_k: int, top_p: float) -> Tensor:
     return logits
 
 
-def _draw(logits: Tensor, temperature: float, generator: torch.Generator) -> Tensor:
+def draw(logits: Tensor, temperature: float, generator: torch.Generator) -> Tensor:
+    """One token per row of ``logits`` ``[B, V]`` at ``temperature`` (0: the argmax)."""
     if temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, -1)
@@ -65,7 +66,7 @@ def _stream(model, prompt: Tensor, capacity: int, top_k: int, top_p: float,
     logits = logits[:, -1]
     done = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     while True:
-        token = _draw(filtered(logits, top_k, top_p), temperature, generator)
+        token = draw(filtered(logits, top_k, top_p), temperature, generator)
         token = token.masked_fill(done, PAD)
         done = done | (token == EOS)
         yield token, done
