@@ -212,8 +212,9 @@ class SamplingOptions:
     logits of autoregressive families and the latent of GANs; ``engine`` and ``weights`` pick
     the autoregressive sampling engine and the fast engine's weight precision (other families
     refuse a non-default value rather than ignore it); ``threads`` the CPU threads of torch and
-    the fast engine (None: leave as is); ``progress`` shows a bar on long loops. Later
-    families add ``steps`` (diffusion), ``sampler`` and ``cfg_scale`` here.
+    the fast engine (None: leave as is); ``progress`` shows a bar on long loops. Diffusion
+    adds ``denoising_steps`` and ``sampler`` (a sampler the model does not have is refused by
+    the sampler, which knows the list).
     """
 
     seed: int | None = 0
@@ -222,6 +223,8 @@ class SamplingOptions:
     weights: str = "float32"
     threads: int | None = None
     progress: bool = True
+    denoising_steps: int | None = None  # diffusion: steps (--steps; None: the model's)
+    sampler: str | None = None  # diffusion: ddpm | ddim | dpm-solver (None: the model's)
 
     def __post_init__(self) -> None:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(
@@ -237,6 +240,10 @@ class SamplingOptions:
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(
                 self.threads, int) or self.threads < 1):
             raise ConfigError(f"--threads {self.threads!r}: must be an integer >= 1")
+        steps = self.denoising_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                                  or not 1 <= steps <= 10_000):
+            raise ConfigError(f"--steps {steps!r}: must be an integer in 1..10000")
 
     @property
     def is_default_engine(self) -> bool:

@@ -61,8 +61,7 @@ def draw_codes_to_folder(source: Any, checkpoint: Path, out: Path, *, n: int, se
                          cfg: float | None, options: Any) -> list[Path]:
     """Draw ``n`` pieces of ``seconds`` (after the prime) and write them as WAV + spectrogram."""
     from waveloom.app.generate import write_samples
-    from waveloom.models.codec import CodecStream
-    from waveloom.sampling.codec_lm import CodeSampling, sample_codes
+    from waveloom.sampling.codec_lm import CodeSampling, decode_codes, sample_codes
 
     lm = source.model
     codec = find_codec(lm, checkpoint, source.device)
@@ -74,11 +73,6 @@ def draw_codes_to_folder(source: Any, checkpoint: Path, out: Path, *, n: int, se
     opts = CodeSampling(cfg=guided, temperature=options.temperature, top_k=top_k, top_p=top_p,
                         seed=options.seed, progress=options.progress)
     codes = sample_codes(lm, n, frames, cond, head, opts)
-    stream, pieces = CodecStream(codec), []
-    for lo in range(0, codes.shape[-1], 500):  # 10 s at 50 Hz: bounded decoder memory
-        pieces.append(stream.decode(codes[..., lo:lo + 500]))
-    import torch
-
-    audio = torch.cat(pieces, -1).clamp(-1, 1).float().cpu().numpy()
+    audio = decode_codes(codec, codes).float().cpu().numpy()
     out.mkdir(parents=True, exist_ok=True)
     return write_samples(audio, out, codec.config.sample_rate, "sample")

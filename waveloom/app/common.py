@@ -27,6 +27,8 @@ from waveloom.errors import ConfigError
 
 #: The sampling flags, in the order they appear in ``--help``.
 SAMPLING_ARGS = ("seed", "temperature", "engine", "weights", "threads")
+#: What a verb that may sample a diffusion model adds (``generate``, ``vocode``).
+DIFFUSION_ARGS = ("denoising_steps", "sampler")
 
 _DEFAULTS = SamplingOptions()
 _SPECS: dict[str, dict[str, Any]] = {
@@ -44,6 +46,11 @@ _SPECS: dict[str, dict[str, Any]] = {
                          "large models, slightly different audio)"),
     "threads": dict(type=int, default=_DEFAULTS.threads,
                     help="CPU threads for torch and the fast engine (default: all cores)"),
+    "denoising_steps": dict(type=int, default=None, metavar="N", flag="steps",
+                            help="diffusion models: denoising steps (default: all the "
+                                 "model's training steps)"),
+    "sampler": dict(default=None, metavar="ddpm|ddim|dpm-solver",
+                    help="diffusion models: the sampler (default: the model's)"),
 }
 
 
@@ -54,7 +61,8 @@ def add_sampling_args(parser: argparse.ArgumentParser, names: tuple[str, ...] = 
     for name in names:
         spec = dict(_SPECS[name])
         spec["help"] = helps.get(name, spec["help"])
-        parser.add_argument(f"--{name}", **spec)
+        flag = spec.pop("flag", name)
+        parser.add_argument(f"--{flag}", dest=name, **spec)
 
 
 def sampling_options(args: argparse.Namespace) -> SamplingOptions:

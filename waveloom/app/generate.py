@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from waveloom.app.common import (
+    DIFFUSION_ARGS,
+    SAMPLING_ARGS,
     add_device_arg,
     add_quiet_arg,
     add_sampling_args,
@@ -75,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ge.add_argument("--cfg", type=float, default=None, metavar="S",
                     help="codec-LM models: classifier-free guidance scale (default 3 for a "
                          "conditioned model; 1 = unguided)")
-    add_sampling_args(ge)
+    add_sampling_args(ge, SAMPLING_ARGS + DIFFUSION_ARGS)
     add_device_arg(ge)
     ge.add_argument("--interpolate", type=int, default=None, metavar="N",
                     help="GANs: N samples along a spherical interpolation from latent --seed to "

@@ -128,3 +128,15 @@ def _windows(model: Any, known: Tensor, cond: Tensor, opts: CodeSampling,
         known[..., lo:hi] = _fill(model, known[..., lo:hi].clone(), cond, opts, generator, bar)
         done = hi
     return known
+
+
+@torch.no_grad()
+def decode_codes(codec: Any, codes: Tensor, chunk_frames: int = 500) -> Tensor:
+    """Codes ``[n, K, F]`` -> audio ``[n, F x hop]`` in [-1, 1], decoded ``chunk_frames`` at a
+    time through the codec's streaming decoder (equal to offline; memory bounded at any F)."""
+    from waveloom.models.codec import CodecStream
+
+    stream = CodecStream(codec)
+    pieces = [stream.decode(codes[..., lo:lo + chunk_frames])
+              for lo in range(0, codes.shape[-1], chunk_frames)]
+    return torch.cat(pieces, -1).clamp(-1, 1)

@@ -19,6 +19,7 @@ from torch import Tensor
 from waveloom.config import SamplingOptions
 from waveloom.device import set_threads
 from waveloom.errors import ConfigError
+from waveloom.models.diffusion import Diffusion
 from waveloom.models.plan import StepDecoded, StepSampled
 from waveloom.sampling import autoregressive
 
@@ -33,6 +34,10 @@ def sample(model: Any, n: int, length: int, cond: dict[str, Any] | None = None,
     set_threads(options.threads)
     if isinstance(model, StepSampled):
         return autoregressive.generate(model, n, length, cond, options)
+    if isinstance(model, Diffusion):
+        from waveloom.sampling import diffusion
+
+        return diffusion.generate(model, n, length, cond, options)
     return model.generate(n, length, cond, options)
 
 

@@ -10,6 +10,7 @@ from waveloom.errors import ConfigError
 from waveloom.train.objectives.adversarial import AdversarialObjective, step_generator
 from waveloom.train.objectives.base import Objective
 from waveloom.train.objectives.bptt import TruncatedBPTTObjective
+from waveloom.train.objectives.denoising import DenoisingObjective
 from waveloom.train.objectives.likelihood import LikelihoodObjective
 from waveloom.train.objectives.tokens import TokenLikelihoodObjective
 from waveloom.train.objectives.transcription import TranscriptionObjective
@@ -21,6 +22,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "truncated_bptt": TruncatedBPTTObjective,
     "token_likelihood": TokenLikelihoodObjective,
     "transcription": TranscriptionObjective,
+    "denoising": DenoisingObjective,
 }
 
 
@@ -32,6 +34,7 @@ def build_objective(name: str) -> Objective:
     return OBJECTIVES[name]()
 
 
-__all__ = ["OBJECTIVES", "AdversarialObjective", "LikelihoodObjective", "Objective",
+__all__ = ["OBJECTIVES", "AdversarialObjective", "DenoisingObjective", "LikelihoodObjective",
+           "Objective",
            "TokenLikelihoodObjective", "TranscriptionObjective",
            "TruncatedBPTTObjective", "build_objective", "step_generator"]

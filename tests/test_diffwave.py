@@ -1,0 +1,144 @@
+"""DiffWave and the diffusion samplers: schedule, paths, exactness with an oracle, seeds, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from waveloom.config import SamplingOptions
+from waveloom.errors import ConfigError
+from waveloom.models.load import load_config
+from waveloom.models.registry import build_model
+from waveloom.nn.diffusion_schedule import DIFFWAVE_FAST_BETAS, NoiseSchedule
+from waveloom.sampling import diffusion
+from waveloom.sampling.sample import sample
+
+
+def _tiny(**model):
+    run = load_config("configs/diffwave/tiny.yaml")
+    for key, value in model.items():
+        setattr(run.model, key, value)
+    torch.manual_seed(0)
+    return build_model(run).eval()
+
+
+def test_schedule_is_the_papers():
+    s = NoiseSchedule(50, 1e-4, 0.05)
+    assert s.betas[0] == pytest.approx(1e-4) and s.betas[-1] == pytest.approx(0.05)
+    expected = math.prod(1 - b for b in s.betas.tolist())
+    assert float(s.alpha_bar[-1]) == pytest.approx(expected, rel=1e-9)
+    x0, noise = torch.ones(2, 5), torch.full((2, 5), 2.0)
+    t = torch.tensor([0, 49])
+    xt = s.noisy(x0, t, noise)
+    a = s.alpha_bar[t].float()
+    assert torch.allclose(xt[:, 0], a.sqrt() + 2 * (1 - a).sqrt())
+
+
+def test_paths_subset_and_the_aligned_fast_schedule():
+    s = NoiseSchedule(50, 1e-4, 0.05)
+    sub = s.subset(6)
+    assert sub.tau[0] == 49 and sub.tau[-1] == 0
+    assert torch.all(sub.alpha_bar[1:] > sub.alpha_bar[:-1])  # noisiest first
+    fast = s.aligned(DIFFWAVE_FAST_BETAS)
+    assert torch.allclose(fast.betas, torch.tensor(DIFFWAVE_FAST_BETAS[::-1], dtype=torch.float64))
+    assert torch.all(fast.tau[1:] < fast.tau[:-1]) and float(fast.tau.min()) >= 0
+    # the cleanest fast level (beta 1e-4) is the first training step's: tau 0
+    assert float(fast.tau[-1]) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ConfigError, match="trained with 50 steps"):
+        s.subset(51)
+
+
+class _Oracle(torch.nn.Module):
+    """A 'model' of one known waveform: the exact noise prediction of x_t."""
+
+    samplers = ("ddpm", "ddim", "dpm-solver")
+
+    def __init__(self, target: torch.Tensor) -> None:
+        super().__init__()
+        self.schedule = NoiseSchedule(50, 1e-4, 0.05)
+        self.target = target
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def fast_betas(self):
+        return DIFFWAVE_FAST_BETAS
+
+    def condition_input(self, labels, batch, length, audio=None, dropout=False):
+        return None
+
+    def denoise(self, x, tau, cond):
+        # abar at a float step: interpolate sqrt(abar) as the aligned path does
+        root = self.schedule.alpha_bar.sqrt()
+        lo = tau.floor().long().clamp(max=49)
+        hi = (lo + 1).clamp(max=49)
+        frac = (tau - lo).double()
+        a = ((1 - frac) * root[lo] + frac * root[hi]).pow(2).float()[:, None]
+        return (x - a.sqrt() * self.target) / (1 - a).sqrt()
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddim", 6), ("dpm-solver", 6), ("ddpm", 50),
+                                           ("ddpm", 6), ("dpm-solver", 12)])
+def test_every_sampler_lands_on_the_data_with_an_exact_denoiser(sampler, steps):
+    target = 0.5 * torch.sin(torch.arange(400) / 7.0)[None].expand(2, -1)
+    options = SamplingOptions(seed=1, denoising_steps=steps, sampler=sampler, progress=False)
+    out = diffusion.generate(_Oracle(target), 2, 400, None, options)
+    assert torch.allclose(out, target, atol=1e-3), float((out - target).abs().max())
+
+
+def test_generate_is_seeded_and_refuses_bad_requests():
+    model = _tiny()
+    cond = {"pitch": torch.tensor([60, 64]), "instrument": torch.tensor([0, 1])}
+    opts = SamplingOptions(seed=3, denoising_steps=6, sampler="dpm-solver", progress=False)
+    a = sample(model, 2, 300, cond, opts)
+    assert a.shape == (2, 300) and torch.equal(a, sample(model, 2, 300, cond, opts))
+    assert not torch.equal(a, sample(model, 2, 300, cond, SamplingOptions(
+        seed=4, denoising_steps=6, sampler="dpm-solver", progress=False)))
+    with pytest.raises(ConfigError, match="--steps 0"):
+        SamplingOptions(denoising_steps=0)
+    with pytest.raises(ConfigError, match="this model offers ddpm, ddim, dpm-solver"):
+        sample(model, 1, 100, cond, SamplingOptions(sampler="euler", progress=False))
+    with pytest.raises(ConfigError, match="not a MIDI pitch"):
+        sample(model, 1, 100, {"pitch": torch.tensor([200])}, SamplingOptions(progress=False))
+
+
+def test_a_vocoder_reads_its_mel_and_refuses_another_shape():
+    model = _tiny(conditioning="mel", n_mels=16, mel_hop=64, mel_n_fft=256,
+                  upsample_factors=(8, 8))
+    audio = 0.3 * torch.randn(2, 1024)
+    assert torch.isfinite(model.loss(model.example_batch(2, 1024))["loss"])
+    mel = model.mel_features(audio)
+    out = sample(model, 2, 1024, {"mel": mel}, SamplingOptions(denoising_steps=3, sampler="ddim",
+                                                               progress=False))
+    assert out.shape == (2, 1024)
+    with pytest.raises(ConfigError, match="expected \\[16, frames\\] log mel"):
+        sample(model, 1, 1024, {"mel": torch.zeros(1, 20, 17)}, SamplingOptions(progress=False))
+
+
+def test_the_objective_corrupts_reproducibly_and_trains(notes_cache, tmp_path):
+    from waveloom.train.objectives.denoising import corrupt
+    from waveloom.train.trainer import train
+
+    model = _tiny()
+    batch = {"audio": torch.randn(3, 64)}
+    a, b = corrupt(model, batch, 7), corrupt(model, batch, 7)
+    assert torch.equal(a["noise"], b["noise"]) and torch.equal(a["diffusion_t"], b["diffusion_t"])
+    assert not torch.equal(a["noise"], corrupt(model, batch, 8)["noise"])
+    run = load_config("configs/diffwave/tiny.yaml", ["train.max_steps=2"])
+    result = train(run, notes_cache, tmp_path / "run", progress=False)
+    assert result.step == 2 and math.isfinite(result.last_loss)
+    _generate_through_the_cli(tmp_path / "run" / "model.safetensors", tmp_path)
+
+
+def _generate_through_the_cli(ckpt, tmp_path):
+    import soundfile as sf
+
+    from waveloom.cli import main
+
+    args = ["generate", str(ckpt), "--n", "1", "--seconds", "0.05", "--pitch", "60",
+            "--steps", "6", "--sampler", "ddpm", "-q"]
+    assert main([*args, "--out", str(tmp_path / "g1")]) in (0, None)
+    assert main([*args, "--out", str(tmp_path / "g2")]) in (0, None)
+    one, sr = sf.read(tmp_path / "g1" / "sample-0.wav")
+    two, _ = sf.read(tmp_path / "g2" / "sample-0.wav")
+    assert sr == 16000 and len(one) == 800 and (one == two).all()

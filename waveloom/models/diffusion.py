@@ -1,0 +1,74 @@
+"""What every diffusion family shares: the noise schedule, the denoising loss, the sampler's
+view of the network. The samplers themselves live in :mod:`waveloom.sampling.diffusion`.
+
+A :class:`Diffusion` model predicts the noise ``eps`` of ``x_t = sqrt(abar_t) x_0 +
+sqrt(1 - abar_t) eps`` (Ho et al. 2020): its ``loss`` is the unweighted mean squared error of
+that prediction at a uniformly drawn step (DiffWave, eq. 3). The step and the noise come from
+the batch when the "denoising" objective put them there (drawn from the run's seed and step,
+so a resumed run corrupts the same way), else are drawn here (evaluation, tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from waveloom.models.base import Batch, Generative
+from waveloom.nn.diffusion_schedule import NoiseSchedule
+
+
+class Diffusion(Generative):
+    """Base of the diffusion families: subclasses build ``self.schedule`` and implement
+    :meth:`denoise` and :meth:`condition_input`."""
+
+    #: Samplers this family offers, the first the default (waveloom.sampling.diffusion).
+    samplers: ClassVar[tuple[str, ...]] = ("ddpm", "ddim", "dpm-solver")
+    schedule: NoiseSchedule
+
+    def denoise(self, x: Tensor, tau: Tensor, cond: Tensor | None) -> Tensor:
+        """Predicted noise ``[B, T]`` of ``x`` ``[B, T]`` at float steps ``tau`` ``[B]``."""
+        raise NotImplementedError
+
+    def condition_input(self, labels: dict[str, Any], batch: int, length: int,
+                        audio: Tensor | None = None, dropout: bool = False) -> Tensor | None:
+        """The network's conditioning for ``batch`` outputs of ``length`` samples, from the
+        labels (and, for an analysis-conditioned model such as a vocoder, the clean audio)."""
+        raise NotImplementedError
+
+    def fast_betas(self) -> tuple[float, ...] | None:
+        """A variance schedule of the family's own for few-step DDPM (None: none)."""
+        return None
+
+    def loss(self, batch: Batch) -> dict[str, Tensor]:
+        """Mean squared error of the predicted noise, plus its value at low and high noise."""
+        x0 = batch["audio"].float()
+        b = x0.shape[0]
+        t = batch.get("diffusion_t")
+        if t is None:
+            t = torch.randint(0, self.schedule.steps, (b,), device=x0.device)
+        noise = batch.get("noise")
+        if noise is None:
+            noise = torch.randn_like(x0)
+        cond = self.condition_input(batch, b, x0.shape[-1], audio=x0, dropout=self.training)
+        eps = self.denoise(self.schedule.noisy(x0, t, noise), t.float(), cond)
+        per_example = (eps - noise).pow(2).mean(-1)
+        loss = per_example.mean()
+        with torch.no_grad():
+            low = (t < self.schedule.steps // 2).float()
+            high = 1 - low
+            out = {"loss": loss,
+                   "mse_low_noise": (per_example * low).sum() / low.sum().clamp_min(1),
+                   "mse_high_noise": (per_example * high).sum() / high.sum().clamp_min(1)}
+        return out
+
+    def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
+        """The base batch plus a seeded corruption (steps and noise), so its loss is
+        reproducible, as the denoising objective's batches are."""
+        batch = super().example_batch(batch_size, length, seed)
+        g = torch.Generator().manual_seed(seed + 1)
+        batch["diffusion_t"] = torch.randint(0, self.schedule.steps, (batch_size,), generator=g)
+        batch["noise"] = torch.randn(batch_size, length, generator=g)
+        batch["instrument"] = batch["instrument"] % getattr(self.config, "num_instruments", 4)
+        return batch
