@@ -138,6 +138,8 @@ class DiffWave(Diffusion):
         if self.upsample is None:
             return None
         mel = labels.get("mel")
+        if mel is None and labels.get("prime") is not None:  # generate --prime: resynthesis
+            audio = torch.as_tensor(labels["prime"]).float()
         if mel is None:
             if audio is None:
                 raise DataError("this DiffWave is a vocoder: give a mel (cond['mel'], "

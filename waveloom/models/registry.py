@@ -28,6 +28,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "code_prior": ("waveloom.models.code_prior:CodePrior", "likelihood"),
     "codec_lm": ("waveloom.models.codec_lm:CodecLM", "likelihood"),
     "diffwave": ("waveloom.models.diffwave:DiffWave", "denoising"),
+    "waveglow": ("waveloom.models.waveglow:WaveGlow", "likelihood"),
     "ddsp": ("waveloom.models.ddsp:DDSP", "reconstruction"),
     "music_transformer": ("waveloom.models.music_transformer:MusicTransformer", "token_likelihood"),
     "transcriber": ("waveloom.models.transcriber:Transcriber", "transcription"),

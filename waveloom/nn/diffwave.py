@@ -48,18 +48,26 @@ class StepEmbedding(nn.Module):
 
 
 class DiffWaveLayer(nn.Module):
-    """One residual layer; ``cond_channels`` 0 means unconditional."""
+    """One residual layer; ``cond_channels`` 0 means unconditional, ``with_step`` False drops
+    the diffusion-step input (WaveGlow's coupling networks use the same layer without it)."""
 
-    def __init__(self, channels: int, dilation: int, cond_channels: int) -> None:
+    def __init__(self, channels: int, dilation: int, cond_channels: int,
+                 with_step: bool = True) -> None:
         super().__init__()
         self.dilated = nn.Conv1d(channels, 2 * channels, 3, padding=dilation, dilation=dilation)
-        self.step = nn.Linear(STEP_HIDDEN, channels)
+        self.step = nn.Linear(STEP_HIDDEN, channels) if with_step else None
         self.cond = nn.Conv1d(cond_channels, 2 * channels, 1) if cond_channels else None
         self.out = nn.Conv1d(channels, 2 * channels, 1)
 
-    def forward(self, x: Tensor, step: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
-        """``x`` [B, C, T], ``step`` [B, 512], ``cond`` [B, Cc, T or 1] -> (residual, skip)."""
-        h = self.dilated(x + self.step(step)[..., None])
+    def forward(self, x: Tensor, step: Tensor | None, cond: Tensor | None
+                ) -> tuple[Tensor, Tensor]:
+        """``x`` [B, C, T], ``step`` [B, 512] (or None), ``cond`` [B, Cc, T or 1] ->
+        (residual, skip)."""
+        if self.step is not None and step is not None:
+            x_in = x + self.step(step)[..., None]
+        else:
+            x_in = x
+        h = self.dilated(x_in)
         if self.cond is not None and cond is not None:
             h = h + self.cond(cond)
         gate, filt = h.chunk(2, 1)
