@@ -164,3 +164,17 @@ def test_encode_and_decode_verbs_write_int16_codes_and_refuse_another_codecs(tmp
     assert main(["encode", str(ckpt), str(tmp_path / "a.wav"), "--out", str(tmp_path / "z"),
                  "--bandwidth", "99"]) == 2
     assert "serves" in capsys.readouterr().err
+
+
+def test_a_batch_too_small_for_the_dead_code_threshold_is_warned():
+    """4 x 25 frames for 1024 entries: every entry would be 'dead' at every step (measured on
+    the first CPU run: commitment 0, eleven collapsed codebooks)."""
+    import warnings
+
+    _, model = _model()
+    model.train()
+    model.config.dead_code_threshold = 2.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fake_sample({"audio": torch.randn(1, 16 * model.hop) * 0.1}, None)  # 1 use each
+    assert any("dead_code_threshold" in str(w.message) for w in caught)

@@ -269,9 +269,27 @@ class Codec(Adversarial):
 
     def fake_sample(self, cond: dict[str, Any], gen: torch.Generator | None) -> Tensor:
         latents = self.generator.encoder(cond["audio"][:, None])
+        if self.training:
+            self._check_dead_code_threshold(latents.shape[0] * latents.shape[-1])
         quantized, _, commit = self.generator.quantize(latents)
         cond["commit"] = commit
         return self.generator.decoder(quantized)
+
+    def _check_dead_code_threshold(self, frames: int) -> None:
+        """Warn once when a batch's frames cannot keep the codebooks alive: below the
+        threshold's mean use every entry is replaced by that batch's latents at every step
+        (the commitment loss then reads 0 and the deeper codebooks collapse; measured)."""
+        c = self.config
+        mean_use = frames / c.codebook_size
+        if getattr(self, "_warned_dead_codes", False) or mean_use > c.dead_code_threshold:
+            return
+        self._warned_dead_codes = True
+        import warnings
+
+        warnings.warn(f"codec: {frames} latent frames a batch for {c.codebook_size} entries is "
+                      f"{mean_use:.3g} uses per entry, not above model.dead_code_threshold="
+                      f"{c.dead_code_threshold:g}: every entry would be replaced at every step; "
+                      f"set it to about {mean_use / 5:.2g} or raise the batch", stacklevel=2)
 
     def critic(self, x: Tensor, cond: dict[str, Any], gen: torch.Generator | None
                ) -> list[CriticOutput]:
