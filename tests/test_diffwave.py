@@ -142,3 +142,27 @@ def _generate_through_the_cli(ckpt, tmp_path):
     one, sr = sf.read(tmp_path / "g1" / "sample-0.wav")
     two, _ = sf.read(tmp_path / "g2" / "sample-0.wav")
     assert sr == 16000 and len(one) == 800 and (one == two).all()
+
+
+def test_vocode_samples_a_mel_vocoder_and_refuses_a_class_model(tmp_path):
+    import numpy as np
+
+    from waveloom.app.vocode import vocode_files
+    from waveloom.checkpoint import save_checkpoint
+
+    model = _tiny(conditioning="mel", n_mels=16, mel_hop=64, mel_n_fft=256,
+                  upsample_factors=(8, 8))
+    run = load_config("configs/diffwave/tiny.yaml", [
+        "model.conditioning=mel", "model.n_mels=16", "model.mel_hop=64", "model.mel_n_fft=256",
+        "model.upsample_factors=8,8"])
+    ckpt = save_checkpoint(tmp_path / "voc.safetensors", model, run)
+    mel = model.mel_features(0.3 * torch.randn(1, 640))[0].numpy()
+    np.save(tmp_path / "m.npy", mel)
+    opts = SamplingOptions(seed=0, denoising_steps=4, sampler="ddim", progress=False)
+    (wav,) = vocode_files(ckpt, [tmp_path / "m.npy"], tmp_path / "out", plots=False,
+                          options=opts)
+    import soundfile as sf
+
+    assert len(sf.read(wav)[0]) == (mel.shape[-1] - 1) * 64
+    with pytest.raises(ConfigError, match="only conditioning=mel vocodes"):
+        _tiny().vocode_request(mel)

@@ -14,7 +14,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from waveloom.app.common import add_device_arg, add_sampling_args, sampling_options
+from waveloom.app.common import (
+    DIFFUSION_ARGS,
+    add_device_arg,
+    add_sampling_args,
+    sampling_options,
+)
 from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError, DataError
 
@@ -25,18 +30,20 @@ if TYPE_CHECKING:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     vo = subparsers.add_parser(
-        "vocode", help="audio from log-mel spectrograms with a MelGAN or a mel-conditioned "
-        "WaveNet",
+        "vocode", help="audio from log-mel spectrograms with a MelGAN, or a mel-conditioned "
+        "WaveNet, DiffWave or WaveGlow",
         description="Write NAME.wav and a spectrogram NAME.png per mel file. A mel is float "
         "[n_mels, frames] (or [n, n_mels, frames]) as waveloom.audio.spectral.mel_spectrogram "
         "makes it with the checkpoint's sample rate, n_fft, hop and n_mels.")
     vo.add_argument("checkpoint", type=Path,
-                    help="a melgan run's model.safetensors, or a WaveNet's with model.local=mel")
+                    help="a melgan run's model.safetensors, a WaveNet's with model.local=mel, "
+                         "or a diffwave/waveglow one with model.conditioning=mel")
     vo.add_argument("mels", type=Path, nargs="+", metavar="MEL.npy", help="log-mel arrays")
     vo.add_argument("--out", type=Path, required=True, help="output folder")
     add_device_arg(vo, default="cpu")
-    add_sampling_args(vo, ("threads", "seed"),
-                      seed="a WaveNet's sampling seed (MelGAN is deterministic)")
+    add_sampling_args(vo, ("threads", "seed", "temperature", *DIFFUSION_ARGS),
+                      seed="sampling seed of a WaveNet, DiffWave or WaveGlow (MelGAN is "
+                           "deterministic)")
     vo.set_defaults(run=run)
 
 

@@ -57,6 +57,13 @@ class MelFeatures:
             raise ConfigError("mel holds NaN or infinite values")
         return m.float().to(device) if device is not None else m.float()
 
+    def request(self, mel: Any, device: torch.device | str | None = None
+                ) -> tuple[int, int, dict[str, Tensor]]:
+        """A mel array -> ``(n, (F - 1) x hop, {'mel': [n, M, F]})``: the sampling request
+        that vocodes it (the length MelGAN gives), for any mel-conditioned sampler."""
+        m = self.check(mel, device)
+        return m.shape[0], self.samples(m.shape[-1]), {"mel": m}
+
     def samples(self, frames: int) -> int:
         """Length of the audio a centred mel of ``frames`` frames was computed from, rounded
         down to whole hops (at least one hop)."""

@@ -115,6 +115,14 @@ class WaveGlow(Likelihood):
             return None
         return MelFeatures(c.sample_rate, c.mel_n_fft, c.mel_hop, c.n_mels)
 
+    def vocode_request(self, mel: Any) -> tuple[int, int, dict[str, Any]]:
+        """Log mel [n, M, F] (or [M, F]) -> the request ``waveloom.sampling.sample.vocode``
+        samples (see :meth:`MelFeatures.request`); refused without a mel input."""
+        if self.mel_features is None:
+            raise ConfigError(f"model.conditioning={self.config.conditioning!r}: only "
+                              "conditioning=mel vocodes")
+        return self.mel_features.request(mel, self.upsample.layers[0].weight.device)
+
     def conditioning_keys(self) -> tuple[str, ...]:
         return self.labels.keys() if self.labels is not None else ()
 

@@ -251,8 +251,7 @@ class WaveNet(StepSampled, Likelihood):
         if features is None:
             raise ConfigError(f"this WaveNet has model.local={self.config.local!r}; only a "
                               "mel-conditioned one (model.local=mel) can vocode")
-        m = features.check(mel, self.stack.out2.weight.device)
-        return m.shape[0], features.samples(m.shape[-1]), {"mel": m}
+        return features.request(mel, self.stack.out2.weight.device)
 
     def _note_clock(self, times: Tensor) -> Tensor:
         """Samples since the note's onset [n, L] -> [n, NOTE_CLOCK_CHANNELS, L]: a gate (1 from

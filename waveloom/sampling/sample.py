@@ -86,13 +86,16 @@ def decode(model: Any, z: Tensor, pitch: Any = None, length: int | None = None,
 
 def vocode(model: Any, mel: Any, options: SamplingOptions | None = None) -> Tensor:
     """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] in [-1, 1]: a mel-conditioned
-    WaveNet samples (as ``options`` says; default seed 0, no progress bar), MelGAN runs its
-    generator once (deterministic)."""
+    WaveNet, DiffWave or WaveGlow samples (as ``options`` says; default seed 0, no progress
+    bar), MelGAN runs its generator once (deterministic)."""
     options = options or SamplingOptions(progress=False)
     set_threads(options.threads)
     if isinstance(model, StepSampled):
         n, length, cond = model.vocode_request(mel)
         return autoregressive.generate(model, n, length, cond, options)
+    if hasattr(model, "vocode_request"):  # samplers of their own (diffusion, flows)
+        n, length, cond = model.vocode_request(mel)
+        return sample(model, n, length, cond, options)
     if not options.is_default_engine:
         raise ConfigError(f"--engine/--weights: {type(model).__name__} has a single sampling "
                           "engine; leave them at their defaults")
