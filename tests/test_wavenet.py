@@ -69,7 +69,7 @@ def test_presets_load_and_build(name):
     "overrides,match",
     [
         ({"stacks": 0}, "model.stacks=0"),
-        ({"head": "gaussian"}, "model.head='gaussian'"),
+        ({"head": "laplace"}, "model.head='laplace'"),
         ({"input": "scalar"}, "model.input"),
         ({"kernel_size": 1}, "model.kernel_size"),
         ({"local": "mel", "local_hop": 256, "upsample_factors": [16, 8]}, "multiply to 128"),

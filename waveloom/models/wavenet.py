@@ -42,7 +42,7 @@ from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
 from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitation
 
-HEADS = ("categorical", "logistic_mixture")
+HEADS = ("categorical", "logistic_mixture", "gaussian")
 INPUTS = ("embedding", "onehot")
 LOCALS = ("none", "mel", "roll")
 EXCITATION_PHASES = ("random", "onset")
@@ -56,7 +56,7 @@ class WaveNetConfig(WaveNetStackConfig):
     """Hyper-parameters of a WaveNet; defaults are a mid-sized pitch/instrument model."""
 
     # The stack's sizes are WaveNetStackConfig's fields, with its defaults.
-    head: str = "categorical"  # categorical | logistic_mixture
+    head: str = "categorical"  # categorical | logistic_mixture | gaussian (ClariNet teacher)
     mixture_components: int = 10
     mixture_levels: int = 256  # 256: mu-law codes; 65536: 16-bit linear (logistic_mixture)
     input: str = "embedding"  # embedding | onehot (of the previous sample's mu-law code)
@@ -115,7 +115,7 @@ class WaveNetConfig(WaveNetStackConfig):
         _choice("excitation_phase", self.excitation_phase, EXCITATION_PHASES)
         if self.input_noise < 0:
             raise ConfigError(f"model.input_noise={self.input_noise} must be >= 0")
-        if self.head == "logistic_mixture" and self.mixture_levels not in (256, 65536):
+        if self.head != "categorical" and self.mixture_levels not in (256, 65536):
             raise ConfigError(
                 f"model.mixture_levels={self.mixture_levels}: use 256 (mu-law) or 65536 (16-bit)"
             )

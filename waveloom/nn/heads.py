@@ -196,10 +196,67 @@ class DiscretizedLogisticMixtureHead(nn.Module):
         return self._to_code(mu + s * (torch.log(u) - torch.log1p(-u)))
 
 
+class DiscretizedGaussianHead(DiscretizedLogisticMixtureHead):
+    """One discretised Gaussian (ClariNet, Ping et al. 2019) over the same ``levels`` as the
+    logistic mixture: 256 mu-law codes (so its NLL compares with the softmax head's bits per
+    code) or 65536 linear levels. Why a Gaussian: the KL between two Gaussians has a closed
+    form, which is what lets a student be distilled from it without Monte Carlo (ClariNet's
+    regularised KL). ``params`` [B, 2, T]: mean and log-scale (clamped below, as the mixture's).
+    """
+
+    uniforms_per_step = 1
+
+    def __init__(self, levels: int = MU + 1) -> None:
+        super().__init__(1, levels)
+        self.num_params = 2
+
+    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        params = params.float()
+        means, log_scales = params[:, :1], params[:, 1:2]
+        return torch.zeros_like(means), means, log_scales.clamp(min=self.log_scale_min)
+
+    def _component_log_probs(
+        self, logits: Tensor, means: Tensor, log_scales: Tensor, codes: Tensor
+    ) -> Tensor:
+        """log P(code) under N(mean, scale^2) integrated over the code's bin: [B, 1, ...].
+
+        ``Phi(a) - Phi(b)`` is taken on the side of the mean where both tails are small
+        (``Phi(-b) - Phi(-a)`` above it), in logs, so bins far in a tail keep their
+        precision."""
+        centre = (codes.float() * (2.0 / (self.levels - 1)) - 1.0).unsqueeze(1)
+        inv_s = torch.exp(-log_scales)
+        a = (centre + self.half_width - means) * inv_s
+        b = (centre - self.half_width - means) * inv_s
+        upper = b > 0  # the bin lies above the mean: mirror it
+        hi = torch.where(upper, -b, a)
+        lo = torch.where(upper, -a, b)
+        log_hi, log_lo = torch.special.log_ndtr(hi), torch.special.log_ndtr(lo)
+        interior = log_hi + torch.log(-torch.expm1((log_lo - log_hi).clamp(max=-1e-12)))
+        first = (codes == 0).unsqueeze(1)
+        last = (codes == self.levels - 1).unsqueeze(1)
+        return torch.where(first, torch.special.log_ndtr(a),
+                           torch.where(last, torch.special.log_ndtr(-b), interior))
+
+    def gaussian(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean, log-scale) ``[B, ...]`` of the continuous Gaussian (the distiller's view)."""
+        _, means, log_scales = self._split(params)
+        return means[:, 0], log_scales[:, 0]
+
+    def sample(self, params: Tensor, uniforms: Tensor, temperature: float = 1.0) -> Tensor:
+        """Draw codes from params [B, 2] with uniforms [B, 1]: ``mean + T s Phi^-1(u)``."""
+        _, means, log_scales = self._split(params)
+        u = uniforms[:, 0].to(means.dtype).clamp(1e-7, 1.0 - 1e-7)
+        z = math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)
+        return self._to_code(means[:, 0] + temperature * log_scales[:, 0].exp() * z)
+
+
 def build_head(kind: str, components: int = 10, levels: int = MU + 1) -> nn.Module:
-    """``'categorical'`` or ``'logistic_mixture'`` -> a head module."""
+    """``'categorical'``, ``'logistic_mixture'`` or ``'gaussian'`` -> a head module."""
     if kind == "categorical":
         return CategoricalHead()
     if kind == "logistic_mixture":
         return DiscretizedLogisticMixtureHead(components, levels)
-    raise ValueError(f"unknown head {kind!r}: use 'categorical' or 'logistic_mixture'")
+    if kind == "gaussian":
+        return DiscretizedGaussianHead(levels)
+    raise ValueError(f"unknown head {kind!r}: use 'categorical', 'logistic_mixture' or "
+                     "'gaussian'")

@@ -140,7 +140,7 @@ def unsupported_reason(model: Any) -> str | None:
 def _unsupported(stack: WaveNetStack, head: Any) -> str | None:
     if not isinstance(stack, WaveNetStack):
         return f"{type(stack).__name__} is not a WaveNetStack"
-    if not isinstance(head, (CategoricalHead, DiscretizedLogisticMixtureHead)):
+    if type(head) not in (CategoricalHead, DiscretizedLogisticMixtureHead):
         return f"head {type(head).__name__} is not categorical or logistic_mixture"
     blocks = list(stack.blocks)
     if any(b.res is None for b in blocks[:-1]):
