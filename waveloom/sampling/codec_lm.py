@@ -59,7 +59,7 @@ def _conditions(model: Any, n: int, cond: dict[str, Any], guided: bool) -> Tenso
 
 
 def _fill(model: Any, known: Tensor, cond: Tensor, opts: CodeSampling,
-          generator: torch.Generator, bar: Any) -> Tensor:
+          generator: torch.Generator) -> Tensor:
     """Codes ``[n, K, T]`` with :data:`UNKNOWN` where a code is to be drawn -> all drawn."""
     n, k, _ = known.shape
     guided = opts.cfg != 1.0
@@ -77,8 +77,6 @@ def _fill(model: Any, known: Tensor, cond: Tensor, opts: CodeSampling,
         drawn = draw(rows, opts.temperature, generator).view(n, -1)
         column = tokens[..., s]
         tokens[..., s] = torch.where(column == UNKNOWN, drawn, column)
-        if bar is not None and (model.config.pattern != "flattened" or s % k == k - 1):
-            bar.update(1)
         if s + 1 < steps:
             logits = model.step(tokens[..., s].repeat(reps, 1), s, caches)
     return code_patterns.revert(tokens, model.config.pattern, k)
@@ -125,7 +123,8 @@ def _windows(model: Any, known: Tensor, cond: Tensor, opts: CodeSampling,
     while done < total:
         lo = max(0, min(done - keep, total - window))  # as much context as a window holds
         hi = min(total, lo + window)
-        known[..., lo:hi] = _fill(model, known[..., lo:hi].clone(), cond, opts, generator, bar)
+        known[..., lo:hi] = _fill(model, known[..., lo:hi].clone(), cond, opts, generator)
+        bar.update(hi - done)
         done = hi
     return known
 
