@@ -167,6 +167,10 @@ def _nll(checkpoint: str | Path, opts: EvalOptions) -> dict[str, Any]:
         indices = indices[: opts.max_examples]
     if not hasattr(model, "log_prob"):
         raise ConfigError(f"{checkpoint}: a {run.family} model has no likelihood; drop nll")
+    if getattr(model, "output_kind", "audio") != "audio":
+        raise ConfigError(f"{checkpoint}: a {run.family} model scores codes, not samples, and "
+                          "nll here counts bits per audio sample; read its validation "
+                          "bits_per_code in the run's log instead")
     keys = model.conditioning_keys()
     conds = [{k: _int_or_unknown(cache.entries[i].get(k)) for k in keys} for i in indices]
     nll = model_nll_bits(model, (cache.clip(i) for i in indices), cond=conds,
