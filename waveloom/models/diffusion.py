@@ -37,13 +37,27 @@ class Diffusion(Generative):
         labels (and, for an analysis-conditioned model such as a vocoder, the clean audio)."""
         raise NotImplementedError
 
+    def clean_target(self, batch: Batch) -> Tensor:
+        """What the model denoises for this batch: the audio ``[B, T]`` here; a latent
+        diffusion family returns its latents ``[B, D, F]`` (the objective draws noise of
+        this shape)."""
+        return batch["audio"].float()
+
+    def noise_shape(self, n: int, length: int) -> tuple[int, ...]:
+        """The shape a sampler starts from for ``n`` outputs of ``length`` samples."""
+        return (n, length)
+
+    def to_audio(self, x: Tensor, length: int) -> Tensor:
+        """The sampler's final ``x`` -> audio ``[n, length]`` (here: x itself)."""
+        return x
+
     def fast_betas(self) -> tuple[float, ...] | None:
         """A variance schedule of the family's own for few-step DDPM (None: none)."""
         return None
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """Mean squared error of the predicted noise, plus its value at low and high noise."""
-        x0 = batch["audio"].float()
+        x0 = self.clean_target(batch)
         b = x0.shape[0]
         t = batch.get("diffusion_t")
         if t is None:
@@ -51,9 +65,11 @@ class Diffusion(Generative):
         noise = batch.get("noise")
         if noise is None:
             noise = torch.randn_like(x0)
-        cond = self.condition_input(batch, b, x0.shape[-1], audio=x0, dropout=self.training)
+        audio = batch["audio"].float()
+        cond = self.condition_input(batch, b, audio.shape[-1], audio=audio,
+                                    dropout=self.training)
         eps = self.denoise(self.schedule.noisy(x0, t, noise), t.float(), cond)
-        per_example = (eps - noise).pow(2).mean(-1)
+        per_example = (eps - noise).pow(2).flatten(1).mean(1)
         loss = per_example.mean()
         with torch.no_grad():
             low = (t < self.schedule.steps // 2).float()
@@ -69,6 +85,6 @@ class Diffusion(Generative):
         batch = super().example_batch(batch_size, length, seed)
         g = torch.Generator().manual_seed(seed + 1)
         batch["diffusion_t"] = torch.randint(0, self.schedule.steps, (batch_size,), generator=g)
-        batch["noise"] = torch.randn(batch_size, length, generator=g)
+        batch["noise"] = torch.randn(self.clean_target(batch).shape, generator=g)
         batch["instrument"] = batch["instrument"] % getattr(self.config, "num_instruments", 4)
         return batch

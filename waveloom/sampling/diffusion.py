@@ -64,11 +64,13 @@ def generate(model: Any, n: int, length: int, cond: dict[str, Any] | None,
     generator = torch.Generator(device=device).manual_seed(int(options.seed or 0))
     try:
         c = model.condition_input(dict(cond or {}), n, length)
-        x = torch.randn(n, length, generator=generator, device=device) * options.temperature
-        steps = _STEPPERS[sampler](model, x, c, path, generator, options.progress)
+        shape = model.noise_shape(n, length)
+        x = torch.randn(shape, generator=generator, device=device) * options.temperature
+        x = _STEPPERS[sampler](model, x, c, path, generator, options.progress)
+        audio = model.to_audio(x, length)
     finally:
         model.train(was_training)
-    return steps.clamp(-1, 1)
+    return audio.clamp(-1, 1)
 
 
 def _levels(path: Path, i: int) -> tuple[float, float]:

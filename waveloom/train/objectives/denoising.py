@@ -21,15 +21,15 @@ _VALIDATION_SEED = 0x5EED
 
 
 def corrupt(model: nn.Module, batch: Batch, seed: int) -> Batch:
-    """``batch`` with ``diffusion_t`` [B] and ``noise`` (like ``batch['audio']``) drawn from
-    ``seed`` (on the CPU, so every device draws the same numbers)."""
-    audio = batch["audio"]
+    """``batch`` with ``diffusion_t`` [B] and ``noise`` (shaped like what the model denoises)
+    drawn from ``seed`` (on the CPU, so every device draws the same numbers)."""
+    inner = unwrap(model)
+    target = inner.clean_target(batch)  # the audio, or a latent family's latents
     g = torch.Generator().manual_seed(int(seed))
-    steps = unwrap(model).schedule.steps
-    t = torch.randint(0, steps, (audio.shape[0],), generator=g)
-    noise = torch.randn(audio.shape, generator=g)
-    return {**batch, "diffusion_t": t.to(audio.device),
-            "noise": noise.to(device=audio.device, dtype=audio.dtype)}
+    t = torch.randint(0, inner.schedule.steps, (target.shape[0],), generator=g)
+    noise = torch.randn(target.shape, generator=g)
+    return {**batch, "diffusion_t": t.to(target.device),
+            "noise": noise.to(device=target.device, dtype=target.dtype)}
 
 
 class DenoisingObjective(LikelihoodObjective):
