@@ -67,6 +67,12 @@ class _Oracle(torch.nn.Module):
     def condition_input(self, labels, batch, length, audio=None, dropout=False):
         return None
 
+    def noise_shape(self, n, length):
+        return (n, length)
+
+    def to_audio(self, x, length):
+        return x
+
     def denoise(self, x, tau, cond):
         # abar at a float step: interpolate sqrt(abar) as the aligned path does
         root = self.schedule.alpha_bar.sqrt()
