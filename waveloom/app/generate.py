@@ -75,8 +75,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="symbolic and codec-LM models: nucleus sampling mass in (0, 1] "
                          "(default 1: all)")
     ge.add_argument("--cfg", type=float, default=None, metavar="S",
-                    help="codec-LM models: classifier-free guidance scale (default 3 for a "
-                         "conditioned model; 1 = unguided)")
+                    help="codec-LM and latent diffusion models: classifier-free guidance scale "
+                         "(codec LM default 3 for a conditioned model, else 1 = unguided)")
     add_sampling_args(ge, SAMPLING_ARGS + DIFFUSION_ARGS)
     add_device_arg(ge)
     ge.add_argument("--interpolate", type=int, default=None, metavar="N",
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int | None:
         return 0
     paths = draw_to_folder(source, args.out, n=args.n, seconds=seconds, pitch=args.pitch,
                            instrument=args.instrument, prime=args.prime,
-                           interpolate=args.interpolate, options=options)
+                           interpolate=args.interpolate, options=options, cfg=args.cfg)
     for path in paths:
         print(path)
     note = default_instrument_note(source, args.instrument, args.checkpoint)
@@ -257,11 +257,13 @@ def draw_to_folder(
     plots: bool = True,
     interpolate: int | None = None,
     options: SamplingOptions | None = None,
+    cfg: float | None = None,
 ) -> list[Path]:
     """Draw ``n`` samples of ``seconds`` each from ``source``; write ``prefix-i.wav`` (+ .png).
 
     ``interpolate`` (GANs): instead of ``n`` independent samples, that many points along the
     spherical path from latent ``seed`` to latent ``seed + 1``, written as ``interp-i.wav``.
+    ``cfg``: the guidance scale of a model that has guidance (refused otherwise).
     """
     options = options or SamplingOptions()
     check_positive("--n", n)
@@ -272,6 +274,11 @@ def draw_to_folder(
     cond = build_cond(source.model, n, pitch=pitch, instrument=instrument,
                       vocabulary=source.vocabulary, prime=_load_prime(source, prime))
     cond = {k: v.to(source.device) for k, v in cond.items()}
+    if cfg is not None:  # classifier-free guidance (a latent diffusion model)
+        if not getattr(source.model, "guidance", False):
+            raise ConfigError(f"--cfg: a {source.family} model has no guidance; it is for "
+                              "codec LMs and latent diffusion models")
+        cond["cfg"] = float(cfg)
     length = int(round(seconds * source.sample_rate))
     rainbow = getattr(source.model, "rainbowgram", False)
     if interpolate is not None:

@@ -27,7 +27,8 @@ from waveloom.memory import check_allocation
 #: Conditioning keys an item can carry besides 'audio'. 'example' (the cache index) and
 #: 'start' (first sample of the window within the example; negative when left-padded) are for
 #: inspection and tests.
-CONDITION_KEYS = ("pitch", "instrument", "velocity", "family", "roll", "example", "start")
+CONDITION_KEYS = ("pitch", "instrument", "velocity", "family", "roll", "example", "start",
+                  "total")
 
 #: Bytes one served sample costs while a window is made: the int16 read, the float32 item and
 #: its copy in the collated batch.
@@ -158,6 +159,8 @@ class WindowDataset(Dataset):
             return torch.tensor(int(self.indices[k]), dtype=torch.int64)
         if key == "start":
             return torch.tensor(start, dtype=torch.int64)
+        if key == "total":  # the example's length in samples (timing conditioning)
+            return torch.tensor(int(self.cache.lengths[self.indices[k]]), dtype=torch.int64)
         return torch.tensor(int(self._labels[key][k]), dtype=torch.int64)
 
     def _roll(self, k: int, start: int, length: int) -> torch.Tensor:

@@ -25,11 +25,23 @@ class Diffusion(Generative):
 
     #: Samplers this family offers, the first the default (waveloom.sampling.diffusion).
     samplers: ClassVar[tuple[str, ...]] = ("ddpm", "ddim", "dpm-solver")
+    #: What the network predicts: the noise (``"eps"``, DiffWave) or ``"v"`` = sqrt(abar) eps
+    #: - sqrt(1 - abar) x0 (Salimans & Ho 2022; latent diffusion), trained and sampled alike.
+    prediction: ClassVar[str] = "eps"
     schedule: NoiseSchedule
 
-    def denoise(self, x: Tensor, tau: Tensor, cond: Tensor | None) -> Tensor:
-        """Predicted noise ``[B, T]`` of ``x`` ``[B, T]`` at float steps ``tau`` ``[B]``."""
+    def predict(self, x: Tensor, tau: Tensor, cond: Any) -> Tensor:
+        """The network's raw prediction (noise or v, as :attr:`prediction` says) for ``x`` at
+        float steps ``tau`` ``[B]``."""
         raise NotImplementedError
+
+    def denoise(self, x: Tensor, tau: Tensor, cond: Any) -> Tensor:
+        """The predicted noise of ``x`` (what the samplers read), from either prediction."""
+        out = self.predict(x, tau, cond)
+        if self.prediction == "eps":
+            return out
+        a = self.schedule.alpha_bar_at(tau).view(-1, *([1] * (x.dim() - 1)))
+        return a.sqrt() * out + (1 - a).sqrt() * x
 
     def condition_input(self, labels: dict[str, Any], batch: int, length: int,
                         audio: Tensor | None = None, dropout: bool = False) -> Tensor | None:
@@ -56,7 +68,7 @@ class Diffusion(Generative):
         return None
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
-        """Mean squared error of the predicted noise, plus its value at low and high noise."""
+        """Mean squared error of the prediction (noise or v), also at low and high noise."""
         x0 = self.clean_target(batch)
         b = x0.shape[0]
         t = batch.get("diffusion_t")
@@ -68,8 +80,12 @@ class Diffusion(Generative):
         audio = batch["audio"].float()
         cond = self.condition_input(batch, b, audio.shape[-1], audio=audio,
                                     dropout=self.training)
-        eps = self.denoise(self.schedule.noisy(x0, t, noise), t.float(), cond)
-        per_example = (eps - noise).pow(2).flatten(1).mean(1)
+        out = self.predict(self.schedule.noisy(x0, t, noise), t.float(), cond)
+        target = noise
+        if self.prediction == "v":
+            a = self.schedule.alpha_bar.to(x0.device)[t].float().view(-1, *([1] * (x0.dim() - 1)))
+            target = a.sqrt() * noise - (1 - a).sqrt() * x0
+        per_example = (out - target).pow(2).flatten(1).mean(1)
         loss = per_example.mean()
         with torch.no_grad():
             low = (t < self.schedule.steps // 2).float()

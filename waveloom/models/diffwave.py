@@ -128,7 +128,7 @@ class DiffWave(Diffusion):
     def fast_betas(self) -> tuple[float, ...] | None:
         return tuple(self.config.fast_betas) or None
 
-    def denoise(self, x: Tensor, tau: Tensor, cond: Tensor | None) -> Tensor:
+    def predict(self, x: Tensor, tau: Tensor, cond: Any) -> Tensor:
         return self.net(x, tau, cond)
 
     def condition_input(self, labels: dict[str, Any], batch: int, length: int,

@@ -29,6 +29,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "codec_lm": ("waveloom.models.codec_lm:CodecLM", "likelihood"),
     "diffwave": ("waveloom.models.diffwave:DiffWave", "denoising"),
     "waveglow": ("waveloom.models.waveglow:WaveGlow", "likelihood"),
+    "latent_diffusion": ("waveloom.models.latent_diffusion:LatentDiffusion", "denoising"),
     "ddsp": ("waveloom.models.ddsp:DDSP", "reconstruction"),
     "music_transformer": ("waveloom.models.music_transformer:MusicTransformer", "token_likelihood"),
     "transcriber": ("waveloom.models.transcriber:Transcriber", "transcription"),

@@ -64,6 +64,15 @@ class NoiseSchedule:
         a = self.alpha_bar.to(x0.device)[t].float().view(-1, *([1] * (x0.dim() - 1)))
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
+    def alpha_bar_at(self, tau: Tensor) -> Tensor:
+        """``alpha_bar`` at float steps ``tau`` ``[B]``: sqrt(alpha_bar) interpolated linearly
+        between training steps (the alignment :meth:`aligned` uses)."""
+        root = self.alpha_bar.to(tau.device).sqrt()
+        lo = tau.double().floor().long().clamp(0, self.steps - 1)
+        hi = (lo + 1).clamp(max=self.steps - 1)
+        frac = (tau.double() - lo.double()).clamp(0, 1)
+        return ((1 - frac) * root[lo] + frac * root[hi]).pow(2).float()
+
     def subset(self, count: int) -> Path:
         """``count`` training steps, evenly spaced from the last to the first."""
         if not 1 <= count <= self.steps:
