@@ -13,6 +13,7 @@
     waveloom transfer CKPT AUDIO... --out DIR   DDSP: play audio's pitch/loudness on an instrument
     waveloom perform CKPT SONG.mid --out DIR    DDSP: render a MIDI file with an instrument
     waveloom transcribe CKPT AUDIO... --out DIR  notes (.mid + piano roll) from audio
+    waveloom translate CKPT AUDIO... --domain NAME --out DIR   audio into another instrument
     waveloom compose --seconds S --out DIR      a new piece: Music Transformer + DDSP voices
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
@@ -46,13 +47,14 @@ from waveloom.app import (
     models,
     train,
     transcribe,
+    translate,
     vocode,
 )
 from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
-APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, compose,
-               evaluate, listen, models, demo)
+APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, translate,
+               compose, evaluate, listen, models, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "diffwave": ("waveloom.models.diffwave:DiffWave", "denoising"),
     "waveglow": ("waveloom.models.waveglow:WaveGlow", "likelihood"),
     "latent_diffusion": ("waveloom.models.latent_diffusion:LatentDiffusion", "denoising"),
+    "translator": ("waveloom.models.translator:Translator", "likelihood"),
     "ddsp": ("waveloom.models.ddsp:DDSP", "reconstruction"),
     "music_transformer": ("waveloom.models.music_transformer:MusicTransformer", "token_likelihood"),
     "transcriber": ("waveloom.models.transcriber:Transcriber", "transcription"),

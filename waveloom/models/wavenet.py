@@ -44,7 +44,7 @@ from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitatio
 
 HEADS = ("categorical", "logistic_mixture", "gaussian")
 INPUTS = ("embedding", "onehot")
-LOCALS = ("none", "mel", "roll")
+LOCALS = ("none", "mel", "roll", "latent")  # latent: an encoder's frames (the translator)
 EXCITATION_PHASES = ("random", "onset")
 EXCITATION_CHANNELS = 2  # sin and cos of the pitch phase
 NOTE_CLOCK_TAUS = (0.02, 0.2, 2.0)  # seconds: attack, decay, sustain/release time scales
@@ -65,7 +65,7 @@ class WaveNetConfig(WaveNetStackConfig):
     instrument_conditioning: bool = True
     cond_dim: int = 32  # embedding width per global label
     cond_dropout: float = 0.0  # rate at which training hides a label (teaches "unknown")
-    local: str = "none"  # none | mel | roll
+    local: str = "none"  # none | mel | roll | latent
     local_channels: int = 80  # mel bands, or 128 for a piano roll
     local_hop: int = 256  # samples per conditioning frame
     upsample_factors: tuple[int, ...] = (16, 16)  # product must equal local_hop
@@ -480,8 +480,10 @@ class WaveNet(StepSampled, Likelihood):
             shape = (batch_size, self.config.local_channels, frames)
             if self.config.local == "roll":
                 batch["roll"] = (torch.rand(shape, generator=g) < 0.03).float()
-            else:
+            elif self.config.local == "mel":
                 batch["mel"] = torch.randn(shape, generator=g) - 4.0
+            else:
+                batch[self.config.local] = torch.randn(shape, generator=g)
         if self._needs_start:  # windows from before the onset to well into the note
             g = torch.Generator().manual_seed(seed + 2)
             batch["start"] = torch.randint(-length, 4 * length, (batch_size,), generator=g)

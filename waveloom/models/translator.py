@@ -1,0 +1,210 @@
+"""The Universal Music Translation Network (Mor et al. 2019): one encoder, a WaveNet per domain.
+
+    audio of any domain --(training: local pitch shifts)--> encoder (non-causal dilated
+      residual layers, 1x1 to ``latent_dim``, average pool by ``hop``) --> latent [B, D, F]
+    latent --WaveNet decoder of domain d (local conditioning, upsampled)--> audio in d's timbre
+    latent --gradient reversal--> domain classifier (confusion: removes the domain from z)
+
+Loss (one update, as the paper): each example's own decoder's NLL (teacher-forced, the
+shared WaveNet) plus ``confusion_weight`` x the classifier's cross-entropy, whose gradient is
+*reversed* on the way into the encoder: the classifier learns to tell the domains apart, the
+encoder learns to make that impossible, so the decoders must take the timbre from their own
+weights and only the music from z. Translating is: encode, then sample the target domain's
+decoder (any of the WaveNet sampling engines: the fast C one on a CPU, batched across clips).
+
+Domains are the training cache's ``instrument`` labels (``extra.instruments``, e.g. rendered
+chorale voices in several GM instruments). The encoder's layers are DiffWave's gated
+non-causal layers (:class:`waveloom.nn.diffwave.DiffWaveLayer`, without a step input); the
+decoders are :class:`waveloom.models.wavenet.WaveNet` with ``local = "latent"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from waveloom.config import ModelConfig, require_positive
+from waveloom.errors import ConfigError, DataError
+from waveloom.models.base import Batch, Generative
+from waveloom.models.stack_config import WaveNetStackConfig
+from waveloom.models.wavenet import WaveNet, WaveNetConfig
+from waveloom.nn.diffwave import DiffWaveLayer
+
+
+@dataclass
+class TranslatorConfig(WaveNetStackConfig):
+    """Hyper-parameters: the stack fields size every decoder; the rest the encoder."""
+
+    domains: int = 4  # decoders (the cache's instrument ids 0..domains-1)
+    encoder_channels: int = 64
+    encoder_layers: int = 10  # dilations 1..2^(cycle-1), repeated
+    encoder_cycle: int = 10
+    latent_dim: int = 64
+    hop: int = 320  # samples per latent frame: 50 Hz at 16 kHz
+    upsample_factors: tuple[int, ...] = field(default_factory=lambda: (16, 20))
+    confusion_weight: float = 0.01
+    pitch_shift_semitones: float = 0.5  # training augmentation (0: off)
+    shift_seconds: tuple[float, float] = (0.25, 0.5)
+    sample_rate: int = 16000
+
+    def validate(self) -> None:
+        super().validate()
+        require_positive(self, "domains", "encoder_channels", "encoder_layers",
+                         "encoder_cycle", "latent_dim", "hop", "sample_rate")
+        if math.prod(self.upsample_factors) != self.hop:
+            raise ConfigError(f"model.upsample_factors={list(self.upsample_factors)} multiply "
+                              f"to {math.prod(self.upsample_factors)}, not model.hop={self.hop}")
+        if self.confusion_weight < 0 or self.pitch_shift_semitones < 0:
+            raise ConfigError("model.confusion_weight and model.pitch_shift_semitones must be "
+                              ">= 0")
+
+    def decoder_config(self) -> WaveNetConfig:
+        """The WaveNet config of every decoder: this stack, conditioned on the latent only."""
+        stack = {f.name: getattr(self, f.name) for f in dataclasses.fields(WaveNetStackConfig)}
+        return WaveNetConfig(**stack, pitch_conditioning=False, instrument_conditioning=False,
+                             local="latent", local_channels=self.latent_dim,
+                             local_hop=self.hop, upsample_factors=tuple(self.upsample_factors),
+                             sample_rate=self.sample_rate)
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient times ``-scale`` backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: Tensor, scale: float = 1.0) -> Tensor:
+    return _ReverseGradient.apply(x, scale)
+
+
+def local_pitch_shift(audio: Tensor, sample_rate: int, semitones: float,
+                      seconds: tuple[float, float], generator: torch.Generator) -> Tensor:
+    """Audio ``[B, T]`` with consecutive segments of ``seconds`` (drawn in the range) each
+    resampled by a random factor within +-``semitones`` (kept to its length): the paper's
+    augmentation, so the encoder cannot key on exact pitch-timbre pairs."""
+    out = audio.clone()
+    b, total = audio.shape
+    for i in range(b):
+        pos = 0
+        while pos < total:
+            lo, hi = seconds
+            span = int(sample_rate * (lo + (hi - lo) * float(torch.rand((), generator=generator))))
+            seg = audio[i, pos:pos + max(span, 2)]
+            shift = (2 * float(torch.rand((), generator=generator)) - 1) * semitones
+            stretched = max(2, round(seg.shape[0] / 2 ** (shift / 12)))
+            moved = F.interpolate(seg[None, None], size=stretched, mode="linear",
+                                  align_corners=False)[0, 0]
+            n = min(seg.shape[0], moved.shape[0])
+            out[i, pos:pos + n] = moved[:n]
+            pos += seg.shape[0]
+    return out
+
+
+class Encoder(nn.Module):
+    """Audio ``[B, T]`` -> latent ``[B, D, ceil(T / hop)]`` (see the module docstring)."""
+
+    def __init__(self, c: TranslatorConfig) -> None:
+        super().__init__()
+        self.hop = c.hop
+        self.start = nn.Conv1d(1, c.encoder_channels, 1)
+        self.layers = nn.ModuleList(
+            DiffWaveLayer(c.encoder_channels, 2 ** (i % c.encoder_cycle), 0, with_step=False)
+            for i in range(c.encoder_layers))
+        self.end = nn.Conv1d(c.encoder_channels, c.latent_dim, 1)
+
+    def forward(self, audio: Tensor) -> Tensor:
+        x = F.pad(audio, (0, (-audio.shape[-1]) % self.hop))
+        h = self.start(x[:, None])
+        total = torch.zeros_like(h)
+        for layer in self.layers:
+            h, skip = layer(h, None, None)
+            total = total + skip
+        z = self.end(F.relu(total / math.sqrt(len(self.layers))))
+        return F.avg_pool1d(z, self.hop)
+
+
+class Translator(Generative):
+    """Encoder, domain classifier and one WaveNet decoder per domain."""
+
+    config_class: ClassVar[type[ModelConfig]] = TranslatorConfig
+    config: TranslatorConfig
+    #: It makes audio from audio, not from labels: ``waveloom translate`` draws it
+    #: (:mod:`waveloom.sampling.translate`), its own tests cover it.
+    generates_audio: ClassVar[bool] = False
+
+    def __init__(self, config: TranslatorConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.encoder = Encoder(c)
+        self.classifier = nn.Sequential(
+            nn.Conv1d(c.latent_dim, c.encoder_channels, 3, padding=1), nn.ELU(),
+            nn.Conv1d(c.encoder_channels, c.encoder_channels, 3, padding=1), nn.ELU(),
+            nn.Conv1d(c.encoder_channels, c.domains, 1))
+        self.decoders = nn.ModuleList(WaveNet(c.decoder_config()) for _ in range(c.domains))
+
+    @property
+    def context(self) -> int:
+        return self.decoders[0].context
+
+    def batch_keys(self) -> tuple[str, ...]:
+        return ("instrument",)  # the domain of each training example
+
+    def encode(self, audio: Tensor) -> Tensor:
+        return self.encoder(audio.float())
+
+    def decoder(self, domain: int) -> WaveNet:
+        if not 0 <= domain < self.config.domains:
+            raise ConfigError(f"domain {domain}: this translator has domains "
+                              f"0..{self.config.domains - 1}")
+        return self.decoders[domain]
+
+    def loss(self, batch: Batch) -> dict[str, Tensor]:
+        """Mean decoder NLL (nats per sample, each example through its domain's decoder) +
+        confusion_weight x the domain classifier's cross-entropy through gradient reversal."""
+        audio, domains = batch["audio"].float(), batch.get("instrument")
+        if domains is None:
+            raise DataError("the translator trains on a cache whose 'instrument' labels are "
+                            "its domains; this batch has none")
+        domains = torch.as_tensor(domains, device=audio.device).long()
+        if int(domains.min()) < 0 or int(domains.max()) >= self.config.domains:
+            raise DataError(f"domain labels {domains.tolist()} outside 0.."
+                            f"{self.config.domains - 1}; set model.domains to the cache's "
+                            "instrument count")
+        source = audio
+        if self.training and self.config.pitch_shift_semitones > 0:
+            g = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
+            source = local_pitch_shift(audio.cpu(), self.config.sample_rate,
+                                       self.config.pitch_shift_semitones,
+                                       tuple(self.config.shift_seconds), g).to(audio.device)
+        z = self.encode(source)
+        nll, count = audio.new_zeros(()), 0
+        for d in domains.unique().tolist():
+            rows = domains == d
+            out = self.decoders[d].loss({"audio": audio[rows], "latent": z[rows]})
+            nll = nll + out["loss"] * int(rows.sum())
+            count += int(rows.sum())
+        nll = nll / count
+        logits = self.classifier(reverse_gradient(z, 1.0)).mean(-1)
+        confusion = F.cross_entropy(logits, domains)
+        accuracy = (logits.argmax(-1) == domains).float().mean()
+        return {"loss": nll + self.config.confusion_weight * confusion,
+                "nll_bits": nll.detach() / math.log(2.0), "domain_ce": confusion.detach(),
+                "domain_accuracy": accuracy}
+
+    def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
+        batch = super().example_batch(batch_size, length, seed)
+        batch["instrument"] = batch["instrument"] % self.config.domains
+        return batch
