@@ -178,3 +178,16 @@ def test_a_batch_too_small_for_the_dead_code_threshold_is_warned():
         warnings.simplefilter("always")
         model.fake_sample({"audio": torch.randn(1, 16 * model.hop) * 0.1}, None)  # 1 use each
     assert any("dead_code_threshold" in str(w.message) for w in caught)
+
+
+def test_latent_bound_keeps_the_encoder_causal_and_bounded():
+    """model.latent_bound > 0: |latent| < bound and frame j still reads samples before
+    (j + 1) x hop only."""
+    _, model = _model("tiny", "model.latent_bound=0.5")
+    enc = model.generator.encoder
+    x = torch.randn(1, 1, 32 * model.hop) * 10
+    z = enc(x)
+    assert z.abs().max() < 0.5
+    y = x.clone()
+    y[..., 20 * model.hop:] = 0
+    assert torch.allclose(enc(y)[..., :20], z[..., :20])

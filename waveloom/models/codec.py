@@ -56,6 +56,9 @@ class CodecConfig(AdversarialConfig):
     dead_code_threshold: float = 2.0  # EMA usage under which an entry is replaced
     quantizer_dropout: bool = True
     commitment_weight: float = 1.0
+    # > 0: latents = bound x tanh(latents / bound). The first CPU run's latents grew without
+    # limit (commitment loss 2e17 by step 1500, docs/codec.md); 0 keeps EnCodec's unbounded.
+    latent_bound: float = 0.0
     disc_fft_sizes: tuple[int, ...] = (1024, 512, 256)
     disc_channels: int = 32
     # Shares of the balanced update (EnCodec: time 0.1, frequency 1, adversarial 3, features 3).
@@ -103,7 +106,7 @@ class CodecAutoencoder(nn.Module):
         super().__init__()
         from vector_quantize_pytorch import ResidualVQ
 
-        self.encoder = SEANetEncoder(c.channels, c.dim, c.strides)
+        self.encoder = SEANetEncoder(c.channels, c.dim, c.strides, bound=c.latent_bound)
         self.decoder = SEANetDecoder(c.channels, c.dim, c.strides)
         self.quantizer = ResidualVQ(
             dim=c.dim, num_quantizers=c.n_q, codebook_size=c.codebook_size,

@@ -70,8 +70,9 @@ class SEANetEncoder(nn.Module):
     """Audio ``[B, 1, T]`` -> latents ``[B, dim, ceil(T / hop)]`` (see the module docstring)."""
 
     def __init__(self, channels: int, dim: int, strides: Sequence[int],
-                 dilations: Sequence[int] = (1, 3, 9)) -> None:
+                 dilations: Sequence[int] = (1, 3, 9), bound: float = 0.0) -> None:
         super().__init__()
+        self.bound = float(bound)  # > 0: latents = bound x tanh(latents / bound)
         layers: list[nn.Module] = [StridedCausalConv(1, channels, 7)]
         ch = channels
         for s in strides:
@@ -82,7 +83,10 @@ class SEANetEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, audio: Tensor) -> Tensor:
-        return self.net(audio)
+        out = self.net(audio)
+        if self.bound > 0:  # a soft bound on the latents' scale (elementwise: causal)
+            out = self.bound * torch.tanh(out / self.bound)
+        return out
 
     def receptive_field(self) -> int:
         """Input samples one latent frame reads (its own hop of samples and those before)."""
