@@ -35,6 +35,7 @@ from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError
 from waveloom.models.base import Batch
 from waveloom.models.diffusion import Diffusion
+from waveloom.models.vocoder_conditioning import label_vectors
 from waveloom.nn.conditioning import GlobalConditioning
 from waveloom.nn.diffusion_schedule import NoiseSchedule
 from waveloom.nn.diffwave import STEP_HIDDEN, StepEmbedding
@@ -188,13 +189,7 @@ class LatentDiffusion(Diffusion):
         c = torch.zeros(batch, self.config.d_model, device=device)
         null = c
         if self.labels is not None:
-            pitch, instrument = labels.get("pitch"), labels.get("instrument")
-            problem = self.labels.check(
-                None if pitch is None else torch.as_tensor(pitch),
-                None if instrument is None else torch.as_tensor(instrument))
-            if problem:
-                raise ConfigError(problem)
-            c = self.label_proj(self.labels(pitch, instrument, batch=batch, dropout=dropout))
+            c = self.label_proj(label_vectors(self.labels, labels, batch, dropout))
             null = self.label_proj(self.labels(None, None, batch=batch))
         if self.timing is not None:
             total = labels.get("total", length)

@@ -32,16 +32,15 @@ from waveloom.audio.mel_features import MelFeatures
 from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError
 from waveloom.models.base import Batch, Likelihood, require_default_engine
-from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
+from waveloom.models.vocoder_conditioning import LabelOrMelConditioning, LabelOrMelConfig
 from waveloom.nn.flows import AffineCoupling, InvertibleConv1x1, squeeze, unsqueeze
-
-MODES = ("none", "class", "mel")
 
 
 @dataclass
-class WaveGlowConfig(ModelConfig):
+class WaveGlowConfig(LabelOrMelConfig):
     """Hyper-parameters; the defaults are a CPU-sized 'lite' model (paper: 12 flows, 8
-    groups, coupling WaveNets of 8 layers x 256 channels)."""
+    groups, coupling WaveNets of 8 layers x 256 channels); conditioning fields are
+    :class:`LabelOrMelConfig`'s, a mel vocoder by default."""
 
     flows: int = 8
     group: int = 8
@@ -52,32 +51,18 @@ class WaveGlowConfig(ModelConfig):
     sigma: float = 1.0  # training sigma of z
     sample_sigma: float = 0.6  # sampling sigma (x --temperature)
     conditioning: str = "mel"
-    pitch_conditioning: bool = True
-    instrument_conditioning: bool = True
-    num_instruments: int = 16
     cond_dim: int = 16
     cond_dropout: float = 0.0
-    n_mels: int = 80
-    mel_hop: int = 256
-    mel_n_fft: int = 1024
-    upsample_factors: tuple[int, ...] = (16, 16)
-    sample_rate: int = 16000
 
     def validate(self) -> None:
+        super().validate()
         require_positive(self, "flows", "group", "early_every", "hidden", "coupling_layers",
-                         "sigma", "sample_sigma", "num_instruments", "cond_dim", "n_mels",
-                         "mel_hop", "sample_rate")
-        if self.conditioning not in MODES:
-            raise ConfigError(f"model.conditioning={self.conditioning!r}: use one of "
-                              f"{', '.join(MODES)}")
+                         "sigma", "sample_sigma")
         left = self.group - self.early_size * ((self.flows - 1) // self.early_every)
         if self.group % 2 or left < 2:
             raise ConfigError(f"model.group={self.group} must be even and keep >= 2 channels "
                               f"after the early outputs ({self.flows} flows, early_size "
                               f"{self.early_size} every {self.early_every})")
-        if self.conditioning == "mel" and math.prod(self.upsample_factors) != self.mel_hop:
-            raise ConfigError(f"model.upsample_factors={list(self.upsample_factors)} multiply "
-                              f"to {math.prod(self.upsample_factors)}, not model.mel_hop")
 
 
 class WaveGlow(Likelihood):
@@ -89,17 +74,9 @@ class WaveGlow(Likelihood):
     def __init__(self, config: WaveGlowConfig) -> None:
         super().__init__(config)
         c = config
-        self.labels = self.upsample = None
-        cond_channels = 0
-        if c.conditioning == "class":
-            self.labels = GlobalConditioning(c.cond_dim, c.num_instruments,
-                                             pitch=c.pitch_conditioning,
-                                             instrument=c.instrument_conditioning,
-                                             dropout=c.cond_dropout)
-            cond_channels = self.labels.out_dim
-        elif c.conditioning == "mel":
-            self.upsample = UpsampleConditioning(c.n_mels, c.upsample_factors)
-            cond_channels = c.n_mels * c.group
+        self.conditioner = LabelOrMelConditioning(c)
+        # a mel is squeezed like the audio: G x n_mels channels per group step
+        cond_channels = self.conditioner.channels * (c.group if c.conditioning == "mel" else 1)
         self.mixes, self.couplings, channels = nn.ModuleList(), nn.ModuleList(), c.group
         for k in range(c.flows):
             if k and k % c.early_every == 0:
@@ -110,44 +87,20 @@ class WaveGlow(Likelihood):
 
     @property
     def mel_features(self) -> MelFeatures | None:
-        c = self.config
-        if c.conditioning != "mel":
-            return None
-        return MelFeatures(c.sample_rate, c.mel_n_fft, c.mel_hop, c.n_mels)
+        return self.conditioner.mel_features
 
     def vocode_request(self, mel: Any) -> tuple[int, int, dict[str, Any]]:
-        """Log mel [n, M, F] (or [M, F]) -> the request ``waveloom.sampling.sample.vocode``
-        samples (see :meth:`MelFeatures.request`); refused without a mel input."""
-        if self.mel_features is None:
-            raise ConfigError(f"model.conditioning={self.config.conditioning!r}: only "
-                              "conditioning=mel vocodes")
-        return self.mel_features.request(mel, self.upsample.layers[0].weight.device)
+        return self.conditioner.vocode_request(mel)
 
     def conditioning_keys(self) -> tuple[str, ...]:
-        return self.labels.keys() if self.labels is not None else ()
+        return self.conditioner.keys()
 
     def _cond(self, labels: dict[str, Any], batch: int, length: int,
               audio: Tensor | None = None) -> Tensor | None:
         """The couplings' conditioning ``[B, Cc, T/G]`` (or ``[B, Cc, 1]`` for labels)."""
-        if self.labels is not None:
-            pitch, instrument = labels.get("pitch"), labels.get("instrument")
-            problem = self.labels.check(
-                None if pitch is None else torch.as_tensor(pitch),
-                None if instrument is None else torch.as_tensor(instrument))
-            if problem:
-                raise ConfigError(problem)
-            return self.labels(pitch, instrument, batch=batch, dropout=self.training)[..., None]
-        if self.upsample is None:
-            return None
-        mel = labels.get("mel")
-        if mel is None:
-            source = labels.get("prime", audio)
-            if source is None:
-                raise ConfigError("WaveGlow here is a vocoder: give a mel (waveloom vocode) or "
-                                  "audio to resynthesise (generate --prime FILE)")
-            mel = self.mel_features(torch.as_tensor(source).float())
-        mel = self.mel_features.check(mel, self.upsample.layers[0].weight.device)
-        up = self.upsample(mel.expand(batch, -1, -1), length)  # [B, M, T]
+        up = self.conditioner(labels, batch, length, audio, dropout=self.training)
+        if up is None or self.config.conditioning != "mel":
+            return up
         b, m, t = up.shape
         g = self.config.group
         return up.view(b, m, t // g, g).permute(0, 1, 3, 2).reshape(b, m * g, t // g)
