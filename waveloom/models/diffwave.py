@@ -26,11 +26,14 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from waveloom.audio.mel_features import MelFeatures
 from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError
 from waveloom.models.diffusion import Diffusion
-from waveloom.models.vocoder_conditioning import LabelOrMelConditioning, LabelOrMelConfig
+from waveloom.models.vocoder_conditioning import (
+    LabelOrMelConditioning,
+    LabelOrMelConfig,
+    LabelOrMelModel,
+)
 from waveloom.nn.diffusion_schedule import DIFFWAVE_FAST_BETAS, NoiseSchedule
 from waveloom.nn.diffwave import DiffWaveNet
 
@@ -56,7 +59,7 @@ class DiffWaveConfig(LabelOrMelConfig):
             raise ConfigError(f"model.fast_betas={list(self.fast_betas)}: each must be in (0, 1)")
 
 
-class DiffWave(Diffusion):
+class DiffWave(LabelOrMelModel, Diffusion):
     """eps_theta(x_t, t, c) over waveforms ``[B, T]``; see the module docstring."""
 
     config_class: ClassVar[type[ModelConfig]] = DiffWaveConfig
@@ -68,16 +71,6 @@ class DiffWave(Diffusion):
         self.schedule = NoiseSchedule(c.diffusion_steps, c.beta_start, c.beta_end)
         self.conditioner = LabelOrMelConditioning(c)
         self.net = DiffWaveNet(c.residual_channels, c.layers, c.cycle, self.conditioner.channels)
-
-    @property
-    def mel_features(self) -> MelFeatures | None:
-        return self.conditioner.mel_features
-
-    def vocode_request(self, mel: Any) -> tuple[int, int, dict[str, Any]]:
-        return self.conditioner.vocode_request(mel)
-
-    def conditioning_keys(self) -> tuple[str, ...]:
-        return self.conditioner.keys()
 
     def fast_betas(self) -> tuple[float, ...] | None:
         return tuple(self.config.fast_betas) or None

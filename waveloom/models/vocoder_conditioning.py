@@ -112,6 +112,23 @@ class LabelOrMelConditioning(nn.Module):
         return self.upsample(mel.expand(batch, -1, -1), length)
 
 
+class LabelOrMelModel:
+    """Mixin for a model whose ``self.conditioner`` is a :class:`LabelOrMelConditioning`:
+    the labels it takes, its mel analysis (``vocode`` reads it) and its vocoding request."""
+
+    conditioner: LabelOrMelConditioning
+
+    @property
+    def mel_features(self) -> MelFeatures | None:
+        return self.conditioner.mel_features
+
+    def vocode_request(self, mel: Any) -> tuple[int, int, dict[str, Any]]:
+        return self.conditioner.vocode_request(mel)
+
+    def conditioning_keys(self) -> tuple[str, ...]:
+        return self.conditioner.keys()
+
+
 def label_vectors(table: GlobalConditioning, labels: dict[str, Any], batch: int,
                   dropout: bool = False) -> Tensor:
     """``GlobalConditioning`` vectors ``[B, G]`` of ``labels['pitch'/'instrument']``, after

@@ -28,11 +28,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from waveloom.audio.mel_features import MelFeatures
 from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError
 from waveloom.models.base import Batch, Likelihood, require_default_engine
-from waveloom.models.vocoder_conditioning import LabelOrMelConditioning, LabelOrMelConfig
+from waveloom.models.vocoder_conditioning import (
+    LabelOrMelConditioning,
+    LabelOrMelConfig,
+    LabelOrMelModel,
+)
 from waveloom.nn.flows import AffineCoupling, InvertibleConv1x1, squeeze, unsqueeze
 
 
@@ -65,7 +68,7 @@ class WaveGlowConfig(LabelOrMelConfig):
                               f"{self.early_size} every {self.early_every})")
 
 
-class WaveGlow(Likelihood):
+class WaveGlow(LabelOrMelModel, Likelihood):
     """An invertible map audio <-> z; see the module docstring."""
 
     config_class: ClassVar[type[ModelConfig]] = WaveGlowConfig
@@ -84,16 +87,6 @@ class WaveGlow(Likelihood):
             self.mixes.append(InvertibleConv1x1(channels, seed=k))
             self.couplings.append(AffineCoupling(channels, c.hidden, c.coupling_layers,
                                                  cond_channels))
-
-    @property
-    def mel_features(self) -> MelFeatures | None:
-        return self.conditioner.mel_features
-
-    def vocode_request(self, mel: Any) -> tuple[int, int, dict[str, Any]]:
-        return self.conditioner.vocode_request(mel)
-
-    def conditioning_keys(self) -> tuple[str, ...]:
-        return self.conditioner.keys()
 
     def _cond(self, labels: dict[str, Any], batch: int, length: int,
               audio: Tensor | None = None) -> Tensor | None:
