@@ -6,7 +6,10 @@
 # Run from the repository root with the venv active (make venv).
 set -euo pipefail
 CODEC=${CODEC:-runs/codec-cpu/model.safetensors}
-test -f cache/notes-v100/cache.json || { echo "needs cache/notes-v100 (make demo builds the notes)"; exit 1; }
+test -f cache/notes-v100/cache.json || {
+  waveloom data render-notes data/ddsp-ae-src/notes --programs 0,20,24,40,56,73 --pitches 45-79 \
+      --velocities 100
+  waveloom prepare data/ddsp-ae-src/notes cache/notes-v100; }
 waveloom encode-codes "$CODEC" --data cache/notes-v100 --out cache/notes-v100-codes --bandwidth 2
 waveloom train configs/codec_lm/cpu.yaml --data cache/notes-v100-codes --out runs/codec-lm-notes \
     --threads 1 model.num_instruments=6
