@@ -34,9 +34,9 @@ test: $(STAMP)
 SF2 := /usr/share/sounds/sf2
 soundfonts:
 	@if [ -f $(SF2)/TimGM6mb.sf2 ] && [ -f $(SF2)/FluidR3_GM.sf2 ] && \
-	  [ -f $(SF2)/OPL-3_FM_128M.sf2 ]; then exit 0; fi; \
+	  [ -f $(SF2)/OPL-3_FM_128M.sf2 ] && [ -f $(SF2)/sf_GMbank.sf2 ]; then exit 0; fi; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    timgm6mb-soundfont fluid-soundfont-gm opl3-soundfont >/dev/null) \
+	    timgm6mb-soundfont fluid-soundfont-gm opl3-soundfont csound-soundfont >/dev/null) \
 	  || echo "soundfonts: apt-get failed (not root or offline?); tests that need them skip"
 
 lint: $(STAMP)

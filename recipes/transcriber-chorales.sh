@@ -6,7 +6,8 @@
 # Stage 2 (session 10): 6000 more steps (from stage 1's weights) on the same chorales rendered
 #   by TimGM6mb *and* the OPL-3 FM SoundFont (34.4 h), ~75 min of one shared CPU thread.
 # FluidR3 (fluid-soundfont-gm) is never rendered here: it is the held-out SoundFont.
-# Run from the repository root with the venv active (make venv). Needs Debian's opl3-soundfont.
+# Run from the repository root with the venv active (make venv). Needs Debian's opl3-soundfont
+# and csound-soundfont (the Makefile's soundfonts target installs both).
 set -euo pipefail
 TIMGM=/usr/share/sounds/sf2/TimGM6mb.sf2
 OPL3=/usr/share/sounds/sf2/OPL-3_FM_128M.sf2
@@ -25,3 +26,12 @@ waveloom prepare data/chorales-2font-every cache/chorales-2font-every --format m
 waveloom train configs/transcriber/small.yaml --data cache/chorales-2font-every \
     --out runs/transcriber-2font train.init_from=runs/transcriber/model.safetensors \
     train.warmup_steps=100 train.max_steps=6000 --threads 1
+# Stage 3 (session 11): 5000 more steps on the chorales rendered by three SoundFonts (51.6 h):
+# TimGM6mb, OPL-3 FM and Debian's csound-soundfont (sf_GMbank.sf2), ~69 min of one thread.
+CSOUND=/usr/share/sounds/sf2/sf_GMbank.sf2
+waveloom data render-midi data/chorales-3font-every --chorales 371 --program every \
+    --soundfont "$TIMGM" --soundfont "$OPL3" --soundfont "$CSOUND"
+waveloom prepare data/chorales-3font-every cache/chorales-3font-every --format maestro
+waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every \
+    --out runs/transcriber-3font train.init_from=runs/transcriber-2font/model.safetensors \
+    train.warmup_steps=100 train.max_steps=5000 --threads 1
