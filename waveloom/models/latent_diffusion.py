@@ -71,16 +71,17 @@ class LatentDiffusionConfig(ModelConfig):
         NoiseSchedule(self.diffusion_steps, self.beta_start, self.beta_end)
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ConfigError(f"model.cond_dropout={self.cond_dropout} must be in [0, 1)")
-        if not self.codec_config:
-            if not self.codec:
-                raise ConfigError("model.codec: give the codec checkpoint whose latents this "
-                                  "model learns (waveloom train configs/codec/...)")
+        if not self.codec_config and self.codec:  # record the codec's architecture
             from waveloom.models.load import read_run_dict
 
             self.codec_config = json.dumps(read_run_dict(self.codec))
 
     def codec_run(self) -> Any:
         from waveloom.models.load import build_run_config
+
+        if not self.codec_config:
+            raise ConfigError("model.codec: give the codec checkpoint whose latents this "
+                              "model learns (waveloom train configs/codec/...)")
 
         run = build_run_config(json.loads(self.codec_config), source="model.codec_config")
         if run.family != "codec":

@@ -241,7 +241,7 @@ def _build(cfg: RunConfig, folder: RunFolder, fabric: Any
         # Before the optimiser and the EMA exist, so both start from the loaded weights.
         init_from(model, cfg, Path(cfg.train.init_from))
     elif state is None and hasattr(model, "load_pretrained"):
-        model.load_pretrained()  # a family's frozen pretrained part (a latent model's codec)
+        model.load_pretrained()  # a family's frozen pretrained part, loaded once
     if state is not None:
         folder.restore(lambda: model.load_state_dict(state["model"]))
     objective = build_objective(get_family(cfg.family).objective)
