@@ -29,6 +29,7 @@ def encode_codec_cache(codec: Any, checkpoint: Path, cache: Any, out: Path, devi
     from waveloom.data.codec_codes import check_fits, stored_from_codes
     from waveloom.data.prepare import CACHE_VERSION, SCALE, _write_json_atomic
     from waveloom.models.codec import CodecStream
+    from waveloom.nn.quantize import perplexity_of_counts
 
     if "codes" in cache.info:
         raise DataError(f"{cache.root}: a code cache; a codec encodes audio (give the audio "
@@ -54,8 +55,7 @@ def encode_codec_cache(codec: Any, checkpoint: Path, cache: Any, out: Path, devi
 
     frame_rate = cache.sample_rate // hop
     manifest, rows = write_code_cache(cache, out, encode_one, frame_rate * k, device, progress)
-    probs = counts / counts.sum().clamp_min(1)
-    ppl = float(torch.exp(-(probs * probs.clamp_min(1e-12).log()).sum()))
+    ppl = float(perplexity_of_counts(counts))
     info = dict(cache.info)
     info.update(version=CACHE_VERSION, sample_rate=frame_rate * k, total_samples=rows,
                 dtype="int16", scale=SCALE, n_examples=len(manifest), n_notes=0,

@@ -65,8 +65,6 @@ def draw_codes_to_folder(source: Any, checkpoint: Path, out: Path, *, n: int, se
 
     lm = source.model
     codec = find_codec(lm, checkpoint, source.device)
-    if codec.config.sample_rate != source.sample_rate:
-        source.sample_rate = codec.config.sample_rate
     head = prime_codes(codec, lm, prime, codec.config.sample_rate)
     frames = max(1, int(round(seconds * lm.config.frame_rate)))
     guided = cfg if cfg is not None else (DEFAULT_CFG if lm.conditioning_keys() else 1.0)

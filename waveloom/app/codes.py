@@ -113,7 +113,7 @@ def encode_cache(
     :mod:`waveloom.app._codec_codes`) ``checkpoint`` into a code cache at ``out``."""
     from waveloom.data.prepare import CACHE_VERSION, SCALE, _write_json_atomic
     from waveloom.device import pick_device
-    from waveloom.nn.quantize import perplexity
+    from waveloom.nn.quantize import perplexity_of_counts
 
     dev = pick_device(device)
     level, cache = _open_level_and_cache(checkpoint, data, dev, bandwidth)
@@ -126,8 +126,8 @@ def encode_cache(
         from waveloom.app._codec_codes import encode_codec_cache
 
         return encode_codec_cache(level, Path(checkpoint), cache, out, dev, bandwidth, progress)
-    manifest, rows, used = _encode_examples(level, cache, out, dev, progress)
-    ppl = float(perplexity(used, level.codebook_size)) if used.numel() else 0.0
+    manifest, rows, counts = _encode_examples(level, cache, out, dev, progress)
+    ppl = float(perplexity_of_counts(counts)) if counts.sum() else 0.0
     info = dict(cache.info)
     info.update(
         version=CACHE_VERSION, sample_rate=cache.sample_rate // level.hop,
@@ -176,7 +176,7 @@ def _open_level_and_cache(checkpoint: str | Path, data: str | Path,
 def _encode_examples(level: Any, cache: Any, out: Path, device: torch.device,
                      progress: bool) -> tuple[list[dict], int, torch.Tensor]:
     """Write ``out``'s code cache from an ADA level; return the manifest, the total codes and
-    every code drawn (for the perplexity)."""
+    the usage count of each code (for the perplexity)."""
     import torch
 
     from waveloom.models.codes import tokens_from_samples
@@ -192,8 +192,7 @@ def _encode_examples(level: Any, cache: Any, out: Path, device: torch.device,
 
     manifest, rows = write_code_cache(cache, out, encode_one, cache.sample_rate // level.hop,
                                       device, progress)
-    used = torch.repeat_interleave(torch.arange(level.codebook_size), counts.long())
-    return manifest, rows, used
+    return manifest, rows, counts
 
 
 def write_code_cache(cache: Any, out: Path, encode_one: Any, rate: int, device: Any,

@@ -54,7 +54,13 @@ class QuantizerOutput:
 def perplexity(codes: Tensor, codebook_size: int) -> Tensor:
     """``exp(H)`` of the histogram of ``codes`` (any shape, values in ``[0, K)``): a float
     scalar between 1 (one code used) and K (all used equally)."""
-    counts = torch.bincount(codes.reshape(-1), minlength=codebook_size).float()
+    return perplexity_of_counts(torch.bincount(codes.reshape(-1), minlength=codebook_size))
+
+
+def perplexity_of_counts(counts: Tensor) -> Tensor:
+    """``exp(H)`` of a usage histogram ``[K]`` (what :func:`perplexity` takes of codes; a
+    caller that already counts, such as ``encode-codes``, passes its counts)."""
+    counts = counts.float()
     p = counts / counts.sum().clamp(min=1.0)
     entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
     return entropy.exp()
