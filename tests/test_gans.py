@@ -186,6 +186,29 @@ def test_gansynth_if_round_trip(mel):
         assert torch.allclose(model.unwarp @ (model.warp @ flat), flat, atol=1e-3)
 
 
+def test_melgan_mel_loss_is_hifigans_term_and_trains_the_generator():
+    """``model.mel_weight`` adds weight x L1 between the log mels of the generated and the
+    real window to the generator's objective only, and its gradient reaches the generator."""
+    _, plain = _tiny("melgan")
+    _, model = _tiny("melgan", ["model.mel_weight=45"])
+    model.eval()
+    plain.eval()
+    batch = {"audio": _notes(1024)}
+    out = model.generator_loss(batch)
+    assert "reconstruction" not in plain.generator_loss(batch)
+    fake = model.generator(model.mel(batch["audio"]))[..., :1024]
+    expected = 45 * (model.mel(fake[:, 0]) - model.mel(batch["audio"])).abs().mean()
+    assert torch.allclose(out["reconstruction"], expected, rtol=1e-4)
+    assert "reconstruction" not in model.discriminator_loss(batch)
+    model.train()
+    real, cond = model.real_sample(batch, None)
+    model.reconstruction_loss(real, model.fake_sample(cond, None), cond).backward()
+    grads = [p.grad for p in model.generator.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    with pytest.raises(ConfigError, match="mel_weight"):
+        _tiny("melgan", ["model.mel_weight=-1"])
+
+
 def test_melgan_vocodes_the_spectral_layers_mel():
     _, model = _tiny("melgan")
     model.eval()

@@ -64,6 +64,16 @@ class MelFeatures:
         m = self.check(mel, device)
         return m.shape[0], self.samples(m.shape[-1]), {"mel": m}
 
+    def griffin_lim(self, mel: Any, n_iter: int = 100, seed: int = 0) -> Tensor:
+        """Log mel [n, n_mels, F] -> audio [n, (F - 1) x hop] by NNLS + fast Griffin-Lim
+        (:mod:`waveloom.audio.mel_inversion`): the no-network baseline of a vocoder."""
+        from waveloom.audio.mel_inversion import griffin_lim_from_mel
+
+        m = self.check(mel)
+        return griffin_lim_from_mel(m, self.sample_rate, self.n_fft, self.hop, fmin=self.fmin,
+                                    fmax=self.fmax or None, n_iter=n_iter,
+                                    length=self.samples(m.shape[-1]), seed=seed)
+
     def samples(self, frames: int) -> int:
         """Length of the audio a centred mel of ``frames`` frames was computed from, rounded
         down to whole hops (at least one hop)."""

@@ -116,6 +116,13 @@ class Adversarial(Generative):
         """Labels of the auxiliary classifier ([B] long), or None without one."""
         return None
 
+    def reconstruction_loss(self, real: Tensor, fake: Tensor, cond: dict[str, Any]
+                            ) -> Tensor | None:
+        """A weighted loss between the whole real and generated windows (before
+        :meth:`crop_pair`), added to the generator's objective; None (the default) for none.
+        A conditional vocoder's fake has a target (MelGAN: the mel loss of HiFi-GAN)."""
+        return None
+
     # -- the shared objective
     def _eval_gen(self, gen: torch.Generator | None) -> torch.Generator | None:
         if gen is None and not self.training:
@@ -167,11 +174,15 @@ class Adversarial(Generative):
         gen = self._eval_gen(gen)
         real, cond = self.real_sample(batch, gen)
         fake = self.fake_sample(cond, gen)
+        recon = self.reconstruction_loss(real, fake, cond)
         real, fake = self.crop_pair(real, fake, gen)
         outs_f = self.critic(fake, cond, gen)
         loss_fn = wasserstein_g if c.gan_loss == "wgan-gp" else hinge_g
         total = sum(loss_fn(f[0]) for f in outs_f)
         out = {"g_adv": total.detach()}
+        if recon is not None:
+            total = total + recon
+            out["reconstruction"] = recon.detach()
         if c.fm_weight > 0:
             with torch.no_grad():
                 outs_r = self.critic(real, cond, gen)
