@@ -104,3 +104,20 @@ def test_the_reproducing_command_keeps_its_quoting():
 
     line = command_line(["--model", "DDSP ae=x.safetensors", "--record"], "benchmarks/b.py")
     assert line == "python benchmarks/b.py --model 'DDSP ae=x.safetensors'"
+
+
+def test_a_shipped_models_name_works_wherever_a_checkpoint_path_does(tmp_path, monkeypatch):
+    """``waveloom generate wavenet-small-notes`` (the name ``waveloom models`` lists) means the
+    shipped file; an existing path, a folder or a path with a directory part is left alone."""
+    from waveloom.checkpoint import SHIPPED, checkpoint_path
+
+    monkeypatch.chdir(tmp_path)
+    shipped = sorted(SHIPPED.glob("*.safetensors"))
+    assert shipped, "waveloom/assets holds no model"
+    name = shipped[0].stem
+    assert checkpoint_path(name) == shipped[0]
+    assert checkpoint_path(shipped[0].name) == shipped[0]
+    (tmp_path / name).mkdir()  # a local folder of that name wins (ddsp reads folders)
+    assert checkpoint_path(name) == Path(name)
+    assert checkpoint_path(f"runs/{name}") == Path(f"runs/{name}")
+    assert str(checkpoint_path("no-such-model")) == "no-such-model"

@@ -122,11 +122,29 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+SHIPPED = Path(__file__).resolve().parent / "assets"
+
+
+def checkpoint_path(text: str | Path) -> Path:
+    """A command line's checkpoint argument -> a path: what exists as given (a file, or a
+    folder the verb reads), else the shipped model of that name (``wavenet-small-notes`` ->
+    ``waveloom/assets/wavenet-small-notes.safetensors``, as ``waveloom models`` lists them),
+    else the path as given, for the verb's own not-found error."""
+    path = Path(text)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    for candidate in (SHIPPED / path.name, SHIPPED / f"{path.name}.safetensors"):
+        if candidate.is_file() and candidate.suffix == ".safetensors":
+            return candidate
+    return path
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The checkpoint's metadata, after checking it is a waveloom checkpoint we can read."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: checkpoint not found (`waveloom models` lists the "
+                              "shipped ones by name)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

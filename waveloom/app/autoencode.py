@@ -28,6 +28,7 @@ from waveloom.app.common import (
     check_positive,
     sampling_options,
 )
+from waveloom.checkpoint import checkpoint_path
 from waveloom.config import SamplingOptions
 from waveloom.errors import AudioError, CheckpointError, ConfigError, DataError
 
@@ -47,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     en = subparsers.add_parser("encode", help="autoencoder codes of audio files (.npy + image)",
                                description="Write NAME.npy (float32 [D, frames], one frame per "
                                "hop samples) and NAME.png for each audio file.")
-    en.add_argument("checkpoint", type=Path, help="an autoencoder's model.safetensors")
+    en.add_argument("checkpoint", type=checkpoint_path, help="an autoencoder's model.safetensors")
     en.add_argument("files", type=Path, nargs="+", metavar="FILE", help="audio files")
     en.add_argument("--out", type=Path, required=True, help="output folder")
     en.add_argument("--seconds", type=float, default=None,
@@ -60,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dc = subparsers.add_parser("decode", help="audio from autoencoder codes (.npy from encode)",
                                description="Write NAME.wav and a spectrogram NAME.png per code "
                                "file.")
-    dc.add_argument("checkpoint", type=Path, help="the autoencoder's model.safetensors")
+    dc.add_argument("checkpoint", type=checkpoint_path, help="the autoencoder's model.safetensors")
     dc.add_argument("embeddings", type=Path, nargs="+", metavar="EMB.npy",
                     help="code files ([D, frames] or [n, D, frames])")
     dc.add_argument("--out", type=Path, required=True, help="output folder")
@@ -69,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                "step", description="Decode (1-a) z_A + a z_B for --steps values "
                                "of a from 0 to 1: interp-i.wav per step and rainbowgrams.png "
                                "comparing A, the steps and B.")
-    ip.add_argument("checkpoint", type=Path, help="an autoencoder's model.safetensors")
+    ip.add_argument("checkpoint", type=checkpoint_path, help="an autoencoder's model.safetensors")
     ip.add_argument("a", type=Path, metavar="A", help="first audio file (a = 0)")
     ip.add_argument("b", type=Path, metavar="B", help="second audio file (a = 1)")
     ip.add_argument("--steps", type=int, default=5, help="mixes from A to B (default 5)")

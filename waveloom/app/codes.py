@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from waveloom.app.common import add_device_arg, add_quiet_arg
+from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ec = subparsers.add_parser("encode-codes", help="encode a cache with an ADA level into a "
                                "code cache (the next level's or the prior's training data)")
-    ec.add_argument("checkpoint", type=Path, help="model.safetensors of an 'ada' level or a "
+    ec.add_argument("checkpoint", type=checkpoint_path,
+                    help="model.safetensors of an 'ada' level or a "
                     "'codec' (its codes for the codec LM)")
     ec.add_argument("--bandwidth", type=float, default=None,
                     help="codec only: kbps, i.e. how many codebooks (default: all)")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, check_positive
+from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
 
 #: The chorale Music Transformer ``compose`` uses by default (shipped by the lead).
@@ -45,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reverb", type=float, default=0.0, metavar="WET",
                    help="a shared room for all voices: its wet share 0..1 (default 0: off; "
                         "0.2 is a small hall)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, metavar="CKPT",
+    p.add_argument("--model", type=checkpoint_path, default=DEFAULT_MODEL, metavar="CKPT",
                    help="a music_transformer model.safetensors (default: the shipped chorale "
                         "model)")
     p.add_argument("--top-k", type=int, default=0, help="keep the k likeliest events (0: all)")

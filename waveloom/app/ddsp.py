@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg
+from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
 
 F0_METHODS = ("crepe-full", "crepe-tiny", "yin", "pyin")  # waveloom.audio.f0.METHODS
@@ -30,7 +31,8 @@ F0_METHODS = ("crepe-full", "crepe-tiny", "yin", "pyin")  # waveloom.audio.f0.ME
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr = subparsers.add_parser("transfer", help="DDSP: play audio's pitch and loudness with a "
                                "trained instrument (timbre transfer / resynthesis)")
-    tr.add_argument("checkpoint", type=Path, help="a ddsp model.safetensors, or a folder of them "
+    tr.add_argument("checkpoint", type=checkpoint_path,
+                    help="a ddsp model.safetensors, or a folder of them "
                     "with --instrument")
     tr.add_argument("audio", type=Path, nargs="+", help="input audio files")
     tr.add_argument("--pitch-shift", type=float, default=0.0, metavar="ST",
@@ -42,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          "fastest)")
     pe = subparsers.add_parser("perform", help="DDSP: render a MIDI file with a trained "
                                "instrument")
-    pe.add_argument("checkpoint", type=Path, help="a ddsp model.safetensors, or a folder of them "
+    pe.add_argument("checkpoint", type=checkpoint_path,
+                    help="a ddsp model.safetensors, or a folder of them "
                     "with --instrument")
     pe.add_argument("midi", type=Path, help="a .mid file (every pitched part is played)")
     pe.add_argument("--vibrato", default="0,0", metavar="CENTS,HZ",

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, write_json
+from waveloom.checkpoint import checkpoint_path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,10 +63,11 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
         "spectral (generated audio: a folder, a cache split, or samples drawn from a "
         "checkpoint). Means and distances carry confidence intervals and their n.",
         epilog=_N_NEEDED, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ev.add_argument("target", type=Path,
+    ev.add_argument("target", type=checkpoint_path,
                     help="checkpoint (.safetensors), folder of audio files, or cache folder; "
                     "or the word nll followed by a checkpoint (`evaluate nll CKPT --data D`)")
-    ev.add_argument("checkpoint", type=Path, nargs="?", default=None, help=argparse.SUPPRESS)
+    ev.add_argument("checkpoint", type=checkpoint_path, nargs="?", default=None,
+                    help=argparse.SUPPRESS)
     ev.add_argument("--metrics", default=None,
                     help="comma-separated among nll,fad,kid,kad,pitch,classifier,ndb,spectral "
                     "(default: nll for a checkpoint, fad for audio)")

@@ -30,6 +30,7 @@ from waveloom.app.common import (
     check_positive,
     sampling_options,
 )
+from waveloom.checkpoint import checkpoint_path
 from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError
 
@@ -48,7 +49,7 @@ DESCRIPTION = (
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ge = subparsers.add_parser("generate", help="sample audio from a checkpoint",
                                description=DESCRIPTION)
-    ge.add_argument("checkpoint", type=Path, help="model.safetensors from a run, or a "
+    ge.add_argument("checkpoint", type=checkpoint_path, help="model.safetensors from a run, or a "
                     "hierarchy manifest (.json, from `waveloom hierarchy`)")
     ge.add_argument("--out", type=Path, default=None, help="output folder (required unless "
                     "--list)")

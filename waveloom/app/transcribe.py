@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg
+from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr = subparsers.add_parser("transcribe", help="notes (.mid + piano-roll image) from audio "
                                "with a transcriber checkpoint")
-    tr.add_argument("checkpoint", type=Path, help="a transcriber's model.safetensors")
+    tr.add_argument("checkpoint", type=checkpoint_path, help="a transcriber's model.safetensors")
     tr.add_argument("audio", type=Path, nargs="+", help="audio files (any rate; resampled)")
     tr.add_argument("--out", type=Path, required=True, help="output folder")
     tr.add_argument("--onset-threshold", type=float, default=0.5,

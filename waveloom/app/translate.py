@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, sampling_options
+from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
 
 SILENT_RMS = 1e-4
@@ -23,7 +24,7 @@ SILENT_RMS = 1e-4
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr = subparsers.add_parser("translate", help="play audio in another domain (instrument) "
                                "with a translator checkpoint")
-    tr.add_argument("checkpoint", type=Path, help="a translator's model.safetensors")
+    tr.add_argument("checkpoint", type=checkpoint_path, help="a translator's model.safetensors")
     tr.add_argument("audio", type=Path, nargs="+", help="audio files (any rate; resampled)")
     tr.add_argument("--domain", required=True, help="target domain: a name or an id (the "
                     "checkpoint's extra.domains / extra.instruments)")

@@ -20,6 +20,7 @@ from waveloom.app.common import (
     add_sampling_args,
     sampling_options,
 )
+from waveloom.checkpoint import checkpoint_path
 from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError, DataError
 
@@ -35,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write NAME.wav and a spectrogram NAME.png per mel file. A mel is float "
         "[n_mels, frames] (or [n, n_mels, frames]) as waveloom.audio.spectral.mel_spectrogram "
         "makes it with the checkpoint's sample rate, n_fft, hop and n_mels.")
-    vo.add_argument("checkpoint", type=Path,
+    vo.add_argument("checkpoint", type=checkpoint_path,
                     help="a melgan run's model.safetensors, a WaveNet's with model.local=mel, "
                          "or a diffwave/waveglow one with model.conditioning=mel")
     vo.add_argument("mels", type=Path, nargs="+", metavar="MEL.npy", help="log-mel arrays")

@@ -17,10 +17,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from waveloom.checkpoint import SHIPPED
 from waveloom.errors import DataError
 
 #: The shipped checkpoints' folder (their records live in its ``cards/``).
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = SHIPPED  # waveloom/assets
 
 
 @dataclass
