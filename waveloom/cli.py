@@ -18,6 +18,7 @@
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
     waveloom models [NAME] [--dir RUNS]      the model zoo: shipped checkpoints and their cards
+    waveloom export CKPT --format onnx|torchscript --out FILE   DDSP block / MelGAN for hosts
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
     waveloom demo                            the README's main job
 
@@ -42,6 +43,7 @@ from waveloom.app import (
     ddsp,
     demo,
     evaluate,
+    export,
     generate,
     listen,
     models,
@@ -54,7 +56,7 @@ from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
 APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, translate,
-               compose, evaluate, listen, models, demo)
+               compose, evaluate, listen, models, export, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

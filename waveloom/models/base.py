@@ -82,6 +82,14 @@ class Generative(nn.Module):
         ``waveloom.sampling.sample.sample``, which dispatches between the two."""
         raise NotImplementedError
 
+    # -- what ``waveloom export`` needs
+    def export_spec(self) -> Any:
+        """A :class:`waveloom.models.export_spec.ExportSpec`: the module a host runs (a
+        vocoder's forward pass, a streaming block with its state as tensors) and how to call
+        it. Families that cannot be exported say so."""
+        raise ConfigError(f"{type(self).__name__} cannot be exported yet; `waveloom export` "
+                          "takes ddsp and melgan checkpoints")
+
     # -- what the contract tests need
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         """A small random batch with every key this model reads (for tests and smoke runs)."""

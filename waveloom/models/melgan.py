@@ -144,6 +144,17 @@ class MelGANDiscriminator(nn.Module):
         return outs
 
 
+class _Vocoder(nn.Module):
+    """What ``waveloom export`` traces: log mel [B, M, F] -> audio [B, F * hop], clamped."""
+
+    def __init__(self, generator: MelGANGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, mel: Tensor) -> Tensor:
+        return self.generator(mel)[:, 0].clamp(-1.0, 1.0)
+
+
 class MelGAN(Adversarial):
     """Mel-spectrogram vocoder (see the module docstring)."""
 
@@ -244,6 +255,23 @@ class MelGAN(Adversarial):
         if mel.shape[0] != n:
             raise ConfigError(f"{mel.shape[0]} mels for {n} samples")
         return fit_length(self.vocode(mel), length)
+
+    def export_spec(self) -> Any:
+        """The generator as a vocoder: log mel [B, n_mels, F] -> audio [B, F x hop] in
+        [-1, 1] (the last hop is the centred frame's right half: trim it, as ``vocode`` does,
+        when the mel came from a whole file)."""
+        from waveloom.models.export_spec import ExportSpec
+
+        c = self.config
+        g = torch.Generator().manual_seed(0)
+        examples = [(MEL_CENTRE + MEL_SCALE * torch.randn(1, c.n_mels, frames, generator=g),)
+                    for frames in (32, 17)]
+        return ExportSpec(
+            module=_Vocoder(self.generator).eval(), examples=examples, inputs=["mel"],
+            outputs=["audio"], dynamic={"mel": {0: "batch", 2: "frames"},
+                                        "audio": {0: "batch", 1: "samples"}},
+            info={"sample_rate": c.sample_rate, "hop": c.hop,
+                  "mel": self.mel_features.layout(), "latency_ms": 0.0})
 
     def interpolate(self, *args: Any, **kwargs: Any) -> Tensor:
         raise ConfigError("MelGAN has no latent to interpolate; --interpolate is for "

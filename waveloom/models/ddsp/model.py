@@ -125,6 +125,12 @@ class DDSP(Generative):
         b, f = f0_hz.shape
         return self.z_mean.to(f0_hz.dtype).expand(b, f, -1)
 
+    def export_spec(self) -> Any:
+        """The streaming block with its state as tensors (:mod:`waveloom.models.ddsp.block`)."""
+        from waveloom.models.ddsp.block import export_spec
+
+        return export_spec(self)
+
     def encode(self, audio: Tensor) -> Tensor:
         """Audio ``[B, T]`` -> z ``[B, T // hop, D]`` (ae models)."""
         if self.encoder is None:
