@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--f0-method", default=None, metavar="|".join(F0_METHODS),
                     help="f0 tracker (default: the one the model was trained with; yin is the "
                          "fastest)")
+    tr.add_argument("--stream", action="store_true",
+                    help="play each file block by block as a live input would (10 ms blocks, "
+                         "causal YIN f0 and loudness) and report the time of the worst block")
     pe = subparsers.add_parser("perform", help="DDSP: render a MIDI file with a trained "
                                "instrument")
     pe.add_argument("checkpoint", type=checkpoint_path,
@@ -157,6 +160,8 @@ def _run(args: argparse.Namespace) -> int | None:
         raise ConfigError("transfer: two inputs share a file name ("
                           f"{sorted({s for s in stems if stems.count(s) > 1})}); their outputs "
                           "would overwrite each other; rename or run them separately")
+    if args.stream:
+        return _run_stream(args, model)
     for source in args.audio:
         audio, _ = load_audio(source, sr)
         controls = audio_controls(model, audio, str(source), args.pitch_shift,
@@ -164,4 +169,29 @@ def _run(args: argparse.Namespace) -> int | None:
         _warn(controls.notes)
         out = render(model, controls, args.seed, length=len(audio))
         print(save_audio(args.out / f"{source.stem}.wav", out, sr))
+    return 0
+
+
+def _run_stream(args: argparse.Namespace, model) -> int:
+    """``transfer --stream``: each file through :func:`waveloom.models.ddsp.live.
+    transfer_live`, with its block timings."""
+    import numpy as np
+
+    from waveloom.audio.io import load_audio, save_audio
+    from waveloom.models.ddsp.live import transfer_live
+
+    if args.f0_method not in (None, "yin"):
+        raise ConfigError(f"--stream tracks f0 with yin, live; --f0-method {args.f0_method} "
+                          "needs the whole file (drop --stream)")
+    sr = model.config.sample_rate
+    for source in args.audio:
+        audio, _ = load_audio(source, sr)
+        out, live = transfer_live(model, audio, pitch_shift=args.pitch_shift,
+                                  loudness_shift=args.loudness_shift, seed=args.seed)
+        peak = float(np.abs(out).max()) if out.size else 0.0
+        print(save_audio(args.out / f"{source.stem}.wav", out / max(peak, 1.0), sr))
+        ms = np.asarray(live.ms)
+        print(f"stream: {len(ms)} blocks of 10 ms; median {np.median(ms):.2f} ms, worst "
+              f"{ms.max():.2f} ms, {int((ms > 10.0).sum())} over the 10 ms budget; "
+              f"latency {live.latency_ms:.0f} ms + the block")
     return 0

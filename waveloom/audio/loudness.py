@@ -14,6 +14,8 @@ square wave); a full-scale 1 kHz sine reads -3.01 dB, a 1 kHz sine at -20 dBFS p
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -59,3 +61,23 @@ def a_weighted_loudness(audio: Tensor, sample_rate: int, hop: int, n_fft: int = 
 
 
 __all__ = ["FLOOR_DB", "a_weighted_loudness", "a_weighting_db"]
+
+
+@lru_cache(maxsize=8)
+def _frame_weights(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """(periodic Hann window, one-sided A-weighted power gain / (n_fft sum w^2)) for one frame."""
+    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64).numpy()
+    gain = 10.0 ** (a_weighting_db(np.fft.rfftfreq(n_fft, 1.0 / sample_rate)).numpy() / 10.0)
+    gain[1 : (n_fft + 1) // 2] *= 2.0  # one-sided: every bin but DC (and Nyquist) twice
+    return window, gain / (n_fft * (window**2).sum())
+
+
+def window_loudness(window: np.ndarray, sample_rate: int) -> float:
+    """A-weighted loudness in dB of one frame, the whole of ``window`` (n_fft = its length):
+    what :func:`a_weighted_loudness` gives the frame centred on the window's middle, for a
+    live input that cannot look past its newest sample."""
+    x = np.asarray(window, dtype=np.float64)
+    hann, gain = _frame_weights(int(sample_rate), len(x))
+    spec = np.fft.rfft(x * hann)
+    power = float(((spec.real**2 + spec.imag**2) * gain).sum())
+    return 10.0 * np.log10(max(power, 10.0 ** (FLOOR_DB / 10.0)))

@@ -83,3 +83,14 @@ def yin(audio: np.ndarray, sample_rate: int, hop: int, fmin: float, fmax: float,
         cmnd = _cmnd(np.ascontiguousarray(windows[start : start + CHUNK]), max_period)
         periods[start : start + CHUNK] = _pick_period(cmnd, min_period, threshold)
     return sample_rate / periods
+
+
+def yin_window(window: np.ndarray, sample_rate: int, fmin: float, fmax: float,
+               threshold: float = 0.1) -> float:
+    """f0 in Hz of one frame, the whole of ``window`` (its length is the frame length): what
+    :func:`yin` gives the frame centred on the window's middle, for a live input that cannot
+    look past its newest sample."""
+    x = np.asarray(window, dtype=np.float64)[None]
+    min_period = max(1, int(np.floor(sample_rate / fmax)))
+    max_period = min(int(np.ceil(sample_rate / fmin)), x.shape[1] - 1)
+    return float(sample_rate / _pick_period(_cmnd(x, max_period), min_period, threshold)[0])
