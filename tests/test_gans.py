@@ -279,6 +279,22 @@ def test_adversarial_training_resumes_exactly(family, cache, tmp_path):
     assert any(not torch.equal(first[k], a[k]) for k in a if k.startswith("discriminator."))
 
 
+def test_adversarial_start_warms_the_generator_up_alone(cache, tmp_path):
+    """Before ``model.adversarial_start`` only the generator moves, on its reconstruction
+    loss (Parallel WaveGAN's warm-up); a family without one refuses in one line."""
+    tiny = CONFIGS / "melgan" / "tiny.yaml"
+    overrides = ["model.mel_weight=45", "model.adversarial_start=3"]
+    for steps in (1, 3):
+        train(load_config(tiny, [*overrides, f"train.max_steps={steps}"]), cache,
+              tmp_path / f"warm{steps}", progress=False)
+    first, after = _weights(tmp_path / "warm1"), _weights(tmp_path / "warm3")
+    assert all(torch.equal(first[k], after[k]) for k in after if k.startswith("discriminator."))
+    assert any(not torch.equal(first[k], after[k]) for k in after if k.startswith("generator."))
+    with pytest.raises(ConfigError, match="no reconstruction loss"):
+        train(load_config(CONFIGS / "wavegan" / "tiny.yaml", ["model.adversarial_start=2"]),
+              cache, tmp_path / "wg", progress=False)
+
+
 # ----------------------------------------------------------------------------- CLI
 
 

@@ -62,6 +62,10 @@ class AdversarialConfig(ModelConfig):
     fm_weight: float = 0.0  # feature matching (MelGAN: 10)
     aux_weight: float = 0.0  # auxiliary classifier (GANSynth's pitch: 10)
     n_critic: int = 1  # discriminator updates per generator update (WaveGAN: 5)
+    # steps the generator trains alone on its reconstruction loss before the discriminator
+    # joins (Parallel WaveGAN's warm-up: 100k steps there); needs a family with one (MelGAN's
+    # mel_weight)
+    adversarial_start: int = 0
     d_lr: float = 0.0  # discriminator learning rate; 0 = train.lr
     d_betas: tuple[float, float] = (0.5, 0.9)
 
@@ -70,7 +74,7 @@ class AdversarialConfig(ModelConfig):
             raise ConfigError(f"model.gan_loss={self.gan_loss!r}: use one of "
                               f"{', '.join(GAN_LOSSES)}")
         require_positive(self, "sample_rate", "latent_dim", "n_critic")
-        for name in ("gp_weight", "fm_weight", "aux_weight", "d_lr"):
+        for name in ("gp_weight", "fm_weight", "aux_weight", "d_lr", "adversarial_start"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model.{name}={getattr(self, name)} must be >= 0")
         if not all(0.0 <= b < 1.0 for b in self.d_betas):
@@ -135,6 +139,11 @@ class Adversarial(Generative):
         otherwise (its fakes are drawn without a graph)."""
         return sum(p.sum() for p in self.generator.parameters()) * 0.0
 
+    def _touch_discriminator(self) -> Tensor:
+        """Zero that depends on every discriminator parameter (the warm-up's generator loss
+        does not use it; under DDP every parameter needs a gradient)."""
+        return sum(p.sum() for p in self.discriminator.parameters()) * 0.0
+
     def discriminator_loss(self, batch: Batch, gen: torch.Generator | None = None
                            ) -> dict[str, Tensor]:
         """The discriminator's objective on one batch (fresh latents): ``'loss'`` + terms."""
@@ -167,14 +176,22 @@ class Adversarial(Generative):
             out["d_class_acc"] = (logits.argmax(-1) == target).float().mean()
         return {"loss": total, **out}
 
-    def generator_loss(self, batch: Batch, gen: torch.Generator | None = None
-                       ) -> dict[str, Tensor]:
-        """The generator's objective on one batch: ``'loss'`` + terms."""
+    def generator_loss(self, batch: Batch, gen: torch.Generator | None = None,
+                       adversarial: bool = True) -> dict[str, Tensor]:
+        """The generator's objective on one batch: ``'loss'`` + terms; with ``adversarial``
+        False (the warm-up before ``adversarial_start``) the reconstruction loss alone."""
         c = self.config
         gen = self._eval_gen(gen)
         real, cond = self.real_sample(batch, gen)
         fake = self.fake_sample(cond, gen)
         recon = self.reconstruction_loss(real, fake, cond)
+        if not adversarial:
+            if recon is None:
+                raise ConfigError(f"model.adversarial_start={c.adversarial_start}: "
+                                  f"{type(self).__name__} has no reconstruction loss to warm up "
+                                  "on (MelGAN: set model.mel_weight)")
+            return {"loss": recon + self._touch_discriminator(), "reconstruction":
+                    recon.detach()}
         real, fake = self.crop_pair(real, fake, gen)
         outs_f = self.critic(fake, cond, gen)
         loss_fn = wasserstein_g if c.gan_loss == "wgan-gp" else hinge_g

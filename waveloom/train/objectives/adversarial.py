@@ -55,10 +55,23 @@ class AdversarialObjective(Objective):
                                              weight_decay=t.weight_decay),
         }
 
+    def _warm_up(self, model: nn.Module, batch: Batch, gen: torch.Generator
+                 ) -> dict[str, Tensor]:
+        """A step before ``model.adversarial_start``: the generator alone, on its
+        reconstruction loss; the discriminator waits."""
+        with self.autocast():
+            g = model.generator_loss(batch, gen, adversarial=False)
+        self.apply(model, g["loss"], "optimizer")
+        self.update_ema(model)
+        self.end_step()
+        return {"loss": g["loss"].detach(), "reconstruction": g["reconstruction"]}
+
     def step(self, model: nn.Module, batch: Batch, step: int) -> dict[str, Tensor]:
         """``model.n_critic`` discriminator updates, then one generator update. ``'loss'`` is
         the generator's loss and ``'d_loss'`` the last discriminator loss."""
         gen = step_generator(self.cfg.train.seed, step, self.fabric.global_rank)
+        if step < self.cfg.model.adversarial_start:
+            return self._warm_up(model, batch, gen)
         for _ in range(self.cfg.model.n_critic):
             with self.autocast():
                 d = model.discriminator_loss(batch, gen)
