@@ -28,6 +28,8 @@ DEMO_CHECKPOINT = ASSETS / "wavenet-small-notes.safetensors"
 DEMO_AUTOENCODER = ASSETS / "nsynth-ae-small-notes.safetensors"
 #: The shipped DDSP instruments: every asset named so plays the demo's transfer section.
 DDSP_ASSETS = "ddsp-*.safetensors"
+#: The shipped vocoder: the first asset named so plays the demo's vocoder section.
+VOCODER_ASSETS = "melgan-*.safetensors"
 
 #: (pitch, seconds) of the demo melody: the opening of "Ode to Joy", in C.
 MELODY = [(64, 0.5), (64, 0.5), (65, 0.5), (67, 0.5), (67, 0.5), (65, 0.5), (64, 0.5), (62, 0.5),
@@ -153,12 +155,12 @@ def _interpolation_section(ckpt: Path, data_dir: Path, examples: dict, out: Path
 
 def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None = None,
              autoencoder: Path | None = None, ddsp: list[Path] | None = None,
-             composer: Path | None = None) -> Path:
+             composer: Path | None = None, vocoder: Path | None = None) -> Path:
     """Write the demo folder; return the path of its ``index.html``.
 
     ``checkpoint`` (a WaveNet), ``autoencoder`` (an NSynth autoencoder), ``ddsp`` (DDSP
-    instruments) and ``composer`` (a Music Transformer) default to the shipped models; a
-    section is skipped when its checkpoint is absent.
+    instruments), ``composer`` (a Music Transformer) and ``vocoder`` (a MelGAN) default to the
+    shipped models; a section is skipped when its checkpoint is absent.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -184,6 +186,13 @@ def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None 
 
         sections.append(_card_figures(instruments) +
                         ddsp_section(instruments, MELODY, out, _section))
+    shipped_vocoders = sorted(ASSETS.glob(VOCODER_ASSETS))
+    voc = Path(vocoder) if vocoder else (shipped_vocoders[0] if shipped_vocoders else None)
+    if voc is not None and voc.is_file():
+        from waveloom.app._demo_vocoder import vocoder_section
+
+        sections.append(_card_figures([voc]) +
+                        vocoder_section(voc, data_dir, examples, out, _section))
     from waveloom.app._demo_compose import compose_section
     from waveloom.app.compose import DEFAULT_MODEL
 
