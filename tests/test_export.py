@@ -163,3 +163,46 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot be exported yet" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_wavenet_step_from_zero_queues_equals_the_parallel_forward(tmp_path):
+    """The exported single step (caches as inputs and outputs), stepped from zero queues,
+    gives the padded parallel forward's parameters at every position: the shipped WaveNet,
+    with its pitch excitation and note clock computed inside the step; and ONNX Runtime
+    matches the torch step."""
+    from waveloom.checkpoint import SHIPPED
+    from waveloom.models.load import load_checkpoint
+    from waveloom.models.wavenet_step import WaveNetStep
+
+    ckpt = SHIPPED / "wavenet-small-notes.safetensors"
+    model, _ = load_checkpoint(ckpt)
+    step = WaveNetStep(model).eval()
+    batch, length, onset = 2, 24, 5
+    codes = torch.randint(0, 256, (batch, length), generator=torch.Generator().manual_seed(0))
+    pitch, instrument = torch.tensor([60, 67]), torch.tensor([1, -1])
+    with torch.no_grad():
+        g = model.global_cond(pitch, instrument, batch=batch, dropout=False)
+        local = torch.cat(model._clock_features(pitch, batch, 0, length, onset), 1)
+        want = model.stack(codes, g, local, padded=True)  # [B, P, T]
+    result = export_checkpoint(ckpt, "onnx", tmp_path / "wn.onnx")
+    assert result["check"]["max_abs_diff"] < 1e-3 and len(result["state"]) == len(step.sizes)
+    session = ort.InferenceSession(str(tmp_path / "wn.onnx"), providers=["CPUExecutionProvider"])
+    queues = step.initial_queues(batch)
+    names = [f"queue_{i}" for i in range(len(queues))]
+    onnx_queues = {k: q.numpy() for k, q in zip(names, queues)}
+    got_torch, got_onnx = [], []
+    for t in range(length):
+        args = (codes[:, t], pitch, instrument, torch.full((batch,), t),
+                torch.full((batch,), onset))
+        with torch.no_grad():
+            out = step(*args, *queues)
+        got_torch.append(out[0])
+        queues = list(out[1:])
+        feed = dict(zip(["code", "pitch", "instrument", "position", "onset"],
+                        (a.numpy() for a in args)))
+        res = session.run(None, {**feed, **onnx_queues})
+        got_onnx.append(torch.from_numpy(res[0]))
+        onnx_queues = dict(zip(names, res[1:]))
+    by_step = torch.stack(got_torch, -1)
+    assert torch.allclose(by_step, want, atol=1e-4, rtol=1e-5)
+    assert (torch.stack(got_onnx, -1) - by_step).abs().max() < 1e-3

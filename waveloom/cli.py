@@ -18,7 +18,7 @@
     waveloom evaluate CKPT|DIR [--data CACHE] --metrics nll,fad,pitch,classifier,ndb,spectral
     waveloom train-classifier CACHE --out CKPT   instrument-family + pitch classifier (metrics)
     waveloom models [NAME] [--dir RUNS]      the model zoo: shipped checkpoints and their cards
-    waveloom export CKPT --format onnx|torchscript --out FILE   DDSP block / MelGAN for hosts
+    waveloom export CKPT --format onnx|torchscript --out FILE   DDSP block, MelGAN, WaveNet step
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
     waveloom demo                            the README's main job
 

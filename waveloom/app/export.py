@@ -1,7 +1,8 @@
 """``waveloom export CKPT --format onnx|torchscript --out FILE``: a model for other hosts.
 
 The family says what is exported (:meth:`~waveloom.models.base.Generative.export_spec`): DDSP's
-streaming block with its state as inputs and outputs, MelGAN's mel -> audio generator. The file
+streaming block with its state as inputs and outputs, MelGAN's mel -> audio generator, the
+WaveNet's single step with its caches as state. The file
 is traced from the spec's first example, then every example (other lengths along the dynamic
 axes) runs through the file and through the module, and the largest difference is printed and
 kept: a file that disagrees with torch by more than ``--tolerance`` is not written.
@@ -33,11 +34,13 @@ FORMATS = ("onnx", "torchscript")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ex = subparsers.add_parser(
-        "export", help="write a ddsp or melgan checkpoint as ONNX or TorchScript for other hosts",
+        "export", help="write a ddsp, melgan or wavenet checkpoint as ONNX or TorchScript",
         description="DDSP: the streaming block (frames + state in, audio + state out; any "
-        "block length). MelGAN: log mel in, audio out. The file is checked against torch on "
+        "block length). MelGAN: log mel in, audio out. WaveNet: one sample, its caches in and "
+        "out. The file is checked against torch on "
         "inputs of several lengths; FILE.json describes its inputs, outputs and state.")
-    ex.add_argument("checkpoint", type=checkpoint_path, help="a ddsp or melgan checkpoint")
+    ex.add_argument("checkpoint", type=checkpoint_path,
+                    help="a ddsp, melgan or wavenet checkpoint")
     ex.add_argument("--format", choices=FORMATS, required=True)
     ex.add_argument("--out", type=Path, required=True, help="the file to write (.onnx / .pt)")
     ex.add_argument("--tolerance", type=float, default=1e-4,
@@ -102,9 +105,14 @@ def _write_onnx(spec: Any, path: Path, opset: int) -> None:
         raise ConfigError("ONNX export needs the onnx package: pip install "
                           "'waveloom[export]'") from None
     names = set(spec.inputs) | set(spec.outputs)
-    torch.onnx.export(spec.module, spec.examples[0], str(path), input_names=spec.inputs,
-                      output_names=spec.outputs, opset_version=opset, dynamo=False,
-                      dynamic_axes={k: v for k, v in spec.dynamic.items() if k in names})
+    try:
+        torch.onnx.export(spec.module, spec.examples[0], str(path), input_names=spec.inputs,
+                          output_names=spec.outputs, opset_version=opset, dynamo=False,
+                          dynamic_axes={k: v for k, v in spec.dynamic.items() if k in names})
+    except (RuntimeError, torch.onnx.errors.OnnxExporterError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"ONNX export failed ({first}); try --format torchscript or another "
+                          "--opset") from None
 
 
 def _write_torchscript(spec: Any, path: Path, opset: int) -> None:

@@ -88,7 +88,7 @@ class Generative(nn.Module):
         vocoder's forward pass, a streaming block with its state as tensors) and how to call
         it. Families that cannot be exported say so."""
         raise ConfigError(f"{type(self).__name__} cannot be exported yet; `waveloom export` "
-                          "takes ddsp and melgan checkpoints")
+                          "takes ddsp, melgan and wavenet checkpoints")
 
     # -- what the contract tests need
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:

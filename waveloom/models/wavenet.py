@@ -284,7 +284,9 @@ class WaveNet(StepSampled, Likelihood):
             known = known * (t >= 0).float()
         elif random_phase:
             cycles = cycles + torch.rand(n, 1, device=device).double()
-        phase = (2 * math.pi * torch.frac(cycles)).float()  # frac keeps the phase exact
+        # the fraction keeps the phase exact (x - floor(x): ONNX has no frac; equal for x >= 0,
+        # and negative times are silenced by `known`)
+        phase = (2 * math.pi * (cycles - torch.floor(cycles))).float()
         return torch.stack([torch.sin(phase) * known, torch.cos(phase) * known], dim=1)
 
     def _global(self, source: dict[str, Any], n: int, dropout: bool) -> Tensor | None:
@@ -469,6 +471,12 @@ class WaveNet(StepSampled, Likelihood):
         if self.config.note_clock:
             parts.append(self._note_clock(times))
         return parts
+
+    def export_spec(self) -> Any:
+        """One sample with the caches as state (:mod:`waveloom.models.wavenet_step`)."""
+        from waveloom.models.wavenet_step import export_spec
+
+        return export_spec(self)
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         """The base random batch plus a random mel or piano roll when the model reads one."""
