@@ -11,7 +11,8 @@ frames alternately at 250 frames/s) through:
   intra-op thread).
 
 Each prints median, 99th percentile and worst ms per block, and the real-time factor of the
-median (10 ms / median). Features are a slow glide 220 -> 660 Hz at varying loudness; the noise
+median (10 ms / median). ``--wavenet CKPT`` instead times the exported WaveNet step in ONNX
+Runtime (one thread), drawing each next code in numpy as a host would: samples per second. Features are a slow glide 220 -> 660 Hz at varying loudness; the noise
 is drawn per block, as a host would. Run::
 
     .venv/bin/python benchmarks/export_latency.py --seconds 10
@@ -100,12 +101,44 @@ def runners(model, folder: Path) -> dict[str, object]:
             "ONNX file (onnxruntime)": onnx_step}
 
 
+def wavenet_rate(checkpoint: str, samples: int = 2000) -> float:
+    """Samples per second of the exported WaveNet step in ONNX Runtime, sampling in numpy."""
+    import json
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "step.onnx"
+        export_checkpoint(checkpoint_path(checkpoint), "onnx", path)
+        info = json.loads(Path(f"{path}.json").read_text())["info"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    queues = {k: np.zeros([1, *v], np.float32) for k, v in info["queues"].items()}
+    code, rng = np.array([info["silence_code"]]), np.random.default_rng(0)
+    labels = {"pitch": np.array([60]), "instrument": np.array([0]), "onset": np.array([0])}
+    t0 = time.perf_counter()
+    for t in range(samples):
+        out = session.run(None, {"code": code, "position": np.array([t]), **labels, **queues})
+        logits = out[0][0] - out[0][0].max()
+        p = np.exp(logits) / np.exp(logits).sum()
+        code = np.array([rng.choice(len(p), p=p)])
+        queues = dict(zip(queues, out[1:]))
+    return samples / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default="ddsp-violin")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--wavenet", default=None, metavar="CKPT",
+                    help="time the exported WaveNet step instead (e.g. wavenet-small-notes)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.wavenet:
+        rate = wavenet_rate(args.wavenet)
+        print(f"{args.wavenet}: exported step in onnxruntime, one thread: {rate:,.0f} samples/s")
+        return
     path = checkpoint_path(args.checkpoint)
     model, _ = load_checkpoint(path)
     model.source = path
