@@ -12,7 +12,8 @@ frames alternately at 250 frames/s) through:
 
 Each prints median, 99th percentile and worst ms per block, and the real-time factor of the
 median (10 ms / median). ``--wavenet CKPT`` instead times the exported WaveNet step in ONNX
-Runtime (one thread), drawing each next code in numpy as a host would: samples per second. Features are a slow glide 220 -> 660 Hz at varying loudness; the noise
+Runtime (one thread), drawing each next code in numpy as a host would: samples per second.
+Features are a slow glide 220 -> 660 Hz at varying loudness; the noise
 is drawn per block, as a host would. Run::
 
     .venv/bin/python benchmarks/export_latency.py --seconds 10
