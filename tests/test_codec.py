@@ -191,3 +191,26 @@ def test_latent_bound_keeps_the_encoder_causal_and_bounded():
     y = x.clone()
     y[..., 20 * model.hop:] = 0
     assert torch.allclose(enc(y)[..., :20], z[..., :20])
+
+
+def test_dac_codebooks_look_up_in_a_normalised_projection():
+    """``codebook_dim`` + ``cosine_codes`` (DAC): the latents are projected to
+    ``codebook_dim`` and every codebook entry is a unit vector (lookup by direction), and the
+    model still encodes and decodes at every bitrate."""
+    _, model = _model("tiny", "model.codebook_dim=4", "model.cosine_codes=true")
+    rvq, hop = model.generator.quantizer, model.hop
+    assert rvq.project_in.out_features == 4 and rvq.project_in.in_features == 16
+    with torch.no_grad():  # one training pass initialises the codebooks
+        model.generator.quantize(model.generator.encoder(torch.randn(4, 1, 64 * hop) * 0.1))
+    assert bool(rvq.layers[0]._codebook.initted)  # (quantizer dropout may skip the others)
+    for layer in rvq.layers:
+        embed = layer._codebook.embed
+        assert embed.shape[-1] == 4
+        if bool(layer._codebook.initted):
+            assert torch.allclose(embed.norm(dim=-1), torch.ones(()), atol=1e-5)
+    model.eval()
+    codes = model.encode(torch.randn(2, 16 * hop) * 0.1)
+    assert codes.shape == (2, 4, 16) and int(codes.max()) < 16
+    assert model.decode(codes).shape == (2, 16 * hop)
+    with pytest.raises(ConfigError, match="codebook_dim"):
+        _model("tiny", "model.codebook_dim=99")

@@ -59,6 +59,12 @@ class CodecConfig(AdversarialConfig):
     # > 0: latents = bound x tanh(latents / bound). The first CPU run's latents grew without
     # limit (commitment loss 2e17 by step 1500, docs/codec.md); 0 keeps EnCodec's unbounded.
     latent_bound: float = 0.0
+    # DAC's codebook (Kumar et al. 2023, sec. 3.2): look codes up in a low-dimensional projection
+    # (``codebook_dim``, 0 = ``dim``; DAC: 8) and by cosine similarity of L2-normalised vectors
+    # (``cosine_codes``), which DAC found to use far more of each codebook and which cannot be
+    # saturated by the latents' scale (the third CPU run's failure, docs/codec.md).
+    codebook_dim: int = 0
+    cosine_codes: bool = False
     disc_fft_sizes: tuple[int, ...] = (1024, 512, 256)
     disc_channels: int = 32
     # Shares of the balanced update (EnCodec: time 0.1, frequency 1, adversarial 3, features 3).
@@ -86,6 +92,9 @@ class CodecConfig(AdversarialConfig):
     def validate(self) -> None:
         super().validate()
         require_positive(self, "channels", "dim", "n_q", "codebook_size", "disc_channels")
+        if not 0 <= self.codebook_dim <= self.dim:
+            raise ConfigError(f"model.codebook_dim={self.codebook_dim} must be in 0..model.dim="
+                              f"{self.dim} (0: no projection)")
         if not self.strides or any(s < 1 for s in self.strides):
             raise ConfigError(f"model.strides={list(self.strides)}: give positive strides")
         if self.sample_rate % self.hop:
@@ -113,7 +122,8 @@ class CodecAutoencoder(nn.Module):
             kmeans_init=True, kmeans_iters=10, decay=c.ema_decay,
             threshold_ema_dead_code=c.dead_code_threshold,
             quantize_dropout=c.quantizer_dropout and c.n_q > 1,
-            commitment_weight=c.commitment_weight)
+            commitment_weight=c.commitment_weight, use_cosine_sim=c.cosine_codes,
+            **({"codebook_dim": c.codebook_dim} if c.codebook_dim else {}))
 
     @contextlib.contextmanager
     def _no_init_outside_training(self):
