@@ -4,13 +4,14 @@ Every ``import``/``from ... import`` in ``waveloom/**/*.py`` is checked, includi
 ones inside functions: a lazy import is still a dependency, it only hides it until run time.
 The layers, low to high::
 
-    config, checkpoint, device, errors   generic
+    config, checkpoint, device, errors,  generic
+    web
     audio                                signal I/O, mu-law, spectral, plots
     nn, data                             shared layers | sources, synth, cache, datasets
     models                               one file per family, registry, loading
     sampling                             engines apart from networks, hierarchy
     train, evaluate, listening           (listening may not import train)
-    app (and the verb modules)           one module per verb group
+    app (and the verb modules), studio   one module per verb group; the studio drives them
     cli                                  the thin loop over app modules
 
 Imports within one layer are allowed (a package's modules, nn <-> data, train <-> evaluate).
@@ -26,13 +27,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "waveloom"
 # First name under ``waveloom`` (a subpackage or a top-level module) -> its layer.
 LAYERS: dict[str, int] = {
     "": 0,  # waveloom/__init__.py (the version)
-    "config": 0, "checkpoint": 0, "device": 0, "errors": 0, "memory": 0,
+    "config": 0, "checkpoint": 0, "device": 0, "errors": 0, "memory": 0, "web": 0,
     "audio": 1,
     "nn": 2, "data": 2,
     "models": 3,
     "sampling": 4,
     "train": 5, "evaluate": 5, "listening": 5, "zoo": 5,
-    "app": 6,
+    "app": 6, "studio": 6,
     # The verb modules, until they move into app/.
     "generate": 6, "autoencode": 6, "vocode": 6, "encode_codes": 6, "demo": 6,
     "cli": 7,

@@ -12,21 +12,17 @@ Routes (all JSON except the page and the audio):
   ``{"trial", "rater", "choice": "a"|"b"|"none"}``; stored in SQLite, then the trial is closed.
 
 The server binds to 127.0.0.1 only: ratings are collected on this machine (or through an SSH
-tunnel), never exposed to a network. It also defends against what a hostile page in the
-rater's browser could do: a request whose ``Host`` (or ``Origin``, when sent) is not
-localhost / 127.0.0.1 with this port is refused with 403 (DNS rebinding), every socket read has
-a timeout (:data:`READ_TIMEOUT`; a half-sent request cannot hold a thread forever), a body
-over :data:`MAX_BODY` bytes is 413, and a bad ``Content-Length`` or JSON nested deeper than
-:data:`MAX_JSON_DEPTH` is 400.
+tunnel), never exposed to a network. Its defences (Host/Origin checks, read timeouts of
+:data:`READ_TIMEOUT`, bodies over :data:`MAX_BODY` bytes refused, JSON nested deeper than
+:data:`MAX_JSON_DEPTH` refused) are :mod:`waveloom.web`'s, shared with the studio.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import re
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -34,19 +30,17 @@ from waveloom.errors import ConfigError, DataError
 from waveloom.listening.page import PAGE
 from waveloom.listening.store import RatingStore
 from waveloom.listening.trials import Scheduler
+from waveloom.web import HOST, LocalHandler
+from waveloom.web import json_depth as _json_depth  # noqa: F401 (tests import it from here)
 
-HOST = "127.0.0.1"
 DB_NAME = "listening.sqlite"
 _RATER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CONTENT_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
                   ".opus": "audio/ogg", ".mp3": "audio/mpeg"}
 #: Largest answer body accepted (an answer is a few dozen bytes).
 MAX_BODY = 4096
-#: Seconds any read from a client may block (headers and body).
-READ_TIMEOUT = 10.0
 #: Deepest JSON nesting accepted in an answer (an answer is one flat object).
 MAX_JSON_DEPTH = 4
-_LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 def default_db(dirs: list[str | Path]) -> Path:
@@ -73,75 +67,10 @@ class ListeningServer(ThreadingHTTPServer):
         self.store.close()
 
 
-def _json_depth(text: str) -> int:
-    """Deepest nesting of brackets in ``text`` outside strings (checked before parsing, so a
-    body of 4000 '[' is a 400, not a RecursionError)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LocalHandler):
     server: ListeningServer
-    protocol_version = "HTTP/1.1"
-    timeout = READ_TIMEOUT  # socketserver sets it on the connection: every read is bounded
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (stdlib signature)
-        if not self.server.quiet:
-            super().log_message(format, *args)
-
-    # ------------------------------------------------------------------ responses
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, payload: dict) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
-
-    def _error(self, status: int, message: str) -> None:
-        self._json(status, {"error": message})
-
-    def _local_origin(self) -> bool:
-        """Host (and Origin, when the browser sends one) name this server on 127.0.0.1 or
-        localhost: a page that rebinds its DNS name to 127.0.0.1 still sends its own Host."""
-        port = self.server.server_address[1]
-        allowed = {f"{h}:{port}" for h in _LOCAL_HOSTS}
-        if self.headers.get("Host", "").strip().lower() not in allowed:
-            return False
-        origin = self.headers.get("Origin")
-        return origin is None or origin.strip().lower() in {f"http://{a}" for a in allowed}
-
-    def parse_request(self) -> bool:
-        if not super().parse_request():
-            return False
-        if not self._local_origin():
-            self._error(HTTPStatus.FORBIDDEN, "only http://127.0.0.1 or localhost on this port")
-            self.close_connection = True
-            return False
-        return True
+    max_body = MAX_BODY
+    max_json_depth = MAX_JSON_DEPTH
 
     # ------------------------------------------------------------------ routes
 
@@ -173,37 +102,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
             return
         self._answer(body)
-
-    def _read_json(self):
-        """The request's JSON body, or None after answering 400/408/413 (the connection is
-        then closed: what is left of the body is not read)."""
-        text = self.headers.get("Content-Length", "")
-        if not text.strip().isdigit():
-            return self._refuse(HTTPStatus.BAD_REQUEST, "Content-Length must be a number")
-        length = int(text)
-        if length == 0:
-            return self._refuse(HTTPStatus.BAD_REQUEST, "expected a small JSON body")
-        if length > MAX_BODY:
-            return self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                f"body over {MAX_BODY} bytes")
-        try:
-            raw = self.rfile.read(length)
-        except TimeoutError:
-            return self._refuse(HTTPStatus.REQUEST_TIMEOUT, "body not sent in time")
-        if len(raw) < length:
-            return self._refuse(HTTPStatus.BAD_REQUEST, "body shorter than Content-Length")
-        try:
-            text = raw.decode("utf-8")
-            if _json_depth(text) > MAX_JSON_DEPTH:
-                return self._refuse(HTTPStatus.BAD_REQUEST, "JSON nested too deeply")
-            return json.loads(text)
-        except (ValueError, RecursionError):
-            return self._refuse(HTTPStatus.BAD_REQUEST, "body is not JSON")
-
-    def _refuse(self, status: int, message: str) -> None:
-        self.close_connection = True
-        self._error(status, message)
-        return None
 
     def _trial(self, query: dict[str, list[str]]) -> None:
         sched = self.server.scheduler
