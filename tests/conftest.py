@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ._browser import browser  # noqa: F401 (the headless-Chromium fixture of the page tests)
+
 torch.set_num_threads(1)
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -20,6 +20,7 @@
     waveloom models [NAME] [--dir RUNS]      the model zoo: shipped checkpoints and their cards
     waveloom export CKPT --format onnx|torchscript --out FILE   DDSP block, MelGAN, WaveNet step
     waveloom listen DIR_A DIR_B ...          blind listening test page; --report for MOS
+    waveloom studio [--port P] [--no-browser]   a local web app over every model
     waveloom demo                            the README's main job
 
 Each verb group lives in one module of :mod:`waveloom.app` (``add_parser`` + ``run``); this
@@ -47,6 +48,7 @@ from waveloom.app import (
     generate,
     listen,
     models,
+    studio,
     train,
     transcribe,
     translate,
@@ -56,7 +58,7 @@ from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
 APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, translate,
-               compose, evaluate, listen, models, export, demo)
+               compose, evaluate, listen, models, export, studio, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
