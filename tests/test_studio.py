@@ -145,3 +145,37 @@ def test_page_generates_in_headless_chromium(studio, browser):
     assert abs(duration - 0.25) < 0.01
     browser.click("tab-library")
     browser.wait_for("document.querySelectorAll('#library audio').length >= 1")
+
+
+def test_transfer_panel_translates_with_a_translator(tmp_path):
+    """A translator found in a user folder joins the Transfer panel; its job needs a domain,
+    named from the checkpoint's list."""
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+
+    from .conftest import CONFIGS
+
+    run = load_config(CONFIGS / "translator" / "tiny.yaml")
+    (tmp_path / "mine").mkdir()
+    save_checkpoint(tmp_path / "mine" / "tiny-translator.safetensors", build_model(run), run,
+                    extra={"domains": ["violin", "flute"]})
+    srv = make_server(tmp_path / "out", [tmp_path / "mine"], port=0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        entry = next(e for e in srv.entries if e.name == "tiny-translator")
+        assert entry.panel == "transfer" and entry.vocabulary == ["violin", "flute"]
+        _, up = _call(srv, "/api/upload", data=_tone_bytes(tmp_path, 0.1),
+                      headers={"X-Filename": "t.wav"})
+        status, out = _call(srv, "/api/jobs", {"kind": "transfer", "model": "tiny-translator",
+                                              "audio": up["name"], "domain": "flute"})
+        job = srv.jobs.wait(out["job"]["id"], timeout=120)
+        assert job.status == "done", job.error
+        assert any(f.endswith("-to-flute.wav") for f in job.files)
+        _, out = _call(srv, "/api/jobs", {"kind": "transfer", "model": "tiny-translator",
+                                          "audio": up["name"]})
+        job = srv.jobs.wait(out["job"]["id"], timeout=120)
+        assert job.status == "failed" and "domain" in job.error
+    finally:
+        srv.shutdown()
+        srv.server_close()

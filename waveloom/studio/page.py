@@ -47,9 +47,11 @@ img{max-width:100%;display:block;margin-top:.3em}
  <div id="comp-jobs"></div>
 </section>
 <section id="panel-transfer">
- <p class="muted">A monophonic recording's pitch and loudness, played by a DDSP instrument.</p>
+ <p class="muted">A monophonic recording's pitch and loudness, played by a DDSP instrument, or
+ the recording translated into a translator's domain.</p>
  <label>sound <input id="tr-file" type="file" accept="audio/*"></label>
  <label>instrument <select id="tr-model"></select></label>
+ <label id="tr-domain-label">domain <select id="tr-domain"></select></label>
  <label>pitch shift (semitones) <input id="tr-shift" type="number" min="-24" max="24" value="0"></label>
  <br><button id="transfer">Transfer</button>
  <div id="tr-jobs"></div>
@@ -103,9 +105,20 @@ async function models() {
   MODELS = (await (await fetch("/api/models")).json()).models;
   fill($("gen-model"), "generate"); fill($("comp-model"), "compose");
   fill($("tr-model"), "transfer"); fill($("ip-model"), "interpolate");
-  instruments(); document.body.dataset.ready = "1";
+  instruments(); domains(); document.body.dataset.ready = "1";
 }
 $("gen-model").onchange = instruments;
+function domains() {
+  const m = MODELS.find((m) => m.name === $("tr-model").value);
+  const translator = m && m.family === "translator";
+  $("tr-domain-label").style.display = translator ? "" : "none";
+  $("tr-domain").innerHTML = "";
+  for (const name of (translator ? m.instruments : [])) {
+    const o = document.createElement("option"); o.value = name; o.textContent = name;
+    $("tr-domain").appendChild(o);
+  }
+}
+$("tr-model").onchange = domains;
 const num = (id) => ($(id).value === "" ? null : Number($(id).value));
 async function upload(input) {
   const file = input.files[0];
@@ -180,7 +193,8 @@ $("compose").onclick = () => run("compose", {model: $("comp-model").value,
 $("transfer").onclick = async () => {
   try {
     const audio = await upload($("tr-file"));
-    run("transfer", {model: $("tr-model").value, audio: audio, pitch_shift: num("tr-shift")}, "tr-jobs");
+    run("transfer", {model: $("tr-model").value, audio: audio, pitch_shift: num("tr-shift"),
+      domain: $("tr-domain").value || null}, "tr-jobs");
   } catch (e) { $("tr-jobs").prepend(Object.assign(document.createElement("p"), {className: "error", textContent: e.message})); }
 };
 $("interpolate").onclick = async () => {

@@ -53,7 +53,37 @@ def run_compose(entry: Entry, params: dict, folder: Path) -> list[Path]:
     return sorted(piece.paths, key=lambda p: p.suffix != ".wav")
 
 
+def run_translate(entry: Entry, params: dict, folder: Path) -> list[Path]:
+    """A translator's transfer: the upload played in ``params['domain']``."""
+    import torch
+
+    from waveloom.app.translate import domain_names, resolve_domain
+    from waveloom.audio.io import load_audio, save_audio
+    from waveloom.audio.plots import plot_spectrogram
+    from waveloom.config import SamplingOptions
+    from waveloom.errors import ConfigError
+    from waveloom.models.load import load_checkpoint
+    from waveloom.sampling.translate import translate
+
+    if params["domain"] is None:
+        raise ConfigError("domain: a translator needs the domain to play the sound in")
+    model, _ = load_checkpoint(entry.path, "cpu", expect_family="translator")
+    names = domain_names(entry.path)
+    domain = resolve_domain(str(params["domain"]), names, model.config.domains)
+    sr = model.config.sample_rate
+    audio, _ = load_audio(params["audio"], sr)
+    options = SamplingOptions(seed=params["seed"], progress=True)
+    out = translate(model, torch.from_numpy(audio)[None], domain, options)[0].float().numpy()
+    label = names[domain] if domain < len(names) else str(domain)
+    wav = save_audio(folder / f"{params['audio'].stem}-to-{label}.wav", out, sr)
+    plot_spectrogram(out[: 4 * sr], sr, wav.with_suffix(".png"), title=wav.stem)
+    return [wav, wav.with_suffix(".png")]
+
+
 def run_transfer(entry: Entry, params: dict, folder: Path) -> list[Path]:
+    """A DDSP instrument plays the upload (a translator translates it)."""
+    if entry.family == "translator":
+        return run_translate(entry, params, folder)
     from waveloom.app.ddsp import _threads
     from waveloom.audio.io import load_audio, save_audio
     from waveloom.audio.plots import plot_spectrogram

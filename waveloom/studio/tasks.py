@@ -7,7 +7,8 @@ to the panel whose verb plays it:
 * **generate**: the families ``waveloom generate`` draws notes from (WaveNet, SampleRNN, the
   GANs, the codec LM, DiffWave, latent diffusion, WaveGlow);
 * **compose**: a Music Transformer, its voices played by the shipped DDSP instruments;
-* **transfer**: a DDSP instrument playing an uploaded recording's pitch and loudness;
+* **transfer**: a DDSP instrument playing an uploaded recording's pitch and loudness, or a
+  translator playing it in one of its domains;
 * **interpolate**: an autoencoder, mixing the codes of two uploaded sounds.
 
 A request names a model by its file name or stem (``wavenet-small-notes``) or by its family
@@ -27,7 +28,8 @@ from waveloom.errors import ConfigError, WaveloomError
 GENERATE = ("wavenet", "samplernn", "wavegan", "specgan", "gansynth", "codec_lm", "diffwave",
             "latent_diffusion", "waveglow")
 PANELS = {**{f: "generate" for f in GENERATE}, "music_transformer": "compose",
-          "ddsp": "transfer", "nsynth_ae": "interpolate", "spectral_ae": "interpolate"}
+          "ddsp": "transfer", "translator": "transfer", "nsynth_ae": "interpolate",
+          "spectral_ae": "interpolate"}
 #: Longest generated / composed audio a request may ask for (seconds).
 MAX_SECONDS = 60.0
 
@@ -130,9 +132,13 @@ def upload_name(params: dict, key: str, uploads: Path) -> Path:
 
 
 def transfer_params(params: dict, uploads: Path) -> dict:
+    domain = params.get("domain")
+    if domain is not None and not isinstance(domain, (int, str)):
+        raise ConfigError("domain: give a name from the translator's list or its number")
     return {"audio": upload_name(params, "audio", uploads),
             "pitch_shift": _number(params, "pitch_shift", -24, 24, 0.0),
-            "seed": _number(params, "seed", 0, 2**31 - 1, 0, integer=True)}
+            "seed": _number(params, "seed", 0, 2**31 - 1, 0, integer=True),
+            "domain": None if domain in (None, "") else domain}
 
 
 def interpolate_params(params: dict, uploads: Path) -> dict:
