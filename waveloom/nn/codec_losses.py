@@ -26,17 +26,18 @@ from waveloom.audio.spectral import mel_spectrogram
 
 
 def multiscale_mel_loss(pred: Tensor, target: Tensor, sample_rate: int,
-                        windows: Sequence[int] = (256, 512, 1024, 2048), n_mels: int = 64
-                        ) -> Tensor:
+                        windows: Sequence[int] = (256, 512, 1024, 2048), n_mels: int = 64,
+                        log: bool = False) -> Tensor:
     """Mean over ``windows`` of L1 + L2 between mel magnitudes of ``pred`` and ``target``
-    ``[B, T]`` (target a constant)."""
+    ``[B, T]`` (target a constant); with ``log``, L1 between log mels instead (HiFi-GAN's
+    mel loss at several resolutions: quiet bands count as much as loud ones)."""
     total = pred.new_zeros(())
     for n_fft in windows:
         kw = dict(sr=sample_rate, n_fft=n_fft, hop=n_fft // 4, n_mels=min(n_mels, n_fft // 4),
-                  log=False)
+                  log=log)
         a = mel_spectrogram(pred, **kw)
         b = mel_spectrogram(target.detach(), **kw)
-        total = total + F.l1_loss(a, b) + F.mse_loss(a, b)
+        total = total + F.l1_loss(a, b) + (0.0 if log else F.mse_loss(a, b))
     return total / len(windows)
 
 
