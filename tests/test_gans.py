@@ -207,6 +207,17 @@ def test_melgan_mel_loss_is_hifigans_term_and_trains_the_generator():
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     with pytest.raises(ConfigError, match="mel_weight"):
         _tiny("melgan", ["model.mel_weight=-1"])
+    # the multi-resolution variant: L1 of log mels at four windows
+    from waveloom.nn.codec_losses import multiscale_mel_loss
+
+    _, multi = _tiny("melgan", ["model.mel_weight=2", "model.mel_loss=multiscale"])
+    multi.eval()
+    real, cond = multi.real_sample(batch, None)
+    fake = multi.fake_sample(cond, None)
+    want = 2 * multiscale_mel_loss(fake[:, 0], real[:, 0], 16000, log=True)
+    assert torch.allclose(multi.reconstruction_loss(real, fake, cond), want)
+    with pytest.raises(ConfigError, match="mel_loss"):
+        _tiny("melgan", ["model.mel_loss=other"])
 
 
 def test_melgan_vocodes_the_spectral_layers_mel():
