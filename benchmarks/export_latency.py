@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from waveloom.app.export import export_checkpoint
-from waveloom.checkpoint import checkpoint_path
 from waveloom.models.ddsp.block import STATE_NAMES, DDSPBlock
 from waveloom.models.ddsp.stream import DDSPStream
 from waveloom.models.load import load_checkpoint
+from waveloom.shipped import checkpoint_path
 
 
 def block_sizes(frames: int, frame_rate: int) -> list[int]:

@@ -170,9 +170,9 @@ def test_wavenet_step_from_zero_queues_equals_the_parallel_forward(tmp_path):
     gives the padded parallel forward's parameters at every position: the shipped WaveNet,
     with its pitch excitation and note clock computed inside the step; and ONNX Runtime
     matches the torch step."""
-    from waveloom.checkpoint import SHIPPED
     from waveloom.models.load import load_checkpoint
     from waveloom.models.wavenet_step import WaveNetStep
+    from waveloom.shipped import SHIPPED
 
     ckpt = SHIPPED / "wavenet-small-notes.safetensors"
     model, _ = load_checkpoint(ckpt)

@@ -109,7 +109,7 @@ def test_the_reproducing_command_keeps_its_quoting():
 def test_a_shipped_models_name_works_wherever_a_checkpoint_path_does(tmp_path, monkeypatch):
     """``waveloom generate wavenet-small-notes`` (the name ``waveloom models`` lists) means the
     shipped file; an existing path, a folder or a path with a directory part is left alone."""
-    from waveloom.checkpoint import SHIPPED, checkpoint_path
+    from waveloom.shipped import SHIPPED, checkpoint_path
 
     monkeypatch.chdir(tmp_path)
     shipped = sorted(SHIPPED.glob("*.safetensors"))

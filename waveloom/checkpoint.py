@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 
 from waveloom.config import RunConfig
 from waveloom.errors import CheckpointError
+from waveloom.shipped import SHIPPED, checkpoint_path  # noqa: F401 (re-exported)
 
 FORMAT_VERSION = 1
 _MAGIC = "waveloom"
@@ -120,23 +121,6 @@ def default_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
-
-
-SHIPPED = Path(__file__).resolve().parent / "assets"
-
-
-def checkpoint_path(text: str | Path) -> Path:
-    """A command line's checkpoint argument -> a path: what exists as given (a file, or a
-    folder the verb reads), else the shipped model of that name (``wavenet-small-notes`` ->
-    ``waveloom/assets/wavenet-small-notes.safetensors``, as ``waveloom models`` lists them),
-    else the path as given, for the verb's own not-found error."""
-    path = Path(text)
-    if path.exists() or len(path.parts) != 1:
-        return path
-    for candidate in (SHIPPED / path.name, SHIPPED / f"{path.name}.safetensors"):
-        if candidate.is_file() and candidate.suffix == ".safetensors":
-            return candidate
-    return path
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

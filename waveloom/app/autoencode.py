@@ -28,9 +28,9 @@ from waveloom.app.common import (
     check_positive,
     sampling_options,
 )
-from waveloom.checkpoint import checkpoint_path
 from waveloom.config import SamplingOptions
 from waveloom.errors import AudioError, CheckpointError, ConfigError, DataError
+from waveloom.shipped import checkpoint_path
 
 if TYPE_CHECKING:
     import numpy as np

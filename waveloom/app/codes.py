@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from waveloom.app.common import add_device_arg, add_quiet_arg
-from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError, DataError
+from waveloom.shipped import checkpoint_path
 
 if TYPE_CHECKING:
     import torch

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, check_positive
-from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
+from waveloom.shipped import checkpoint_path
 
 #: The chorale Music Transformer ``compose`` uses by default (shipped by the lead).
 DEFAULT_MODEL = (Path(__file__).resolve().parents[1] / "assets"

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg
-from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
+from waveloom.shipped import checkpoint_path
 
 F0_METHODS = ("crepe-full", "crepe-tiny", "yin", "pyin")  # waveloom.audio.f0.METHODS
 

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, write_json
-from waveloom.checkpoint import checkpoint_path
+from waveloom.shipped import checkpoint_path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -26,8 +26,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
+from waveloom.shipped import checkpoint_path
 
 FORMATS = ("onnx", "torchscript")
 

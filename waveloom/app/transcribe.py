@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg
-from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
+from waveloom.shipped import checkpoint_path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, sampling_options
-from waveloom.checkpoint import checkpoint_path
 from waveloom.errors import ConfigError
+from waveloom.shipped import checkpoint_path
 
 SILENT_RMS = 1e-4
 

@@ -20,9 +20,9 @@ from waveloom.app.common import (
     add_sampling_args,
     sampling_options,
 )
-from waveloom.checkpoint import checkpoint_path
 from waveloom.config import SamplingOptions
 from waveloom.errors import ConfigError, DataError
+from waveloom.shipped import checkpoint_path
 
 if TYPE_CHECKING:
     import numpy as np

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from waveloom.checkpoint import SHIPPED
 from waveloom.errors import DataError
+from waveloom.shipped import SHIPPED
 
 #: The shipped checkpoints' folder (their records live in its ``cards/``).
 ASSETS = SHIPPED  # waveloom/assets
