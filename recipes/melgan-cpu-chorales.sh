@@ -17,7 +17,9 @@ test -f cache/heldout-notes-fluid/cache.json || {
   waveloom data render-notes data/heldout-notes-fluid --programs 0,24,40,56,73 \
       --pitches 48-72 --velocities 100 --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2
   waveloom prepare data/heldout-notes-fluid cache/heldout-notes-fluid; }
-cp runs/melgan-cpu/model.safetensors waveloom/assets/melgan-chorales.safetensors
+python scripts/ship_checkpoint.py runs/melgan-cpu/model.safetensors \
+    waveloom/assets/melgan-chorales.safetensors --no-instruments \
+    --training "configs/melgan/cpu.yaml on cache/chorales-3font-every (recipes/melgan-cpu-chorales.sh)"
 python benchmarks/nsynth_ae_eval.py --data cache/heldout-notes-fluid --split test --seconds 2 \
     --pitch-estimator crepe-full --threads 1 --out out/melgan-eval \
     --model "MelGAN=waveloom/assets/melgan-chorales.safetensors" \

@@ -29,6 +29,8 @@ def main() -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--training", required=True, help="the recipe, in words and commands")
     p.add_argument("--instruments", help="comma-separated vocabulary (extra.instruments)")
+    p.add_argument("--no-instruments", action="store_true",
+                   help="drop the training cache's instrument names (a vocoder takes none)")
     args = p.parse_args()
     with safe_open(str(args.run_model), framework="pt") as f:
         meta = dict(f.metadata() or {})
@@ -37,6 +39,8 @@ def main() -> None:
     extra["training"] = args.training
     if args.instruments:
         extra["instruments"] = args.instruments.split(",")
+    if args.no_instruments:
+        extra.pop("instruments", None)
     meta["extra"] = json.dumps(extra)
     save_file(tensors, str(args.out), metadata=meta)
     os.chmod(args.out, 0o644)
