@@ -13,14 +13,15 @@ could do to a server on their own machine:
   before parsing, so 4,000 ``[`` are a 400, not a RecursionError).
 
 :class:`LocalHandler` carries these and the JSON/file responses; a server's handler adds its
-routes.
+routes. :class:`LocalServer` binds to :data:`HOST`, and :func:`serve_until_interrupted` runs one
+until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOST = "127.0.0.1"
 #: Seconds any read from a client may block (headers and body).
@@ -131,3 +132,27 @@ class LocalHandler(BaseHTTPRequestHandler):
             return json.loads(text)
         except (ValueError, RecursionError):
             return self._refuse(HTTPStatus.BAD_REQUEST, "body is not JSON")
+
+
+class LocalServer(ThreadingHTTPServer):
+    """A threaded server on :data:`HOST` (``port`` 0: a free one); ``quiet``: no access log."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, handler: type[LocalHandler], quiet: bool = True) -> None:
+        self.quiet = quiet
+        super().__init__((HOST, port), handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server_address[1]}/"
+
+
+def serve_until_interrupted(server: LocalServer) -> None:
+    """``serve_forever`` until Ctrl-C, then close the server (and what it holds)."""
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+    finally:
+        server.server_close()

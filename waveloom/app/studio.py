@@ -25,6 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from waveloom.studio.server import make_server
+    from waveloom.web import serve_until_interrupted
 
     server = make_server(args.out, args.models or [Path("runs")], port=args.port)
     print(f"waveloom studio at {server.url} ({len(server.entries)} models; results in "
@@ -33,10 +34,5 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(server.url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopped", flush=True)
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)
     return 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import re
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -30,7 +29,7 @@ from waveloom.errors import ConfigError, DataError
 from waveloom.listening.page import PAGE
 from waveloom.listening.store import RatingStore
 from waveloom.listening.trials import Scheduler
-from waveloom.web import HOST, LocalHandler
+from waveloom.web import HOST, LocalHandler, LocalServer, serve_until_interrupted
 from waveloom.web import json_depth as _json_depth  # noqa: F401 (tests import it from here)
 
 DB_NAME = "listening.sqlite"
@@ -48,19 +47,13 @@ def default_db(dirs: list[str | Path]) -> Path:
     return Path(dirs[0]).resolve().parent / DB_NAME
 
 
-class ListeningServer(ThreadingHTTPServer):
+class ListeningServer(LocalServer):
     """An HTTP server holding the test's :class:`Scheduler` and :class:`RatingStore`."""
-
-    daemon_threads = True
 
     def __init__(self, port: int, scheduler: Scheduler, store: RatingStore, quiet: bool = True):
         # Set before binding: a failed bind calls server_close(), which closes the store.
-        self.scheduler, self.store, self.quiet = scheduler, store, quiet
-        super().__init__((HOST, port), _Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.server_address[1]}/"
+        self.scheduler, self.store = scheduler, store
+        super().__init__(port, _Handler, quiet)
 
     def server_close(self) -> None:
         super().server_close()
@@ -221,9 +214,4 @@ def serve(dirs: list[str | Path], *, db: str | Path | None = None, port: int = 8
     print(f"listening test with {len(sched.stimuli)} clips from {len(sched.by_folder)} "
           f"folder(s) at {server.url}\nratings go to {server.store.path}; Ctrl-C to stop",
           flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopped", flush=True)
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)

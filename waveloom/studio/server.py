@@ -32,7 +32,6 @@ from __future__ import annotations
 import re
 import time
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -40,7 +39,7 @@ from waveloom.errors import ConfigError, WaveloomError
 from waveloom.studio import tasks
 from waveloom.studio.jobs import JobQueue
 from waveloom.studio.page import PAGE
-from waveloom.web import HOST, LocalHandler
+from waveloom.web import HOST, LocalHandler, LocalServer
 
 #: Largest upload accepted (bytes): a few minutes of 16-bit stereo WAV.
 MAX_UPLOAD = 32 * 1024 * 1024
@@ -53,22 +52,16 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _RATER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-class StudioServer(ThreadingHTTPServer):
+class StudioServer(LocalServer):
     """The studio's state: results folder, model folders, the job queue."""
 
-    daemon_threads = True
-
     def __init__(self, port: int, out: Path, model_dirs: list[Path], quiet: bool = True):
-        self.out, self.model_dirs, self.quiet = Path(out), list(model_dirs), quiet
+        self.out, self.model_dirs = Path(out), list(model_dirs)
         self.uploads = self.out / "uploads"
         self.uploads.mkdir(parents=True, exist_ok=True)
         self.jobs = JobQueue(self.out)
         self.entries = tasks.catalogue(self.model_dirs)
-        super().__init__((HOST, port), _Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.server_address[1]}/"
+        super().__init__(port, _Handler, quiet)
 
     def server_close(self) -> None:
         super().server_close()
