@@ -407,3 +407,44 @@ def test_training_logs_samples(family, cache, tmp_path):
     train(cfg, cache, tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "samples" / "step-0000002.wav").is_file()
     assert (tmp_path / "run" / "samples" / "step-0000002.png").is_file()
+
+
+def test_melgan_without_excitation_is_hop_periodic_on_a_constant_mel():
+    """Why the excitation exists: the plain generator is shift-equivariant by whole frames,
+    so a constant mel gives an output that repeats every hop exactly (docs/melgan.md)."""
+    _, model = _tiny("melgan")
+    model.eval()
+    hop = model.config.hop
+    mel = torch.randn(1, model.config.n_mels, 1).repeat(1, 1, 40) - 5
+    with torch.no_grad():
+        y = model.generator(mel)[0, 0]
+    middle = y[10 * hop : 30 * hop]
+    assert torch.allclose(middle[:-hop], middle[hop:], atol=1e-6)
+
+
+def test_melgan_excitation_carries_the_tracked_pitch():
+    """With ``excitation_harmonics`` the generator hears sines at the f0 tracked from the
+    audio: the output is no longer hop-periodic, and the excitation is at the note's pitch."""
+    from waveloom.nn.excitation import harmonic_excitation
+
+    _, model = _tiny("melgan", ["model.excitation_harmonics=4"])
+    model.eval()
+    c = model.config
+    t = torch.arange(4096) / 16000
+    audio = (0.3 * torch.sin(2 * math.pi * 220.0 * t))[None]
+    f0 = model.f0_of(audio)
+    assert f0.shape == (1, 1 + 4096 // c.hop)
+    assert torch.allclose(f0[0, 5:-5], torch.full_like(f0[0, 5:-5], 220.0), rtol=5e-3)
+    exc = harmonic_excitation(torch.full((1, 40), 250.0), 16000, c.hop, 4)
+    assert exc.shape == (1, 4, 40 * c.hop)
+    spectrum = torch.fft.rfft(exc[0, 0, 320:].double()).abs()  # 250 Hz: bin 250 * N / 16000
+    peak = int(spectrum.argmax()) * 16000 / (exc.shape[-1] - 320)
+    assert abs(peak - 250.0) < 16000 / (exc.shape[-1] - 320)
+    assert float(harmonic_excitation(torch.full((1, 8), 5000.0), 16000, c.hop, 4)[:, 1:]
+                 .abs().max()) == 0.0  # harmonics at or above Nyquist are silent
+    out = model.generate(1, 4096, {"audio": audio})
+    assert out.shape == (1, 4096) and torch.isfinite(out).all()
+    with pytest.raises(ConfigError, match="needs the audio's f0"):
+        model.vocode(model.mel(audio))
+    with pytest.raises(ConfigError, match="not built yet"):
+        model.export_spec()

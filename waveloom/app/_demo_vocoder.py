@@ -35,8 +35,9 @@ def vocoder_section(ckpt: Path, data_dir: Path, examples: dict, out: Path,
         audio, _ = load_audio(data_dir / "audio" / f"{name}.wav", sr)
         clip = torch.from_numpy(audio[: int(SECONDS * sr)])[None]
         mel = features(clip)
-        with torch.no_grad():
-            ways = {"MelGAN": model.vocode(mel)[0], "Griffin-Lim": features.griffin_lim(mel)[0]}
+        with torch.no_grad():  # resynthesis: an excited MelGAN also tracks the note's f0
+            ways = {"MelGAN": model.generate(1, clip.shape[-1], {"audio": clip})[0],
+                    "Griffin-Lim": features.griffin_lim(mel)[0]}
         scores[name] = {}
         for way, wav in ways.items():
             wav = wav[: clip.shape[-1]]

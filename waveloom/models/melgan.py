@@ -30,6 +30,7 @@ mel (``waveloom generate --prime FILE``); ``waveloom vocode CKPT MEL.npy`` is it
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -72,6 +73,11 @@ class MelGANConfig(AdversarialConfig):
     # scales), which also sees structure periodic in the model's hop (measured: after 11k
     # warm-up steps on "single", a 62.5 Hz = 16 kHz / 256 buzz that YIN read as the pitch)
     mel_loss: str = "single"
+    # > 0: a pitch excitation of this many harmonics at the tracked f0 (YIN on the audio) joins
+    # every upsampling stage (NSF-HiFiGAN style; waveloom.nn.excitation): without it a steady
+    # note comes out at multiples of sample_rate / hop (docs/melgan.md). The model then needs
+    # the audio's f0 beside the mel: resynthesis tracks it; vocoding a bare mel cannot.
+    excitation_harmonics: int = 0
     d_lr: float = 1e-4
 
     def validate(self) -> None:
@@ -88,6 +94,9 @@ class MelGANConfig(AdversarialConfig):
             raise ConfigError(f"model.disc_window={self.disc_window} must be >= 0")
         if self.mel_weight < 0:
             raise ConfigError(f"model.mel_weight={self.mel_weight} must be >= 0")
+        if self.excitation_harmonics < 0:
+            raise ConfigError(f"model.excitation_harmonics={self.excitation_harmonics} must "
+                              "be >= 0")
         if self.mel_loss not in ("single", "multiscale"):
             raise ConfigError(f"model.mel_loss={self.mel_loss!r}: use single or multiscale")
 
@@ -97,18 +106,35 @@ class MelGANGenerator(nn.Module):
         super().__init__()
         ch = c.channels
         layers: list[nn.Module] = [nn.ReflectionPad1d(3), wn_conv1d(c.n_mels, ch, 7)]
+        self.sources = nn.ModuleList()
+        remaining = int(np.prod(c.upsample_factors))
         for r in c.upsample_factors:
             layers += [nn.LeakyReLU(0.2),
                        wn_conv_transpose1d(ch, ch // 2, 2 * r, stride=r,
                                            padding=r // 2 + r % 2, output_padding=r % 2),
                        ResidualStack(ch // 2, c.dilations)]
+            remaining //= r
+            if c.excitation_harmonics:  # the excitation brought down to this stage's rate
+                k = 2 * remaining if remaining > 1 else 1
+                self.sources.append(wn_conv1d(c.excitation_harmonics, ch // 2, k,
+                                              stride=remaining, padding=(k - remaining) // 2))
             ch //= 2
         layers += [nn.LeakyReLU(0.2), nn.ReflectionPad1d(3), wn_conv1d(ch, 1, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, mel: Tensor) -> Tensor:
-        """Log mel [B, M, F] -> audio [B, 1, F * hop]."""
-        return self.net((mel - MEL_CENTRE) / MEL_SCALE)
+    def forward(self, mel: Tensor, excitation: Tensor | None = None) -> Tensor:
+        """Log mel [B, M, F] (+ excitation [B, K, F * hop]: after each upsampling, brought to
+        its rate by a strided convolution and added) -> audio [B, 1, F * hop]."""
+        if bool(self.sources) != (excitation is not None):
+            raise ConfigError("this MelGAN " + ("needs" if self.sources else "takes no") +
+                              " pitch excitation")
+        x, stage = (mel - MEL_CENTRE) / MEL_SCALE, 0
+        for layer in self.net:
+            x = layer(x)
+            if excitation is not None and isinstance(layer, nn.ConvTranspose1d):
+                x = x + self.sources[stage](excitation)[..., : x.shape[-1]]
+                stage += 1
+        return x
 
 
 class ScaleDiscriminator(nn.Module):
@@ -197,13 +223,48 @@ class MelGAN(Adversarial):
         :class:`ConfigError` naming the expected layout."""
         return self.mel_features.check(mel, self._param_device())
 
+    def f0_of(self, audio: Tensor) -> Tensor:
+        """Audio [B, T] -> f0 per mel frame [B, 1 + T // hop] (Hz, 0 = unvoiced): YIN over
+        2,048-sample frames centred as the mel's, gated at CREPE's silence level (-60 dB)."""
+        from waveloom.audio.crepe import SILENCE_DB
+        from waveloom.audio.f0 import FMAX, FMIN
+        from waveloom.audio.yin import yin
+
+        c, x = self.config, audio.detach().float().cpu().numpy()
+        frames = 1 + x.shape[-1] // c.hop
+        padded = np.pad(x, ((0, 0), (512, 512)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 1024, axis=-1)[:, ::c.hop]
+        level = 10 * np.log10(np.maximum((windows[:, :frames] ** 2).mean(-1), 1e-20))
+        f0 = np.stack([yin(row, c.sample_rate, c.hop, FMIN, FMAX, 2048)[:frames] for row in x])
+        f0 = np.where(level >= SILENCE_DB, f0, 0.0)
+        return torch.from_numpy(f0).float().to(audio.device)
+
+    def _excitation(self, f0: Tensor, phase0: Tensor | None = None) -> Tensor | None:
+        c = self.config
+        if not c.excitation_harmonics:
+            return None
+        from waveloom.nn.excitation import harmonic_excitation
+
+        return harmonic_excitation(f0, c.sample_rate, c.hop, c.excitation_harmonics, phase0)
+
     @torch.no_grad()
-    def vocode(self, mel: Any, *, seed: int = 0) -> Tensor:
+    def vocode(self, mel: Any, *, seed: int = 0, f0: Any = None) -> Tensor:
         """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] (the length of the audio a
         centred mel of F frames was computed from, rounded down to whole hops). Deterministic:
-        ``seed`` is accepted for the shared vocoder interface (a WaveNet samples) and unused."""
+        ``seed`` is accepted for the shared vocoder interface (a WaveNet samples) and unused.
+        An excited MelGAN also needs ``f0`` [n, F] (Hz per frame, :meth:`f0_of`)."""
         m = self.check_mel(mel)
-        audio = self.generator(m)[:, 0]
+        excitation = None
+        if self.config.excitation_harmonics:
+            if f0 is None:
+                raise ConfigError("this MelGAN plays a pitch excitation and needs the audio's f0 "
+                                  "beside the mel: resynthesise audio (waveloom generate CKPT "
+                                  "--prime FILE) instead of vocoding a bare mel")
+            f0 = torch.as_tensor(f0, device=m.device).float().reshape(m.shape[0], -1)
+            if f0.shape[-1] != m.shape[-1]:
+                raise ConfigError(f"f0 has {f0.shape[-1]} frames for a mel of {m.shape[-1]}")
+            excitation = self._excitation(f0)
+        audio = self.generator(m, excitation)[:, 0]
         return audio[:, : self.mel_features.samples(m.shape[-1])].clamp(-1.0, 1.0)
 
     # ------------------------------------------------------------------ adversarial pieces
@@ -212,10 +273,17 @@ class MelGAN(Adversarial):
         audio = batch["audio"].to(self._param_device())
         if audio.dim() != 2:
             raise DataError(f"batch['audio'] has shape {tuple(audio.shape)}; expected [B, T]")
-        return audio[:, None], {"mel": self.mel(audio), "length": audio.shape[-1]}
+        cond = {"mel": self.mel(audio), "length": audio.shape[-1]}
+        if self.config.excitation_harmonics:
+            cond["f0"] = self.f0_of(audio)
+            cond["phase0"] = (torch.rand(audio.shape[0], generator=gen) * 2 * math.pi
+                              if self.training else torch.zeros(audio.shape[0])).to(audio.device)
+        return audio[:, None], cond
 
     def fake_sample(self, cond: dict[str, Any], gen: torch.Generator | None) -> Tensor:
-        return self.generator(cond["mel"])[..., : cond["length"]]
+        excitation = (self._excitation(cond["f0"], cond["phase0"])
+                      if self.config.excitation_harmonics else None)
+        return self.generator(cond["mel"], excitation)[..., : cond["length"]]
 
     def reconstruction_loss(self, real: Tensor, fake: Tensor, cond: dict[str, Any]
                             ) -> Tensor | None:
@@ -255,20 +323,23 @@ class MelGAN(Adversarial):
         require_default_engine(self, options or SamplingOptions())
         if n <= 0 or length <= 0:
             raise ConfigError(f"n={n} and length={length} must be positive")
-        cond = cond or {}
+        cond, f0 = cond or {}, None
         if "mel" in cond:
-            mel = self.check_mel(cond["mel"])
+            mel, f0 = self.check_mel(cond["mel"]), cond.get("f0")
         elif "prime" in cond or "audio" in cond:  # resynthesis (as autoencoders read 'audio')
             audio = torch.as_tensor(cond["prime"] if "prime" in cond else cond["audio"])
-            mel = self.mel(audio.float().to(self._param_device()).reshape(-1, audio.shape[-1]))
+            audio = audio.float().to(self._param_device()).reshape(-1, audio.shape[-1])
+            mel = self.mel(audio)
+            f0 = self.f0_of(audio) if self.config.excitation_harmonics else None
         else:
             raise ConfigError("MelGAN is a vocoder: give it a mel (waveloom vocode CKPT MEL.npy) "
                               "or audio to resynthesise (waveloom generate CKPT --prime FILE)")
         if mel.shape[0] == 1 and n > 1:
             mel = mel.expand(n, -1, -1)
+            f0 = None if f0 is None else torch.as_tensor(f0).reshape(1, -1).expand(n, -1)
         if mel.shape[0] != n:
             raise ConfigError(f"{mel.shape[0]} mels for {n} samples")
-        return fit_length(self.vocode(mel), length)
+        return fit_length(self.vocode(mel, f0=f0), length)
 
     def export_spec(self) -> Any:
         """The generator as a vocoder: log mel [B, n_mels, F] -> audio [B, F x hop] in
@@ -277,6 +348,9 @@ class MelGAN(Adversarial):
         from waveloom.models.export_spec import ExportSpec
 
         c = self.config
+        if c.excitation_harmonics:
+            raise ConfigError("exporting a MelGAN with a pitch excitation is not built yet "
+                              "(its f0 tracking runs in numpy); export one without it")
         g = torch.Generator().manual_seed(0)
         examples = [(MEL_CENTRE + MEL_SCALE * torch.randn(1, c.n_mels, frames, generator=g),)
                     for frames in (32, 17)]

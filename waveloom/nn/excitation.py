@@ -1,0 +1,43 @@
+"""A pitch excitation at the sample rate: what lets a frame-rate vocoder hold a steady pitch.
+
+A convolutional vocoder with total stride ``hop`` is shift-equivariant by whole frames, so a
+constant mel (a steady note) can only give an output that repeats every ``hop`` samples:
+harmonics of ``sample_rate / hop`` (62.5 Hz at 16 kHz, hop 256), never the note's own
+(docs/melgan.md measures it). Neural source-filter vocoders (NSF, Wang et al. 2019; NSF-HiFiGAN,
+SiFi-GAN) break that symmetry with a source that carries the pitch: sines at the tracked f0.
+
+:func:`harmonic_excitation` gives ``K`` channels, ``sin(2 pi k phi(n))`` for ``k = 1..K``, where
+``phi`` is the fundamental's phase in cycles, f0 blended linearly between frame centres and
+accumulated exactly (:func:`waveloom.nn.ddsp.harmonic.interval_cycles`, the DDSP synthesiser's
+own phase). A channel is zero where its harmonic would reach Nyquist, and all are zero on
+unvoiced frames (f0 = 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from waveloom.nn.ddsp.harmonic import interval_cycles
+
+#: Amplitude of each sine (NSF's 0.1): the source guides the pitch without swamping what the
+#: network makes of the mel (at 1.0 a 220 Hz tone trained alone started 4x further off).
+SINE_AMPLITUDE = 0.1
+
+
+def harmonic_excitation(f0_hz: Tensor, sample_rate: int, hop: int, harmonics: int,
+                        phase0: Tensor | None = None) -> Tensor:
+    """f0 per frame ``[B, F]`` (Hz, 0 = unvoiced; frame ``i`` at sample ``i * hop``) ->
+    excitation ``[B, harmonics, F * hop]``, each sine of amplitude :data:`SINE_AMPLITUDE`.
+    ``phase0`` ``[B]`` (radians): the starting phase (0 by default; training draws it)."""
+    f0 = f0_hz.float()
+    following = torch.cat([f0[:, 1:], f0[:, -1:]], dim=1)
+    cycles, _ = interval_cycles(f0, following, sample_rate, hop, phase0)  # [B, F, hop]
+    k = torch.arange(1, harmonics + 1, dtype=cycles.dtype, device=cycles.device)
+    sines = torch.sin(2 * math.pi * k[None, :, None, None] * cycles[:, None])  # [B, K, F, hop]
+    top = torch.maximum(f0, following)  # the frame interval's highest f0
+    keep = (k[None, :, None] * top[:, None] < sample_rate / 2) & (top[:, None] > 0)
+    sines = sines * (SINE_AMPLITUDE * keep[..., None].to(sines.dtype))
+    return sines.reshape(f0.shape[0], harmonics, -1)
