@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The shipped MelGAN vocoder (waveloom/assets/melgan-chorales.safetensors), as run on
-# 2026-12-05: configs/melgan/cpu.yaml (HiFi-GAN's mel loss, 12,000 warm-up steps of the
+# The MelGAN vocoder run of 2026-12-05 (session 12): configs/melgan/cpu.yaml (HiFi-GAN's mel
+# loss, a pitch excitation of 8 harmonics at the YIN-tracked f0, 12,000 warm-up steps of the
 # generator alone, then the discriminators) on the chorales rendered by three SoundFonts
 # (TimGM6mb, the OPL-3 FM bank and csound's GM bank; 4,452 renders, 51.6 h: the cache
-# recipes/transcriber-chorales.sh builds), one shared CPU thread, 105 minutes.
+# recipes/transcriber-chorales.sh builds), one shared CPU thread, 55 minutes. It ships as
+# waveloom/assets/melgan-chorales.safetensors only if it beats Griffin-Lim (docs/melgan.md).
 # Then scored on held-out FluidR3 notes (a SoundFont it never heard) beside Griffin-Lim from
 # the same mels, and recorded on its card.
 # Run from the repository root with the venv active (make venv).
@@ -11,7 +12,7 @@ set -euo pipefail
 test -f cache/chorales-3font-every/cache.json || {
   echo "build cache/chorales-3font-every first (recipes/transcriber-chorales.sh)"; exit 1; }
 waveloom train configs/melgan/cpu.yaml --data cache/chorales-3font-every --out runs/melgan-cpu \
-    --threads 1 --minutes 105
+    --threads 1 --minutes 55
 # FluidR3 notes (recipes in docs/ddsp.md build cache/heldout-notes-fluid):
 test -f cache/heldout-notes-fluid/cache.json || {
   waveloom data render-notes data/heldout-notes-fluid --programs 0,24,40,56,73 \
