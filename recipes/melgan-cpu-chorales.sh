@@ -3,7 +3,8 @@
 # loss, a pitch excitation of 8 harmonics at the YIN-tracked f0, 12,000 warm-up steps of the
 # generator alone, then the discriminators) on the chorales rendered by three SoundFonts
 # (TimGM6mb, the OPL-3 FM bank and csound's GM bank; 4,452 renders, 51.6 h: the cache
-# recipes/transcriber-chorales.sh builds), one shared CPU thread, 55 minutes. It ships as
+# recipes/transcriber-chorales.sh builds), one shared CPU thread, stopped by hand after 27
+# minutes (8,416 warm-up steps; docs/melgan.md). It ships as
 # waveloom/assets/melgan-chorales.safetensors only if it beats Griffin-Lim (docs/melgan.md).
 # Then scored on held-out FluidR3 notes (a SoundFont it never heard) beside Griffin-Lim from
 # the same mels, and recorded on its card.
