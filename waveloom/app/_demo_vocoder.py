@@ -25,7 +25,9 @@ def vocoder_section(ckpt: Path, data_dir: Path, examples: dict, out: Path,
 
     from waveloom.audio.io import load_audio, save_audio
     from waveloom.audio.spectral import multiscale_spectral_distance
+    from waveloom.config import SamplingOptions
     from waveloom.models.load import load_checkpoint
+    from waveloom.sampling.sample import sample
 
     model, run = load_checkpoint(ckpt, "cpu")
     sr, features = run.data.sample_rate, model.mel_features
@@ -36,7 +38,9 @@ def vocoder_section(ckpt: Path, data_dir: Path, examples: dict, out: Path,
         clip = torch.from_numpy(audio[: int(SECONDS * sr)])[None]
         mel = features(clip)
         with torch.no_grad():  # resynthesis: an excited MelGAN also tracks the note's f0
-            ways = {"MelGAN": model.generate(1, clip.shape[-1], {"audio": clip})[0],
+            resynth = sample(model, 1, clip.shape[-1], {"audio": clip},
+                             SamplingOptions(progress=False))
+            ways = {"MelGAN": resynth[0],
                     "Griffin-Lim": features.griffin_lim(mel)[0]}
         scores[name] = {}
         for way, wav in ways.items():
