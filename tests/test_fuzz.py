@@ -134,7 +134,8 @@ def test_listening_depth_guard_bounds_the_parser(text):
     """What passes the server's depth check never makes json.loads recurse too deep."""
     import json
 
-    from waveloom.listening.server import MAX_JSON_DEPTH, _json_depth
+    from waveloom.listening.server import MAX_JSON_DEPTH
+    from waveloom.web import json_depth as _json_depth
 
     if _json_depth(text) <= MAX_JSON_DEPTH:
         try:

@@ -27,7 +27,6 @@ from safetensors.torch import save_file
 
 from waveloom.config import RunConfig
 from waveloom.errors import CheckpointError
-from waveloom.shipped import SHIPPED, checkpoint_path  # noqa: F401 (re-exported)
 
 FORMAT_VERSION = 1
 _MAGIC = "waveloom"

@@ -161,7 +161,9 @@ def _check(spec: Any, path: Path, fmt: str) -> dict[str, Any]:
 
 def _describe(spec: Any) -> dict[str, Any]:
     """Name -> {shape with the dynamic axes named, dtype} for every input and output."""
-    with __import__("torch").no_grad():
+    import torch
+
+    with torch.no_grad():
         outs = spec.module(*spec.examples[0])
     outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
     table = {}

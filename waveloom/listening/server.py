@@ -30,7 +30,6 @@ from waveloom.listening.page import PAGE
 from waveloom.listening.store import RatingStore
 from waveloom.listening.trials import Scheduler
 from waveloom.web import HOST, LocalHandler, LocalServer, serve_until_interrupted
-from waveloom.web import json_depth as _json_depth  # noqa: F401 (tests import it from here)
 
 DB_NAME = "listening.sqlite"
 _RATER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

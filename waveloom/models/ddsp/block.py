@@ -28,7 +28,8 @@ Two pieces are rewritten as fixed matrices so they export: the noise filters' in
 frame_filters`) and their FFT convolution (a gather of noise windows times the taps); the
 reverb's FFT convolution becomes a direct one over the dry history (16,000 taps x 160 samples
 per 10 ms block: ~1 ms on one core). The harmonic bank is one matrix product over all
-``K`` harmonics (the offline path skips the zero ones, a speed-up that needs Python).
+``K`` harmonics (``harmonic_core(..., all_harmonics=True)``; the offline path skips the zero
+ones, a speed-up that needs Python).
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ from torch import Tensor, nn
 
 from waveloom.errors import ConfigError
 from waveloom.models.export_spec import ExportSpec
-from waveloom.nn.ddsp.harmonic import interval_cycles, masked_distribution
+from waveloom.nn.ddsp.harmonic import harmonic_core
 from waveloom.nn.ddsp.noise import filter_blocks, overlap_add
-from waveloom.nn.ddsp.upsample import blend_weights
 
 STATE_NAMES = ("gru", "f0_hist", "amp_hist", "dist_hist", "phase", "noise_tail", "reverb_tail")
 
@@ -82,8 +82,6 @@ class DDSPBlock(nn.Module):
         self.register_buffer("design", filter_design_matrix(self.bands), persistent=False)
         window = torch.arange(self.block_len)[:, None] + torch.arange(taps).flip(0)[None]
         self.register_buffer("windows", window, persistent=False)  # [hop + taps - 1, taps]
-        self.register_buffer("k", 2 * math.pi * torch.arange(1, self.harmonics + 1)[:, None]
-                             .float(), persistent=False)
         self.reverb_taps = int(model.reverb.ir.numel()) if model.reverb is not None else 1
 
     # ------------------------------------------------------------------ state
@@ -113,21 +111,6 @@ class DDSPBlock(nn.Module):
         return state
 
     # ------------------------------------------------------------------ one block
-
-    def _harmonic(self, f0_ext: Tensor, amp_ext: Tensor, dist_ext: Tensor, phase: Tensor
-                  ) -> tuple[Tensor, Tensor]:
-        """``harmonic_core`` with every harmonic summed: f0 frames R-1..R+n+1, amplitudes and
-        distributions R..R+n -> (audio [B, n * hop], phase in cycles)."""
-        f0 = f0_ext[:, 1:-2]
-        cycles, end = interval_cycles(f0, f0_ext[:, 2:-1], self.sample_rate, self.hop,
-                                      phase * (2 * math.pi))
-        limit = torch.maximum(torch.maximum(f0_ext[:, :-2], f0_ext[:, 1:-1]), f0_ext[:, 2:])
-        amps = amp_ext.unsqueeze(-1) * masked_distribution(dist_ext, limit, self.sample_rate)
-        pair = torch.stack([amps[:, :-1], amps[:, 1:]], dim=-2)  # [B, n, 2, K]
-        both = torch.matmul(pair, torch.sin(cycles.unsqueeze(-2) * self.k))  # [B, n, 2, hop]
-        w = blend_weights(self.hop, "window", both)
-        audio = both[:, :, 0] * w + both[:, :, 1] * (1.0 - w)
-        return audio.reshape(audio.shape[0], -1), end
 
     def _noise(self, magnitudes: Tensor, noise: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
         """Filter the new frames' noise, overlap-add it ahead of the output; returns (the
@@ -164,8 +147,9 @@ class DDSPBlock(nn.Module):
         f0_ext = torch.cat([f0_hist, f0_hz], dim=1)
         amp_ext = torch.cat([amp_hist, ctl["amplitude"]], dim=1)
         dist_ext = torch.cat([dist_hist, ctl["distribution"]], dim=1)
-        harmonic, phase = self._harmonic(f0_ext, amp_ext[:, : frames + 1],
-                                         dist_ext[:, : frames + 1], phase)
+        harmonic, phase = harmonic_core(f0_ext, amp_ext[:, : frames + 1],
+                                        dist_ext[:, : frames + 1], self.sample_rate, self.hop,
+                                        phase * (2 * math.pi), all_harmonics=True)
         filtered, noise_tail = self._noise(ctl["magnitudes"], noise, noise_tail)
         audio, reverb_tail = self._reverb(harmonic + filtered, reverb_tail)
         return (audio, gru, f0_ext[:, frames:], amp_ext[:, frames:], dist_ext[:, frames:],

@@ -91,9 +91,12 @@ def _highest_harmonic(pair: Tensor) -> Tensor:
     return ((pair != 0).any(-2) * k).amax(-1) if pair.numel() else k.new_zeros(pair.shape[:2])
 
 
-def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
+def harmonic_sum(cycles: Tensor, pair: Tensor, all_harmonics: bool = False) -> Tensor:
     """``sum_k pair[..., j, k] sin(2 pi k cycles[..., n])``: ``[B, F, hop]`` phases (cycles)
     and ``[B, F, 2, K]`` amplitudes -> ``[B, F, 2, hop]``.
+
+    ``all_harmonics``: one matrix product over all ``K`` (no data-dependent Python: what an
+    exported graph needs, :mod:`waveloom.models.ddsp.block`); the same sum.
 
     The sines are laid out ``[B, F, K, hop]`` (samples innermost, so the sine kernel runs on
     contiguous rows) and reduced by one batched matrix product. Harmonics above the highest
@@ -107,6 +110,8 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
     k = torch.arange(1, pair.shape[-1] + 1, dtype=cycles.dtype, device=cycles.device)
     k = (2 * math.pi * k)[:, None]  # [K, 1]
     pair = pair.to(cycles.dtype)
+    if all_harmonics:
+        return torch.matmul(pair, torch.sin(cycles.unsqueeze(-2) * k))
     top = _highest_harmonic(pair)  # [B, F]
     needs_grad = torch.is_grad_enabled() and (cycles.requires_grad or pair.requires_grad)
     if needs_grad or cycles.device.type != "cpu":  # accelerators: one big kernel is best
@@ -144,7 +149,7 @@ def harmonic_sum(cycles: Tensor, pair: Tensor) -> Tensor:
 
 
 def harmonic_core(f0_ext: Tensor, amp_ext: Tensor, dist_ext: Tensor, sample_rate: int, hop: int,
-                  phase0: Tensor | None) -> tuple[Tensor, Tensor]:
+                  phase0: Tensor | None, all_harmonics: bool = False) -> tuple[Tensor, Tensor]:
     """The synthesiser on frames with explicit context (what the streaming synth feeds).
 
     ``f0_ext [B, F + 3]`` holds frames ``-1 .. F + 1``; ``amp_ext [B, F + 1]`` and ``dist_ext
@@ -156,7 +161,7 @@ def harmonic_core(f0_ext: Tensor, amp_ext: Tensor, dist_ext: Tensor, sample_rate
     limit = torch.maximum(torch.maximum(f0_ext[:, :-2], f0_ext[:, 1:-1]), f0_ext[:, 2:])
     amps = amp_ext.unsqueeze(-1) * masked_distribution(dist_ext, limit, sample_rate)
     pair = torch.stack([amps[:, :-1], amps[:, 1:]], dim=-2)  # [B, F, 2, K]: frames i, i + 1
-    both = harmonic_sum(cycles, pair)  # [B, F, 2, hop]
+    both = harmonic_sum(cycles, pair, all_harmonics)  # [B, F, 2, hop]
     w = blend_weights(hop, "window", both)
     audio = both[:, :, 0] * w + both[:, :, 1] * (1.0 - w)  # [B, F, hop]
     return audio.reshape(f0_ext.shape[0], -1), end
