@@ -154,6 +154,47 @@ def test_pitch_conditioning_on_and_off():
                            decode(spec, z, 67, options=SamplingOptions(seed=0, progress=False)))
 
 
+def test_pitch_excitation_joins_the_code_and_alone_carries_the_pitch():
+    """With the pitch clock and no pitch embedding, the pitch still reaches the decoder (two
+    local channels beside the code), the plan's clock has the label's period from phase 0, and
+    an unknown pitch is silence on those channels."""
+    model = _model("nsynth_ae", "tiny", "model.pitch_excitation=true",
+                   "model.pitch_conditioning=false")
+    d, ctx = model.embedding_dim, model.context
+    assert model.conditioning_keys() == ("pitch",) and model.global_cond is None
+    audio = _note(ctx + 300)[None]
+    z = model.encode(audio)
+    with torch.no_grad():
+        a, _ = model.decoder_params(audio, z, 60)
+        b, _ = model.decoder_params(audio, z, 67)
+    assert not torch.equal(a, b)
+    n = 2 * model.hop
+    with torch.no_grad():
+        plan = model.sampling_plan(2, n, {"embedding": z[..., :3].expand(2, -1, -1),
+                                          "pitch": torch.tensor([69, -1])})
+    assert plan.local.shape == (2, d + 2, ctx + n)
+    t = torch.arange(ctx + n) / 16000.0
+    torch.testing.assert_close(plan.local[0, d], torch.sin(2 * math.pi * 440.0 * t),
+                               atol=1e-4, rtol=0)
+    assert float(plan.local[1, d:].abs().max()) == 0.0
+    with torch.no_grad():
+        unknown = model.sampling_plan(1, n, {"embedding": z[..., :3]})
+    assert float(unknown.local[0, d:].abs().max()) == 0.0
+
+
+def test_input_noise_touches_training_histories_only():
+    model = _model("nsynth_ae", "tiny", "model.input_noise=2.0")
+    batch = model.example_batch(2, model.context + 200)
+    clean = [float(model.loss(batch)["loss"]) for _ in range(2)]
+    assert clean[0] == clean[1]  # eval: no noise
+    model.train()
+    torch.manual_seed(0)
+    noisy = float(model.loss(batch)["loss"])
+    assert noisy != clean[0] and math.isfinite(noisy)
+    with pytest.raises(ConfigError, match="model.input_noise"):
+        _model("nsynth_ae", "tiny", "model.input_noise=-1")
+
+
 def test_code_statistics_follow_training_codes_only():
     stats = CodeStatistics(3, momentum=0.5)
     stats.update(torch.full((2, 3, 4), 2.0))
@@ -192,9 +233,11 @@ def test_plan_puts_the_code_on_the_output_timeline():
         model.sampling_plan(1, hop, {"embedding": torch.zeros(1, 3, 4)})
 
 
-def test_incremental_sampling_equals_the_naive_rerun():
-    """The cached engine and a full forward per sample agree on the same plan (prime + code)."""
-    model = _model()
+@pytest.mark.parametrize("overrides", [(), ("model.pitch_excitation=true",)])
+def test_incremental_sampling_equals_the_naive_rerun(overrides):
+    """The cached engine and a full forward per sample agree on the same plan (prime + code,
+    and the pitch clock when there is one)."""
+    model = _model("nsynth_ae", "tiny", *overrides)
     z = model.encode(_note(4 * model.hop)[None].expand(2, -1))
     cond = {"embedding": z, "pitch": torch.tensor([60, 64]), "prime": 0.2 * _note(20)}
     ref = sample_naive(model, 2, 3 * model.hop, cond, seed=4, progress=False)
@@ -203,8 +246,9 @@ def test_incremental_sampling_equals_the_naive_rerun():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_fast_engine_matches_the_torch_reference(backend):
-    model = _model("nsynth_ae", "small")
+@pytest.mark.parametrize("overrides", [(), ("model.pitch_excitation=true",)])
+def test_fast_engine_matches_the_torch_reference(backend, overrides):
+    model = _model("nsynth_ae", "small", *overrides)
     _check_teacher_forced(model, 600, backend)
     n, length = 2, 1500
     z = model.encode(_note(length)[None].expand(n, -1))

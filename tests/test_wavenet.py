@@ -368,7 +368,7 @@ def test_note_clock_features_and_training_sampling_alignment():
     parameters of the training path (a window from -context, its 'start') equal those of a
     parallel pass over the sampler's plan, so the model sees the same clock when sampling."""
     from waveloom.audio.mulaw import quantize
-    from waveloom.models.wavenet import NOTE_CLOCK_TAUS
+    from waveloom.nn.pitch_clock import NOTE_CLOCK_TAUS
 
     from .conftest import CONFIGS
 

@@ -47,6 +47,7 @@ from waveloom.models.stack_config import MAX_LAYERS_PER_STACK, WaveNetStackConfi
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
 from waveloom.nn.heads import CategoricalHead
+from waveloom.nn.pitch_clock import EXCITATION_CHANNELS, noisy_history, pitch_excitation
 
 
 @dataclass
@@ -71,6 +72,17 @@ class NSynthAEConfig(WaveNetStackConfig):
     pitch_conditioning: bool = False
     cond_dim: int = 64
     cond_dropout: float = 0.0  # rate of hiding the pitch in training (teaches "unknown")
+    # Not in the paper: the WaveNet family's pitch clock (waveloom.nn.pitch_clock), sin/cos of
+    # the labelled pitch's phase as two more local channels beside the code. The paper's
+    # small-budget failure mode is a decoder that invents its own period (measured: the
+    # shipped small decoder put 3 of 17 held-out notes on pitch); handed the period, it only
+    # has to shape the code's timbre around it. Random phase in training; decoding needs the
+    # pitch label.
+    pitch_excitation: bool = False
+    # Training noise on the decoder's input history (std up to this x the window's RMS), so
+    # the code and the pitch clock must carry the note instead of a perfect teacher-forced past.
+    input_noise: float = 0.0
+    sample_rate: int = 16000  # turns MIDI pitch into the clock's period
 
     def validate(self) -> None:
         require_positive(
@@ -92,6 +104,9 @@ class NSynthAEConfig(WaveNetStackConfig):
             )
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ConfigError(f"model.cond_dropout={self.cond_dropout} must be in [0, 1)")
+        if self.input_noise < 0:
+            raise ConfigError(f"model.input_noise={self.input_noise} must be >= 0")
+        require_positive(self, "sample_rate")
 
 
 class NSynthAE(StepDecoded, CodeAutoencoder):
@@ -119,7 +134,7 @@ class NSynthAE(StepDecoded, CodeAutoencoder):
             c,
             out_channels=self.head.num_params,
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
-            local_channels=c.embedding_dim,
+            local_channels=c.embedding_dim + (EXCITATION_CHANNELS if c.pitch_excitation else 0),
         )
         self.code_stats = CodeStatistics(c.embedding_dim)
 
@@ -131,7 +146,8 @@ class NSynthAE(StepDecoded, CodeAutoencoder):
         return self.stack.receptive_field
 
     def conditioning_keys(self) -> tuple[str, ...]:
-        return ("pitch",) if self.global_cond is not None else ()
+        uses_pitch = self.global_cond is not None or self.config.pitch_excitation
+        return ("pitch",) if uses_pitch else ()
 
     def _param_device(self) -> torch.device:
         return self.stack.out2.weight.device
@@ -180,11 +196,23 @@ class NSynthAE(StepDecoded, CodeAutoencoder):
                 f"batch['audio'] has {total} samples but this decoder needs its context of "
                 f"{ctx} plus at least one more; raise data.window"
             )
-        inputs = quantize(audio[:, :-1])  # code of sample t-1 feeds the prediction of t
+        history = audio[:, :-1]  # sample t-1 feeds the prediction of t
+        if self.training:
+            history = noisy_history(history, self.config.input_noise)
+        inputs = quantize(history)
         targets = self.head.encode(audio[:, ctx:])
         l = self._features(z, total, "codes")[..., 1:]  # the feature of the predicted t
+        if self.config.pitch_excitation:
+            times = torch.arange(total - 1, device=audio.device).expand(audio.shape[0], -1)
+            l = torch.cat([l, self._excitation(pitch, times, self.training)], dim=1)
         g = self._global(pitch, audio.shape[0], dropout=self.training)
         return self.stack(inputs, g, l, padded=False), targets
+
+    def _excitation(self, pitch: Any, times: Tensor, random_phase: bool) -> Tensor:
+        """The pitch clock of ``times`` [n, L] -> [n, 2, L] (zeros for an unknown pitch)."""
+        return pitch_excitation(pitch, times, self.config.sample_rate,
+                                random_phase=random_phase, onset_phase=False,
+                                device=self._param_device())
 
     def _params(self, batch: Batch) -> tuple[Tensor, Tensor]:
         audio = batch["audio"]
@@ -249,6 +277,9 @@ class NSynthAE(StepDecoded, CodeAutoencoder):
         except DataError as err:
             raise ConfigError(str(err)) from None
         local = feats[..., m * self.hop - pad + user_p - kept :]
+        if self.config.pitch_excitation:  # phase 0 at the timeline's start, as in training
+            times = torch.arange(local.shape[-1], device=device).expand(n, -1)
+            local = torch.cat([local, self._excitation(cond.get("pitch"), times, False)], 1)
         g = global_vector(self.global_cond, cond, n, device)
         return SamplingPlan(prefix=prefix, g=g, local=local.contiguous())
 

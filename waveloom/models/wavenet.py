@@ -40,15 +40,19 @@ from waveloom.models.plan import (
 from waveloom.models.stack_config import WaveNetStackConfig, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.heads import build_head
+from waveloom.nn.pitch_clock import (
+    EXCITATION_CHANNELS,
+    NOTE_CLOCK_CHANNELS,
+    noisy_history,
+    note_clock,
+    pitch_excitation,
+)
 from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitation
 
 HEADS = ("categorical", "logistic_mixture", "gaussian")
 INPUTS = ("embedding", "onehot")
 LOCALS = ("none", "mel", "roll", "latent")  # latent: an encoder's frames (the translator)
 EXCITATION_PHASES = ("random", "onset")
-EXCITATION_CHANNELS = 2  # sin and cos of the pitch phase
-NOTE_CLOCK_TAUS = (0.02, 0.2, 2.0)  # seconds: attack, decay, sustain/release time scales
-NOTE_CLOCK_CHANNELS = 1 + len(NOTE_CLOCK_TAUS)  # a note-on gate and one decay per time scale
 
 
 @dataclass
@@ -254,40 +258,18 @@ class WaveNet(StepSampled, Likelihood):
         return features.request(mel, self.stack.out2.weight.device)
 
     def _note_clock(self, times: Tensor) -> Tensor:
-        """Samples since the note's onset [n, L] -> [n, NOTE_CLOCK_CHANNELS, L]: a gate (1 from
-        the onset on) and exp(-t / tau) per time scale (0 before the onset)."""
-        t = times.float()
-        on = (t >= 0).float()
-        taus = torch.tensor(NOTE_CLOCK_TAUS, device=t.device) * self.config.sample_rate
-        decays = torch.exp(-t.clamp(min=0)[:, None, :] / taus[None, :, None]) * on[:, None]
-        return torch.cat([on[:, None], decays], dim=1)
+        """Samples since the note's onset [n, L] -> [n, NOTE_CLOCK_CHANNELS, L]
+        (:func:`waveloom.nn.pitch_clock.note_clock`)."""
+        return note_clock(times, self.config.sample_rate)
 
     def _excitation(self, pitch: Any, times: Tensor, random_phase: bool) -> Tensor:
-        """sin/cos of the phase of each example's pitch: [n, 2, L] (zeros where unknown).
-
-        ``pitch`` is MIDI [n] (or a scalar); -1 or None means unknown and gives silence on
-        these channels, which is also what label dropout shows the network. ``times`` [n, L]
-        are the samples' times: since the note's onset for ``excitation_phase='onset'`` (silent
-        before it), any running count for 'random', whose phase is drawn at random when
-        ``random_phase`` (training) and starts at 0 otherwise.
-        """
-        n, length = times.shape
-        device = self.stack.out2.weight.device
-        if pitch is None:
-            return torch.zeros(n, EXCITATION_CHANNELS, length, device=device)
-        p = torch.as_tensor(pitch, device=device).reshape(-1).double().expand(n)
-        known = (p >= 0).float()[:, None]
-        hz = 440.0 * torch.pow(2.0, (p - 69.0) / 12.0)
-        t = times.to(device)
-        cycles = hz[:, None] * t.double() / self.config.sample_rate
-        if self.config.excitation_phase == "onset":
-            known = known * (t >= 0).float()
-        elif random_phase:
-            cycles = cycles + torch.rand(n, 1, device=device).double()
-        # the fraction keeps the phase exact (x - floor(x): ONNX has no frac; equal for x >= 0,
-        # and negative times are silenced by `known`)
-        phase = (2 * math.pi * (cycles - torch.floor(cycles))).float()
-        return torch.stack([torch.sin(phase) * known, torch.cos(phase) * known], dim=1)
+        """sin/cos of the phase of each example's pitch: [n, 2, L] (zeros where unknown;
+        :func:`waveloom.nn.pitch_clock.pitch_excitation`, onset-phased when
+        ``excitation_phase='onset'``)."""
+        return pitch_excitation(pitch, times, self.config.sample_rate,
+                                random_phase=random_phase,
+                                onset_phase=self.config.excitation_phase == "onset",
+                                device=self.stack.out2.weight.device)
 
     def _global(self, source: dict[str, Any], n: int, dropout: bool) -> Tensor | None:
         if self.global_cond is None:
@@ -333,10 +315,8 @@ class WaveNet(StepSampled, Likelihood):
                 f"{ctx} plus at least one more; raise data.window"
             )
         history = audio[:, :-1]  # sample t-1 feeds the prediction of t
-        if self.training and self.config.input_noise > 0:
-            rms = history.pow(2).mean(dim=-1, keepdim=True).sqrt()
-            scale = self.config.input_noise * rms * torch.rand_like(rms)
-            history = (history + scale * torch.randn_like(history)).clamp(-1.0, 1.0)
+        if self.training:
+            history = noisy_history(history, self.config.input_noise)
         inputs = quantize(history)
         targets = self.head.encode(audio[:, ctx:])
         g = self._global(batch, audio.shape[0], dropout=self.training)
