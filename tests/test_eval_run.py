@@ -130,6 +130,44 @@ def test_checkpoint_target_draws_labelled_samples(sets):
     assert report["pitch[crepe-tiny,50c]"]["accuracy"]["n"] == 3
 
 
+def test_record_keeps_kid_and_pitch_on_the_card(sets, capsys):
+    """evaluate CKPT --record: the figures land on the checkpoint's card with their interval,
+    n and the command (less --record), and re-recording replaces rather than piles up."""
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.data.cache import AudioCache
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+    from waveloom.zoo.records import read_records
+
+    cfg = load_config(CONFIGS / "wavenet" / "tiny.yaml")
+    vocabulary = AudioCache(sets / "cache").info["instruments"]
+    ckpt = save_checkpoint(sets / "rec" / "model.safetensors", build_model(cfg), cfg,
+                           extra={"instruments": vocabulary})
+    args = ["evaluate", str(ckpt), "--reference", str(sets / "cache"), "--metrics",
+            "kid,pitch", "--n-generate", "4", "--seconds", "0.1", "--bootstrap", "50",
+            "--kid-subsets", "5", "--no-stats-cache", "-q", "--record"]
+    for _ in range(2):
+        assert main(args) == 0
+    assert "recorded 2 figure(s)" in capsys.readouterr().out
+    found, _ = read_records(ckpt)
+    assert sorted(m.metric for m in found) == ["kid[crepe-tiny]",
+                                               "on pitch (crepe-tiny,50c; octave errors count)"]
+    kid = next(m for m in found if m.metric.startswith("kid"))
+    assert kid.n == 4 and kid.interval is not None and kid.higher_is_better is False
+    assert kid.interval[0] <= kid.interval[1]
+    assert kid.command.startswith("waveloom evaluate ") and "--record" not in kid.command
+    assert "4 samples of 0.1 s" in kid.data
+    pitch = next(m for m in found if m.unit == "%")
+    assert pitch.n == 4 and 0.0 <= pitch.value <= 100.0
+
+
+def test_record_needs_a_checkpoint(sets, capsys):
+    assert main(["evaluate", str(sets / "noise"), "--metrics", "kid", "--reference",
+                 str(sets / "cache"), "--record", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--record keeps figures on a checkpoint's card" in err and "\n" not in err
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--metrics", "pitch"], "no pitch label"),
     (["--metrics", "fad"], "pass --reference"),

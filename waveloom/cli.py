@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # key=value overrides may come after options (`train CFG --data D k=v`): argparse leaves
     # those unparsed, so collect them here instead of failing.
     args, extra = parser.parse_known_args(argv)
+    # the command as typed, for verbs that record how to reproduce a figure (evaluate --record)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if extra:
         if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
             args.overrides = [*args.overrides, *extra]

@@ -95,6 +95,9 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
                       seed="seed of the drawn samples and of the bootstrap (default 0)")
     ev.add_argument("--generated-out", type=Path, default=None,
                     help="keep the drawn samples (+ labels.json) here")
+    ev.add_argument("--record", action="store_true",
+                    help="keep the distances (kid, kad, fad) and pitch accuracy of a "
+                    "checkpoint's samples on its card (waveloom models NAME; docs/models.md)")
     ev.add_argument("--json", default=None, metavar="FILE",
                     help="also write every number as JSON here ('-': stdout only)")
     add_device_arg(ev)
@@ -165,6 +168,11 @@ def run(args: argparse.Namespace) -> int | None:
     metrics = names(args.metrics) or (["nll"] if Path(args.target).is_file() else ["fad"])
     if args.json and args.json != "-":
         check_writable(Path(args.json))
+    if args.record and not Path(args.target).is_file():
+        from waveloom.errors import ConfigError
+
+        raise ConfigError(f"--record keeps figures on a checkpoint's card; {args.target} is "
+                          "not a checkpoint file (drop --record for audio folders)")
     report = evaluate(
         args.target, metrics=metrics, data=args.data, split=args.split,
         reference=args.reference, reference_split=args.reference_split,
@@ -187,7 +195,28 @@ def run(args: argparse.Namespace) -> int | None:
         print(format_report(report))
     if args.json:
         write_json(args.json, report)
+    if args.record:
+        _record(args, report)
     return 0
+
+
+def _record(args: argparse.Namespace, report: dict) -> None:
+    """Keep the report's card-worthy figures on the checkpoint's card (the command that
+    reproduces them is the one typed, less --record)."""
+    import shlex
+
+    from waveloom.zoo.records import record
+    from waveloom.zoo.report_records import describe_data, report_measurements
+
+    command = shlex.join(["waveloom", *[a for a in args.argv if a != "--record"]])
+    data = describe_data(report, args.seconds, args.temperature)
+    found = report_measurements(report, data, command)
+    for measurement in found:
+        path = record(args.target, measurement)
+    if found:
+        print(f"recorded {len(found)} figure(s) in {path}")
+    else:
+        print("nothing to record: --record keeps kid, kad, fad and pitch")
 
 
 def check_writable(path: Path) -> None:
