@@ -126,8 +126,10 @@ def test_tanh_and_its_fit_are_accurate():
         ("tiny", ("model.head=logistic_mixture",)),
         ("tiny", ("model.head=logistic_mixture", "model.mixture_levels=65536",
                   "model.kernel_size=3")),
+        ("tiny", ("model.input=scalar",)),  # the code as its value (a distillation teacher)
     ],
-    ids=["tiny", "small", "tiny-mel", "tiny-roll-onehot", "tiny-mixture", "tiny-mix16-k3"],
+    ids=["tiny", "small", "tiny-mel", "tiny-roll-onehot", "tiny-mixture", "tiny-mix16-k3",
+         "tiny-scalar"],
 )
 def test_teacher_forced_logits_match_torch_for_4000_steps(preset, overrides, backend):
     _check_teacher_forced(_model(preset, *overrides), 4000, backend)

@@ -345,15 +345,35 @@ def test_render_midi_every_ensemble_plays_each_piece_in_every_timbre(tmp_path):
     """program='every': one render per ensemble, named by it, in the piece's own split."""
     import csv
 
-    from waveloom.data.synth import ENSEMBLES, chorales
+    from waveloom.data.synth import chorales
+    from waveloom.data.synth.gm import ROTATION
 
     render_midi(tmp_path / "every", chorales=1, program="every", progress=False)
     rows = list(csv.DictReader((tmp_path / "every" / "maestro-v3.0.0.csv").open()))
-    assert sorted(r["instrument_str"] for r in rows) == sorted(ENSEMBLES)
+    assert sorted(r["instrument_str"] for r in rows) == sorted(ROTATION)
     first = chorales.name_of(chorales.chorale_ids(1)[0])
     assert {r["midi_filename"].split("/")[-1].removesuffix(".midi") for r in rows} == {
-        f"{first}-{name}" for name in ENSEMBLES}
+        f"{first}-{name}" for name in ROTATION}
     assert len({r["split"] for r in rows}) == 1 and len({r["canonical_title"] for r in rows}) == 1
+
+
+def test_render_midi_ensemble_list_gives_one_domain_per_ensemble(tmp_path, capsys):
+    """--program strings,winds,brass,keyboard --voice soprano: the same line once per named
+    ensemble, labelled by it (a translator's built-in domains); a bad list is one line."""
+    import csv
+
+    from waveloom.cli import main
+
+    out = tmp_path / "domains"
+    assert main(["data", "render-midi", str(out), "--chorales", "1", "--voice", "soprano",
+                 "--program", "strings,winds,brass,keyboard", "-q"]) == 0
+    rows = list(csv.DictReader((out / "maestro-v3.0.0.csv").open()))
+    assert sorted(r["instrument_str"] for r in rows) == ["brass", "keyboard", "strings", "winds"]
+    assert len({r["split"] for r in rows}) == 1
+    assert main(["data", "render-midi", str(tmp_path / "bad"), "--chorales", "1",
+                 "--program", "strings,tuba", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a list names each ensemble once" in err and "\n" not in err
 
 
 def test_render_midi_several_soundfonts_render_each_piece_once_per_font(tmp_path):

@@ -70,7 +70,7 @@ def test_presets_load_and_build(name):
     [
         ({"stacks": 0}, "model.stacks=0"),
         ({"head": "laplace"}, "model.head='laplace'"),
-        ({"input": "scalar"}, "model.input"),
+        ({"input": "waveform"}, "model.input"),
         ({"kernel_size": 1}, "model.kernel_size"),
         ({"local": "mel", "local_hop": 256, "upsample_factors": [16, 8]}, "multiply to 128"),
         ({"local": "roll", "local_channels": 80}, "local_channels=128"),

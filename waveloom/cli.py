@@ -3,6 +3,7 @@
     waveloom data render-notes|render-midi   built-in offline data (SoundFont renders)
     waveloom prepare SRC OUT                 decode any source once into a cache
     waveloom train CONFIG --data CACHE --out RUN
+    waveloom distill TEACHER --data CACHE --out RUN   a parallel IAF student of a Gaussian WaveNet
     waveloom generate CKPT --out DIR          (--list: the checkpoint's instruments)
     waveloom encode CKPT FILES... --out DIR  autoencoder codes (.npy + image) of audio files
     waveloom decode CKPT EMB.npy... --out DIR   audio from autoencoder codes
@@ -43,6 +44,7 @@ from waveloom.app import (
     data,
     ddsp,
     demo,
+    distill,
     evaluate,
     export,
     generate,
@@ -57,8 +59,8 @@ from waveloom.app import (
 from waveloom.errors import WaveloomError
 
 #: The verb groups, in the order ``--help`` lists them.
-APP_MODULES = (data, train, generate, vocode, codes, autoencode, ddsp, transcribe, translate,
-               compose, evaluate, listen, models, export, studio, demo)
+APP_MODULES = (data, train, distill, generate, vocode, codes, autoencode, ddsp, transcribe,
+               translate, compose, evaluate, listen, models, export, studio, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

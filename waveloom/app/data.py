@@ -38,9 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          "piece once per SoundFont, e.g. for a transcriber")
     rm.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
     rm.add_argument("--program", default=None,
-                    help="GM program 0-127 or an ensemble name for every melodic part, or "
-                         "'every': each piece once per ensemble (default: chorales rotate "
-                         "through the ensembles, files keep theirs)")
+                    help="GM program 0-127 or an ensemble name (organ, strings, choir, "
+                         "winds, brass, keyboard) for every melodic part; 'every': each piece "
+                         "once per rotating ensemble (the first four); a comma list such as "
+                         "strings,winds,brass,keyboard: each piece once per named ensemble, "
+                         "labelled by it (a translator's domains). Default: chorales rotate "
+                         "through the first four, files keep theirs")
     rm.add_argument("--voice", default=None, metavar="soprano|alto|tenor|bass",
                     help="render only this part of each piece (its n-th pitched part): solo "
                          "melodic lines, e.g. --voice soprano --program 40 (violin) for DDSP")

@@ -19,6 +19,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("config", type=Path, help="preset YAML, e.g. configs/wavenet/tiny.yaml")
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="config overrides, e.g. model.stacks=2 train.lr=3e-4")
+    add_run_args(tr)
+    tr.set_defaults(run=run)
+
+
+def add_run_args(tr: argparse.ArgumentParser) -> None:
+    """The flags of a training run (data, run folder, budget, devices), shared with
+    ``distill``."""
     tr.add_argument("--data", type=Path, required=True, help="cache folder from `prepare`")
     tr.add_argument("--out", type=Path, required=True, help="run folder")
     tr.add_argument("--max-steps", type=int, default=None, help="shortcut for train.max_steps")
@@ -40,7 +47,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       threads="CPU threads per process (use 1 when the machine is shared: "
                               "intra-op threads stall when another job holds a core)")
     add_quiet_arg(tr)
-    tr.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int | None:

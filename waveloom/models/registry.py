@@ -29,6 +29,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "codec_lm": ("waveloom.models.codec_lm:CodecLM", "likelihood"),
     "diffwave": ("waveloom.models.diffwave:DiffWave", "denoising"),
     "waveglow": ("waveloom.models.waveglow:WaveGlow", "likelihood"),
+    "student": ("waveloom.models.student:Student", "distillation"),
     "latent_diffusion": ("waveloom.models.latent_diffusion:LatentDiffusion", "denoising"),
     "translator": ("waveloom.models.translator:Translator", "likelihood"),
     "ddsp": ("waveloom.models.ddsp:DDSP", "reconstruction"),

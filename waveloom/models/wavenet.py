@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from waveloom.audio.mel_features import MelFeatures
-from waveloom.audio.mulaw import quantize
+from waveloom.audio.mulaw import mulaw_encode, quantize
 from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Likelihood
@@ -48,9 +48,10 @@ from waveloom.nn.pitch_clock import (
     pitch_excitation,
 )
 from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitation
+from waveloom.nn.wavenet import STACK_INPUTS
 
 HEADS = ("categorical", "logistic_mixture", "gaussian")
-INPUTS = ("embedding", "onehot")
+INPUTS = STACK_INPUTS
 LOCALS = ("none", "mel", "roll", "latent")  # latent: an encoder's frames (the translator)
 EXCITATION_PHASES = ("random", "onset")
 
@@ -63,7 +64,9 @@ class WaveNetConfig(WaveNetStackConfig):
     head: str = "categorical"  # categorical | logistic_mixture | gaussian (ClariNet teacher)
     mixture_components: int = 10
     mixture_levels: int = 256  # 256: mu-law codes; 65536: 16-bit linear (logistic_mixture)
-    input: str = "embedding"  # embedding | onehot (of the previous sample's mu-law code)
+    # embedding | onehot | scalar (of the previous sample's mu-law code; scalar: its companded
+    # value as one channel, which training feeds unquantised: a distillation teacher)
+    input: str = "embedding"
     num_instruments: int = 16
     pitch_conditioning: bool = True
     instrument_conditioning: bool = True
@@ -317,7 +320,8 @@ class WaveNet(StepSampled, Likelihood):
         history = audio[:, :-1]  # sample t-1 feeds the prediction of t
         if self.training:
             history = noisy_history(history, self.config.input_noise)
-        inputs = quantize(history)
+        # scalar input reads the companded value itself (what a distilled student feeds it)
+        inputs = mulaw_encode(history) if self.config.input == "scalar" else quantize(history)
         targets = self.head.encode(audio[:, ctx:])
         g = self._global(batch, audio.shape[0], dropout=self.training)
         l = None

@@ -15,7 +15,8 @@ Block (van den Oord et al. 2016, eq. 2-3; one conv makes filter and gate)::
     x' = x + R z      (1x1)            # the last block has no R: its output is never read
     s  = S z          (1x1)            # skip contribution
 
-Stack: codes -> embedding (or one-hot) -> causal conv -> blocks with dilations
+Stack: codes -> embedding (or one-hot, or the code's scalar value) -> causal conv -> blocks
+with dilations
 1, 2, ..., 2^(L-1) repeated ``stacks`` times -> sum of skips -> ReLU -> 1x1 -> ReLU -> 1x1.
 
 Weights are plain ``nn.Conv1d`` / ``nn.Linear`` / ``nn.Embedding`` attributes (see
@@ -33,6 +34,10 @@ from torch.utils.checkpoint import checkpoint
 
 from waveloom.nn.conv import CausalConv1d, StepCache
 from waveloom.nn.wavenet_fast import fast_forward
+
+#: How the previous step enters the stack: a learnt embedding of its code, a one-hot code, or
+#: the code's value as one channel (which also takes float values: a distillation teacher).
+STACK_INPUTS = ("embedding", "onehot", "scalar")
 
 
 class BlockStep:
@@ -221,8 +226,8 @@ class WaveNetStack(nn.Module):
     ) -> None:
         super().__init__()
         self.checkpoint_activations = checkpoint_activations
-        if input not in ("embedding", "onehot"):
-            raise ValueError(f"input={input!r}: use 'embedding' or 'onehot'")
+        if input not in STACK_INPUTS:
+            raise ValueError(f"input={input!r}: use one of {', '.join(STACK_INPUTS)}")
         self.input = input
         self.input_levels = input_levels
         self.residual_channels = residual_channels
@@ -230,11 +235,19 @@ class WaveNetStack(nn.Module):
         self.skip_channels = skip_channels
         self.global_channels = global_channels
         self.local_channels = local_channels
+        self.embed: nn.Embedding | None = None
         if input == "embedding":
-            self.embed: nn.Embedding | None = nn.Embedding(input_levels, residual_channels)
+            self.embed = nn.Embedding(input_levels, residual_channels)
             in_ch = residual_channels
+        elif input == "scalar":
+            # Code v enters as its value 2v / (levels - 1) - 1 (the mu-law companded level):
+            # one channel, so float values in between enter as well (a distilled student's
+            # samples, with gradients), and every code-driven engine reads it as a table.
+            levels = torch.arange(input_levels, dtype=torch.float32)
+            self.register_buffer("scalar_levels", (levels * (2.0 / (input_levels - 1)) - 1.0
+                                                   )[:, None], persistent=False)
+            in_ch = 1
         else:
-            self.embed = None
             in_ch = input_levels
         self.input_conv = CausalConv1d(in_ch, residual_channels, kernel_size)
         self.dilations = [2**i for i in range(layers_per_stack)] * stacks
@@ -261,10 +274,24 @@ class WaveNetStack(nn.Module):
         """Input codes one output depends on: ``1 + (K-1) * (1 + sum(dilations))``."""
         return 1 + self.input_conv.left_context + sum(b.conv.left_context for b in self.blocks)
 
-    def _inputs(self, codes: Tensor) -> Tensor:
-        """Codes [B, T] -> network input [B, C_in, T]."""
+    def code_inputs(self) -> Tensor | None:
+        """What code ``v`` feeds the input conv, as a matrix ``[levels, C_in]`` (the embedding's
+        rows, or each level's scalar value); None for one-hot input (the identity)."""
         if self.embed is not None:
-            return self.embed(codes).transpose(1, 2)
+            return self.embed.weight
+        if self.input == "scalar":
+            return self.scalar_levels.to(self.input_conv.weight.dtype)
+        return None
+
+    def _inputs(self, codes: Tensor) -> Tensor:
+        """Codes [B, T] (or, for scalar input, float values [B, T]) -> input [B, C_in, T]."""
+        if codes.is_floating_point():
+            if self.input != "scalar":
+                raise ValueError(f"float inputs need input='scalar', not {self.input!r}")
+            return codes.to(self.input_conv.weight.dtype).unsqueeze(1)
+        table = self.code_inputs()
+        if table is not None:
+            return F.embedding(codes, table).transpose(1, 2)
         dtype = self.input_conv.weight.dtype
         return F.one_hot(codes, self.input_levels).to(dtype).transpose(1, 2)
 
@@ -459,8 +486,9 @@ class StackStep:
             conv.weight.permute(2, 1, 0).reshape(k * conv.in_channels, conv.out_channels)
         )
         self.input_b = prep(conv.bias)
-        if stack.embed is not None:
-            self.embed_w: Tensor | None = prep(stack.embed.weight)
+        table = stack.code_inputs()
+        if table is not None:
+            self.embed_w: Tensor | None = prep(table)
             self.onehot = None
         else:
             self.embed_w = None

@@ -50,8 +50,11 @@ def _global_bias(stack: WaveNetStack, g: Tensor | None) -> Tensor | None:
 def _inputs(stack: WaveNetStack, codes: Tensor) -> Tensor:
     """Codes [B, T] -> network input in time-major rows [T*B, C_in]."""
     rows = codes.t().reshape(-1)
-    if stack.embed is not None:
-        return stack.embed(rows)
+    if rows.is_floating_point():  # scalar input's float values (checked by the stack)
+        return stack._inputs(rows[None])[0].t()
+    table = stack.code_inputs()
+    if table is not None:
+        return F.embedding(rows, table)
     return F.one_hot(rows, stack.input_levels).to(stack.input_conv.weight.dtype)
 
 

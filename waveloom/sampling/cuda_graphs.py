@@ -61,8 +61,9 @@ class RingStep:
             return t.detach().to(device=device, dtype=dtype).contiguous()
 
         w_in = stack.input_conv.weight.detach().double()  # [C, C_in, K]
-        if stack.embed is not None:
-            table = torch.einsum("vi,cik->kvc", stack.embed.weight.detach().double(), w_in)
+        inputs = stack.code_inputs()
+        if inputs is not None:  # an embedding, or scalar input's levels [V, 1]
+            table = torch.einsum("vi,cik->kvc", inputs.detach().double(), w_in)
         else:
             table = w_in.permute(2, 1, 0)
         # Row V is the zero padding before t = 0 (what forward() sees there).

@@ -290,8 +290,9 @@ class FastWaveNet:
         column v for one-hot input); the extra last row, zeros, is the padding code."""
         k = stack.input_conv.kernel_size[0]
         w_in = stack.input_conv.weight.detach().double().cpu()  # [C, C_in, K]
-        if stack.embed is not None:
-            emb = stack.embed.weight.detach().double().cpu()  # [V, C_in]
+        inputs = stack.code_inputs()
+        if inputs is not None:  # an embedding, or scalar input's levels [V, 1]
+            emb = inputs.detach().double().cpu()  # [V, C_in]
             table = torch.einsum("vi,cik->kvc", emb, w_in)
         else:
             table = w_in.permute(2, 1, 0)  # one-hot input: tap k of code v is column v

@@ -9,7 +9,7 @@ write each voice part as its own pretty_midi instrument. Choices (all determinis
 * velocity: 90 for the top part (the melody), 72 for the others, like an ensemble that lets the
   tune sing;
 * timbre: by default chorale i is played by ensemble ``i mod 4`` of
-  :data:`~waveloom.data.synth.gm.ENSEMBLES` (organ, strings, choir, winds), so a render holds
+  :data:`~waveloom.data.synth.gm.ROTATION` (organ, strings, choir, winds), so a render holds
   several timbres; pass ``program`` (a GM number or an ensemble name) to fix it.
 """
 
@@ -59,7 +59,7 @@ def name_of(chorale_id: str) -> str:
 def ensemble_for(index: int, program: int | str | None) -> tuple[str, tuple[int, ...]]:
     """(instrument label, GM programs per part) of chorale number ``index``."""
     if program is None:
-        name = list(gm.ENSEMBLES)[index % len(gm.ENSEMBLES)]
+        name = gm.ROTATION[index % len(gm.ROTATION)]
         return name, gm.ENSEMBLES[name]
     if isinstance(program, str) and not program.isdigit():
         if program not in gm.ENSEMBLES:

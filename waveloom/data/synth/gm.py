@@ -117,4 +117,12 @@ ENSEMBLES: dict[str, tuple[int, ...]] = {
     "strings": (40, 40, 41, 42),  # violin, violin, viola, cello
     "choir": (52, 52, 52, 52),  # choir aahs
     "winds": (73, 68, 71, 70),  # flute, oboe, clarinet, bassoon
+    # Not in the rotation (below): the translator's built-in domains add a brass and a
+    # keyboard ensemble to strings and winds (string, wind, brass, keyboard; docs/translator.md).
+    "brass": (56, 56, 60, 57),  # trumpet, trumpet, French horn, trombone
+    "keyboard": (0, 0, 0, 0),  # acoustic grand piano
 }
+
+#: The ensembles chorales rotate through by default and that ``program='every'`` renders, in
+#: order (fixed, so earlier renders and recipes reproduce when ensembles are added).
+ROTATION: tuple[str, ...] = ("organ", "strings", "choir", "winds")

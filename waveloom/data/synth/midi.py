@@ -137,19 +137,36 @@ def _solo(piece: _Piece, voice: str) -> _Piece:
     return _Piece(f"{piece.name}-{voice}", piece.title, piece.composer, solo, piece.source)
 
 
-#: ``program`` value that renders every piece once per ensemble of :data:`gm.ENSEMBLES`.
+#: ``program`` value that renders every piece once per ensemble of :data:`gm.ROTATION`.
 EVERY_ENSEMBLE = "every"
+
+
+def ensemble_list(program: object) -> tuple[str, ...] | None:
+    """The ensembles ``program`` asks for one render each of: ``'every'`` (the rotation) or a
+    comma list of ensemble names (``'strings,winds,brass,keyboard'``); None otherwise."""
+    if program == EVERY_ENSEMBLE:
+        return gm.ROTATION
+    if not isinstance(program, str) or "," not in program:
+        return None
+    names = tuple(name.strip() for name in program.split(",") if name.strip())
+    unknown = [name for name in names if name not in gm.ENSEMBLES]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(f"--program {program}: a list names each ensemble once, among "
+                          f"{', '.join(gm.ENSEMBLES)}")
+    return names
 
 
 def _pieces(chorale_count: int, midi_dir: Path | None, program, tempo: float,
             voice: str | None = None) -> list[_Piece]:
-    """The pieces to render; with ``program="every"`` each piece once per ensemble, named
-    ``<name>-<ensemble>`` with the piece's title (so every version falls in the same split):
-    a transcriber then hears each score in several timbres."""
-    if program != EVERY_ENSEMBLE:
+    """The pieces to render; with ``program="every"`` (or a comma list of ensembles) each piece
+    once per ensemble, named ``<name>-<ensemble>`` with the piece's title (so every version
+    falls in the same split): a transcriber then hears each score in several timbres, and a
+    translator gets one domain per ensemble with the same music in each."""
+    ensembles = ensemble_list(program)
+    if ensembles is None:
         return _pieces_for(chorale_count, midi_dir, program, tempo, voice)
     pieces = []
-    for ensemble in gm.ENSEMBLES:
+    for ensemble in ensembles:
         for piece in _pieces_for(chorale_count, midi_dir, ensemble, tempo, voice):
             piece.name = f"{piece.name}-{ensemble}"
             pieces.append(piece)

@@ -11,6 +11,7 @@ from waveloom.train.objectives.adversarial import AdversarialObjective, step_gen
 from waveloom.train.objectives.base import Objective
 from waveloom.train.objectives.bptt import TruncatedBPTTObjective
 from waveloom.train.objectives.denoising import DenoisingObjective
+from waveloom.train.objectives.distillation import DistillationObjective
 from waveloom.train.objectives.likelihood import LikelihoodObjective
 from waveloom.train.objectives.tokens import TokenLikelihoodObjective
 from waveloom.train.objectives.transcription import TranscriptionObjective
@@ -23,6 +24,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "token_likelihood": TokenLikelihoodObjective,
     "transcription": TranscriptionObjective,
     "denoising": DenoisingObjective,
+    "distillation": DistillationObjective,
 }
 
 
@@ -34,7 +36,8 @@ def build_objective(name: str) -> Objective:
     return OBJECTIVES[name]()
 
 
-__all__ = ["OBJECTIVES", "AdversarialObjective", "DenoisingObjective", "LikelihoodObjective",
+__all__ = ["OBJECTIVES", "AdversarialObjective", "DenoisingObjective", "DistillationObjective",
+           "LikelihoodObjective",
            "Objective",
            "TokenLikelihoodObjective", "TranscriptionObjective",
            "TruncatedBPTTObjective", "build_objective", "step_generator"]
