@@ -172,3 +172,34 @@ def test_split_aliases():
     assert normalize_split("", "x") is None
     with pytest.raises(DataError, match="unknown split"):
         normalize_split("holdout", "x")
+
+
+def test_domains_label_each_subfolder_and_link_any_folders(tmp_path, capsys):
+    """prepare --domains NAME=FOLDER ...: each folder becomes a domain (an instrument id in
+    sorted order) wherever it lives; loose files and bad pairs are one-line errors."""
+    from waveloom.cli import main
+    from waveloom.data.cache import AudioCache
+
+    _wav(tmp_path / "rec" / "fiddle" / "a.wav")
+    _wav(tmp_path / "rec" / "fiddle" / "deep" / "b.wav", 330.0)
+    _wav(tmp_path / "elsewhere" / "keys" / "c.wav", 220.0)
+    src, cache = tmp_path / "domains", tmp_path / "cache"
+    assert main(["prepare", str(src), str(cache), "--domains",
+                 f"violin={tmp_path / 'rec' / 'fiddle'}",
+                 f"piano={tmp_path / 'elsewhere' / 'keys'}", "-q"]) == 0
+    c = AudioCache(cache)
+    assert c.info["instruments"] == ["piano", "violin"]
+    labels = {e["name"]: e["instrument"] for e in c.entries}
+    assert labels == {"piano/c": 0, "violin/a": 1, "violin/deep/b": 1}
+    _, items = list_items(src, "domains")
+    assert {i.instrument_str for i in items} == {"piano", "violin"}
+    capsys.readouterr()
+    _wav(src / "loose.wav")
+    with pytest.raises(DataError, match="not inside a domain subfolder"):
+        list_items(src, "domains")
+    for pair, needle in (("violin", "write NAME=FOLDER"), (f"x={tmp_path / 'nope'}",
+                                                            "is not a folder")):
+        assert main(["prepare", str(tmp_path / "d2"), str(tmp_path / "c2"), "--domains", pair,
+                     "-q"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and "\n" not in err

@@ -63,9 +63,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="a MAESTRO folder (its csv/json gives the split)")
     add_quiet_arg(sy)
     pr = subparsers.add_parser("prepare", help="decode a source once into a training cache")
-    pr.add_argument("src", type=Path, help="a folder of audio, an NSynth or a MAESTRO folder")
+    pr.add_argument("src", type=Path, help="a folder of audio, an NSynth or a MAESTRO folder "
+                    "(with --domains: the folder of domain links to create)")
     pr.add_argument("out", type=Path, help="cache folder to write")
-    pr.add_argument("--format", choices=["auto", "folder", "nsynth", "maestro"], default="auto")
+    pr.add_argument("--format", choices=["auto", "folder", "nsynth", "maestro", "domains"],
+                    default="auto", help="domains: one subfolder per instrument, labelled by "
+                    "its name (a translator's domains)")
+    pr.add_argument("--domains", nargs="+", default=None, metavar="NAME=FOLDER",
+                    help="any folders as domains: links them as SRC/NAME, then prepares SRC "
+                         "with --format domains")
     pr.add_argument("--sr", type=int, default=16000, help="cache sample rate (default 16000)")
     add_quiet_arg(pr)
     for parser in (rn, rm, sy, pr):
@@ -76,6 +82,11 @@ def run(args: argparse.Namespace) -> int | None:
     if args.verb == "prepare":
         from waveloom.data.prepare import prepare
 
+        if args.domains:
+            from waveloom.data.sources.domains import link_domains
+
+            link_domains(args.domains, args.src)
+            args.format = "domains"
         print(prepare(args.src, args.out, format=args.format, sample_rate=args.sr,
                       progress=not args.quiet))
     elif args.data_verb == "symbolic":

@@ -28,7 +28,7 @@ NSYNTH_FAMILIES = (
 )
 
 #: Source layouts ``prepare`` understands (``auto`` picks one of them by the files present).
-FORMATS = ("folder", "nsynth", "maestro")
+FORMATS = ("folder", "nsynth", "maestro", "domains")
 
 #: The canonical split names; sources map their own spellings onto these.
 SPLITS = ("train", "valid", "test")
@@ -89,7 +89,7 @@ def detect_format(src: str | Path) -> str:
 
 def list_items(src: str | Path, format: str = "auto") -> tuple[str, list[SourceItem]]:
     """List the examples of ``src`` in a stable order; returns ``(format used, items)``."""
-    from waveloom.data.sources import folder, maestro, nsynth
+    from waveloom.data.sources import domains, folder, maestro, nsynth
 
     src = Path(src)
     if format == "auto":
@@ -98,6 +98,7 @@ def list_items(src: str | Path, format: str = "auto") -> tuple[str, list[SourceI
         "folder": folder.list_items,
         "nsynth": nsynth.list_items,
         "maestro": maestro.list_items,
+        "domains": domains.list_items,
     }
     if format not in listers:
         raise DataError(f"unknown source format {format!r}; use auto, {', '.join(FORMATS)}")
@@ -114,4 +115,5 @@ def expectation(format: str) -> str:
         "folder": f"audio files ({', '.join(AUDIO_EXTENSIONS)}) anywhere below it",
         "nsynth": "examples.json + audio/<note_str>.wav (or nsynth-{train,valid,test}/ folders)",
         "maestro": "maestro-v*.csv (or .json) + the audio and MIDI files it names",
+        "domains": "one subfolder per domain (instrument), audio files below each",
     }.get(format, "audio files")
