@@ -172,3 +172,36 @@ def test_vocode_samples_a_mel_vocoder_and_refuses_a_class_model(tmp_path):
     assert len(sf.read(wav)[0]) == (mel.shape[-1] - 1) * 64
     with pytest.raises(ConfigError, match="only conditioning=mel vocodes"):
         _tiny().vocode_request(mel)
+
+
+@pytest.mark.parametrize("steps", [6, 25])
+def test_ddim_and_dpm_solver_equal_diffusers_schedulers(steps):
+    """Our DDIM and DPM-Solver++(2M) against diffusers' DDIMScheduler and
+    DPMSolverMultistepScheduler on the same steps, noise and exact denoiser
+    (benchmarks/diffusion_samplers.py): the same samples to float rounding."""
+    pytest.importorskip("diffusers")
+    import math
+    import sys
+
+    from waveloom.nn.diffusion_schedule import NoiseSchedule
+    from waveloom.sampling import diffusion as ours
+
+    from .conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import diffusion_samplers as bench
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    schedule = NoiseSchedule(bench.T, bench.BETA_START, bench.BETA_END)
+    t = torch.arange(bench.LENGTH, dtype=torch.float64) / 16000.0
+    data = torch.stack([0.5 * torch.sin(2 * math.pi * f * t) for f in bench.FREQS])
+    exact = bench.ExactDenoiser(schedule, data)
+    x = torch.randn(3, bench.LENGTH, generator=torch.Generator().manual_seed(1),
+                    dtype=torch.float64)
+    ddim, ddim_path, dpm, path = bench.schedulers(schedule, steps)
+    torch.testing.assert_close(ours._ddim(exact, x.clone(), None, ddim_path, None, False),
+                               bench.run_diffusers(ddim, exact, x.clone()),
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(ours._dpm_solver(exact, x.clone(), None, path, None, False),
+                               bench.run_diffusers(dpm, exact, x.clone()), atol=1e-4, rtol=0)
