@@ -81,8 +81,7 @@ def test_student_loss_trains_the_flows_through_the_teacher():
                if p.grad is not None) > 0
     # the teacher's Gaussian moves with the student's samples: the gradient path the KL needs
     x = (0.1 * torch.randn(2, model.context + 64)).requires_grad_(True)
-    params, _ = model.teacher._params({**batch, "audio": x})
-    mean_p, _ = model.teacher.head.gaussian(params)
+    mean_p, _ = model.teacher.predictive_gaussian({**batch, "audio": x})
     assert float(torch.autograd.grad(mean_p.sum(), x)[0].abs().sum()) > 0
 
 

@@ -214,8 +214,7 @@ class Student(Generative):
         labels = {k: batch.get(k) for k in ("pitch", "instrument")}
         x, mean, log_scale = self.draw(z, labels, batch.get("start", 0))
         student = {**batch, "audio": mulaw_decode(x.clamp(-1.0, 1.0))}
-        params, _ = self.teacher._params(student)
-        mean_p, log_scale_p = self.teacher.head.gaussian(params)
+        mean_p, log_scale_p = self.teacher.predictive_gaussian(student)
         ctx = self.context
         mean_q, log_scale_q = mean[:, ctx:], log_scale[:, ctx:]
         kl = gaussian_kl(mean_q, log_scale_q, mean_p, log_scale_p).mean()

@@ -370,6 +370,17 @@ class WaveNet(StepSampled, Likelihood):
         params, targets = self._params(batch)
         return self.head.log_prob(params, targets)
 
+    def predictive_gaussian(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Teacher-forced ``(mean, log_scale)`` [B, T - ctx] of a Gaussian-head WaveNet for
+        each of the last ``T - context`` samples of ``batch['audio']``, in the companded
+        domain: what a distilled student is compared with. Differentiable in the audio when
+        ``model.input`` is scalar."""
+        if self.config.head != "gaussian":
+            raise ConfigError(f"model.head={self.config.head}: only a gaussian head has a "
+                              "closed-form predictive Gaussian")
+        params, _ = self._params(batch)
+        return self.head.gaussian(params)
+
     # ------------------------------------------------------------------ sampling
 
     def sampling_plan(
