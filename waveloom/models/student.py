@@ -52,6 +52,10 @@ from waveloom.nn.pitch_clock import (
 )
 from waveloom.nn.wavenet import WaveNetStack
 
+#: Samples per span when generating: a flow's activations for ~2 s of audio at a time, so a
+#: minute of 16 clips takes the memory of seconds (the result is the same; tested).
+GENERATE_CHUNK = 32768
+
 
 @dataclass
 class StudentConfig(ModelConfig):
@@ -191,15 +195,16 @@ class Student(Generative):
             parts.append(note_clock(times, t.sample_rate))
         return g, (torch.cat(parts, 1) if parts else None)
 
-    def draw(self, z: Tensor, labels: dict[str, Any], start: Tensor | int = 0
-             ) -> tuple[Tensor, Tensor, Tensor]:
+    def draw(self, z: Tensor, labels: dict[str, Any], start: Tensor | int = 0,
+             chunk: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Noise ``z`` [n, T] -> (companded sample, mean, log-scale), each [n, T], for samples
-        starting ``start`` (one or n values) samples after the note's onset."""
+        starting ``start`` (one or n values) samples after the note's onset; ``chunk``: see
+        :meth:`waveloom.nn.iaf.IAFStack.forward`."""
         n, length = z.shape
         offset = torch.as_tensor(start, device=z.device).reshape(-1, 1)
         times = (offset + torch.arange(length, device=z.device)).expand(n, -1)
         g, l = self._conditioning(labels, n, times)
-        return self.iaf(z, g, l)
+        return self.iaf(z, g, l, chunk=chunk)
 
     # ------------------------------------------------------------------ training
 
@@ -248,7 +253,7 @@ class Student(Generative):
         require_default_engine(self, options, "samples in one parallel pass")
         gen = torch.Generator(device=self._param_device()).manual_seed(int(options.seed or 0))
         z = torch.randn(n, length, generator=gen, device=self._param_device()) * options.temperature
-        x, _, _ = self.draw(z, dict(cond or {}))
+        x, _, _ = self.draw(z, dict(cond or {}), chunk=GENERATE_CHUNK)
         return mulaw_decode(x.clamp(-1.0, 1.0))
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:

@@ -54,22 +54,41 @@ class IAFStack(nn.Module):
             nn.init.normal_(stack.out2.weight, std=1e-3)
             nn.init.zeros_(stack.out2.bias)
 
-    def forward(self, z: Tensor, g: Tensor | None = None, l: Tensor | None = None
-                ) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, z: Tensor, g: Tensor | None = None, l: Tensor | None = None,
+                chunk: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Noise ``z`` [B, T] (+ global ``g`` [B, G], local ``l`` [B, L, T]) -> ``(x, mean,
         log_scale)``, each [B, T]: the sample and the Gaussian it was drawn from given its past
-        (``x == z * exp(log_scale) + mean``)."""
+        (``x == z * exp(log_scale) + mean``).
+
+        ``chunk``: run each flow over spans of this many samples, each with its receptive
+        field of left context, so activations take memory for a span, not for the whole
+        clip (the same result: each output still sees its full past)."""
         x = z
         mean = torch.zeros_like(z)
         log_scale = torch.zeros_like(z)
         for stack in self.flows:
-            params = stack(shift_right(x), g, l, padded=True)
+            params = self._flow_params(stack, shift_right(x), g, l, chunk)
             shift = params[:, 0].float()
             log_s = params[:, 1].float().clamp(min=LOG_SCALE_MIN)
             x = x * log_s.exp() + shift
             mean = mean * log_s.exp() + shift
             log_scale = log_scale + log_s
         return x, mean, log_scale
+
+    @staticmethod
+    def _flow_params(stack: WaveNetStack, inputs: Tensor, g: Tensor | None, l: Tensor | None,
+                     chunk: int | None) -> Tensor:
+        """``stack(inputs, g, l, padded=True)`` [B, 2, T], span by span when ``chunk``."""
+        length = inputs.shape[-1]
+        if chunk is None or length <= chunk:
+            return stack(inputs, g, l, padded=True)
+        context = stack.receptive_field - 1
+        spans = []
+        for start in range(0, length, chunk):
+            lo, hi = max(0, start - context), min(length, start + chunk)
+            local = None if l is None else l[..., lo:hi]
+            spans.append(stack(inputs[:, lo:hi], g, local, padded=True)[..., start - lo:])
+        return torch.cat(spans, dim=-1)
 
 
 def gaussian_kl(mean_q: Tensor, log_scale_q: Tensor, mean_p: Tensor, log_scale_p: Tensor
