@@ -3,8 +3,9 @@
 A shipped checkpoint must say how it was made (``extra.training``: data, command, steps, time,
 loss) and what it can be asked for (``extra.instruments`` / ``extra.domains``), and stay under
 20 MB. This writes ``OUT`` with the run's tensors and metadata, ``extra.training`` set to
-``--training`` and ``extra.instruments`` to ``--instruments`` (comma-separated) when given, then
-reads it back through the loader every user goes through.
+``--training`` and ``extra.instruments`` to ``--instruments`` (comma-separated) when given
+(``--domains``: a translator's domain names, from the cache's instruments), then reads it back
+through the loader every user goes through.
 
     python scripts/ship_checkpoint.py runs/ddsp-flute/model.safetensors \\
         waveloom/assets/ddsp-flute.safetensors --instruments flute --training "..."
@@ -31,6 +32,9 @@ def main() -> None:
     p.add_argument("--instruments", help="comma-separated vocabulary (extra.instruments)")
     p.add_argument("--no-instruments", action="store_true",
                    help="drop the training cache's instrument names (a vocoder takes none)")
+    p.add_argument("--domains", action="store_true",
+                   help="a translator: write its domain names (the training cache's "
+                        "instruments) as extra.domains")
     args = p.parse_args()
     with safe_open(str(args.run_model), framework="pt") as f:
         meta = dict(f.metadata() or {})
@@ -39,6 +43,10 @@ def main() -> None:
     extra["training"] = args.training
     if args.instruments:
         extra["instruments"] = args.instruments.split(",")
+    if args.domains:
+        if not extra.get("instruments"):
+            raise SystemExit(f"{args.run_model}: no instrument names to turn into domains")
+        extra["domains"] = list(extra["instruments"])
     if args.no_instruments:
         extra.pop("instruments", None)
     meta["extra"] = json.dumps(extra)
