@@ -116,3 +116,14 @@ def test_codec_eval_scores_the_codec_beside_opus_and_mulaw(notes_cache, tmp_path
     assert 4 < by_name["Opus"]["kbps"] < 40
     assert by_name["mu-law 8-bit"]["mss"].mean < by_name["silence"]["mss"].mean
     assert by_name["mu-law 8-bit"]["si_sdr"].mean > 20
+
+
+def test_student_speed_times_the_whole_commands():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "student_speed.py"), "--presets", "tiny", "--n", "1",
+         "--seconds", "0.1", "--rounds", "1"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| teacher (fast engine) |" in proc.stdout and "| student tiny |" in proc.stdout
+    assert "MACs per sample" in proc.stdout
