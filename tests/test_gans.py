@@ -216,6 +216,15 @@ def test_melgan_mel_loss_is_hifigans_term_and_trains_the_generator():
     fake = multi.fake_sample(cond, None)
     want = 2 * multiscale_mel_loss(fake[:, 0], real[:, 0], 16000, log=True)
     assert torch.allclose(multi.reconstruction_loss(real, fake, cond), want)
+    # the linear-STFT variant: DDSP's multi-scale spectral loss, the held-out metric's form
+    from waveloom.audio.spectral import multiscale_spectral_distance
+
+    _, spec = _tiny("melgan", ["model.mel_weight=1", "model.mel_loss=spectral"])
+    spec.eval()
+    real, cond = spec.real_sample(batch, None)
+    fake = spec.fake_sample(cond, None)
+    want = multiscale_spectral_distance(fake[:, 0], real[:, 0]).mean()
+    assert torch.allclose(spec.reconstruction_loss(real, fake, cond), want)
     with pytest.raises(ConfigError, match="mel_loss"):
         _tiny("melgan", ["model.mel_loss=other"])
 

@@ -71,7 +71,11 @@ class MelGANConfig(AdversarialConfig):
     # "single": HiFi-GAN's L1 of log mels at the model's own analysis (n_fft 1024, hop 256);
     # "multiscale": L1 of log mels at windows 256-2048 (hops a quarter of each; EnCodec's
     # scales), which also sees structure periodic in the model's hop (measured: after 11k
-    # warm-up steps on "single", a 62.5 Hz = 16 kHz / 256 buzz that YIN read as the pitch)
+    # warm-up steps on "single", a 62.5 Hz = 16 kHz / 256 buzz that YIN read as the pitch);
+    # "spectral": DDSP's multi-scale spectral loss on linear STFT magnitudes (FFT 64-2048, lin
+    # + log terms; Parallel WaveGAN's multi-resolution STFT loss is the same idea), which sees
+    # every harmonic's level where 80 mel bands average them (set mel_weight near 1: its scale
+    # is ~10x the mel L1's times 45)
     mel_loss: str = "single"
     # > 0: a pitch excitation of this many harmonics at the tracked f0 (YIN on the audio) joins
     # every upsampling stage (NSF-HiFiGAN style; waveloom.nn.excitation): without it a steady
@@ -97,8 +101,9 @@ class MelGANConfig(AdversarialConfig):
         if self.excitation_harmonics < 0:
             raise ConfigError(f"model.excitation_harmonics={self.excitation_harmonics} must "
                               "be >= 0")
-        if self.mel_loss not in ("single", "multiscale"):
-            raise ConfigError(f"model.mel_loss={self.mel_loss!r}: use single or multiscale")
+        if self.mel_loss not in ("single", "multiscale", "spectral"):
+            raise ConfigError(f"model.mel_loss={self.mel_loss!r}: use single, multiscale or "
+                              "spectral")
 
 
 class MelGANGenerator(nn.Module):
@@ -288,8 +293,9 @@ class MelGAN(Adversarial):
     def reconstruction_loss(self, real: Tensor, fake: Tensor, cond: dict[str, Any]
                             ) -> Tensor | None:
         """``mel_weight`` x mean |log mel(fake) - log mel(real)| over the whole window (the
-        real mel is the conditioning itself), or the same L1 of log mels at four resolutions
-        (``mel_loss='multiscale'``); None when ``mel_weight`` is 0."""
+        real mel is the conditioning itself), the same L1 of log mels at four resolutions
+        (``mel_loss='multiscale'``), or DDSP's multi-scale spectral loss on linear STFT
+        magnitudes (``'spectral'``); None when ``mel_weight`` is 0."""
         c = self.config
         if not c.mel_weight:
             return None
@@ -298,6 +304,10 @@ class MelGAN(Adversarial):
 
             return c.mel_weight * multiscale_mel_loss(fake[:, 0], real[:, 0], c.sample_rate,
                                                       log=True)
+        if c.mel_loss == "spectral":
+            from waveloom.audio.spectral import multiscale_spectral_distance
+
+            return c.mel_weight * multiscale_spectral_distance(fake[:, 0], real[:, 0]).mean()
         return c.mel_weight * (self.mel(fake[:, 0]) - cond["mel"]).abs().mean()
 
     def crop_pair(self, real: Tensor, fake: Tensor, gen: torch.Generator | None
