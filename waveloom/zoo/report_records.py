@@ -18,6 +18,11 @@ from waveloom.zoo.records import Measurement
 DISTANCES = ("kid[", "kad[", "fad[")
 
 
+def _sig(x: float) -> float:
+    """``x`` to 4 significant digits (a card shows a figure, not float noise)."""
+    return float(f"{float(x):.4g}")
+
+
 def describe_data(report: dict[str, Any], seconds: float | None, temperature: float) -> str:
     """``N samples of S s (seed K, temperature T) vs REFERENCE (M clips)`` from a report."""
     gen = report.get("generated", {})
@@ -43,17 +48,17 @@ def report_measurements(report: dict[str, Any], data: str, command: str
             ci = entry.get("ci")
             n = entry.get("n")
             out.append(Measurement(
-                metric=key, value=float(entry["value"]), data=data, command=command,
+                metric=key, value=_sig(entry["value"]), data=data, command=command,
                 n=int(n[0]) if n else None,
-                interval=tuple(ci) if ci and None not in ci else None,
+                interval=(_sig(ci[0]), _sig(ci[1])) if ci and None not in ci else None,
                 higher_is_better=False))
         elif key.startswith("pitch[") and isinstance(entry.get("accuracy"), dict):
             acc = entry["accuracy"]
             interval = None
             if acc.get("resamples") and acc.get("n", 0) >= 2:
-                interval = (100.0 * acc["low"], 100.0 * acc["high"])
+                interval = (_sig(100.0 * acc["low"]), _sig(100.0 * acc["high"]))
             out.append(Measurement(
                 metric=f"on pitch ({key[6:-1]}; octave errors count)",
-                value=100.0 * float(acc["mean"]), data=data, command=command, unit="%",
+                value=_sig(100.0 * float(acc["mean"])), data=data, command=command, unit="%",
                 n=int(acc["n"]), interval=interval, higher_is_better=True))
     return out
