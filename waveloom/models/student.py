@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from waveloom.audio.mulaw import mulaw_decode
+from waveloom.audio.spectral import stft
 from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError
 from waveloom.models.base import Batch, Generative, require_default_engine
@@ -125,7 +126,7 @@ class Student(Generative):
         from waveloom.models.wavenet import WaveNet
 
         c = config
-        t = self.tc = c.teacher_run().model
+        t = c.teacher_run().model
         self.teacher = WaveNet(t).requires_grad_(False)
         self.labels = None
         if t.pitch_conditioning or t.instrument_conditioning:
@@ -141,7 +142,6 @@ class Student(Generative):
                          kernel_size=c.kernel_size, input="scalar", global_channels=g,
                          local_channels=local)
             for n in c.flow_layers])
-        self.register_buffer("power_window", torch.hann_window(c.power_fft), persistent=False)
 
     def train(self, mode: bool = True) -> Student:
         super().train(mode)
@@ -176,14 +176,14 @@ class Student(Generative):
         return self.teacher.batch_keys()
 
     def _param_device(self) -> torch.device:
-        return self.power_window.device
+        return self.teacher.stack.out2.weight.device
 
     def _conditioning(self, labels: dict[str, Any], n: int, times: Tensor
                       ) -> tuple[Tensor | None, Tensor | None]:
         """Global vector [n, G] and clocks [n, L, T] for samples at ``times`` [n, T] (samples
         since the note's onset; the random-phase pitch clock runs from phase 0 at the first)."""
         g = global_vector(self.labels, labels, n, self._param_device())
-        t = self.tc
+        t = self.teacher.config
         parts = []
         if t.pitch_excitation:
             onset = t.excitation_phase == "onset"
@@ -236,9 +236,7 @@ class Student(Generative):
         n = self.config.power_fft
 
         def power(x: Tensor) -> Tensor:
-            spec = torch.stft(x.float(), n, n // 4, window=self.power_window,
-                              return_complex=True)
-            return torch.log(spec.abs().pow(2).mean(-1) + 1e-7)
+            return torch.log(stft(x.float(), n, n // 4).abs().pow(2).mean(-1) + 1e-7)
 
         return (power(fake) - power(real)).pow(2).mean()
 
@@ -258,7 +256,7 @@ class Student(Generative):
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         batch = super().example_batch(batch_size, length, seed)
-        batch["instrument"] = batch["instrument"] % self.tc.num_instruments
+        batch["instrument"] = batch["instrument"] % self.teacher.config.num_instruments
         batch["start"] = torch.zeros(batch_size, dtype=torch.long)
         return batch
 

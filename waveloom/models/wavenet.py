@@ -51,7 +51,6 @@ from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitatio
 from waveloom.nn.wavenet import STACK_INPUTS
 
 HEADS = ("categorical", "logistic_mixture", "gaussian")
-INPUTS = STACK_INPUTS
 LOCALS = ("none", "mel", "roll", "latent")  # latent: an encoder's frames (the translator)
 EXCITATION_PHASES = ("random", "onset")
 
@@ -117,7 +116,7 @@ class WaveNetConfig(WaveNetStackConfig):
         super().validate()  # the stack's sizes
         require_positive(self, "mixture_components", "num_instruments", "cond_dim")
         _choice("head", self.head, HEADS)
-        _choice("input", self.input, INPUTS)
+        _choice("input", self.input, STACK_INPUTS)
         _choice("local", self.local, LOCALS)
         _choice("excitation_phase", self.excitation_phase, EXCITATION_PHASES)
         if self.input_noise < 0:

@@ -243,9 +243,10 @@ class WaveNetStack(nn.Module):
             # Code v enters as its value 2v / (levels - 1) - 1 (the mu-law companded level):
             # one channel, so float values in between enter as well (a distilled student's
             # samples, with gradients), and every code-driven engine reads it as a table.
-            levels = torch.arange(input_levels, dtype=torch.float32)
-            self.register_buffer("scalar_levels", (levels * (2.0 / (input_levels - 1)) - 1.0
-                                                   )[:, None], persistent=False)
+            # (2v - top) / top: an exact numerator, so mirrored codes give opposite values
+            top = input_levels - 1
+            levels = (2.0 * torch.arange(input_levels, dtype=torch.float32) - top) / top
+            self.register_buffer("scalar_levels", levels[:, None], persistent=False)
             in_ch = 1
         else:
             in_ch = input_levels
