@@ -68,7 +68,7 @@ def write_originals(data: Path, split: str, out: Path, seconds: float, max_examp
 
 def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[dict[str, Any]],
                 clips: list[np.ndarray], *, batch: int, engine: str, seed: int,
-                progress: bool) -> float:
+                progress: bool, temperature: float = 1.0) -> float:
     """Encode + decode every clip into ``folder``; returns the seconds spent. A checkpoint of
     a family without an encoder but with resynthesis (a MelGAN vocoder: audio -> its mel ->
     audio) is scored the same way, through its ``generate`` with ``cond['audio']``."""
@@ -81,7 +81,8 @@ def reconstruct(checkpoint: Path, folder: Path, names: list[str], labels: list[d
         return resynthesize(checkpoint, folder, names, labels, clips, batch=batch, seed=seed)
     model, run = load_autoencoder(checkpoint, "cpu")
     sr = run.data.sample_rate
-    options = SamplingOptions(seed=seed, engine=engine, progress=progress)
+    options = SamplingOptions(seed=seed, engine=engine, progress=progress,
+                              temperature=temperature)
     pitched = "pitch" in model.conditioning_keys()
     by_length: dict[int, list[int]] = {}
     for i, clip in enumerate(clips):
@@ -186,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=8, help="notes decoded together")
     p.add_argument("--engine", default="auto", help="WaveNet decoder's sampling engine")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature of autoregressive decoders (1 = the model's "
+                        "distribution; lower trades noise for a drier, more certain output)")
     p.add_argument("--pitch-estimator", default="crepe-tiny")
     p.add_argument("--tolerance-cents", type=float, default=50.0)
     p.add_argument("--bootstrap", type=int, default=1000)
@@ -211,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, ckpt in models:
         folder = args.out / _slug(name)
         seconds = reconstruct(ckpt, folder, names, labels, clips, batch=args.batch,
-                              engine=args.engine, seed=args.seed, progress=not args.quiet)
+                              engine=args.engine, seed=args.seed, progress=not args.quiet,
+                              temperature=args.temperature)
         rows.append((name, score(folder, reference, args), seconds))
     rows.append(("originals (the estimator's ceiling)", score(reference, reference, args), None))
     text = table(rows, args)

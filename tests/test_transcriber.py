@@ -49,6 +49,42 @@ def test_augmentation_is_seeded_and_keeps_length_and_range():
     assert aug.random_reverb(audio, rng).shape == audio.shape
 
 
+def test_chorus_keeps_pitch_level_and_the_old_augmentation():
+    sr = 16000
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * np.arange(2 * sr) / sr)).astype(np.float32)
+    wet = aug.random_chorus(tone, np.random.default_rng(4), sr)
+    assert wet.shape == tone.shape and wet.dtype == np.float32
+    assert np.sqrt(np.mean(wet**2)) == pytest.approx(np.sqrt(np.mean(tone**2)), rel=1e-4)
+    assert not np.allclose(wet, tone, atol=1e-3), "the copies change the waveform"
+    spectrum = np.abs(np.fft.rfft(wet * np.hanning(len(wet))))
+    peak_hz = np.argmax(spectrum) * sr / len(wet)
+    assert abs(1200 * np.log2(peak_hz / 440.0)) < 5, "the copies waver by cents, not more"
+    # chorus=0 draws nothing more from the generator: recipes from before it see the same audio
+    a = aug.augment(tone, np.random.default_rng(1))
+    rng = np.random.default_rng(1)
+    b = np.clip(aug.random_noise(aug.random_gain(aug.random_reverb(aug.random_eq(tone, rng),
+                                                                   rng, sr), rng), rng), -1, 1)
+    assert np.array_equal(a, b)
+    c = aug.augment(tone, np.random.default_rng(1), sr, chorus=1.0)
+    assert c.shape == tone.shape and not np.array_equal(a, c)
+
+
+def test_formants_move_partial_levels_not_their_frequencies():
+    sr = 16000
+    t = np.arange(sr) / sr
+    partials = [220.0 * k for k in range(1, 16)]
+    chord = sum(np.sin(2 * np.pi * f * t) for f in partials).astype(np.float32) / 15
+    out = aug.random_formants(chord, np.random.default_rng(5), sr)
+    assert out.shape == chord.shape and out.dtype == np.float32
+    assert np.sqrt(np.mean(out**2)) == pytest.approx(np.sqrt(np.mean(chord**2)), rel=1e-4)
+    before, after = np.abs(np.fft.rfft(chord)), np.abs(np.fft.rfft(out))
+    bins = [int(f) for f in partials]  # 1-s window: bin k is k Hz
+    off = np.setdiff1d(np.arange(len(after)), bins)
+    assert after[off].max() < 1e-3 * after[bins].max(), "no new frequencies"
+    levels = 20 * np.log10(after[bins] / before[bins])
+    assert levels.max() - levels.min() > 3, "the partials' balance changed"
+
+
 def _probs(notes, n_frames):
     """Perfect probabilities for ``notes`` [(onset s, offset s, pitch)] at 16 ms frames."""
     table = _table([(round(a * 16000), round(b * 16000), p, 100) for a, b, p in notes])

@@ -65,6 +65,13 @@ class DataConfig:
     # Audio families that read scores (the transcriber): play each training window through a
     # random EQ, room, gain and noise (waveloom.data.augment), so it hears unseen SoundFonts.
     augment: bool = False
+    # With augment: the probability that a window also goes through a random chorus (1-3
+    # detuned, drifting copies): ensemble timbres such as a SoundFont's choir (0 = never, as
+    # before this option existed).
+    chorus: float = 0.0
+    # With augment: the probability of random formants (2-5 narrow resonances or notches of
+    # -12..+15 dB): SoundFonts differ most in such peaks.
+    formants: float = 0.0
 
     def validate(self) -> None:
         check_ranges(self, _DATA_RANGES)
@@ -152,6 +159,7 @@ _DATA_RANGES: dict[str, tuple[Any, ...]] = {
     "sample_rate": (_ABOVE, 0), "window": (_ABOVE, 0), "batch_size": (_ABOVE, 0),
     "num_workers": (0,), "min_rms": (0.0, 1.0), "onset_fraction": (0.0, 1.0),
     "roll_hop": (_ABOVE, 0), "chunks": (_ABOVE, 0), "transpose": (0, 24),
+    "chorus": (0.0, 1.0), "formants": (0.0, 1.0),
 }
 _TRAIN_RANGES: dict[str, tuple[Any, ...]] = {
     "lr": (_ABOVE, 0), "weight_decay": (0.0,), "betas": (0.0, 1.0, False),

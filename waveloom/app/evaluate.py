@@ -28,6 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="analysis window from each note's start")
     tc.add_argument("--batch-size", type=int, default=32)
     tc.add_argument("--seed", type=int, default=0)
+    add_sampling_args(tc, ("threads",))
     add_device_arg(tc, default="cpu")
     add_quiet_arg(tc)
     tc.set_defaults(run=run)
@@ -91,8 +92,10 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--n-generate", type=int, default=64,
                     help="samples to draw from a checkpoint TARGET")
     ev.add_argument("--seconds", type=float, default=4.0, help="length of each drawn sample")
-    add_sampling_args(ev, ("seed", "temperature"),
-                      seed="seed of the drawn samples and of the bootstrap (default 0)")
+    add_sampling_args(ev, ("seed", "temperature", "threads"),
+                      seed="seed of the drawn samples and of the bootstrap (default 0)",
+                      threads="CPU threads for torch, the embedding models and the fast engine "
+                              "(use 1 beside a training run; default: all cores)")
     ev.add_argument("--generated-out", type=Path, default=None,
                     help="keep the drawn samples (+ labels.json) here")
     ev.add_argument("--record", action="store_true",
@@ -155,6 +158,9 @@ def _add_metric_args(ev: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int | None:
+    from waveloom.device import set_threads
+
+    set_threads(getattr(args, "threads", None))
     if args.verb == "train-classifier":
         return _train_classifier(args)
     from waveloom.evaluate.report import format_report

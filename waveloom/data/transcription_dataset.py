@@ -28,7 +28,8 @@ class TranscriptionDataset(WindowDataset):
 
     def __init__(self, cache: AudioCache | str | Path, split: str = "train", window: int = 32768,
                  hop: int = 256, epoch_size: int | None = None, seed: int = 0,
-                 augment: bool = False, sample_rate: int = 16000):
+                 augment: bool = False, sample_rate: int = 16000, chorus: float = 0.0,
+                 formants: float = 0.0):
         super().__init__(cache, split=split, window=window, context=0, keys=(),
                          epoch_size=epoch_size, seed=seed)
         if hop <= 0 or window % hop:
@@ -39,6 +40,7 @@ class TranscriptionDataset(WindowDataset):
                             "learn to transcribe; prepare a MAESTRO-layout folder (waveloom data "
                             "render-midi ..., then prepare --format maestro)")
         self.hop, self.augment, self.sample_rate = int(hop), bool(augment), int(sample_rate)
+        self.chorus, self.formants = float(chorus), float(formants)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):
@@ -46,7 +48,8 @@ class TranscriptionDataset(WindowDataset):
         rng = self._rng(index)
         k, start, audio = self._window(rng, self.length)
         if self.augment:
-            audio = augment_audio(audio, rng, self.sample_rate)
+            audio = augment_audio(audio, rng, self.sample_rate, chorus=self.chorus,
+                                 formants=self.formants)
         labels = note_labels(self.cache.note_table(int(self.indices[k])), start,
                              self.window // self.hop, self.hop)
         item = {"audio": torch.from_numpy(np.ascontiguousarray(audio))}

@@ -26,4 +26,5 @@ class TranscriptionObjective(LikelihoodObjective):
         return TranscriptionDataset(cache, split=split, window=cfg.data.window, hop=c.hop,
                                     epoch_size=epoch_size, seed=cfg.train.seed,
                                     augment=cfg.data.augment and split == cfg.data.train_split,
-                                    sample_rate=cfg.data.sample_rate)
+                                    sample_rate=cfg.data.sample_rate, chorus=cfg.data.chorus,
+                                    formants=cfg.data.formants)
