@@ -63,7 +63,8 @@ def test_evaluate_reports_nll_and_compressors(flow):
     root, _, cache, run = flow
     out = root / "nll.json"
     run_cli("evaluate", str(run / "model.safetensors"), "--data", str(cache), "--split",
-            "train", "--metrics", "nll", "--max-examples", "2", "--json", str(out), "-q")
+            "train", "--metrics", "nll", "--max-examples", "2", "--json", str(out), "-q",
+            "--threads", "1")
     report = json.loads(out.read_text())
     assert 0 < report["nll"]["bits_per_sample"] < 12
     assert report["nll"]["samples"] == 2 * 4 * 16000
@@ -97,6 +98,9 @@ def test_errors_are_one_line(flow, tmp_path):
     msg = _one_line_error("generate", str(run / "model.safetensors"), "--out",
                           str(tmp_path / "g"), "--instrument", "kazoo")
     assert "kazoo" in msg
+    msg = _one_line_error("evaluate", str(run / "model.safetensors"), "--data", str(cache),
+                          "--threads", "0")
+    assert "--threads 0" in msg
 
 
 def _verbs(parser, prefix=()):
