@@ -35,7 +35,7 @@ def evaluate(checkpoint: str, cache_dir: str, split: str, limit: int | None,
     model = load_transcriber(checkpoint)
     cache = AudioCache(cache_dir)
     indices = cache.split_indices(split)[:limit]
-    rows, seconds, started = [], 0.0, time.perf_counter()
+    rows, groups, seconds, started = [], [], 0.0, time.perf_counter()
     found = n_est = n_ref = 0
     for i in tqdm(indices, desc="transcribe", unit="piece"):
         audio = cache.clip(int(i))
@@ -43,6 +43,7 @@ def evaluate(checkpoint: str, cache_dir: str, split: str, limit: int | None,
         ref = reference_notes(cache, int(i))
         est = transcribe_audio(model, audio, onset_threshold, frame_threshold)
         rows.append(score(ref, est))
+        groups.append(cache.entries[int(i)])
         p, r, _ = rows[-1]["note"]
         found += round(r * len(ref))
         n_est, n_ref = n_est + len(est), n_ref + len(ref)
@@ -51,7 +52,8 @@ def evaluate(checkpoint: str, cache_dir: str, split: str, limit: int | None,
     per_piece = {k: [row[k][2] for row in rows] for k in rows[0]}
     pooled_p, pooled_r = found / max(n_est, 1), found / max(n_ref, 1)
     pooled = 2 * pooled_p * pooled_r / max(pooled_p + pooled_r, 1e-12)
-    return {"pieces": len(rows), "reference_notes": n_ref, "estimated_notes": n_est,
+    return {"pieces": len(rows), "reference_notes": n_ref, "estimated_notes": n_est, "rows": rows,
+            "entries": groups,
             "audio_seconds": seconds, "wall_seconds": time.perf_counter() - started,
             "mean_over_pieces": mean, "pooled_note_f1": pooled, "f1_per_piece": per_piece}
 
@@ -65,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--onset-threshold", type=float, default=0.5)
     ap.add_argument("--frame-threshold", type=float, default=0.5)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--by", default=None, metavar="KEY",
+                    help="also a table per value of this manifest key, e.g. instrument_str "
+                         "(the ensemble a chorale was rendered in)")
     ap.add_argument("--record", action="store_true",
                     help="add the note and frame F1 (with 95%% bootstrap intervals over pieces) "
                          "to the checkpoint's card (waveloom models)")
@@ -81,11 +86,28 @@ def main(argv: list[str] | None = None) -> int:
     for name, (p, r, f) in result["mean_over_pieces"].items():
         print(f"| {name} | {p:.3f} | {r:.3f} | {f:.3f} |")
     print(f"pooled note F1 over all notes: {result['pooled_note_f1']:.3f}")
+    if args.by:
+        print(breakdown(result, args.by))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
+        kept = {k: v for k, v in result.items() if k not in ("rows", "entries")}
+        args.json.write_text(json.dumps(kept, indent=1))
     if args.record:
         print(f"recorded in {record_result(args, result, argv)}")
     return 0
+
+
+def breakdown(result: dict, key: str) -> str:
+    """Note and frame scores averaged over the pieces of each value of manifest ``key``."""
+    by: dict[str, list[dict]] = {}
+    for row, entry in zip(result["rows"], result["entries"]):
+        by.setdefault(str(entry.get(key, "?")), []).append(row)
+    lines = [f"| {key} | pieces | note P | note R | note F1 | frame F1 |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for value, group in sorted(by.items()):
+        p, r, f = (float(np.mean([g["note"][j] for g in group])) for j in range(3))
+        frame = float(np.mean([g["frame"][2] for g in group]))
+        lines.append(f"| {value} | {len(group)} | {p:.3f} | {r:.3f} | {f:.3f} | {frame:.3f} |")
+    return "\n".join(lines)
 
 
 def record_result(args: argparse.Namespace, result: dict, argv: list[str] | None) -> Path:
