@@ -35,3 +35,9 @@ waveloom prepare data/chorales-3font-every cache/chorales-3font-every --format m
 waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every \
     --out runs/transcriber-3font train.init_from=runs/transcriber-2font/model.safetensors \
     train.warmup_steps=100 train.max_steps=5000 --threads 1
+# Stage 4 (session 14): 4500 more steps on the same three-font renders with the timbre
+# augmentations that target the held-out choir (docs/transcriber.md): random formants on half
+# of the windows, a chorus on a quarter.
+waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every \
+    --out runs/transcriber-formants train.init_from=runs/transcriber-3font/model.safetensors \
+    train.warmup_steps=100 train.max_steps=4500 data.formants=0.5 data.chorus=0.25 --threads 1
