@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# waveloom/assets/transcriber-chorales.safetensors, as shipped on 2026-12-05 (docs/transcriber.md).
+# waveloom/assets/transcriber-chorales.safetensors, as shipped on 2026-12-05 (docs/transcriber.md): stages 1-5.
 #
 # Stage 1 (session 9): 4291 steps on the chorales rendered by TimGM6mb in four ensembles,
 #   ~70 min of one shared CPU thread; plain BCE for 1300 steps, then model.pos_weight 5.
@@ -41,3 +41,7 @@ waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every 
 waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every \
     --out runs/transcriber-formants train.init_from=runs/transcriber-3font/model.safetensors \
     train.warmup_steps=100 train.max_steps=4500 data.formants=0.5 data.chorus=0.25 --threads 1
+# Stage 5 (session 14, shipped): 4000 more steps the same way.
+waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every \
+    --out runs/transcriber-formants2 train.init_from=runs/transcriber-formants/model.safetensors \
+    train.warmup_steps=100 train.max_steps=4000 train.seed=1 data.formants=0.5 data.chorus=0.25 --threads 1
