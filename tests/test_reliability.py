@@ -309,6 +309,21 @@ def test_resume_with_changed_settings_is_refused_unless_overridden(notes_cache, 
     assert json.loads((run / "run.json").read_text())["config"]["train"]["lr"] == 1e-2
 
 
+def test_a_run_from_before_a_new_key_resumes(notes_cache, tmp_path):
+    """A key added to waveloom after a run started (here: data.formants, as if run.json were
+    written before it existed) reads as its default, so --resume is not refused for it; giving
+    it another value on resume still is."""
+    run = tmp_path / "older"
+    _train(notes_cache, run, 2)
+    saved = json.loads((run / "run.json").read_text())
+    del saved["config"]["data"]["formants"]
+    (run / "run.json").write_text(json.dumps(saved))
+    assert _train(notes_cache, run, 3, resume=True).step == 3
+    (run / "run.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match=r"changed data.formants \(0.0 -> 0.5\)"):
+        _train(notes_cache, run, 4, "data.formants=0.5", resume=True)
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_saved_files_follow_the_umask(notes_cache, tmp_path, umask, mode):
     old = os.umask(umask)

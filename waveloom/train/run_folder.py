@@ -33,7 +33,7 @@ from waveloom.checkpoint import (
     save_checkpoint,
     write_temp,
 )
-from waveloom.config import RunConfig
+from waveloom.config import RunConfig, run_config_from_dict
 from waveloom.errors import CheckpointError, ConfigError, DataError
 
 RESUME_FILE = "resume.pt"
@@ -47,6 +47,17 @@ RESUMABLE_CHANGES = frozenset({
     "train.sample_seconds", "train.val_every", "train.val_batches", "train.init_from",
     "data.num_workers", "data.val_split",
 })
+
+
+def _read_today(saved: dict[str, Any], cfg: RunConfig) -> dict[str, Any]:
+    """A saved run's config, flat, as today's code reads it: a key added to waveloom after the
+    run started takes its default (the behaviour the run had), so resuming an older run is
+    not refused for it; a key today's code no longer knows stays as saved (and shows as
+    changed)."""
+    try:
+        return _flat(run_config_from_dict(saved, type(cfg.model)).to_dict())
+    except ConfigError:
+        return _flat(saved)
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -142,7 +153,7 @@ class RunFolder:
             return
         try:
             saved = json.loads(path.read_text())
-            before = {"data folder": saved["data"], **_flat(saved["config"])}
+            before = {"data folder": saved["data"], **_read_today(saved["config"], cfg)}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             fabric.print(f"note: {path} is unreadable; the resumed config is not compared")
             return
