@@ -122,6 +122,27 @@ def plot(reports: dict[str, dict], pitches: list[int], path: Path, title: str) -
     plt.close(fig)
 
 
+def levels(audio: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per instrument: the median RMS of its cells and the share below 0.01 (-40 dBFS), so a
+    grid that gains pitch by going quiet shows it."""
+    out = {}
+    for name, clips in audio.items():
+        rms = np.array([np.sqrt(np.mean(np.square(c, dtype=np.float64))) for c in clips])
+        out[name] = {"median_rms": float(np.median(rms)), "quiet_share": float(np.mean(rms < 0.01))}
+    return out
+
+
+def level_table(generated: dict[str, dict], real: dict[str, dict] | None = None) -> str:
+    """Markdown: median RMS and quiet share of each instrument's cells (and of the real notes)."""
+    lines = ["| instrument | median RMS | RMS < 0.01 | real median RMS | real RMS < 0.01 |",
+             "|---|---:|---:|---:|---:|"]
+    for name, g in generated.items():
+        r = (real or {}).get(name)
+        tail = f"{r['median_rms']:.3f} | {r['quiet_share']:.2f}" if r else "- | -"
+        lines.append(f"| {name} | {g['median_rms']:.3f} | {g['quiet_share']:.2f} | {tail} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary(reports: dict[str, dict]) -> dict[str, object]:
     """Totals over the grid: correct, total, and each error kind."""
     errors = {k: sum(r["errors"][k] for r in reports.values()) for k in MARK if k != "correct"}
@@ -187,13 +208,14 @@ def main() -> None:
     result = {"checkpoint": str(args.checkpoint), "judge": args.judge, "decoder": args.decoder,
               "hop_s": args.hop, "seed": args.seed, "seconds": args.seconds,
               "temperature": args.temperature, "judge_seconds": round(took, 1),
-              "total": summary(reports), "cells": reports}
+              "total": summary(reports), "cells": reports, "levels": levels(audio)}
     if args.real:
         cells = real_cells(args.real, vocab, pitches, args.seconds, sr)
         estimator = get_estimator(args.judge, hop_seconds=args.hop, decoder=args.decoder)
         real = {name: pitch_accuracy(clips, ps, sr, args.tolerance, estimator)
                 for name, (ps, clips) in cells.items() if ps}
-        result["real"] = {"total": summary(real), "cells": real}
+        result["real"] = {"total": summary(real), "cells": real,
+                          "levels": levels({n: c for n, (_, c) in cells.items() if c})}
         (args.out / "real.md").write_text(markdown(real, pitches))
         print(f"real notes (ceiling): {summary(real)}")
     if args.wavs:
@@ -207,6 +229,7 @@ def main() -> None:
              f"{args.judge} ({args.decoder}), {args.seconds} s notes, seed {args.seed}")
     plot(reports, pitches, args.out / "grid.png", title)
     print(markdown(reports, pitches))
+    print(level_table(result["levels"], result.get("real", {}).get("levels")))
     print(f"{title.replace(chr(10), '; ')}; errors {tot['errors']}; judged in {took:.0f} s")
     if args.record:
         print(f"recorded in {record_grid(args, tot, len(vocab), len(pitches))}")
