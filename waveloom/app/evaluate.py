@@ -160,7 +160,7 @@ def _add_metric_args(ev: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int | None:
     from waveloom.device import set_threads
 
-    set_threads(getattr(args, "threads", None))
+    set_threads(args.threads)
     if args.verb == "train-classifier":
         return _train_classifier(args)
     from waveloom.evaluate.report import format_report

@@ -74,6 +74,14 @@ def random_noise(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (audio + level * rng.standard_normal(len(audio))).astype(np.float32)
 
 
+def _match_rms(out: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``out`` (float64) scaled to ``reference``'s RMS, as float32: an effect that changes
+    the timbre should not also change the level (gain has its own augmentation)."""
+    rms_in = np.sqrt(np.mean(np.square(reference, dtype=np.float64)))
+    rms_out = np.sqrt(np.mean(out**2))
+    return (out * (rms_in / rms_out if rms_out > 0 else 0.0)).astype(np.float32)
+
+
 def random_formants(audio: np.ndarray, rng: np.random.Generator,
                     sample_rate: int = 16000) -> np.ndarray:
     """A random vowel: 2-5 resonances (or notches), each a Gaussian bump of -12 to +15 dB and
@@ -91,12 +99,10 @@ def random_formants(audio: np.ndarray, rng: np.random.Generator,
     octave = np.log2(np.maximum(np.fft.rfftfreq(n, 1.0 / sample_rate), 1.0))
     curve_db = np.zeros_like(octave)
     for _ in range(int(rng.integers(FORMANTS[0], FORMANTS[1] + 1))):
-        centre = np.log2(np.exp(rng.uniform(*np.log(FORMANT_HZ))))
+        centre = rng.uniform(*np.log2(FORMANT_HZ))
         width = rng.uniform(*FORMANT_OCTAVES)
         curve_db += rng.uniform(*FORMANT_DB) * np.exp(-0.5 * ((octave - centre) / width) ** 2)
-    out = np.fft.irfft(spectrum * 10 ** (curve_db / 20), n)
-    rms_in, rms_out = np.sqrt(np.mean(audio.astype(np.float64) ** 2)), np.sqrt(np.mean(out**2))
-    return (out * (rms_in / rms_out if rms_out > 0 else 0.0)).astype(np.float32)
+    return _match_rms(np.fft.irfft(spectrum * 10 ** (curve_db / 20), n), audio)
 
 
 def random_chorus(audio: np.ndarray, rng: np.random.Generator,
@@ -124,9 +130,7 @@ def random_chorus(audio: np.ndarray, rng: np.random.Generator,
         base = max(rng.uniform(*CHORUS_DELAY) * sample_rate, depth + 1.0)
         delay = base + depth * np.sin(w * t + rng.uniform(0.0, 2 * np.pi))
         out += rng.uniform(*CHORUS_LEVEL) * np.interp(t - delay, t, dry, left=0.0)
-    rms_in = np.sqrt(np.mean(dry**2))
-    rms_out = np.sqrt(np.mean(out**2))
-    return (out * (rms_in / rms_out if rms_out > 0 else 0.0)).astype(np.float32)
+    return _match_rms(out, dry)
 
 
 def augment(audio: np.ndarray, rng: np.random.Generator, sample_rate: int = 16000,
