@@ -17,7 +17,7 @@ Printed per round with the 1-minute load average; the summary takes each figure'
 the real-time factor (seconds of audio per stream / wall seconds of the command).
 
     .venv/bin/python benchmarks/generate_command.py [--seconds 10 60] [--n 4] [--rounds 3]
-        [--root OTHER_CHECKOUT]
+        [--weights float32|float16] [--root OTHER_CHECKOUT]
 """
 
 from __future__ import annotations
@@ -42,11 +42,14 @@ TINY = 0.05  # seconds: the start-up run
 _ROWS: dict[str, list[float]] = {}
 
 
-def command(seconds: float, n: int, out: Path, root: Path = ROOT) -> tuple[float, float]:
+def command(seconds: float, n: int, out: Path, root: Path = ROOT,
+            weights: str = "float32") -> tuple[float, float]:
     """(wall, CPU) seconds of the whole CLI command in a subprocess, running the waveloom of
     ``root`` (another checkout: a before/after comparison)."""
     argv = [sys.executable, "-m", "waveloom.cli", "generate", str(CKPT), "--seconds",
             str(seconds), "--n", str(n), "--engine", "fast", "--out", str(out), "-q"]
+    if weights != "float32":  # an older checkout may not know the flag
+        argv += ["--weights", weights]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     env = dict(os.environ, PYTHONPATH=str(root))
@@ -58,7 +61,7 @@ def command(seconds: float, n: int, out: Path, root: Path = ROOT) -> tuple[float
     return wall, cpu
 
 
-def steady_rate(model, n: int, seconds: float) -> float:
+def steady_rate(model, n: int, seconds: float, weights: str = "float32") -> float:
     """Samples/s (all streams) of the fast loop from a zero state, as benchmarks/sampling.py
     times it (no priming, no writing)."""
     import torch
@@ -69,9 +72,9 @@ def steady_rate(model, n: int, seconds: float) -> float:
     cond = {"pitch": torch.full((n,), 60), "instrument": torch.zeros(n, dtype=torch.long)}
     length = int(seconds * SR)
     plan = model.sampling_plan(n, length, cond, None)
-    fast_steps(model, n, plan.g, plan.local, 64, "float32", "auto")  # warm-up
+    fast_steps(model, n, plan.g, plan.local, 64, weights, "auto")  # warm-up
     t0 = time.perf_counter()
-    fast_steps(model, n, plan.g, plan.local, length, "float32", "auto")
+    fast_steps(model, n, plan.g, plan.local, length, weights, "auto")
     return n * length / (time.perf_counter() - t0)
 
 
@@ -80,6 +83,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
     p.add_argument("--n", type=int, default=4, help="streams (the command's default is 4)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--weights", default="float32", help="the command's --weights")
     p.add_argument("--root", type=Path, default=ROOT,
                    help="the checkout whose command is timed (default: this one)")
     p.add_argument("--record", action="store_true",
@@ -91,19 +95,20 @@ def main() -> None:
     from waveloom.sampling.fast import engine_threads
 
     model, _ = load_checkpoint(CKPT)
-    print(f"{CKPT.name}, n={args.n}, fast engine threads {engine_threads()}, "
+    print(f"{CKPT.name}, n={args.n}, weights {args.weights}, "
+          f"fast engine threads {engine_threads()}, "
           f"{os.cpu_count()} cores")
     rows = _ROWS
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root)
+            start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root, args.weights)
             rows.setdefault("start-up", []).append(start)
             rows.setdefault("start-up cpu", []).append(start_cpu)
             line = [f"round {r}: load {os.getloadavg()[0]:.1f}",
                     f"start-up {start:.2f} s ({start_cpu:.2f} CPU)"]
             for s in args.seconds:
-                wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}", args.root)
-                steady = steady_rate(model, args.n, min(s, 10.0))
+                wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}", args.root, args.weights)
+                steady = steady_rate(model, args.n, min(s, 10.0), args.weights)
                 cli = args.n * (s - TINY) * SR / max(wall - start, 1e-9)
                 for key, v in ((f"wall {s:g}", wall), (f"cpu {s:g}", cpu), (f"cli {s:g}", cli),
                                (f"steady {s:g}", steady)):
@@ -114,12 +119,13 @@ def main() -> None:
             print("; ".join(line), flush=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
     print(f"medians of {args.rounds} rounds, load now {os.getloadavg()[0]:.1f}")
-    print("| seconds | command s (CPU s) | real time | start-up s (CPU s) | CLI loop /s | "
-          "steady /s | ratio |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| seconds | command s (CPU s) | real time per stream | all streams | start-up s "
+          "(CPU s) | CLI loop /s | steady /s | ratio |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in args.seconds:
         wall, cli, steady = med[f"wall {s:g}"], med[f"cli {s:g}"], med[f"steady {s:g}"]
         print(f"| {s:g} | {wall:.2f} ({med[f'cpu {s:g}']:.2f}) | {s / wall:.2f}x | "
+              f"{args.n * s / wall:.2f}x | "
               f"{med['start-up']:.2f} ({med['start-up cpu']:.2f}) | {cli:,.0f} | {steady:,.0f} | "
               f"{cli / steady:.2f} |")
     if args.record:
@@ -135,7 +141,8 @@ def _record(args: argparse.Namespace, med: dict[str, float]) -> Path:
     for s in args.seconds:
         walls = _ROWS[f"wall {s:g}"]
         path = record(CKPT, Measurement(
-            metric=f"whole generate command, {s:g} s x {args.n} streams, fast engine",
+            metric=f"whole generate command, {s:g} s x {args.n} streams, fast engine"
+                   + ("" if args.weights == "float32" else f", {args.weights} weights"),
             value=round(s / med[f"wall {s:g}"], 2), unit="x real time",
             data=f"wavenet-small-notes on {os.cpu_count()} CPU cores (a shared machine: "
                  "the interval is the range over the rounds)",

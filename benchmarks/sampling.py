@@ -6,8 +6,8 @@ batch 1 and 16, prints samples/s and the real-time factor (audio seconds per wal
 
 * ``naive``  -- a full forward pass over the receptive field per sample (sample_naive),
 * ``torch``  -- the plain-torch cached reference engine (sample_incremental),
-* ``fast``   -- the compiled engine: C kernel and numba kernel, float32 and int8 weights,
-  one thread and (where there are several cores) all of them,
+* ``fast``   -- the compiled engine: C kernel and numba kernel, float32, float16 (C only) and
+  int8 weights, one thread and (where there are several cores) all of them,
 * ``cuda-graph`` -- where CUDA is present,
 
 and each one's speed relative to ``torch`` measured in the same process. The cached engines
@@ -18,11 +18,15 @@ that pass alone is a ~6 TMAC forward). The naive engine has no such split. The b
 beside wall time: on an oversubscribed machine the two differ, and CPU time is what the code
 costs.
 
-Then the accuracy cost of int8 weights: teacher-forced logits against the float32 engine
-(max abs error) and how often the draw from the same uniform gives the same code.
+Then the accuracy cost of float16 and int8 weights: teacher-forced logits against the
+float32 engine (max abs error) and how often the draw from the same uniform gives the same
+code, on random weights and codes, and with ``--checkpoint`` on a trained model fed codes it
+generated itself (what sampling meets: random weights flatter int8, whose per-column scale a
+trained model's few large weights stretch).
 
     .venv/bin/python benchmarks/sampling.py [--presets small nsynth] [--batches 1 16]
         [--repeats 3] [--budget 2.0] [--engines naive fast cuda-graph] [--no-accuracy]
+        [--checkpoint waveloom/assets/wavenet-small-notes.safetensors]
 """
 
 from __future__ import annotations
@@ -38,12 +42,12 @@ import numpy as np
 import torch
 
 from waveloom.device import set_threads
-from waveloom.models.load import load_config
+from waveloom.models.load import load_checkpoint, load_config
 from waveloom.models.plan import draw_uniforms
 from waveloom.models.registry import build_model
 from waveloom.sampling import cbuild
 from waveloom.sampling.cuda_graphs import sample_cuda_graph
-from waveloom.sampling.fast import FastWaveNet
+from waveloom.sampling.fast import FastWaveNet, sample_fast
 from waveloom.sampling.incremental import sample_naive
 
 SR = 16000
@@ -164,7 +168,7 @@ def naive(args, preset, batch, model, cond, torch_rate) -> None:
 def fast(args, preset, batch, model, g, local, torch_rate, c_ok, cores) -> None:
     variants = [("numba", "float32", 1), ("numba", "int8", 1)]
     if c_ok:
-        variants = [("c", "float32", 1), ("c", "int8", 1)] + variants
+        variants = [("c", "float32", 1), ("c", "float16", 1), ("c", "int8", 1)] + variants
     if cores > 1:
         variants.append(("c" if c_ok else "numba", "float32", cores))
         if batch == 1:
@@ -200,11 +204,30 @@ def cuda(args, preset, batch, model, cond, torch_rate) -> None:
 
 
 
+def accuracy_row(name: str, model, codes, g, l) -> None:
+    """float16 and int8 against float32 weights, teacher-forced on ``codes`` [B, T]."""
+    batch, steps = codes.shape
+    u = draw_uniforms(3, steps, batch, 2)
+    out = {}
+    for weights in ("float32", "float16", "int8"):
+        if weights == "float16" and cbuild.load()[0] is None:
+            continue
+        eng = FastWaveNet(model.stack, model.head, weights=weights)
+        eng.reset(batch, g)
+        out[weights] = eng.teacher_force(codes, l, u)
+    ref = out.pop("float32")
+    for weights, (params, draws) in out.items():
+        err = np.abs(params - ref[0]).max()
+        same = (draws == ref[1]).mean()
+        print(f"| {name} | {weights} | {steps} x {batch} | {err:.4f} | "
+              f"{np.abs(ref[0]).max():.2f} | {same:.4f} |", flush=True)
+
+
 def accuracy(args: argparse.Namespace) -> None:
-    """int8 against float32 weights, teacher-forced on the same random codes."""
-    print("\n| preset | steps | max logit error (int8 vs float32) | max |logit| | "
+    """Reduced weights against float32: random presets, then ``--checkpoint`` if given."""
+    print("\n| model | weights | steps | max logit error (vs float32) | max |logit| | "
           "same code from the same uniform |")
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|")
     set_threads(1)
     for preset in args.presets:
         model, _ = model_and_cond(preset, 1)
@@ -217,16 +240,18 @@ def accuracy(args: argparse.Namespace) -> None:
              if stack.global_channels else None)
         l = (torch.randn(batch, stack.local_channels, steps, generator=gen)
              if stack.local_channels else None)
-        u = draw_uniforms(3, steps, batch, 2)
-        out = {}
-        for weights in ("float32", "int8"):
-            eng = FastWaveNet(stack, model.head, weights=weights)
-            eng.reset(batch, g)
-            out[weights] = eng.teacher_force(codes, l, u)
-        err = np.abs(out["int8"][0] - out["float32"][0]).max()
-        same = (out["int8"][1] == out["float32"][1]).mean()
-        print(f"| {preset} | {steps} x {batch} | {err:.4f} | "
-              f"{np.abs(out['float32'][0]).max():.2f} | {same:.4f} |", flush=True)
+        accuracy_row(f"{preset} (random)", model, codes, g, l)
+    if args.checkpoint:
+        model, _ = load_checkpoint(args.checkpoint, map_location="cpu")
+        model.eval()
+        steps, pitches = 16000, [48, 60, 72]
+        cond = {"pitch": torch.tensor(pitches), "instrument": torch.arange(len(pitches))}
+        codes = sample_fast(model, len(pitches), steps, cond, seed=0, progress=False)
+        plan = model.sampling_plan(len(pitches), steps, cond, None)
+        p = plan.prefix.shape[-1]
+        history = model.head.input_codes(codes)
+        local = None if plan.local is None else plan.local[..., p + 1 : p + 1 + steps]
+        accuracy_row(f"{Path(args.checkpoint).stem} (own notes)", model, history, plan.g, local)
 
 
 def main() -> None:
@@ -236,7 +261,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES,
                         help="which engines besides the torch reference (always run)")
-    parser.add_argument("--no-accuracy", action="store_true", help="skip the int8 table")
+    parser.add_argument("--no-accuracy", action="store_true",
+                        help="skip the float16/int8 accuracy table")
+    parser.add_argument("--checkpoint", default=None,
+                        help="also measure the accuracy table on this trained model")
     parser.add_argument("--budget", type=float, default=2.0,
                         help="seconds per timed run (sets the generated length)")
     args = parser.parse_args()

@@ -14,6 +14,8 @@ Exactness is checked in two ways:
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 import torch
@@ -173,6 +175,27 @@ def test_single_step_calls_equal_a_teacher_forced_run(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_prime_leaves_the_state_of_a_forward_pass_even_after_use(backend):
+    """prime (the torch pass on numba, kernel steps on C) == forward() on the last receptive
+    field, then steps continue it; a second prime on a used state starts afresh."""
+    model = _model("tiny", "model.local=mel", "model.local_channels=80")
+    rf = model.stack.receptive_field
+    codes, g, l = _inputs(model.stack, 2, rf + 40)
+    with torch.no_grad():
+        ref = model.stack(codes[:, -rf - 8 :], g, l[..., -rf - 8 :])  # [B, P, rf + 8]
+    engine = FastWaveNet(model.stack, model.head, backend=backend)
+    engine.reset(2, g)
+    engine.prime(codes[:, :-8], l[..., :-8])  # used: the next prime must not inherit it
+    engine.step(codes[:, -8], engine.local_rows(l[..., -8:-7]).reshape(1, 2, -1)[0])
+    first = engine.prime(codes[:, :-8], l[..., :-8])
+    np.testing.assert_allclose(first, ref[..., -9].numpy(), atol=TOL, rtol=0)
+    rows = engine.local_rows(l[..., -8:]).reshape(8, 2, -1)
+    for t in range(8):
+        got = engine.step(codes[:, -8 + t], rows[t])
+        np.testing.assert_allclose(got, ref[..., -8 + t].numpy(), atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_drivers_agree_serial_batch_and_channel_split(backend, monkeypatch):
     """Threads split streams (or, numba at batch 1, layer columns) without changing results."""
     import numba
@@ -213,6 +236,34 @@ def test_int8_weights_stay_close(backend):
     params, _ = engine.teacher_force(codes, l)
     assert np.abs(params - ref).max() < 0.05  # ~1e-2 measured on random weights
     assert engine.prep.net.conv_w.dtype == np.int8
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="float16 weights need the C backend")
+def test_float16_weights_stay_closer_than_int8_and_numba_refuses_them():
+    model = _model("small")
+    codes, g, l = _inputs(model.stack, 2, 1000)
+    with torch.no_grad():
+        ref = model.stack(codes, g, l).permute(2, 0, 1).numpy()
+    errors = {}
+    for kind in ("float16", "int8"):
+        engine = FastWaveNet(model.stack, model.head, weights=kind, backend="c")
+        engine.reset(2, g)
+        params, _ = engine.teacher_force(codes, l)
+        errors[kind] = np.abs(params - ref).max()
+        assert engine.prep.net.conv_w.dtype == np.dtype(kind)
+    assert errors["float16"] < 2e-3 and errors["float16"] < errors["int8"] / 4, errors
+    # the scalar conversion (ISAs without F16C) equals numpy's on every half but NaNs
+    lib, _ = cbuild.load()
+    lib.wl_half_to_float.restype = ctypes.c_float
+    lib.wl_half_to_float.argtypes = [ctypes.c_uint16]
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    expected = bits.view(np.float16).astype(np.float32)
+    got = np.array([lib.wl_half_to_float(int(b)) for b in bits], np.float32)
+    ok = np.isnan(expected)
+    assert np.array_equal(got[~ok], expected[~ok]) and np.isnan(got[ok]).all()
+    if "numba" in BACKENDS:
+        with pytest.raises(ConfigError, match="C kernel only"):
+            FastWaveNet(model.stack, model.head, weights="float16", backend="numba")
 
 
 # --------------------------------------------------------------------------- sampling

@@ -209,7 +209,7 @@ def _show(value: Any) -> str:
 
 # Sampling engines every autoregressive family can run on (see waveloom.sampling.engine).
 ENGINES = ("auto", "torch", "fast", "cuda-graph")
-WEIGHT_PRECISIONS = ("float32", "int8")
+WEIGHT_PRECISIONS = ("float32", "float16", "int8")
 
 
 @dataclass(frozen=True)

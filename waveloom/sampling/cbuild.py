@@ -66,7 +66,7 @@ class NetC(ctypes.Structure):
         (name, ctypes.c_int64)
         for name in (
             "n_layers", "kernel", "res_ch", "dil_ch", "skip_ch", "end_ch", "n_params",
-            "n_res", "int8", "in_rows", "ring_rows",
+            "n_res", "wkind", "in_rows", "ring_rows",
         )
     ] + [
         (name, ctypes.c_void_p)
@@ -193,13 +193,20 @@ def panels(w: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(parts, axis=1).reshape(m, r, n))
 
 
+def weight_kind(net: Any) -> int:
+    """The kernel's weight-kind code (wavenet_step.c's W_*): 0 float32, 1 int8, 2 float16."""
+    if net.conv_w.dtype == np.float16:
+        return 2
+    return 1 if net.scaled else 0
+
+
 def net_struct(net: Any, ring_rows: int) -> NetC:
     """The C view of a packed ``numba_kernels.Net`` (the arrays must outlive it)."""
     d = net.conv_w.shape[2] // 2
     fields = {
         "n_layers": net.dil.shape[0], "kernel": net.kernel, "res_ch": net.in_b.shape[0],
         "dil_ch": d, "skip_ch": net.skip_w.shape[2], "end_ch": net.out1_w.shape[2],
-        "n_params": net.out2_w.shape[2], "n_res": net.n_res, "int8": int(net.scaled),
+        "n_params": net.out2_w.shape[2], "n_res": net.n_res, "wkind": weight_kind(net),
         "in_rows": net.in_table.shape[1], "ring_rows": ring_rows,
     }  # fmt: skip
     arrays = {

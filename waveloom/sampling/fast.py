@@ -18,8 +18,10 @@ What it does differently, and why:
   progress bar, Ctrl-C and the next local-conditioning chunk), never per sample;
 * ``weights='int8'`` stores every streamed matrix as int8 with a float32 scale per output
   column (symmetric, round to nearest), quartering the weight traffic that bounds big models
-  at batch 1. The priming pass still uses the float32 weights. Its accuracy cost is measured by
-  ``benchmarks/sampling.py`` (max logit error, code agreement).
+  at batch 1; ``weights='float16'`` (C backend only) halves it with no scales, which on the
+  shipped small model keeps the weights in L2 beside the rings. On the C backend priming runs
+  on the kernel with the same weights (numba primes with a float32 torch pass). The accuracy
+  cost is measured by ``benchmarks/sampling.py`` (max logit error, code agreement).
 
 Backends (``backend=``): ``'c'`` is ``wavenet_step.c``, built once per machine with the local C
 compiler (:mod:`waveloom.sampling.cbuild`); ``'numba'`` is :mod:`waveloom.sampling.numba_kernels`.
@@ -50,11 +52,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from waveloom.errors import ConfigError
 from waveloom.nn.heads import CategoricalHead, DiscretizedLogisticMixtureHead
 from waveloom.nn.wavenet import WaveNetStack
 from waveloom.sampling.incremental import Samplable, _check, draw_uniforms
 
-WEIGHT_KINDS = ("float32", "int8")
+WEIGHT_KINDS = ("float32", "float16", "int8")
 BACKENDS = ("auto", "c", "numba")
 # Per-layer multiply-adds above which splitting one stream's layer across threads pays for
 # the two fork/joins per layer (~10 us each): the NSynth decoder's 1.5 M does, 32-channel
@@ -211,13 +214,16 @@ class FastWaveNet:
         self.stack, self.head, self.weights = stack, head, weights
         self.info = stack.describe()
         self.backend = self._pick_backend(backend, self.info["kernel_size"])
-        self.prep = self._pack(stack, head, weights == "int8", self.backend)
+        if weights == "float16" and self.backend != "c":
+            raise ConfigError("--weights float16 runs on the C kernel only, which did not "
+                              "build here (numba has no half loads); use float32 or int8")
+        self.prep = self._pack(stack, head, weights, self.backend)
         self.state: Any = None
         self.g: Tensor | None = None
         self._c_net: Any = None
         self._c_state: Any = None
         self._in_codes = np.zeros(0, np.int32)
-        self._loc_buf: Tensor | None = None
+        self._loc_bufs: list[Tensor | None] = [None, None]  # two: one filled, one read
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
 
@@ -242,7 +248,7 @@ class FastWaveNet:
 
     @staticmethod
     @torch.no_grad()
-    def _pack(stack: WaveNetStack, head: nn.Module, int8: bool, backend: str) -> _Prepared:
+    def _pack(stack: WaveNetStack, head: nn.Module, weights: str, backend: str) -> _Prepared:
         """Read the stack's weights into the kernels' layout (module docstring of
         :mod:`~waveloom.sampling.numba_kernels`); the C backend gets every matrix in its
         panel layout (:func:`~waveloom.sampling.cbuild.panels`)."""
@@ -257,7 +263,7 @@ class FastWaveNet:
         w: dict[str, np.ndarray] = {}
         scale: dict[str, np.ndarray] = {}
         for name, m in mats.items():
-            w[name], scale[name] = FastWaveNet._kernel_matrix(m, int8)
+            w[name], scale[name] = FastWaveNet._kernel_matrix(m, weights)
         if backend == "c":
             from waveloom.sampling.cbuild import block, panels
 
@@ -277,7 +283,7 @@ class FastWaveNet:
             out1_w=w["out1"], out1_s=scale["out1"], out1_b=_f32(stack.out1.bias),
             out2_w=w["out2"], out2_s=scale["out2"], out2_b=_f32(stack.out2.bias),
             dil=dil, ring_off=ring_off, ring_len=ring_len.astype(np.int64),
-            kernel=k, n_res=n - 1, scaled=bool(int8),
+            kernel=k, n_res=n - 1, scaled=weights == "int8",
         )  # fmt: skip
         local_w, global_w = FastWaveNet._conditioning_weights(stack)
         conv_bias = torch.stack([b.conv.bias.detach().cpu().float() for b in stack.blocks])
@@ -328,13 +334,15 @@ class FastWaveNet:
         return mats, {"res": res_b, "skip": skip_b}
 
     @staticmethod
-    def _kernel_matrix(w: Tensor, int8: bool) -> tuple[np.ndarray, np.ndarray]:
-        """[M, in, out] matrices -> (weights, per-column scales [M, out]): float32 with unit
-        scales, or int8 per output column (:func:`_quantize_columns`)."""
+    def _kernel_matrix(w: Tensor, weights: str) -> tuple[np.ndarray, np.ndarray]:
+        """[M, in, out] matrices -> (weights, per-column scales [M, out]): float32 or float16
+        (rounded to nearest) with unit scales, or int8 per output column
+        (:func:`_quantize_columns`)."""
         arr = np.ascontiguousarray(w.numpy().astype(np.float32))
-        if not int8:
-            return arr, np.ones((arr.shape[0], arr.shape[2]), np.float32)
-        return _quantize_columns(arr)
+        if weights == "int8":
+            return _quantize_columns(arr)
+        ones = np.ones((arr.shape[0], arr.shape[2]), np.float32)
+        return (arr.astype(np.float16) if weights == "float16" else arr), ones
 
     @staticmethod
     def _conditioning_weights(stack: WaveNetStack) -> tuple[Tensor | None, Tensor | None]:
@@ -460,6 +468,8 @@ class FastWaveNet:
         if codes.shape[-1] > rf:
             codes = codes[..., -rf:]
             local = None if local is None else local[..., -rf:]
+        if self.backend == "c":
+            return self._prime_on_kernel(codes, local)
         device = stack.out2.weight.device
         g = None if self.g is None else self.g.to(device, stack.out2.weight.dtype)
         small = codes.numel() * self.macs_per_step < PRIME_ONE_THREAD_MACS
@@ -487,15 +497,31 @@ class FastWaveNet:
         st.params[:] = _f32(out[..., -1])
         return st.params.copy()
 
+    def _prime_on_kernel(self, codes: Tensor, local: Tensor | None) -> np.ndarray:
+        """:meth:`prime` as T teacher-forced kernel steps from zeroed rings (its definition).
+
+        On the C kernel this is ~1024 steps per stream (~10 ms), where the torch pass paid
+        ~0.25 s of first-call overhead in a fresh process (the whole `generate` command's
+        start-up, issue 21).
+        """
+        st, net = self._state(), self.prep.net
+        st.ring.fill(0.0)
+        st.codes.fill(net.in_table.shape[1] - 1)
+        st.clock[0] = 0
+        params, _ = self.teacher_force(codes, local)
+        st.params[:] = params[-1]
+        return st.params.copy()
+
     # ------------------------------------------------------------------ running
 
-    def local_rows(self, local: Tensor, steps: int | None = None) -> np.ndarray:
+    def local_rows(self, local: Tensor, steps: int | None = None, slot: int = 0) -> np.ndarray:
         """Local features [B, L, T] -> per-step layer biases [steps * B * n, 2D] (step form).
 
         Row ``(t*B + b)*n + l`` is layer ``l``'s local term for stream ``b`` at step ``t``;
         steps past ``T`` (only the final draw of a generation, which feeds nothing) are zeros.
-        One product per chunk into a reused buffer: fresh multi-MB arrays per chunk would
-        cost more in page faults than the product.
+        One product per chunk into a reused buffer (``slot`` 0 or 1: :meth:`generate` fills
+        one while the kernel reads the other): fresh multi-MB arrays per chunk would cost more
+        in page faults than the product.
         """
         if self.prep.local_w is None:
             raise ValueError("this stack has no local conditioning")
@@ -503,9 +529,10 @@ class FastWaveNet:
         steps = avail if steps is None else steps
         n, d2 = len(self.stack.blocks), 2 * self.info["dilation_channels"]
         need = steps * b * n
-        if self._loc_buf is None or self._loc_buf.shape[0] < need:
-            self._loc_buf = torch.empty(need, d2)
-        out = self._loc_buf[:need]
+        buf = self._loc_bufs[slot]
+        if buf is None or buf.shape[0] < need:
+            buf = self._loc_bufs[slot] = torch.empty(need, d2)
+        out = buf[:need]
         used = min(avail, steps)
         feats = local[..., :used].detach().to("cpu", torch.float32).permute(2, 0, 1)
         torch.mm(feats.reshape(used * b, n_l), self.prep.local_w,
@@ -698,14 +725,24 @@ class FastWaveNet:
         own = isinstance(progress, bool)
         bar = tqdm(total=length, disable=not progress, unit="sample",
                    desc="fast sampling") if own else progress
-        with (bar if own else nullcontext()), torch_threads(1):
-            for s0 in range(0, length, chunk):
-                s1 = min(length, s0 + chunk)
-                loc = self._empty_local()
-                if local is not None:
-                    lo = local_offset + s0
-                    hi = min(local.shape[-1], local_offset + s1)
-                    loc = self.local_rows(local[..., lo:hi], s1 - s0)
+        def rows(i: int) -> np.ndarray:  # chunk i's local terms, into buffer i % 2
+            s0, s1 = i * chunk, min(length, (i + 1) * chunk)
+            if local is None:
+                return self._empty_local()
+            hi = min(local.shape[-1], local_offset + s1)
+            return self.local_rows(local[..., local_offset + s0 : hi], s1 - s0, slot=i % 2)
+
+        n_chunks = -(-length // chunk)
+        # the next chunk's local terms are computed on a second thread while the kernel (which
+        # drops the GIL) runs this one: a free core hides them (a tenth of a 1-stream loop)
+        with (bar if own else nullcontext()), torch_threads(1), \
+                ThreadPoolExecutor(1, thread_name_prefix="waveloom-local") as ahead:
+            pending = ahead.submit(rows, 0)
+            for i in range(n_chunks):
+                loc = pending.result()
+                if i + 1 < n_chunks:
+                    pending = ahead.submit(rows, i + 1)
+                s0, s1 = i * chunk, min(length, (i + 1) * chunk)
                 codes = np.zeros((b, s1 - s0), np.int32)
                 self._launch(head, s1 - s0, False, empty, u_all[s0:s1], loc, codes, no_params,
                              final=final and s1 == length)

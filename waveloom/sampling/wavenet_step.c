@@ -63,12 +63,50 @@ static inline vf load_q(const int8_t *p) {
 }
 #endif
 
+/* IEEE half -> float (any half, subnormals included) for the ISAs without a converting load. */
+static inline float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    union { uint32_t u; float f; } r;
+    if (e == 0) { /* zero or subnormal: m * 2^-24 */
+        r.f = (float)m * 5.9604644775390625e-08f;
+        r.u |= sign;
+    } else if (e == 31) {
+        r.u = sign | 0x7f800000u | (m << 13);
+    } else {
+        r.u = sign | ((e + 112) << 23) | (m << 13);
+    }
+    return r.f;
+}
+
+/* half_to_float, exported so the tests can check it on all 65536 halves (the vector ISAs
+ * convert in hardware; this is the path of the others). */
+float wl_half_to_float(uint16_t h) { return half_to_float(h); }
+
+/* VEC float16 weights -> floats: one converting load (vcvtph2ps) where F16C/AVX-512 has it.
+ * Half the bytes of float32 with no scale: the small model's 0.9 MB of weights, which spilled
+ * out of a 1 MB L2 beside its rings, fit in it (issue 21's loop speed). */
+#if defined(__AVX512F__)
+static inline vf load_h(const uint16_t *p) {
+    return (vf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+#elif defined(__AVX2__) && defined(__F16C__)
+static inline vf load_h(const uint16_t *p) {
+    return (vf)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+#else
+static inline vf load_h(const uint16_t *p) {
+    vf v;
+    for (int j = 0; j < VEC; j++) v[j] = half_to_float(p[j]);
+    return v;
+}
+#endif
+
 typedef struct {
-    int64_t n_layers, kernel, res_ch, dil_ch, skip_ch, end_ch, n_params, n_res, int8;
+    int64_t n_layers, kernel, res_ch, dil_ch, skip_ch, end_ch, n_params, n_res, wkind;
     int64_t in_rows; /* levels + 1: rows of one input table */
     int64_t ring_rows; /* rows of one stream's rings: sum of ring_len */
     const float *in_table, *in_b;
-    const void *conv_w, *res_w, *skip_w, *out1_w, *out2_w; /* float32 or int8 */
+    const void *conv_w, *res_w, *skip_w, *out1_w, *out2_w; /* float32, int8 or float16 */
     const float *conv_s, *res_s, *skip_s, *out1_s, *out2_s;
     const float *res_b, *skip_b, *out1_b, *out2_b;
     const int64_t *dil, *ring_off, *ring_len;
@@ -92,12 +130,20 @@ typedef struct {
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* One weight row segment of 4 vectors, widened to float32. Q8 is a compile-time constant at
- * every call site (see gemv), so the float32 and int8 kernels are separate straight-line code. */
+/* Weight kinds (net_t.wkind): float32, int8 with per-column scales, float16. */
+#define W_F32 0
+#define W_Q8 1
+#define W_F16 2
+
+/* One weight row segment of 4 vectors, widened to float32. The kind is a compile-time constant
+ * at every call site (see gemv), so each kind's kernel is separate straight-line code. */
 INLINE void row4(const void *w, int64_t off, int q8, vf *w0, vf *w1, vf *w2, vf *w3) {
-    if (q8) {
+    if (q8 == W_Q8) {
         const int8_t *p = (const int8_t *)w + off;
         *w0 = load_q(p), *w1 = load_q(p + VEC), *w2 = load_q(p + 2 * VEC), *w3 = load_q(p + 3 * VEC);
+    } else if (q8 == W_F16) {
+        const uint16_t *p = (const uint16_t *)w + off;
+        *w0 = load_h(p), *w1 = load_h(p + VEC), *w2 = load_h(p + 2 * VEC), *w3 = load_h(p + 3 * VEC);
     } else {
         const float *p = (const float *)w + off;
         *w0 = load(p), *w1 = load(p + VEC), *w2 = load(p + 2 * VEC), *w3 = load(p + 3 * VEC);
@@ -105,11 +151,13 @@ INLINE void row4(const void *w, int64_t off, int q8, vf *w0, vf *w1, vf *w2, vf 
 }
 
 INLINE vf row1(const void *w, int64_t off, int q8) {
-    return q8 ? load_q((const int8_t *)w + off) : load((const float *)w + off);
+    if (q8 == W_F16) return load_h((const uint16_t *)w + off);
+    return q8 == W_Q8 ? load_q((const int8_t *)w + off) : load((const float *)w + off);
 }
 
 INLINE float elem(const void *w, int64_t off, int q8) {
-    return q8 ? (float)((const int8_t *)w)[off] : ((const float *)w)[off];
+    if (q8 == W_F16) return half_to_float(((const uint16_t *)w)[off]);
+    return q8 == W_Q8 ? (float)((const int8_t *)w)[off] : ((const float *)w)[off];
 }
 
 /* y[0:n_out] += sum over the `taps` input vectors xs[k] (each n_in long) of xs[k] @ W_k, W the
@@ -156,7 +204,7 @@ INLINE void gemv(float *restrict y, const float *const *xs, int64_t taps, int64_
             }
         }
         a0 += e0, a1 += e1, a2 += e2, a3 += e3;
-        if (q8) {
+        if (q8 == W_Q8) {
             a0 *= load(s + o), a1 *= load(s + o + VEC);
             a2 *= load(s + o + 2 * VEC), a3 *= load(s + o + 3 * VEC);
         }
@@ -198,7 +246,7 @@ INLINE void gemv_tail(float *restrict y, const float *const *xs, int64_t taps, i
             }
         }
         vf a = (a0 + a1) + (a2 + a3);
-        if (q8) a *= load(s + o + c);
+        if (q8 == W_Q8) a *= load(s + o + c);
         store(y + o + c, load(y + o + c) + a);
     }
     for (; c < pw; c++) {
@@ -208,7 +256,7 @@ INLINE void gemv_tail(float *restrict y, const float *const *xs, int64_t taps, i
                 const int64_t i = rows ? rows[j] : j;
                 a += xs[k][i] * elem(w, panel + (k * n_in + i) * pw + c, q8);
             }
-        y[o + c] += q8 ? a * s[o + c] : a;
+        y[o + c] += q8 == W_Q8 ? a * s[o + c] : a;
     }
 }
 
@@ -240,7 +288,7 @@ INLINE void gemv_ms(float *const *ys, const float *const *xs, const int NS, int6
         for (int q = 0; q < NS; q++)
             for (int v = 0; v < 4; v++) {
                 vf acc = a[q][v];
-                if (q8) acc *= load(s + o + v * VEC);
+                if (q8 == W_Q8) acc *= load(s + o + v * VEC);
                 store(ys[q] + o + v * VEC, load(ys[q] + o + v * VEC) + acc);
             }
     }
@@ -265,8 +313,8 @@ INLINE void gemv_streams(float *const *ys, const float *const *xs, int64_t ns, i
 }
 
 INLINE const void *mat(const void *base, int q8, int64_t index, int64_t size) {
-    return q8 ? (const void *)((const int8_t *)base + index * size)
-              : (const void *)((const float *)base + index * size);
+    const int64_t bytes = q8 == W_Q8 ? 1 : (q8 == W_F16 ? 2 : 4);
+    return (const void *)((const char *)base + index * size * bytes);
 }
 
 /* ------------------------------------------------------------------------------ one step */
@@ -385,7 +433,12 @@ static void forward_f32(const net_t *net, state_t *st, int64_t b0, int64_t b1, i
 
 static void forward_q8(const net_t *net, state_t *st, int64_t b0, int64_t b1, int64_t t,
                        const int32_t *in_codes, const float *loc) {
-    forward(net, st, b0, b1, t, in_codes, loc, 1);
+    forward(net, st, b0, b1, t, in_codes, loc, W_Q8);
+}
+
+static void forward_f16(const net_t *net, state_t *st, int64_t b0, int64_t b1, int64_t t,
+                        const int32_t *in_codes, const float *loc) {
+    forward(net, st, b0, b1, t, in_codes, loc, W_F16);
 }
 
 /* ------------------------------------------------------------------------------ the draw */
@@ -445,7 +498,8 @@ int64_t wl_run(const net_t *net, const head_t *hd, state_t *st, int64_t b0, int6
                float *params_out, int64_t final, int32_t *in_codes) {
     const int64_t B = st->batch, P = net->n_params, rows = net->n_layers * 2 * net->dil_ch;
     void (*fwd)(const net_t *, state_t *, int64_t, int64_t, int64_t, const int32_t *,
-                const float *) = net->int8 ? forward_q8 : forward_f32;
+                const float *) = net->wkind == W_Q8 ? forward_q8
+        : net->wkind == W_F16 ? forward_f16 : forward_f32;
     int64_t t = t0;
     for (int64_t s = 0; s < steps; s++) {
         const float *lstep = loc ? loc + s * B * rows : NULL;
