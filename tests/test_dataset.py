@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
+from waveloom.config import parse_instrument_weights
 from waveloom.data.cache import AudioCache
 from waveloom.data.dataset import ChunkSequenceDataset, WindowDataset
 from waveloom.data.prepare import prepare
@@ -118,6 +119,26 @@ def test_examples_are_drawn_in_proportion_to_length(notes_cache):
     drawn = np.bincount([int(ds[i]["example"]) for i in range(len(ds))], minlength=4)
     expected = notes_cache.lengths / notes_cache.lengths.sum()
     np.testing.assert_allclose(drawn / drawn.sum(), expected, atol=0.03)
+
+
+def test_instrument_weights_multiply_an_examples_share(notes_cache):
+    ds = WindowDataset(notes_cache, window=256, keys=("example",), epoch_size=3000,
+                       instrument_weights={"c": 0.25, "a": 2.0})
+    drawn = np.bincount([int(ds[i]["example"]) for i in range(len(ds))], minlength=4)
+    names = notes_cache.info["instruments"]
+    factor = {"a": 2.0, "c": 0.25}
+    share = np.array([n * factor.get(names[i], 1.0) for n, i in
+                      zip(notes_cache.lengths, notes_cache.columns["instrument"])], float)
+    np.testing.assert_allclose(drawn / drawn.sum(), share / share.sum(), atol=0.03)
+    with pytest.raises(ConfigError, match="no instrument zz in"):
+        WindowDataset(notes_cache, window=256, instrument_weights={"zz": 2.0})
+
+
+@pytest.mark.parametrize("text", ["organ", "organ=0", "organ=-1", "=2", "organ=x", "a=inf"])
+def test_instrument_weights_text_errors_name_the_key(text):
+    with pytest.raises(ConfigError, match="data.instrument_weights"):
+        parse_instrument_weights(text)
+    assert parse_instrument_weights(" a=2, b=0.5 ,") == {"a": 2.0, "b": 0.5}
 
 
 def test_same_seed_same_windows_and_set_epoch_changes_them(notes_cache):

@@ -38,6 +38,22 @@ class ModelConfig:
         """Raise :class:`ConfigError` for a value the model cannot be built with."""
 
 
+def parse_instrument_weights(text: str) -> dict[str, float]:
+    """``data.instrument_weights`` ("NAME=W,NAME=W") -> {name: weight}; one-line errors."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            w = float(value)
+        except ValueError:
+            w = float("nan")
+        if not sep or not name.strip() or not w > 0 or w == float("inf"):
+            raise ConfigError(f"data.instrument_weights: {part!r} is not NAME=WEIGHT with a "
+                              "weight > 0 (e.g. organ_synthetic_004=3,brass_synthetic_000=2)")
+        weights[name.strip()] = w
+    return weights
+
+
 @dataclass
 class DataConfig:
     """Where training windows come from and how they are conditioned."""
@@ -72,9 +88,14 @@ class DataConfig:
     # With augment: the probability of random formants (2-5 narrow resonances or notches of
     # -12..+15 dB): SoundFonts differ most in such peaks.
     formants: float = 0.0
+    # Draw some instruments' examples more often: "NAME=W,NAME=W" (weights > 0 multiply an
+    # example's share, which is otherwise its length; '' = every example by length, as before
+    # this option existed). For fine-tuning the instruments a pitch grid shows are weak.
+    instrument_weights: str = ""
 
     def validate(self) -> None:
         check_ranges(self, _DATA_RANGES)
+        parse_instrument_weights(self.instrument_weights)
 
 
 @dataclass

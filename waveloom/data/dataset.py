@@ -70,6 +70,7 @@ class WindowDataset(Dataset):
         epoch_size: int | None = None,
         seed: int = 0,
         onset_fraction: float = 0.0,
+        instrument_weights: dict[str, float] | None = None,
     ):
         self.cache = cache if isinstance(cache, AudioCache) else AudioCache(cache)
         if window <= 0 or context < 0 or roll_hop <= 0 or min_rms < 0:
@@ -104,12 +105,29 @@ class WindowDataset(Dataset):
             )
         self._lengths = self.cache.lengths[self.indices]
         self._cumulative = np.cumsum(self._lengths)
+        self._weighted = self._weighted_shares(instrument_weights or {})
         self._labels = {
             key: self.cache.columns[key][self.indices]
             for key in ("pitch", "instrument", "velocity", "family")
         }
         default_size = max(1, int(self._cumulative[-1]) // self.window)
         self.epoch_size = int(epoch_size) if epoch_size else default_size
+
+    def _weighted_shares(self, weights: dict[str, float]) -> np.ndarray | None:
+        """Cumulative draw shares (length x the instrument's weight), or None: by length."""
+        if not weights:
+            return None
+        names = list(self.cache.info.get("instruments", []))
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise ConfigError(f"data.instrument_weights: no instrument {', '.join(unknown)} in "
+                              f"{self.cache.root}; it has {', '.join(names) or 'no names'}")
+        per_id = np.ones(max(len(names), 1))
+        for name, w in weights.items():
+            per_id[names.index(name)] = w
+        ids = self.cache.columns["instrument"][self.indices]
+        factor = np.where(ids >= 0, per_id[np.clip(ids, 0, len(per_id) - 1)], 1.0)
+        return np.cumsum(self._lengths * factor)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw a different set of windows (call at the start of every epoch)."""
@@ -125,7 +143,11 @@ class WindowDataset(Dataset):
 
     def _draw(self, rng: np.random.Generator, length: int) -> tuple[int, int]:
         """(position in the split, start sample) of a random window of ``length`` samples."""
-        k = int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]), "right"))
+        if self._weighted is None:
+            k = int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]), "right"))
+        else:  # data.instrument_weights (a separate path: unweighted draws stay as they were)
+            k = int(np.searchsorted(self._weighted, rng.random() * self._weighted[-1], "right"))
+            k = min(k, len(self._lengths) - 1)
         n = int(self._lengths[k])
         # The first predicted sample may be the example's first sample, its context then being
         # silence: that is exactly how sampling starts, so a model learns onsets from silence.
@@ -221,7 +243,11 @@ class ChunkSequenceDataset(WindowDataset):
 
     def _draw(self, rng: np.random.Generator, length: int) -> tuple[int, int]:
         """As :meth:`WindowDataset._draw`, but an onset segment starts at the example's start."""
-        k = int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]), "right"))
+        if self._weighted is None:
+            k = int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]), "right"))
+        else:  # data.instrument_weights (a separate path: unweighted draws stay as they were)
+            k = int(np.searchsorted(self._weighted, rng.random() * self._weighted[-1], "right"))
+            k = min(k, len(self._lengths) - 1)
         lo, hi = -self.context, int(self._lengths[k]) - length
         if hi < lo or (self.onset_fraction > 0 and rng.random() < self.onset_fraction):
             return k, min(lo, hi)

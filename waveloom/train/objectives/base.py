@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from waveloom.config import RunConfig
+from waveloom.config import RunConfig, parse_instrument_weights
 from waveloom.train.ema import EMA
 
 Batch = dict[str, Any]
@@ -208,4 +208,5 @@ def dataset_args(cfg: RunConfig, model: nn.Module) -> dict[str, Any]:
     """Data-set arguments every objective's data set shares."""
     d = cfg.data
     return {"context": model.context, "keys": model.batch_keys(), "roll_hop": d.roll_hop,
-            "min_rms": d.min_rms, "onset_fraction": d.onset_fraction, "seed": cfg.train.seed}
+            "min_rms": d.min_rms, "onset_fraction": d.onset_fraction, "seed": cfg.train.seed,
+            "instrument_weights": parse_instrument_weights(d.instrument_weights)}
