@@ -25,7 +25,7 @@ from waveloom.device import set_threads
 from waveloom.errors import ConfigError
 from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
-from waveloom.nn.heads import CategoricalHead
+from waveloom.nn.heads import CategoricalHead, DiscretizedGaussianHead
 from waveloom.sampling import cbuild
 from waveloom.sampling import numba_kernels as nk
 from waveloom.sampling.engine import resolve_engine, sample_codes
@@ -63,6 +63,14 @@ def _ambiguous(head, params: torch.Tensor, u: torch.Tensor, err: float) -> torch
     if isinstance(head, CategoricalHead):
         cdf = torch.softmax(params.double(), -1).cumsum(-1)
         return ((cdf - u[:, :1].double()).abs() <= slack).any(-1)
+    if isinstance(head, DiscretizedGaussianHead):  # x = mu + s z: only the rounding can flip
+        mu, log_s = head.gaussian(params)
+        z = (2.0 ** 0.5) * torch.erfinv(2.0 * u[:, 0].double().clamp(1e-7, 1 - 1e-7) - 1.0)
+        s = log_s.double().exp()
+        x = mu.double() + s * z
+        dx = err * (1.0 + s * z.abs()) + 1e-6
+        pos = (x.clamp(-1, 1) + 1.0) * 0.5 * (head.levels - 1)
+        return ((pos - pos.floor() - 0.5).abs() * 2.0 / (head.levels - 1)) <= dx
     k = head.components
     logits, means, log_scales = params[:, :k], params[:, k : 2 * k], params[:, 2 * k :]
     cdf = torch.softmax(logits.double(), -1).cumsum(-1)
@@ -129,9 +137,10 @@ def test_tanh_and_its_fit_are_accurate():
         ("tiny", ("model.head=logistic_mixture", "model.mixture_levels=65536",
                   "model.kernel_size=3")),
         ("tiny", ("model.input=scalar",)),  # the code as its value (a distillation teacher)
+        ("tiny", ("model.input=scalar", "model.head=gaussian")),  # ClariNet's teacher
     ],
     ids=["tiny", "small", "tiny-mel", "tiny-roll-onehot", "tiny-mixture", "tiny-mix16-k3",
-         "tiny-scalar"],
+         "tiny-scalar", "tiny-gaussian"],
 )
 def test_teacher_forced_logits_match_torch_for_4000_steps(preset, overrides, backend):
     _check_teacher_forced(_model(preset, *overrides), 4000, backend)
@@ -292,8 +301,9 @@ def first_divergence_is_ambiguous(model, n, length, cond, seed, ref, out):
 @pytest.mark.parametrize(
     "preset, overrides",
     [("tiny", ()), ("small", ()), ("tiny", ("model.local=roll", "model.local_channels=128")),
-     ("tiny", ("model.head=logistic_mixture",))],
-    ids=["tiny", "small", "tiny-roll", "tiny-mixture"],
+     ("tiny", ("model.head=logistic_mixture",)),
+     ("tiny", ("model.input=scalar", "model.head=gaussian"))],
+    ids=["tiny", "small", "tiny-roll", "tiny-mixture", "tiny-gaussian"],
 )
 def test_seeded_sampling_gives_the_reference_codes(preset, overrides, backend):
     model = _model(preset, *overrides)

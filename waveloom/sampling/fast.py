@@ -53,7 +53,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from waveloom.errors import ConfigError
-from waveloom.nn.heads import CategoricalHead, DiscretizedLogisticMixtureHead
+from waveloom.nn.heads import (
+    CategoricalHead,
+    DiscretizedGaussianHead,
+    DiscretizedLogisticMixtureHead,
+)
 from waveloom.nn.wavenet import WaveNetStack
 from waveloom.sampling.incremental import Samplable, _check, draw_uniforms
 
@@ -143,8 +147,9 @@ def unsupported_reason(model: Any) -> str | None:
 def _unsupported(stack: WaveNetStack, head: Any) -> str | None:
     if not isinstance(stack, WaveNetStack):
         return f"{type(stack).__name__} is not a WaveNetStack"
-    if type(head) not in (CategoricalHead, DiscretizedLogisticMixtureHead):
-        return f"head {type(head).__name__} is not categorical or logistic_mixture"
+    if type(head) not in (CategoricalHead, DiscretizedLogisticMixtureHead,
+                          DiscretizedGaussianHead):
+        return f"head {type(head).__name__} is not categorical, logistic_mixture or gaussian"
     blocks = list(stack.blocks)
     if any(b.res is None for b in blocks[:-1]):
         return "only the last residual block may lack its residual 1x1"
@@ -548,7 +553,9 @@ class FastWaveNet:
             levels, kind, comps, lsm = head.levels, layout.CATEGORICAL, 0, 0.0
         else:
             assert isinstance(head, DiscretizedLogisticMixtureHead)
-            levels, kind = head.levels, layout.LOGISTIC_MIXTURE
+            gaussian = isinstance(head, DiscretizedGaussianHead)
+            levels = head.levels
+            kind = layout.GAUSSIAN if gaussian else layout.LOGISTIC_MIXTURE
             comps, lsm = head.components, head.log_scale_min
         input_map = head.input_codes(torch.arange(levels)).to(torch.int32).numpy()
         return layout.Head(
@@ -561,6 +568,15 @@ class FastWaveNet:
             log_scale_min=np.float32(lsm),
             input_map=np.ascontiguousarray(input_map),
         )
+
+    def _kernel_uniforms(self, uniforms: Tensor | np.ndarray) -> np.ndarray:
+        """The draws' uniforms [T, B, U] as the kernels read them: as given, except that a
+        Gaussian head's become ``sqrt(2) erfinv(2u - 1)`` (float32 torch, exactly the
+        reference head's deviate), so the kernels need no inverse normal CDF."""
+        u = torch.as_tensor(uniforms).to("cpu", torch.float32)
+        if isinstance(self.head, DiscretizedGaussianHead):
+            u = math.sqrt(2.0) * torch.erfinv(2.0 * u.clamp(1e-7, 1.0 - 1e-7) - 1.0)
+        return np.ascontiguousarray(u.numpy())
 
     def _chunk(self, has_local: bool) -> int:
         b = self.batch
@@ -675,9 +691,9 @@ class FastWaveNet:
         b, total = codes.shape
         head = self._head(temperature)
         u_all = (
-            np.zeros((total, b, 2), np.float32)
+            np.full((total, b, 2), 0.5, np.float32)  # a Gaussian's deviate 0: its mean
             if uniforms is None
-            else np.ascontiguousarray(uniforms.to(torch.float32).numpy())
+            else self._kernel_uniforms(uniforms)
         )
         codes_np = np.ascontiguousarray(codes.cpu().numpy().astype(np.int32))
         params = np.zeros((total, b, st.params.shape[1]), np.float32)
@@ -717,7 +733,7 @@ class FastWaveNet:
         st = self._state()
         b = self.batch
         head = self._head(temperature)
-        u_all = np.ascontiguousarray(uniforms.to(torch.float32).cpu().numpy())
+        u_all = self._kernel_uniforms(uniforms)
         out = np.zeros((b, length), np.int32)
         chunk = self._chunk(local is not None)
         empty = np.zeros((b, 0), np.int32)

@@ -15,6 +15,9 @@ import numpy as np
 
 CATEGORICAL = 0
 LOGISTIC_MIXTURE = 1
+#: One discretised Gaussian (ClariNet's teacher): the kernels get the standard normal deviate
+#: Phi^-1(u), computed by torch as the reference head does, in the uniform's place.
+GAUSSIAN = 2
 
 
 class Net(NamedTuple):
@@ -52,7 +55,7 @@ class Net(NamedTuple):
 class Head(NamedTuple):
     """How to turn parameters into a code, and a code into the next input."""
 
-    kind: int  # CATEGORICAL | LOGISTIC_MIXTURE
+    kind: int  # CATEGORICAL | LOGISTIC_MIXTURE | GAUSSIAN
     temperature: np.float32
     tempered: bool  # temperature != 1 (the mixture head only tempers then)
     log_temperature: np.float32

@@ -50,6 +50,7 @@ from numba.extending import overload
 
 from waveloom.sampling.layout import (  # noqa: F401 (the kernels' types, re-exported)
     CATEGORICAL,
+    GAUSSIAN,
     LOGISTIC_MIXTURE,
     Head,
     Net,
@@ -580,6 +581,11 @@ def _draw(
     CPU float32 tensor: probabilities in float32, their running sum in float64 rounded to
     float32 before each comparison.
     """
+    if head.kind == GAUSSIAN:  # u[s, b, 0] is already the deviate Phi^-1(u)
+        log_s = max(params[b, 1], head.log_scale_min)
+        x = params[b, 0] + head.temperature * F32(math.exp(log_s)) * u[s, b, 0]
+        x = min(max(x, F32(-1.0)), F32(1.0))
+        return int(np.rint((x + F32(1.0)) * F32(0.5) * F32(head.levels - 1)))
     if head.kind == CATEGORICAL:
         n, temp = params.shape[1], head.temperature
     else:

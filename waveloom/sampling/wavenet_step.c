@@ -454,8 +454,17 @@ static inline float exp_neg(float x) {
     return p * two.f;
 }
 
+static int64_t to_level(const head_t *restrict hd, float xv) {
+    xv = xv < -1.0f ? -1.0f : (xv > 1.0f ? 1.0f : xv);
+    return (int64_t)rintf((xv + 1.0f) * 0.5f * (float)(hd->levels - 1));
+}
+
 static int64_t draw(const head_t *restrict hd, const float *restrict par, const float *u,
                     float *restrict e, int64_t P) {
+    if (hd->kind == 2) { /* one Gaussian: u[0] is already the deviate Phi^-1(u) */
+        float log_s = par[1] > hd->log_scale_min ? par[1] : hd->log_scale_min;
+        return to_level(hd, par[0] + hd->temperature * expf(log_s) * u[0]);
+    }
     int64_t n = hd->kind == 0 ? P : hd->components;
     float temp = (hd->kind == 0 || hd->tempered) ? hd->temperature : 1.0f;
     float m = -INFINITY;
@@ -481,9 +490,7 @@ static int64_t draw(const head_t *restrict hd, const float *restrict par, const 
     float log_s = par[2 * k + idx] > hd->log_scale_min ? par[2 * k + idx] : hd->log_scale_min;
     if (hd->tempered) log_s += hd->log_temperature;
     float v = u[1] < 1e-7f ? 1e-7f : (u[1] > 1.0f - 1e-7f ? 1.0f - 1e-7f : u[1]);
-    float xv = mu + expf(log_s) * (logf(v) - log1pf(-v));
-    xv = xv < -1.0f ? -1.0f : (xv > 1.0f ? 1.0f : xv);
-    return (int64_t)rintf((xv + 1.0f) * 0.5f * (float)(hd->levels - 1));
+    return to_level(hd, mu + expf(log_s) * (logf(v) - log1pf(-v)));
 }
 
 /* ------------------------------------------------------------------------------ driver */
