@@ -43,10 +43,10 @@ _ROWS: dict[str, list[float]] = {}
 
 
 def command(seconds: float, n: int, out: Path, root: Path = ROOT,
-            weights: str = "float32") -> tuple[float, float]:
+            weights: str = "float32", ckpt: Path = CKPT) -> tuple[float, float]:
     """(wall, CPU) seconds of the whole CLI command in a subprocess, running the waveloom of
     ``root`` (another checkout: a before/after comparison)."""
-    argv = [sys.executable, "-m", "waveloom.cli", "generate", str(CKPT), "--seconds",
+    argv = [sys.executable, "-m", "waveloom.cli", "generate", str(ckpt), "--seconds",
             str(seconds), "--n", str(n), "--engine", "fast", "--out", str(out), "-q"]
     if weights != "float32":  # an older checkout may not know the flag
         argv += ["--weights", weights]
@@ -84,6 +84,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=4, help="streams (the command's default is 4)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--weights", default="float32", help="the command's --weights")
+    p.add_argument("--checkpoint", type=Path, default=CKPT,
+                   help="the WaveNet to time (default: the shipped wavenet-small-notes)")
     p.add_argument("--root", type=Path, default=ROOT,
                    help="the checkout whose command is timed (default: this one)")
     p.add_argument("--record", action="store_true",
@@ -94,20 +96,22 @@ def main() -> None:
     from waveloom.models.load import load_checkpoint
     from waveloom.sampling.fast import engine_threads
 
-    model, _ = load_checkpoint(CKPT)
-    print(f"{CKPT.name}, n={args.n}, weights {args.weights}, "
+    model, _ = load_checkpoint(args.checkpoint)
+    print(f"{args.checkpoint.name}, n={args.n}, weights {args.weights}, "
           f"fast engine threads {engine_threads()}, "
           f"{os.cpu_count()} cores")
     rows = _ROWS
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root, args.weights)
+            start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root, args.weights,
+                                       args.checkpoint)
             rows.setdefault("start-up", []).append(start)
             rows.setdefault("start-up cpu", []).append(start_cpu)
             line = [f"round {r}: load {os.getloadavg()[0]:.1f}",
                     f"start-up {start:.2f} s ({start_cpu:.2f} CPU)"]
             for s in args.seconds:
-                wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}", args.root, args.weights)
+                wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}", args.root, args.weights,
+                                    args.checkpoint)
                 steady = steady_rate(model, args.n, min(s, 10.0), args.weights)
                 cli = args.n * (s - TINY) * SR / max(wall - start, 1e-9)
                 for key, v in ((f"wall {s:g}", wall), (f"cpu {s:g}", cpu), (f"cli {s:g}", cli),
@@ -140,11 +144,11 @@ def _record(args: argparse.Namespace, med: dict[str, float]) -> Path:
     path = None
     for s in args.seconds:
         walls = _ROWS[f"wall {s:g}"]
-        path = record(CKPT, Measurement(
+        path = record(args.checkpoint, Measurement(
             metric=f"whole generate command, {s:g} s x {args.n} streams, fast engine"
                    + ("" if args.weights == "float32" else f", {args.weights} weights"),
             value=round(s / med[f"wall {s:g}"], 2), unit="x real time",
-            data=f"wavenet-small-notes on {os.cpu_count()} CPU cores (a shared machine: "
+            data=f"{args.checkpoint.stem} on {os.cpu_count()} CPU cores (a shared machine: "
                  "the interval is the range over the rounds)",
             command=command_line(sys.argv[1:], "benchmarks/generate_command.py"),
             n=args.rounds, interval=(round(s / max(walls), 2), round(s / min(walls), 2)),
