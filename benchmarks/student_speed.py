@@ -4,8 +4,9 @@ Issue 26's goal is a student at least 20x faster than the WaveNet teacher's fast
 user meets it: ``waveloom generate`` for 16 clips of 4 s, start-up included. The speed of a
 network does not depend on what it learnt, so this times students built at each preset's
 size with untrained weights (their teacher's shape recorded from
-``configs/wavenet/teacher.yaml``) beside the shipped WaveNet (the same shape with a softmax head)
-on ``--engine fast``. The commands alternate round by round, so the machine's load moves all of
+``configs/wavenet/teacher.yaml``), and ``--student CKPT`` a trained one, beside the teacher
+(``--teacher``, default the shipped ``wavenet-gaussian-notes``, which is that teacher) on
+``--engine fast``. The commands alternate round by round, so the machine's load moves all of
 them alike.
 
 Printed: the wall time of each command (median over ``--rounds``), seconds of audio per wall
@@ -14,6 +15,7 @@ second (all clips), the teacher/student ratio, and each network's multiply-adds 
 a time).
 
     python benchmarks/student_speed.py [--presets small cpu] [--n 16] [--seconds 4] [--rounds 3]
+        [--teacher CKPT] [--student CKPT ...]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEACHER = ROOT / "waveloom" / "assets" / "wavenet-small-notes.safetensors"
+TEACHER = ROOT / "waveloom" / "assets" / "wavenet-gaussian-notes.safetensors"
 
 
 def build_student(preset: str, out: Path) -> tuple[Path, float]:
@@ -51,11 +53,20 @@ def build_student(preset: str, out: Path) -> tuple[Path, float]:
     return save_checkpoint(out, model, run), float(macs)
 
 
-def teacher_macs() -> float:
-    """Multiply-adds per sample of the shipped WaveNet's step (its conv and 1x1 weights)."""
+def student_macs(ckpt: Path) -> float:
+    """Multiply-adds per sample of a saved student's flows."""
     from waveloom.models.load import load_checkpoint
 
-    model, _ = load_checkpoint(TEACHER)
+    model, _ = load_checkpoint(ckpt)
+    return float(sum(p.numel() for name, p in model.iaf.named_parameters()
+                     if name.endswith("weight") and p.dim() == 3))
+
+
+def teacher_macs(teacher: Path) -> float:
+    """Multiply-adds per sample of the teacher WaveNet's step (its conv and 1x1 weights)."""
+    from waveloom.models.load import load_checkpoint
+
+    model, _ = load_checkpoint(teacher)
     return float(sum(p.numel() for name, p in model.stack.named_parameters()
                      if name.endswith("weight") and p.dim() == 3 and "embed" not in name))
 
@@ -76,14 +87,19 @@ def main() -> None:
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--teacher", type=Path, default=TEACHER)
+    p.add_argument("--student", type=Path, nargs="*", default=[],
+                   help="trained student checkpoints, timed beside the untrained presets")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         students = {name: build_student(name, Path(tmp) / f"{name}.safetensors")
                     for name in args.presets}
+        students.update({path.stem if path.stem != "model" else path.parent.name:
+                         (path, student_macs(path)) for path in args.student})
         walls: dict[str, list[float]] = {"teacher (fast engine)": []}
         for r in range(args.rounds):
             walls["teacher (fast engine)"].append(
-                command(TEACHER, args.n, args.seconds, Path(tmp) / "t", fast=True))
+                command(args.teacher, args.n, args.seconds, Path(tmp) / "t", fast=True))
             for name, (ckpt, _) in students.items():
                 walls.setdefault(f"student {name}", []).append(
                     command(ckpt, args.n, args.seconds, Path(tmp) / name, fast=False))
@@ -91,7 +107,7 @@ def main() -> None:
                 f"{k} {v[-1]:.2f} s" for k, v in walls.items()), flush=True)
     audio = args.n * args.seconds
     base = statistics.median(walls["teacher (fast engine)"])
-    macs = {"teacher (fast engine)": teacher_macs()}
+    macs = {"teacher (fast engine)": teacher_macs(args.teacher)}
     macs.update({f"student {k}": v[1] for k, v in students.items()})
     print(f"{args.n} clips x {args.seconds:g} s, {os.cpu_count()} cores, medians of "
           f"{args.rounds} rounds")

@@ -74,7 +74,7 @@ def test_generate_command_benchmark_prints_its_table():
          "--rounds", "1"],
         capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| seconds | command s (CPU s) | real time |" in proc.stdout
+    assert "| seconds | command s (CPU s) | real time per stream | all streams |" in proc.stdout
     assert "start-up" in proc.stdout and "ratio" in proc.stdout
 
 

@@ -135,7 +135,8 @@ def test_page_generates_in_headless_chromium(studio, browser):
     browser.call("Page.navigate", url=studio.url)
     browser.wait_for("document.body.dataset.ready === '1'")
     browser.js("document.getElementById('gen-seconds').value = '0.25'")
-    assert "wavenet-small-notes" in browser.js("document.getElementById('gen-model').value")
+    # the first generating model listed: the demo WaveNet
+    assert "wavenet-gaussian-notes" in browser.js("document.getElementById('gen-model').value")
     browser.click("generate")
     browser.wait_for("document.querySelector('#gen-jobs audio.result') !== null", timeout=120)
     src = browser.js("document.querySelector('#gen-jobs audio.result').src")

@@ -244,8 +244,11 @@ class WaveNetStack(nn.Module):
             # one channel, so float values in between enter as well (a distilled student's
             # samples, with gradients), and every code-driven engine reads it as a table.
             # (2v - top) / top: an exact numerator, so mirrored codes give opposite values
+            # (on the CPU explicitly: built on the meta device to count parameters, a meta
+            # arange goes through torch's Python decompositions, ~1.5 s of `generate`'s start-up)
             top = input_levels - 1
-            levels = (2.0 * torch.arange(input_levels, dtype=torch.float32) - top) / top
+            levels = (2.0 * torch.arange(input_levels, dtype=torch.float32, device="cpu")
+                      - top) / top
             self.register_buffer("scalar_levels", levels[:, None], persistent=False)
             in_ch = 1
         else:
