@@ -141,13 +141,18 @@ class WindowDataset(Dataset):
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, self.epoch, index))
 
+    def _pick(self, rng: np.random.Generator) -> int:
+        """A random example (position in the split): by length, or by length x its
+        instrument's weight (a separate path, so unweighted draws stay as they were)."""
+        if self._weighted is None:
+            return int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]),
+                                       "right"))
+        k = int(np.searchsorted(self._weighted, rng.random() * self._weighted[-1], "right"))
+        return min(k, len(self._lengths) - 1)
+
     def _draw(self, rng: np.random.Generator, length: int) -> tuple[int, int]:
         """(position in the split, start sample) of a random window of ``length`` samples."""
-        if self._weighted is None:
-            k = int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]), "right"))
-        else:  # data.instrument_weights (a separate path: unweighted draws stay as they were)
-            k = int(np.searchsorted(self._weighted, rng.random() * self._weighted[-1], "right"))
-            k = min(k, len(self._lengths) - 1)
+        k = self._pick(rng)
         n = int(self._lengths[k])
         # The first predicted sample may be the example's first sample, its context then being
         # silence: that is exactly how sampling starts, so a model learns onsets from silence.
@@ -232,22 +237,19 @@ class ChunkSequenceDataset(WindowDataset):
         epoch_size: int | None = None,
         seed: int = 0,
         onset_fraction: float = 0.0,
+        instrument_weights: dict[str, float] | None = None,
     ):
         if chunk <= 0 or n_chunks <= 0:
             raise ConfigError(f"chunk={chunk}, n_chunks={n_chunks}: both must be > 0")
         self.chunk, self.n_chunks = int(chunk), int(n_chunks)
         super().__init__(
             cache, split, chunk * n_chunks, context, keys, roll_hop, min_rms, epoch_size, seed,
-            onset_fraction,
+            onset_fraction, instrument_weights,
         )
 
     def _draw(self, rng: np.random.Generator, length: int) -> tuple[int, int]:
         """As :meth:`WindowDataset._draw`, but an onset segment starts at the example's start."""
-        if self._weighted is None:
-            k = int(np.searchsorted(self._cumulative, rng.integers(self._cumulative[-1]), "right"))
-        else:  # data.instrument_weights (a separate path: unweighted draws stay as they were)
-            k = int(np.searchsorted(self._weighted, rng.random() * self._weighted[-1], "right"))
-            k = min(k, len(self._lengths) - 1)
+        k = self._pick(rng)
         lo, hi = -self.context, int(self._lengths[k]) - length
         if hi < lo or (self.onset_fraction > 0 and rng.random() < self.onset_fraction):
             return k, min(lo, hi)
