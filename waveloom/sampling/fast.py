@@ -425,7 +425,7 @@ class FastWaveNet:
         bits = np.zeros((batch, p), np.int32)
         self.state = layout.State(
             ring=np.zeros((batch * int(net.ring_len.sum()), c), f32),
-            codes=np.full((batch, net.kernel), net.in_table.shape[1] - 1, np.int32),
+            codes=np.full((batch, net.kernel), self._pad_code, np.int32),
             clock=np.zeros(1, np.int64),
             bias=np.ascontiguousarray(bias.reshape(batch * n, 2 * d).numpy()),
             x=np.zeros((batch, c), f32),
@@ -494,13 +494,18 @@ class FastWaveNet:
                 rows = _f32(x[..., past - (t - x.shape[-1])].permute(0, 2, 1))  # [B, len, C]
                 ring[:, off + (past.numpy() % r)] = rows
         k = net.kernel
-        pad = net.in_table.shape[1] - 1
+        pad = self._pad_code
         cpu_codes = codes.detach().cpu().numpy()
         for j in range(1, k):
             st.codes[:, (t - j) % k] = cpu_codes[:, t - j] if t - j >= 0 else pad
         st.clock[0] = t
         st.params[:] = _f32(out[..., -1])
         return st.params.copy()
+
+    @property
+    def _pad_code(self) -> int:
+        """The input table's last row (zeros): the code of the silence before time 0."""
+        return int(self.prep.net.in_table.shape[1] - 1)
 
     def _prime_on_kernel(self, codes: Tensor, local: Tensor | None) -> np.ndarray:
         """:meth:`prime` as T teacher-forced kernel steps from zeroed rings (its definition).
@@ -509,9 +514,9 @@ class FastWaveNet:
         ~0.25 s of first-call overhead in a fresh process (the whole `generate` command's
         start-up, issue 21).
         """
-        st, net = self._state(), self.prep.net
+        st = self._state()
         st.ring.fill(0.0)
-        st.codes.fill(net.in_table.shape[1] - 1)
+        st.codes.fill(self._pad_code)
         st.clock[0] = 0
         params, _ = self.teacher_force(codes, local)
         st.params[:] = params[-1]
