@@ -233,20 +233,26 @@ def test_plan_puts_the_code_on_the_output_timeline():
         model.sampling_plan(1, hop, {"embedding": torch.zeros(1, 3, 4)})
 
 
-@pytest.mark.parametrize("overrides", [(), ("model.pitch_excitation=true",)])
+GAUSSIAN_16BIT = ("model.head=gaussian", "model.mixture_levels=65536")
+
+
+@pytest.mark.parametrize("overrides", [(), ("model.pitch_excitation=true",), GAUSSIAN_16BIT])
 def test_incremental_sampling_equals_the_naive_rerun(overrides):
     """The cached engine and a full forward per sample agree on the same plan (prime + code,
-    and the pitch clock when there is one)."""
+    and the pitch clock when there is one; and a Gaussian head over 16-bit levels)."""
     model = _model("nsynth_ae", "tiny", *overrides)
     z = model.encode(_note(4 * model.hop)[None].expand(2, -1))
     cond = {"embedding": z, "pitch": torch.tensor([60, 64]), "prime": 0.2 * _note(20)}
     ref = sample_naive(model, 2, 3 * model.hop, cond, seed=4, progress=False)
     out = sample_incremental(model, 2, 3 * model.hop, cond, seed=4, progress=False)
-    assert torch.equal(ref, out)
+    if model.config.head == "categorical":
+        assert torch.equal(ref, out)
+    else:  # 65536 levels: a float-rounding difference may move a draw across a level's edge
+        first_divergence_is_ambiguous(model, 2, 3 * model.hop, cond, 4, ref, out)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("overrides", [(), ("model.pitch_excitation=true",)])
+@pytest.mark.parametrize("overrides", [(), ("model.pitch_excitation=true",), GAUSSIAN_16BIT])
 def test_fast_engine_matches_the_torch_reference(backend, overrides):
     model = _model("nsynth_ae", "small", *overrides)
     _check_teacher_forced(model, 600, backend)

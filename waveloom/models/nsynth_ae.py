@@ -43,15 +43,19 @@ from waveloom.errors import ConfigError, DataError
 from waveloom.models.autoencoder import CodeAutoencoder
 from waveloom.models.base import Batch
 from waveloom.models.plan import SamplingPlan, StepDecoded, global_vector, history_prefix
-from waveloom.models.stack_config import MAX_LAYERS_PER_STACK, WaveNetStackConfig, build_stack
+from waveloom.models.stack_config import (
+    MAX_LAYERS_PER_STACK,
+    HeadedStackConfig,
+    build_output_head,
+    build_stack,
+)
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.encoder import CodeStatistics, DilatedEncoder, average_frames
-from waveloom.nn.heads import CategoricalHead
 from waveloom.nn.pitch_clock import EXCITATION_CHANNELS, noisy_history, pitch_excitation
 
 
 @dataclass
-class NSynthAEConfig(WaveNetStackConfig):
+class NSynthAEConfig(HeadedStackConfig):
     """Hyper-parameters; the defaults are the paper's model (see configs/nsynth_ae/paper.yaml)."""
 
     # temporal encoder
@@ -63,7 +67,9 @@ class NSynthAEConfig(WaveNetStackConfig):
     hop: int = 512  # samples per code frame (the average-pooling width)
     upsample_factors: tuple[int, ...] = (8, 8, 8)  # product must equal hop
     # WaveNet decoder: WaveNetStackConfig's fields; the paper's sizes differ from its defaults
-    # here (skip/end 256 and 10 layers per stack are the shared defaults).
+    # here (skip/end 256 and 10 layers per stack are the shared defaults). Its output is
+    # HeadedStackConfig's head: the paper's 256-way softmax by default; a Gaussian over 16-bit
+    # levels (head: gaussian, mixture_levels: 65536) escapes the 8-bit floor and samples colder.
     residual_channels: int = 512
     dilation_channels: int = 512
     stacks: int = 3
@@ -110,7 +116,7 @@ class NSynthAEConfig(WaveNetStackConfig):
 
 
 class NSynthAE(StepDecoded, CodeAutoencoder):
-    """Temporal encoder + WaveNet decoder over 8-bit mu-law audio (see the module docstring)."""
+    """Temporal encoder + WaveNet decoder (8-bit mu-law input; its head's output levels)."""
 
     config_class: ClassVar[type[ModelConfig]] = NSynthAEConfig
     config: NSynthAEConfig
@@ -129,7 +135,7 @@ class NSynthAE(StepDecoded, CodeAutoencoder):
             if c.pitch_conditioning
             else None
         )
-        self.head = CategoricalHead()
+        self.head = build_output_head(c)
         self.stack = build_stack(
             c,
             out_channels=self.head.num_params,
@@ -188,7 +194,7 @@ class NSynthAE(StepDecoded, CodeAutoencoder):
         return self.global_cond(labels, None, batch=n, dropout=dropout)
 
     def decoder_params(self, audio: Tensor, z: Tensor, pitch: Any = None) -> tuple[Tensor, Tensor]:
-        """Teacher-forced decoder: head parameters [B, 256, W] and target codes [B, W] for the
+        """Teacher-forced decoder: head parameters [B, P, W] and target codes [B, W] for the
         last ``W = T - context`` samples of ``audio`` [B, T] given codes ``z`` [B, D, F]."""
         total, ctx = audio.shape[-1], self.context
         if total <= ctx:

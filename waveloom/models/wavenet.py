@@ -37,9 +37,8 @@ from waveloom.models.plan import (
     global_vector,
     history_prefix,
 )
-from waveloom.models.stack_config import WaveNetStackConfig, build_stack
+from waveloom.models.stack_config import HeadedStackConfig, build_output_head, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
-from waveloom.nn.heads import build_head
 from waveloom.nn.pitch_clock import (
     EXCITATION_CHANNELS,
     NOTE_CLOCK_CHANNELS,
@@ -50,19 +49,17 @@ from waveloom.nn.pitch_clock import (
 from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitation
 from waveloom.nn.wavenet import STACK_INPUTS
 
-HEADS = ("categorical", "logistic_mixture", "gaussian")
 LOCALS = ("none", "mel", "roll", "latent")  # latent: an encoder's frames (the translator)
 EXCITATION_PHASES = ("random", "onset")
 
 
 @dataclass
-class WaveNetConfig(WaveNetStackConfig):
+class WaveNetConfig(HeadedStackConfig):
     """Hyper-parameters of a WaveNet; defaults are a mid-sized pitch/instrument model."""
 
     # The stack's sizes are WaveNetStackConfig's fields, with its defaults.
-    head: str = "categorical"  # categorical | logistic_mixture | gaussian (ClariNet teacher)
-    mixture_components: int = 10
-    mixture_levels: int = 256  # 256: mu-law codes; 65536: 16-bit linear (logistic_mixture)
+    # head / mixture_components / mixture_levels: HeadedStackConfig's (gaussian: the
+    # ClariNet distillation teacher)
     # embedding | onehot | scalar (of the previous sample's mu-law code; scalar: its companded
     # value as one channel, which training feeds unquantised: a distillation teacher)
     input: str = "embedding"
@@ -113,18 +110,13 @@ class WaveNetConfig(WaveNetStackConfig):
     sample_rate: int = 16000  # turns MIDI pitch into a period and note_clock taus into samples
 
     def validate(self) -> None:
-        super().validate()  # the stack's sizes
-        require_positive(self, "mixture_components", "num_instruments", "cond_dim")
-        _choice("head", self.head, HEADS)
+        super().validate()  # the stack's sizes and its head
+        require_positive(self, "num_instruments", "cond_dim")
         _choice("input", self.input, STACK_INPUTS)
         _choice("local", self.local, LOCALS)
         _choice("excitation_phase", self.excitation_phase, EXCITATION_PHASES)
         if self.input_noise < 0:
             raise ConfigError(f"model.input_noise={self.input_noise} must be >= 0")
-        if self.head != "categorical" and self.mixture_levels not in (256, 65536):
-            raise ConfigError(
-                f"model.mixture_levels={self.mixture_levels}: use 256 (mu-law) or 65536 (16-bit)"
-            )
         if self.roll_excitation and self.local != "roll":
             raise ConfigError("model.roll_excitation needs model.local=roll (it sounds the "
                               "roll's notes); set model.local=roll or turn it off")
@@ -182,7 +174,7 @@ class WaveNet(StepSampled, Likelihood):
     def __init__(self, config: WaveNetConfig) -> None:
         super().__init__(config)
         c = config
-        self.head = build_head(c.head, c.mixture_components, c.mixture_levels)
+        self.head = build_output_head(c)
         self.global_cond = (
             GlobalConditioning(
                 c.cond_dim,
