@@ -127,3 +127,27 @@ def test_every_verb_has_help_and_is_in_the_module_docstring():
             main([*verb, "--help"])
         assert exc.value.code == 0
         assert f"waveloom {verb[0]}" in cli.__doc__, f"{verb[0]} missing from cli.py's docstring"
+
+
+def test_start_up_runs_without_the_cyclic_collector_then_restores_it(monkeypatch):
+    """The verb's start-up (imports) runs with gc off; afterwards the collector is back on, and
+    a caller that had turned it off itself keeps it off."""
+    import gc
+
+    import waveloom.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_dispatch", lambda argv: seen.append(gc.isenabled()) or 0)
+    assert gc.isenabled()
+    assert cli.main([]) == 0 and seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        assert cli.main([]) == 0 and seen == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable()
+    monkeypatch.setattr(cli, "START_UP_WITHOUT_GC_S", 0.01)  # a long verb: back on mid-run
+    import time
+
+    monkeypatch.setattr(cli, "_dispatch", lambda argv: time.sleep(0.5) or seen.append(
+        gc.isenabled()) or 0)
+    assert cli.main([]) == 0 and seen[-1] is True
