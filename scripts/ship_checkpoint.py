@@ -4,7 +4,9 @@ A shipped checkpoint must say how it was made (``extra.training``: data, command
 loss) and what it can be asked for (``extra.instruments`` / ``extra.domains``), and stay under
 20 MB. This writes ``OUT`` with the run's tensors and metadata, ``extra.training`` set to
 ``--training`` and ``extra.instruments`` to ``--instruments`` (comma-separated) when given
-(``--domains``: a translator's domain names, from the cache's instruments), then reads it back
+(``--domains``: a translator's domain names, from the cache's instruments) and
+``extra.sampling.temperature`` to ``--temperature`` (the temperature it was measured at, which
+verbs then use by default), then reads it back
 through the loader every user goes through.
 
     python scripts/ship_checkpoint.py runs/ddsp-flute/model.safetensors \\
@@ -35,6 +37,10 @@ def main() -> None:
     p.add_argument("--domains", action="store_true",
                    help="a translator: write its domain names (the training cache's "
                         "instruments) as extra.domains")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="the sampling temperature the model was measured at, recorded as "
+                        "extra.sampling.temperature: verbs use it when --temperature is not "
+                        "given (and say so)")
     args = p.parse_args()
     with safe_open(str(args.run_model), framework="pt") as f:
         meta = dict(f.metadata() or {})
@@ -47,6 +53,10 @@ def main() -> None:
         if not extra.get("instruments"):
             raise SystemExit(f"{args.run_model}: no instrument names to turn into domains")
         extra["domains"] = list(extra["instruments"])
+    if args.temperature is not None:
+        if not 0 < args.temperature < 1e4:
+            raise SystemExit(f"--temperature {args.temperature}: must be in (0, 1e4)")
+        extra["sampling"] = {**(extra.get("sampling") or {}), "temperature": args.temperature}
     if args.no_instruments:
         extra.pop("instruments", None)
     meta["extra"] = json.dumps(extra)

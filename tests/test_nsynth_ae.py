@@ -374,3 +374,48 @@ def test_bad_inputs_are_one_line_errors(trained, tmp_path, capsys):
     proc = _cli("interpolate", str(wavenet), str(a), str(a), "--out", str(tmp_path / "x"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: ") and "has no encoder" in proc.stderr
+
+
+def _with_extra(src, dst, **entries):
+    """A copy of checkpoint ``src`` whose metadata's ``extra`` gains ``entries``."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["extra"] = json.dumps({**json.loads(meta.get("extra", "{}")), **entries})
+    save_file(tensors, str(dst), metadata=meta)
+    return dst
+
+
+def test_a_recorded_temperature_is_the_default_and_a_flag_overrides_it(trained, capsys):
+    """extra.sampling.temperature (scripts/ship_checkpoint.py --temperature) is what decode
+    uses without --temperature, with a note; --temperature wins; a bad record is one line."""
+    root, ckpt, a, _ = trained
+    cold = _with_extra(ckpt, root / "cold.safetensors", sampling={"temperature": 0.5})
+    assert main(["encode", str(ckpt), str(a), "--out", str(root / "t-enc"), "--seconds",
+                 "0.1"]) == 0
+    npy = root / "t-enc" / f"{a.stem}.npy"
+
+    def decoded(model, *flags):
+        out = root / f"t-{model.stem}-{'-'.join(flags) or 'default'}"
+        assert main(["decode", str(model), str(npy), "--out", str(out), "--pitch", "60",
+                     "--seconds", "0.05", "--engine", "torch", "-q", *flags]) == 0
+        return sf.read(out / f"{a.stem}.wav")[0]
+
+    capsys.readouterr()
+    default = decoded(cold)
+    assert "temperature 0.5" in capsys.readouterr().err
+    assert np.array_equal(default, decoded(cold, "--temperature", "0.5"))
+    assert not np.array_equal(default, decoded(cold, "--temperature", "1"))
+    assert np.array_equal(decoded(ckpt), decoded(ckpt, "--temperature", "1"))
+    assert "temperature" not in capsys.readouterr().err  # nothing recorded: 1, silently
+    bad = _with_extra(ckpt, root / "bad.safetensors", sampling={"temperature": -1})
+    capsys.readouterr()
+    assert main(["decode", str(bad), str(npy), "--out", str(root / "t-bad"), "--pitch",
+                 "60", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "extra.sampling.temperature=-1" in err

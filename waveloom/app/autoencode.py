@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 
 DECODING_HELP = {
-    "temperature": "WaveNet decoder: sampling temperature > 0 (default 1)",
+    "temperature": "WaveNet decoder: sampling temperature > 0 (default: the checkpoint's "
+                   "recommended one if it records one, else 1)",
     "engine": "WaveNet decoder: sampling engine (auto: the compiled fast engine on a CPU, CUDA "
               "graphs on a GPU); all give the same audio",
 }
@@ -96,11 +97,11 @@ def run(args: argparse.Namespace) -> int | None:
     elif args.verb == "decode":
         paths = decode_files(args.checkpoint, args.embeddings, args.out, pitch=args.pitch,
                              seconds=args.seconds, device=args.device,
-                             options=sampling_options(args))
+                             options=sampling_options(args, args.checkpoint))
     else:
         paths = interpolate_files(args.checkpoint, args.a, args.b, args.out, steps=args.steps,
                                   pitch=args.pitch, seconds=args.seconds, device=args.device,
-                                  options=sampling_options(args))
+                                  options=sampling_options(args, args.checkpoint))
     for path in paths:
         print(path)
     return 0

@@ -19,11 +19,12 @@ import dataclasses
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from waveloom.config import ENGINES, WEIGHT_PRECISIONS, SamplingOptions
-from waveloom.errors import ConfigError
+from waveloom.errors import CheckpointError, ConfigError
 
 #: The sampling flags, in the order they appear in ``--help``.
 SAMPLING_ARGS = ("seed", "temperature", "engine", "weights", "threads")
@@ -35,8 +36,10 @@ _SPECS: dict[str, dict[str, Any]] = {
     "seed": dict(type=int, default=_DEFAULTS.seed,
                  help=f"sampling seed >= 0: the same seed gives the same audio "
                       f"(default {_DEFAULTS.seed})"),
-    "temperature": dict(type=float, default=_DEFAULTS.temperature,
-                        help=f"sampling temperature > 0 (default {_DEFAULTS.temperature:g})"),
+    "temperature": dict(type=float, default=None,
+                        help=f"sampling temperature > 0 (default: the temperature the "
+                             f"checkpoint recommends, if it records one, else "
+                             f"{_DEFAULTS.temperature:g})"),
     "engine": dict(default=_DEFAULTS.engine, metavar="|".join(ENGINES),
                    help="sampling engine: auto (fastest available: cuda-graph on a GPU, the "
                         "compiled fast engine on a CPU), torch (the plain reference), fast, "
@@ -67,13 +70,47 @@ def add_sampling_args(parser: argparse.ArgumentParser, names: tuple[str, ...] = 
         parser.add_argument(f"--{flag}", dest=name, **spec)
 
 
-def sampling_options(args: argparse.Namespace) -> SamplingOptions:
+def sampling_options(args: argparse.Namespace,
+                     checkpoint: str | Path | None = None) -> SamplingOptions:
     """The validated :class:`SamplingOptions` of a verb's parsed flags (flags the verb does
-    not take keep their defaults; ``-q`` turns the progress bars off)."""
+    not take keep their defaults; ``-q`` turns the progress bars off).
+
+    Without ``--temperature``, a ``checkpoint`` that records a recommended one
+    (``extra.sampling.temperature``, written by ``scripts/ship_checkpoint.py --temperature``)
+    gets it, and a note on stderr says so: a continuous head's decoder may be measured best
+    colder than 1 (docs/nsynth_ae.md), and a user should meet the model as it was measured.
+    """
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingOptions)
              if hasattr(args, f.name)}
     given["progress"] = not getattr(args, "quiet", False)
+    if given.get("temperature", 0) is None:
+        del given["temperature"]
+        recommended = recommended_temperature(checkpoint)
+        if recommended is not None:
+            given["temperature"] = recommended
+            print(f"note: temperature {recommended:g}, the one {Path(str(checkpoint)).name} "
+                  "recommends (extra.sampling.temperature); --temperature overrides it",
+                  file=sys.stderr)
     return SamplingOptions(**given)
+
+
+def recommended_temperature(checkpoint: str | Path | None) -> float | None:
+    """``extra.sampling.temperature`` of a ``.safetensors`` checkpoint, or None (no checkpoint,
+    a hierarchy manifest, none recorded). A recorded value that is not a number in (0, 1e4)
+    is a one-line CheckpointError naming the key."""
+    if checkpoint is None or Path(str(checkpoint)).suffix != ".safetensors":
+        return None
+    from waveloom.checkpoint import read_extra
+
+    sampling = read_extra(checkpoint).get("sampling") or {}
+    value = sampling.get("temperature") if isinstance(sampling, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e4:
+        raise CheckpointError(f"{checkpoint}: extra.sampling.temperature={value!r} is not a "
+                              "number in (0, 1e4); re-ship it with scripts/ship_checkpoint.py "
+                              "--temperature T, or pass --temperature")
+    return float(value)
 
 
 def add_device_arg(parser: argparse.ArgumentParser, default: str = "auto") -> None:

@@ -71,7 +71,7 @@ def _check(args: argparse.Namespace) -> list[str]:
     if args.seconds > MAX_SECONDS:
         raise ConfigError(f"--seconds {args.seconds:g}: at most {MAX_SECONDS:g} (ten minutes); "
                           "compose longer pieces in parts with --prime")
-    sampling_options(args)  # --seed, --temperature
+    args.temperature = sampling_options(args).temperature  # --seed checked; None -> 1
     if args.top_k < 0 or not 0 < args.top_p <= 1:
         raise ConfigError(f"--top-k {args.top_k} / --top-p {args.top_p}: need k >= 0 and p "
                           "in (0, 1]")

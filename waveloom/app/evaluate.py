@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from waveloom.app.common import add_device_arg, add_quiet_arg, add_sampling_args, write_json
+from waveloom.app.common import (
+    add_device_arg,
+    add_quiet_arg,
+    add_sampling_args,
+    sampling_options,
+    write_json,
+)
 from waveloom.shipped import checkpoint_path
 
 
@@ -165,6 +171,9 @@ def run(args: argparse.Namespace) -> int | None:
         return _train_classifier(args)
     from waveloom.evaluate.report import format_report
     from waveloom.evaluate.run import evaluate
+
+    # a checkpoint's recommended temperature when --temperature is not given (else 1)
+    args.temperature = sampling_options(args, args.target).temperature
 
     def names(text: str | None) -> list[str] | None:
         return [t.strip() for t in text.split(",") if t.strip()] if text else None

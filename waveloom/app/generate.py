@@ -88,7 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int | None:
-    options = sampling_options(args)
+    options = sampling_options(args, None if args.list else args.checkpoint)
     source = load_source(args.checkpoint, args.device, options.threads)
     if args.list:
         print(describe(source))
