@@ -242,7 +242,8 @@ def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
 
     n = report["generated"]["clips"]
     data = (f"{n} notes of split {args.split!r} of {args.data.name}, first "
-            f"{args.seconds:g} s each")
+            f"{args.seconds:g} s each" + (f", decoded at temperature {args.temperature:g}"
+                                          if args.temperature != 1 else ""))
     command = command_line(sys.argv[1:] if argv is None else argv,
                            "benchmarks/nsynth_ae_eval.py")
     pitch = report[f"pitch[{args.pitch_estimator},{args.tolerance_cents:g}c]"]["accuracy"]

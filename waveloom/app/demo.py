@@ -141,16 +141,19 @@ def _interpolation_section(ckpt: Path, data_dir: Path, examples: dict, out: Path
                            progress: bool) -> str:
     """Mix the codes of two rendered notes of one pitch (different instruments) and decode."""
     from waveloom.app.autoencode import interpolate_files
+    from waveloom.app.common import recommended_temperature
     from waveloom.config import SamplingOptions
 
     notes = sorted(n for n in examples if examples[n]["pitch"] == 60)
     a, b = (data_dir / "audio" / f"{n}.wav" for n in (notes[0], notes[-1]))
+    temperature = recommended_temperature(ckpt) or 1.0  # the one its card was measured at
     paths = interpolate_files(ckpt, a, b, out / "interpolation", steps=5, pitch=60, seconds=1.0,
-                              options=SamplingOptions(progress=progress))
+                              options=SamplingOptions(progress=progress,
+                                                      temperature=temperature))
     wavs, sheet = paths[:-1], paths[-1]
     items = [(f"step {i} of {len(wavs) - 1}", wav, None) for i, wav in enumerate(wavs)]
     note = (f"The NSynth autoencoder's codes of {notes[0]} (step 0) and {notes[-1]} (last step), "
-            "mixed linearly and decoded at MIDI 60.")
+            f"mixed linearly and decoded at MIDI 60, temperature {temperature:g}.")
     img = f'<br><img src="{html.escape(str(sheet.relative_to(out)))}" width="1000">'
     return _section(f"Timbre interpolation ({ckpt.name})", items, out, note) + img
 
