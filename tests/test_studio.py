@@ -180,3 +180,17 @@ def test_transfer_panel_translates_with_a_translator(tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_an_empty_temperature_means_the_checkpoints_recorded_one():
+    """The generate panel leaves temperature empty by default: the runner then uses the
+    checkpoint's extra.sampling.temperature (the shipped NSynth AE records 0.5), else 1."""
+    from waveloom.app.common import recommended_temperature
+    from waveloom.studio.tasks import generate_params
+
+    assert generate_params({})["temperature"] is None
+    assert generate_params({"temperature": 0.7})["temperature"] == 0.7
+    assets = Path(__file__).resolve().parent.parent / "waveloom" / "assets"
+    assert recommended_temperature(assets / "nsynth-ae-small-notes.safetensors") == 0.5
+    assert recommended_temperature(assets / "wavenet-gaussian-notes.safetensors") is None
+    assert recommended_temperature(None) is None

@@ -31,7 +31,7 @@ img{max-width:100%;display:block;margin-top:.3em}
  <label>pitch <input id="gen-pitch" type="number" min="0" max="127" value="60"></label>
  <label>seconds <input id="gen-seconds" type="number" min="0.05" max="60" step="0.5" value="2"></label>
  <label>seed <input id="gen-seed" type="number" min="0" value="0"></label>
- <label>temperature <input id="gen-temperature" type="number" min="0.01" max="10" step="0.1" value="1"></label>
+ <label>temperature <input id="gen-temperature" type="number" min="0.01" max="10" step="0.1" placeholder="model's"></label>
  <label>steps <input id="gen-steps" type="number" min="1" max="1000" placeholder="model's"></label>
  <label>cfg <input id="gen-cfg" type="number" min="0" max="20" step="0.5" placeholder="none"></label>
  <br><button id="generate">Generate</button>

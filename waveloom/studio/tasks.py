@@ -109,7 +109,8 @@ def generate_params(params: dict) -> dict:
             "instrument": instrument if instrument != "" else None,
             "seconds": _number(params, "seconds", 0.05, MAX_SECONDS, 2.0),
             "seed": _number(params, "seed", 0, 2**31 - 1, 0, integer=True),
-            "temperature": _number(params, "temperature", 0.01, 10.0, 1.0),
+            # None: the checkpoint's recorded temperature, else 1 (the runner resolves it)
+            "temperature": _number(params, "temperature", 0.01, 10.0),
             "steps": _number(params, "steps", 1, 1000, integer=True),
             "cfg": _number(params, "cfg", 0.0, 20.0)}
 
