@@ -13,33 +13,26 @@ first row even if it were perfect (docs/nsynth_ae.md, "A Gaussian head and a col
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from waveloom.audio.mulaw import dequantize, quantize
 from waveloom.audio.spectral import multiscale_spectral_distance
+from waveloom.evaluate.audioset import load_set
+from waveloom.nn.heads import DiscretizedGaussianHead
 
 
-def mu_law_round_trip(x: np.ndarray, codes: int) -> np.ndarray:
-    """``x`` in [-1, 1] companded with mu = codes - 1, rounded to ``codes`` levels, expanded."""
-    mu = codes - 1
-    y = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
-    y = np.round((y + 1) / 2 * mu) / mu * 2 - 1
-    return np.sign(y) * ((1 + mu) ** np.abs(y) - 1) / mu
-
-
-def linear_round_trip(x: np.ndarray, levels: int) -> np.ndarray:
-    return np.round((x + 1) / 2 * (levels - 1)) / (levels - 1) * 2 - 1
-
-
-def variants(x: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    noise = rng.standard_normal(len(x))
+def variants(x: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """``x`` [T] through each output alphabet a decoder may have (the codecs the models use:
+    :func:`quantize` for mu-law, a 16-bit head's own ``encode`` / ``decode``), or plus noise."""
+    linear = DiscretizedGaussianHead(65536)
+    noise = torch.randn(x.shape, generator=gen)
     return {
-        "256 mu-law codes": mu_law_round_trip(x, 256),
-        "1024 mu-law codes": mu_law_round_trip(x, 1024),
-        "65536 linear levels (16 bit)": linear_round_trip(x, 65536),
+        "256 mu-law codes": dequantize(quantize(x, 255), 255),
+        "1024 mu-law codes": dequantize(quantize(x, 1023), 1023),
+        "65536 linear levels (16 bit)": linear.decode(linear.encode(x)),
         "white noise at -60 dB re full scale": x + 1e-3 * noise,
         "white noise at -80 dB re full scale": x + 1e-4 * noise,
     }
@@ -51,23 +44,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--seconds", type=float, default=2.0)
     args = p.parse_args(argv)
-    meta = json.loads((args.data / "cache.json").read_text())
-    audio = np.load(args.data / "audio.npy", mmap_mode="r")
-    rows = [json.loads(line) for line in (args.data / "manifest.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r["split"] == args.split]
-    if not rows:
-        raise SystemExit(f"{args.data}: no examples in split {args.split!r}")
-    n = int(args.seconds * meta["sample_rate"])
-    rng = np.random.default_rng(0)
+    clips = load_set(args.data, split=args.split)
+    n = int(round(args.seconds * clips.sample_rate))
+    gen = torch.Generator().manual_seed(0)
     scores: dict[str, list[float]] = {}
-    for r in rows:
-        x = audio[r["offset"] : r["offset"] + min(n, r["length"])].astype(np.float64)
-        x = x / float(meta.get("scale", 32767))
-        for name, y in variants(x, rng).items():
-            d = multiscale_spectral_distance(torch.tensor(x, dtype=torch.float32),
-                                             torch.tensor(y, dtype=torch.float32))
-            scores.setdefault(name, []).append(float(d))
-    print(f"{len(rows)} clips of split {args.split!r} of {args.data}, first {args.seconds:g} s")
+    for i in range(len(clips)):
+        x = torch.as_tensor(np.asarray(clips.clip(i)[:n], np.float32))
+        for name, y in variants(x, gen).items():
+            scores.setdefault(name, []).append(float(multiscale_spectral_distance(x, y.float())))
+    print(f"{len(clips)} clips of split {args.split!r} of {args.data}, first {args.seconds:g} s")
     print("| the original, changed to | spectral distance to itself |\n|---|---:|")
     for name, values in scores.items():
         print(f"| {name} | {np.mean(values):.2f} |")

@@ -83,7 +83,7 @@ def sampling_options(args: argparse.Namespace,
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingOptions)
              if hasattr(args, f.name)}
     given["progress"] = not getattr(args, "quiet", False)
-    if given.get("temperature", 0) is None:
+    if "temperature" in given and given["temperature"] is None:  # --temperature not given
         del given["temperature"]
         recommended = recommended_temperature(checkpoint)
         if recommended is not None:
@@ -92,6 +92,13 @@ def sampling_options(args: argparse.Namespace,
                   "recommends (extra.sampling.temperature); --temperature overrides it",
                   file=sys.stderr)
     return SamplingOptions(**given)
+
+
+def checkpoint_temperature(checkpoint: str | Path | None) -> float:
+    """The temperature to sample ``checkpoint`` at when none is asked for: the one it records
+    (:func:`recommended_temperature`), else :class:`SamplingOptions`' default."""
+    recommended = recommended_temperature(checkpoint)
+    return _DEFAULTS.temperature if recommended is None else recommended
 
 
 def recommended_temperature(checkpoint: str | Path | None) -> float | None:

@@ -141,12 +141,12 @@ def _interpolation_section(ckpt: Path, data_dir: Path, examples: dict, out: Path
                            progress: bool) -> str:
     """Mix the codes of two rendered notes of one pitch (different instruments) and decode."""
     from waveloom.app.autoencode import interpolate_files
-    from waveloom.app.common import recommended_temperature
+    from waveloom.app.common import checkpoint_temperature
     from waveloom.config import SamplingOptions
 
     notes = sorted(n for n in examples if examples[n]["pitch"] == 60)
     a, b = (data_dir / "audio" / f"{n}.wav" for n in (notes[0], notes[-1]))
-    temperature = recommended_temperature(ckpt) or 1.0  # the one its card was measured at
+    temperature = checkpoint_temperature(ckpt)  # the one its card was measured at
     paths = interpolate_files(ckpt, a, b, out / "interpolation", steps=5, pitch=60, seconds=1.0,
                               options=SamplingOptions(progress=progress,
                                                       temperature=temperature))

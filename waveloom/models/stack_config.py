@@ -76,7 +76,7 @@ class HeadedStackConfig(WaveNetStackConfig):
     mu-law codes (bits comparable with the softmax's) or 65536 16-bit linear levels, which
     remove the 8-bit mu-law quantisation floor (on held-out FluidR3 notes, quantising the
     originals to 256 mu-law codes alone costs 5.56 of the multi-scale spectral distance; 16-bit
-    costs 0.23: benchmarks/quantisation_floor.py). A continuous head also samples colder by
+    costs 0.33: benchmarks/quantisation_floor.py). A continuous head also samples colder by
     shrinking its scale, which a softmax over codes does only crudely.
     """
 

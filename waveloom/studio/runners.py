@@ -34,11 +34,11 @@ def _with_pictures(paths: list[Path]) -> list[Path]:
 
 
 def run_generate(entry: Entry, params: dict, folder: Path) -> list[Path]:
-    from waveloom.app.common import recommended_temperature
+    from waveloom.app.common import checkpoint_temperature
     from waveloom.app.generate import draw_to_folder
     from waveloom.config import SamplingOptions
 
-    temperature = params["temperature"] or recommended_temperature(entry.path) or 1.0
+    temperature = params["temperature"] or checkpoint_temperature(entry.path)
     options = SamplingOptions(seed=params["seed"], temperature=temperature,
                               denoising_steps=params["steps"], progress=True)
     paths = draw_to_folder(_source(entry), folder, n=1, seconds=params["seconds"],
