@@ -47,7 +47,8 @@ def generate_cells(model, vocab: list[str], pitches: list[int], args, sr: int
     for inst, name in enumerate(vocab):
         cond = {"pitch": torch.tensor(pitches), "instrument": torch.full((len(pitches),), inst)}
         options = SamplingOptions(seed=args.seed, temperature=args.temperature,
-                                  engine=args.engine, progress=False)
+                                  engine=args.engine, progress=False,
+                                  denoising_steps=args.steps, sampler=args.sampler)
         started = time.perf_counter()
         out[name] = sample(model, len(pitches), int(args.seconds * sr), cond, options).numpy()
         print(f"  {name}: {len(pitches)} x {args.seconds} s in "
@@ -162,6 +163,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--engine", default="auto")
+    p.add_argument("--steps", type=int, default=None,
+                   help="diffusion models: denoising steps (default: the model's)")
+    p.add_argument("--sampler", default=None, help="diffusion models: ddpm | ddim | dpm-solver")
     p.add_argument("--judge", default="crepe-full", help="crepe-full | crepe-tiny | pyin")
     p.add_argument("--decoder", default="viterbi", help="CREPE decoder: viterbi | weighted")
     p.add_argument("--hop", type=float, default=0.02, help="CREPE hop in seconds")
@@ -185,6 +189,8 @@ def record_grid(args: argparse.Namespace, total: dict, instruments: int, pitches
     low, high = wilson_interval(k, n)
     data = (f"{instruments} instruments x MIDI {args.low}-{args.high}, one {args.seconds:g}-s "
             f"note a cell, seed {args.seed}, temperature {args.temperature:g}")
+    if args.steps or args.sampler:
+        data += f", {args.sampler or 'default sampler'} at {args.steps or 'all'} steps"
     return record(args.checkpoint, Measurement(
         metric=f"on pitch ({args.judge} {args.decoder}, {args.tolerance:g} cents, octave "
                "errors count)", value=round(100 * k / n, 1), unit="%", data=data,

@@ -136,6 +136,33 @@ def test_the_objective_corrupts_reproducibly_and_trains(notes_cache, tmp_path):
     _generate_through_the_cli(tmp_path / "run" / "model.safetensors", tmp_path)
 
 
+def test_the_clocks_carry_the_pitch_and_train_from_a_cache(notes_cache, tmp_path):
+    from waveloom.train.trainer import train
+
+    with pytest.raises(ConfigError, match="model.pitch_excitation=true needs model.conditioning"):
+        _tiny(conditioning="mel", pitch_excitation=True, n_mels=16, mel_hop=64,
+              upsample_factors=(8, 8))
+    # the pitch reaches the network through the excitation alone (no pitch embedding)
+    model = _tiny(pitch_conditioning=False, pitch_excitation=True, note_clock=True)
+    assert model.conditioning_keys() == ("instrument", "pitch")
+    assert model.batch_keys() == ("instrument", "pitch", "start")
+    _, clocks = model.condition_input({"pitch": torch.tensor([69])}, 1, 16000)
+    assert clocks.shape == (1, 2 + 4, 16000)
+    peak_hz = torch.fft.rfft(clocks[0, 0]).abs().argmax().item()  # 1-s window: bins are Hz
+    assert peak_hz == 440 and torch.all(clocks[0, 2] == 1)  # A4; the note gate is open
+    torch.nn.init.normal_(model.net.head.weight)  # the head starts at zero: make it speak
+    x, tau = torch.randn(1, 16000), torch.tensor([10.0])
+    at = {p: model.predict(x, tau, model.condition_input({"pitch": torch.tensor([p])}, 1, 16000))
+          for p in (60, 67)}
+    assert not torch.allclose(at[60], at[67])
+    run = load_config("configs/diffwave/tiny.yaml", ["train.max_steps=2",
+                                                     "model.pitch_excitation=true",
+                                                     "model.note_clock=true"])
+    result = train(run, notes_cache, tmp_path / "run", progress=False)
+    assert result.step == 2 and math.isfinite(result.last_loss)
+    _generate_through_the_cli(tmp_path / "run" / "model.safetensors", tmp_path)
+
+
 def _generate_through_the_cli(ckpt, tmp_path):
     import soundfile as sf
 

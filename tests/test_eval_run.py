@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from waveloom.cli import main
 
@@ -159,6 +160,41 @@ def test_record_keeps_kid_and_pitch_on_the_card(sets, capsys):
     assert "4 samples of 0.1 s" in kid.data
     pitch = next(m for m in found if m.unit == "%")
     assert pitch.n == 4 and 0.0 <= pitch.value <= 100.0
+
+
+def test_a_diffusion_checkpoint_is_drawn_at_the_asked_steps(sets):
+    """evaluate --steps/--sampler reach the sampler (the same draw as `sample` with them), and
+    the card's data line says which, so one card can hold a metric at several step counts."""
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.config import SamplingOptions
+    from waveloom.data.cache import AudioCache
+    from waveloom.models.load import load_checkpoint, load_config
+    from waveloom.models.registry import build_model
+    from waveloom.sampling.sample import sample
+    from waveloom.zoo.records import read_records
+
+    cfg = load_config(CONFIGS / "diffwave" / "tiny.yaml")
+    vocabulary = AudioCache(sets / "cache").info["instruments"]
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    torch.nn.init.normal_(model.net.head.weight)  # the head starts at zero: make it speak
+    ckpt = save_checkpoint(sets / "dw" / "model.safetensors", model, cfg,
+                           extra={"instruments": vocabulary})
+    gen = sets / "dw-drawn"
+    assert main(["evaluate", str(ckpt), "--reference", str(sets / "cache"), "--metrics",
+                 "pitch", "--n-generate", "2", "--seconds", "0.1", "--generated-out", str(gen),
+                 "--steps", "2", "--sampler", "ddim", "--bootstrap", "0", "-q", "--record"]) == 0
+    labels = json.loads((gen / "labels.json").read_text())
+    loaded, _ = load_checkpoint(ckpt)
+    cond = {"pitch": torch.tensor([int(lab["pitch"]) for lab in labels.values()]),
+            "instrument": torch.tensor([vocabulary.index(lab["instrument"])
+                                        for lab in labels.values()])}
+    expected = sample(loaded, 2, 1600, cond, SamplingOptions(
+        seed=0, denoising_steps=2, sampler="ddim", progress=False)).numpy()
+    drawn = np.stack([sf.read(gen / f"{name}.wav", dtype="float32")[0] for name in labels])
+    assert np.abs(drawn - expected).max() < 1e-4  # 16-bit WAV rounding
+    (pitch,) = read_records(ckpt)[0]
+    assert "ddim at 2 steps" in pitch.data and "--steps 2" in pitch.command
 
 
 def test_record_needs_a_checkpoint(sets, capsys):

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from waveloom.app.common import (
+    DIFFUSION_ARGS,
     add_device_arg,
     add_quiet_arg,
     add_sampling_args,
@@ -98,7 +99,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--n-generate", type=int, default=64,
                     help="samples to draw from a checkpoint TARGET")
     ev.add_argument("--seconds", type=float, default=4.0, help="length of each drawn sample")
-    add_sampling_args(ev, ("seed", "temperature", "threads"),
+    add_sampling_args(ev, ("seed", "temperature", "threads", *DIFFUSION_ARGS),
                       seed="seed of the drawn samples and of the bootstrap (default 0)",
                       threads="CPU threads for torch, the embedding models and the fast engine "
                               "(use 1 beside a training run; default: all cores)")
@@ -204,6 +205,7 @@ def run(args: argparse.Namespace) -> int | None:
         classifier=args.classifier, ndb_k=args.ndb_k, ndb_features=args.ndb_features,
         ndb_seconds=args.ndb_seconds, bootstrap=args.bootstrap, level=args.ci, seed=args.seed,
         n_generate=args.n_generate, seconds=args.seconds, temperature=args.temperature,
+        denoising_steps=args.denoising_steps, sampler=args.sampler,
         generated_out=args.generated_out,
     )
     if args.json != "-":
@@ -224,7 +226,8 @@ def _record(args: argparse.Namespace, report: dict) -> None:
     from waveloom.zoo.report_records import describe_data, report_measurements
 
     command = shlex.join(["waveloom", *[a for a in args.argv if a != "--record"]])
-    data = describe_data(report, args.seconds, args.temperature)
+    data = describe_data(report, args.seconds, args.temperature, args.denoising_steps,
+                         args.sampler)
     found = report_measurements(report, data, command)
     for measurement in found:
         path = record(args.target, measurement)

@@ -57,6 +57,8 @@ def generate_set(
     seconds: float = 4.0,
     temperature: float = 1.0,
     seed: int = 0,
+    denoising_steps: int | None = None,
+    sampler: str | None = None,
     batch_size: int = 16,
     device: str = "auto",
     progress: bool = True,
@@ -99,7 +101,8 @@ def generate_set(
         if "velocity" in keys:
             cond["velocity"] = torch.tensor([int(lab.get("velocity") or 100) for lab in chunk],
                                             device=dev)
-        options = SamplingOptions(seed=seed + start, temperature=temperature, progress=progress)
+        options = SamplingOptions(seed=seed + start, temperature=temperature, progress=progress,
+                                  denoising_steps=denoising_steps, sampler=sampler)
         audio = sample(model, len(chunk), length, cond or None, options)
         for k, clip in enumerate(audio.float().cpu().numpy()):
             name = f"sample-{start + k:04d}"

@@ -86,6 +86,8 @@ class EvalOptions:
     n_generate: int = 64  # checkpoint targets [--n-generate]
     seconds: float = 4.0  # length of generated samples [--seconds]
     temperature: float = 1.0
+    denoising_steps: int | None = None  # diffusion checkpoints [--steps]
+    sampler: str | None = None  # diffusion checkpoints [--sampler]
     generated_out: str | Path | None = None  # where generated samples go [--generated-out]
 
 
@@ -227,6 +229,7 @@ def _sample_metrics(target, kind: str, metrics: list[str], opts: EvalOptions) ->
         folder = opts.generated_out or tempfile.mkdtemp(prefix="waveloom-eval-")
         generate_set(target, folder, reference=reference, n=opts.n_generate,
                      seconds=opts.seconds, temperature=opts.temperature, seed=opts.seed,
+                     denoising_steps=opts.denoising_steps, sampler=opts.sampler,
                      device=opts.device, progress=opts.progress)
         target, out["generated_folder"] = folder, str(folder)
     generated = load_set(target, sample_rate=opts.sample_rate,

@@ -1,6 +1,6 @@
 """DiffWave's denoiser (Kong et al. 2021, sec. 3.1 and fig. 2): a WaveNet without causality.
 
-``eps_hat = net(x_t [B, T], tau [B], global [B, G] or None, local [B, C, T] or None)``.
+``eps_hat = net(x_t [B, T], tau [B], cond [B, Cc, T or 1] or None, local [B, Cl, T] or None)``.
 
 * **Input**: a 1x1 conv of the noisy waveform to ``C`` residual channels, ReLU.
 * **Diffusion-step embedding**: ``tau`` (a float step, so samplers can ask between training
@@ -8,7 +8,9 @@
   linear map to ``C`` channels added to the layer's input.
 * **Residual layers**: a *non-causal* dilated conv (kernel 3, dilation ``2^(i mod cycle)``)
   to ``2C`` channels, plus the conditioner's ``2C`` (a 1x1 conv of the upsampled mel, or of
-  the global label vector broadcast in time), then the gated tanh x sigmoid unit and a 1x1
+  the global label vector broadcast in time; plus a 1x1 conv of the ``local`` sample-rate
+  clocks when there are any: a pitch excitation, a note clock), then the gated tanh x sigmoid
+  unit and a 1x1
   conv to ``2C``: half goes back to the residual stream (scaled by 1/sqrt(2)), half to the
   skip sum (scaled by 1/sqrt(layers)).
 * **Output**: ReLU, 1x1 conv, ReLU, 1x1 conv to one channel, the last initialised to zero
@@ -49,20 +51,24 @@ class StepEmbedding(nn.Module):
 
 class DiffWaveLayer(nn.Module):
     """One residual layer; ``cond_channels`` 0 means unconditional, ``with_step`` False drops
-    the diffusion-step input (WaveGlow's coupling networks use the same layer without it)."""
+    the diffusion-step input (WaveGlow's coupling networks use the same layer without it);
+    ``local_channels`` > 0 adds a 1x1 conv of sample-rate clocks. The clocks have their own
+    conv, not a concatenation with ``cond``, so a label vector ``[B, G, 1]`` stays broadcast
+    (a concatenation would cost a ``G``-channel conv at every sample)."""
 
     def __init__(self, channels: int, dilation: int, cond_channels: int,
-                 with_step: bool = True) -> None:
+                 with_step: bool = True, local_channels: int = 0) -> None:
         super().__init__()
         self.dilated = nn.Conv1d(channels, 2 * channels, 3, padding=dilation, dilation=dilation)
         self.step = nn.Linear(STEP_HIDDEN, channels) if with_step else None
         self.cond = nn.Conv1d(cond_channels, 2 * channels, 1) if cond_channels else None
+        self.local = nn.Conv1d(local_channels, 2 * channels, 1) if local_channels else None
         self.out = nn.Conv1d(channels, 2 * channels, 1)
 
-    def forward(self, x: Tensor, step: Tensor | None, cond: Tensor | None
-                ) -> tuple[Tensor, Tensor]:
-        """``x`` [B, C, T], ``step`` [B, 512] (or None), ``cond`` [B, Cc, T or 1] ->
-        (residual, skip)."""
+    def forward(self, x: Tensor, step: Tensor | None, cond: Tensor | None,
+                local: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` [B, C, T], ``step`` [B, 512] (or None), ``cond`` [B, Cc, T or 1], ``local``
+        [B, Cl, T] (or None) -> (residual, skip)."""
         if self.step is not None and step is not None:
             x_in = x + self.step(step)[..., None]
         else:
@@ -70,33 +76,39 @@ class DiffWaveLayer(nn.Module):
         h = self.dilated(x_in)
         if self.cond is not None and cond is not None:
             h = h + self.cond(cond)
+        if self.local is not None and local is not None:
+            h = h + self.local(local)
         gate, filt = h.chunk(2, 1)
         res, skip = self.out(torch.sigmoid(gate) * torch.tanh(filt)).chunk(2, 1)
         return (x + res) / math.sqrt(2.0), skip
 
 
 class DiffWaveNet(nn.Module):
-    """The denoiser of the module docstring (``cond_channels``: mel bands or label width)."""
+    """The denoiser of the module docstring (``cond_channels``: mel bands or label width;
+    ``local_channels``: sample-rate clock channels, 0 for none)."""
 
-    def __init__(self, channels: int, layers: int, cycle: int, cond_channels: int = 0) -> None:
+    def __init__(self, channels: int, layers: int, cycle: int, cond_channels: int = 0,
+                 local_channels: int = 0) -> None:
         super().__init__()
         self.inp = nn.Conv1d(1, channels, 1)
         self.embed = StepEmbedding()
         self.layers = nn.ModuleList(
-            DiffWaveLayer(channels, 2 ** (i % cycle), cond_channels) for i in range(layers))
+            DiffWaveLayer(channels, 2 ** (i % cycle), cond_channels,
+                          local_channels=local_channels) for i in range(layers))
         self.skip = nn.Conv1d(channels, channels, 1)
         self.head = nn.Conv1d(channels, 1, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, x: Tensor, tau: Tensor, cond: Tensor | None = None) -> Tensor:
-        """``x`` [B, T] noisy audio, ``tau`` [B] float steps, ``cond`` [B, Cc, T or 1]
-        -> predicted noise [B, T]."""
+    def forward(self, x: Tensor, tau: Tensor, cond: Tensor | None = None,
+                local: Tensor | None = None) -> Tensor:
+        """``x`` [B, T] noisy audio, ``tau`` [B] float steps, ``cond`` [B, Cc, T or 1],
+        ``local`` [B, Cl, T] -> predicted noise [B, T]."""
         h = F.relu(self.inp(x[:, None]))
         step = self.embed(tau)
         total = torch.zeros_like(h)
         for layer in self.layers:
-            h, skip = layer(h, step, cond)
+            h, skip = layer(h, step, cond, local)
             total = total + skip
         out = F.relu(self.skip(total / math.sqrt(len(self.layers))))
         return self.head(out)[:, 0]

@@ -23,14 +23,19 @@ def _sig(x: float) -> float:
     return float(f"{float(x):.4g}")
 
 
-def describe_data(report: dict[str, Any], seconds: float | None, temperature: float) -> str:
-    """``N samples of S s (seed K, temperature T) vs REFERENCE (M clips)`` from a report."""
+def describe_data(report: dict[str, Any], seconds: float | None, temperature: float,
+                  steps: int | None = None, sampler: str | None = None) -> str:
+    """``N samples of S s (seed K, temperature T) vs REFERENCE (M clips)`` from a report; a
+    diffusion model's ``steps`` and ``sampler``, when given, join the parenthesis (a card may
+    hold the same metric at several step counts)."""
     gen = report.get("generated", {})
     ref = report.get("reference")
     seed = report.get("bootstrap", {}).get("seed")
     length = f" of {seconds:g} s" if seconds else ""
-    text = (f"{gen.get('clips', '?')} samples{length} (seed {seed}, temperature "
-            f"{temperature:g})")
+    how = f"seed {seed}, temperature {temperature:g}"
+    if steps or sampler:
+        how += f", {sampler or 'default sampler'} at {steps or 'all'} steps"
+    text = f"{gen.get('clips', '?')} samples{length} ({how})"
     if ref:
         text += f" vs {ref.get('source', '?')} ({ref.get('clips', '?')} clips)"
     return text
