@@ -127,3 +127,23 @@ def test_student_speed_times_the_whole_commands():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| teacher (fast engine) |" in proc.stdout and "| student tiny |" in proc.stdout
     assert "MACs per sample" in proc.stdout
+
+
+def test_diffusion_speed_prints_a_row_per_step_count(tmp_path):
+    """benchmarks/diffusion_speed.py on a tiny DiffWave: one table row per step count."""
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+
+    cfg = load_config(REPO / "configs" / "diffwave" / "tiny.yaml")
+    ckpt = save_checkpoint(tmp_path / "model.safetensors", build_model(cfg), cfg)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "diffusion_speed.py"), str(ckpt), "--steps", "1", "3",
+         "--n", "1", "--seconds", "0.05", "--rounds", "1", "--threads", "1"],
+        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and
+            line.split("|")[1].strip().isdigit()]
+    assert [r.split("|")[1].strip() for r in rows] == ["1", "3"]
+    assert all(float(r.split("|")[3]) > 0 for r in rows)
