@@ -159,6 +159,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--low", type=int, default=48)
     p.add_argument("--high", type=int, default=76)
+    p.add_argument("--every", type=int, default=1,
+                   help="every K-th pitch from --low (a coarser grid for sweeps)")
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0)
@@ -187,8 +189,10 @@ def record_grid(args: argparse.Namespace, total: dict, instruments: int, pitches
 
     k, n = total["correct"], total["total"]
     low, high = wilson_interval(k, n)
-    data = (f"{instruments} instruments x MIDI {args.low}-{args.high}, one {args.seconds:g}-s "
-            f"note a cell, seed {args.seed}, temperature {args.temperature:g}")
+    every = f" every {args.every}" if args.every > 1 else ""
+    data = (f"{instruments} instruments x MIDI {args.low}-{args.high}{every}, one "
+            f"{args.seconds:g}-s note a cell, seed {args.seed}, temperature "
+            f"{args.temperature:g}")
     if args.steps or args.sampler:
         data += f", {args.sampler or 'default sampler'} at {args.steps or 'all'} steps"
     return record(args.checkpoint, Measurement(
@@ -204,7 +208,7 @@ def main() -> None:
     model, run = load_checkpoint(args.checkpoint)
     sr = run.data.sample_rate
     vocab = read_extra(args.checkpoint).get("instruments", []) or ["instrument 0"]
-    pitches = list(range(args.low, args.high + 1))
+    pitches = list(range(args.low, args.high + 1, args.every))
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(vocab)} instruments x {len(pitches)} pitches, {args.seconds} s, seed {args.seed}")
     audio = generate_cells(model, vocab, pitches, args, sr)
