@@ -6,7 +6,8 @@ loss) and what it can be asked for (``extra.instruments`` / ``extra.domains``), 
 ``--training`` and ``extra.instruments`` to ``--instruments`` (comma-separated) when given
 (``--domains``: a translator's domain names, from the cache's instruments) and
 ``extra.sampling.temperature`` to ``--temperature`` (the temperature it was measured at, which
-verbs then use by default), then reads it back
+verbs then use by default; a diffusion model's ``--steps`` and ``--sampler`` likewise), then
+reads it back
 through the loader every user goes through.
 
     python scripts/ship_checkpoint.py runs/ddsp-flute/model.safetensors \\
@@ -41,6 +42,12 @@ def main() -> None:
                    help="the sampling temperature the model was measured at, recorded as "
                         "extra.sampling.temperature: verbs use it when --temperature is not "
                         "given (and say so)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="a diffusion model's denoising steps it was measured at "
+                        "(extra.sampling.steps; verbs use it when --steps is not given)")
+    p.add_argument("--sampler", default=None,
+                   help="a diffusion model's sampler it was measured with "
+                        "(extra.sampling.sampler)")
     args = p.parse_args()
     with safe_open(str(args.run_model), framework="pt") as f:
         meta = dict(f.metadata() or {})
@@ -57,6 +64,9 @@ def main() -> None:
         if not 0 < args.temperature < 1e4:
             raise SystemExit(f"--temperature {args.temperature}: must be in (0, 1e4)")
         extra["sampling"] = {**(extra.get("sampling") or {}), "temperature": args.temperature}
+    for key in ("steps", "sampler"):
+        if getattr(args, key) is not None:
+            extra["sampling"] = {**(extra.get("sampling") or {}), key: getattr(args, key)}
     if args.no_instruments:
         extra.pop("instruments", None)
     meta["extra"] = json.dumps(extra)
@@ -65,9 +75,11 @@ def main() -> None:
     size = args.out.stat().st_size
     if size > LIMIT:
         raise SystemExit(f"{args.out}: {size / 1e6:.1f} MB is over the 20 MB limit for assets")
+    from waveloom.app.common import recommended_sampling
     from waveloom.models.load import load_checkpoint
 
     model, run = load_checkpoint(args.out, map_location="cpu")
+    recommended_sampling(args.out)  # a value the verbs would refuse fails here, not later
     n = sum(p.numel() for p in model.parameters())
     print(f"{args.out}: {size / 1e6:.1f} MB, {run.family}, {n:,} parameters, step "
           f"{extra.get('step')}, instruments {extra.get('instruments')}")

@@ -232,3 +232,39 @@ def test_ddim_and_dpm_solver_equal_diffusers_schedulers(steps):
                                atol=1e-4, rtol=0)
     torch.testing.assert_close(ours._dpm_solver(exact, x.clone(), None, path, None, False),
                                bench.run_diffusers(dpm, exact, x.clone()), atol=1e-4, rtol=0)
+
+
+def test_recorded_steps_and_sampler_are_the_default_and_flags_override_them(tmp_path, capsys):
+    """extra.sampling.steps/.sampler (scripts/ship_checkpoint.py --steps/--sampler) are what
+    generate uses without --steps/--sampler, with a note; a flag wins; a bad record is one
+    line naming the key."""
+    import soundfile as sf
+
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.cli import main
+
+    cfg = load_config("configs/diffwave/tiny.yaml")
+    model = _tiny()
+    torch.nn.init.normal_(model.net.head.weight)  # the head starts at zero: make it speak
+    ckpt = save_checkpoint(tmp_path / "rec.safetensors", model, cfg,
+                           extra={"sampling": {"steps": 3, "sampler": "ddim"}})
+
+    def drawn(path, *flags):
+        out = tmp_path / f"g-{path.stem}-{'-'.join(flags) or 'default'}"
+        assert main(["generate", str(path), "--n", "1", "--seconds", "0.05", "--pitch", "60",
+                     "--instrument", "0", "-q", "--out", str(out), *flags]) in (0, None)
+        return sf.read(out / "sample-0.wav")[0]
+
+    capsys.readouterr()
+    default = drawn(ckpt)
+    err = capsys.readouterr().err
+    assert "note: steps 3" in err and "note: sampler ddim" in err
+    assert (default == drawn(ckpt, "--steps", "3", "--sampler", "ddim")).all()
+    assert not (default == drawn(ckpt, "--steps", "4")).all()
+    bad = save_checkpoint(tmp_path / "bad.safetensors", model, cfg,
+                          extra={"sampling": {"steps": 0}})
+    capsys.readouterr()
+    assert main(["generate", str(bad), "--n", "1", "--seconds", "0.05", "-q", "--out",
+                 str(tmp_path / "g-bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "extra.sampling.steps=0" in err

@@ -70,54 +70,78 @@ def add_sampling_args(parser: argparse.ArgumentParser, names: tuple[str, ...] = 
         parser.add_argument(f"--{flag}", dest=name, **spec)
 
 
+#: What a checkpoint may recommend: ``extra.sampling.KEY`` -> (the SamplingOptions field, the
+#: flag that overrides it). ``scripts/ship_checkpoint.py`` writes them with the same flags.
+RECOMMENDABLE = {"temperature": ("temperature", "--temperature"),
+                 "steps": ("denoising_steps", "--steps"),
+                 "sampler": ("sampler", "--sampler")}
+
+
 def sampling_options(args: argparse.Namespace,
                      checkpoint: str | Path | None = None) -> SamplingOptions:
     """The validated :class:`SamplingOptions` of a verb's parsed flags (flags the verb does
     not take keep their defaults; ``-q`` turns the progress bars off).
 
-    Without ``--temperature``, a ``checkpoint`` that records a recommended one
-    (``extra.sampling.temperature``, written by ``scripts/ship_checkpoint.py --temperature``)
-    gets it, and a note on stderr says so: a continuous head's decoder may be measured best
-    colder than 1 (docs/nsynth_ae.md), and a user should meet the model as it was measured.
+    A flag not given (None) takes what the ``checkpoint`` records as measured
+    (:func:`recommended_sampling`: ``extra.sampling.temperature``, ``.steps``, ``.sampler``,
+    written by ``scripts/ship_checkpoint.py``), and a note on stderr says so: a continuous
+    head's decoder may be measured best colder than 1 (docs/nsynth_ae.md), a diffusion model
+    at a few steps (docs/diffwave.md), and a user should meet the model as it was measured.
     """
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingOptions)
              if hasattr(args, f.name)}
     given["progress"] = not getattr(args, "quiet", False)
-    if "temperature" in given and given["temperature"] is None:  # --temperature not given
-        del given["temperature"]
-        recommended = recommended_temperature(checkpoint)
-        if recommended is not None:
-            given["temperature"] = recommended
-            print(f"note: temperature {recommended:g}, the one {Path(str(checkpoint)).name} "
-                  "recommends (extra.sampling.temperature); --temperature overrides it",
-                  file=sys.stderr)
+    recommended = recommended_sampling(checkpoint)
+    for key, (field, flag) in RECOMMENDABLE.items():
+        if field in given and given[field] is None:  # the flag was not given
+            del given[field]
+            if field in recommended:
+                value = given[field] = recommended[field]
+                print(f"note: {key} {value:g}" if isinstance(value, float) else
+                      f"note: {key} {value}", end="", file=sys.stderr)
+                print(f", the one {Path(str(checkpoint)).name} recommends (extra.sampling."
+                      f"{key}); {flag} overrides it", file=sys.stderr)
     return SamplingOptions(**given)
 
 
 def checkpoint_temperature(checkpoint: str | Path | None) -> float:
     """The temperature to sample ``checkpoint`` at when none is asked for: the one it records
-    (:func:`recommended_temperature`), else :class:`SamplingOptions`' default."""
-    recommended = recommended_temperature(checkpoint)
-    return _DEFAULTS.temperature if recommended is None else recommended
+    (:func:`recommended_sampling`), else :class:`SamplingOptions`' default."""
+    return recommended_sampling(checkpoint).get("temperature", _DEFAULTS.temperature)
 
 
 def recommended_temperature(checkpoint: str | Path | None) -> float | None:
-    """``extra.sampling.temperature`` of a ``.safetensors`` checkpoint, or None (no checkpoint,
-    a hierarchy manifest, none recorded). A recorded value that is not a number in (0, 1e4)
-    is a one-line CheckpointError naming the key."""
+    """``extra.sampling.temperature`` of a checkpoint, or None (see
+    :func:`recommended_sampling`)."""
+    return recommended_sampling(checkpoint).get("temperature")
+
+
+def recommended_sampling(checkpoint: str | Path | None) -> dict[str, Any]:
+    """The :class:`SamplingOptions` fields a ``.safetensors`` checkpoint records as the ones it
+    was measured at (``extra.sampling``: ``temperature``, ``steps`` -> ``denoising_steps``,
+    ``sampler``); empty for no checkpoint, a hierarchy manifest or nothing recorded. A recorded
+    value SamplingOptions refuses is a one-line CheckpointError naming the key."""
     if checkpoint is None or Path(str(checkpoint)).suffix != ".safetensors":
-        return None
+        return {}
     from waveloom.checkpoint import read_extra
 
     sampling = read_extra(checkpoint).get("sampling") or {}
-    value = sampling.get("temperature") if isinstance(sampling, dict) else None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e4:
-        raise CheckpointError(f"{checkpoint}: extra.sampling.temperature={value!r} is not a "
-                              "number in (0, 1e4); re-ship it with scripts/ship_checkpoint.py "
-                              "--temperature T, or pass --temperature")
-    return float(value)
+    out: dict[str, Any] = {}
+    for key, (field, flag) in RECOMMENDABLE.items():
+        value = sampling.get(key) if isinstance(sampling, dict) else None
+        if value is None:
+            continue
+        wrong = isinstance(value, bool) or (key == "sampler" and not isinstance(value, str))
+        try:
+            SamplingOptions(**{field: value})
+        except ConfigError:
+            wrong = True
+        if wrong:
+            raise CheckpointError(f"{checkpoint}: extra.sampling.{key}={value!r} is not a valid "
+                                  f"{flag} value; re-ship it with scripts/ship_checkpoint.py "
+                                  f"{flag}, or pass {flag}")
+        out[field] = value
+    return out
 
 
 def add_device_arg(parser: argparse.ArgumentParser, default: str = "auto") -> None:

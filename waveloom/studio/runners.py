@@ -34,13 +34,15 @@ def _with_pictures(paths: list[Path]) -> list[Path]:
 
 
 def run_generate(entry: Entry, params: dict, folder: Path) -> list[Path]:
-    from waveloom.app.common import checkpoint_temperature
+    from waveloom.app.common import recommended_sampling
     from waveloom.app.generate import draw_to_folder
     from waveloom.config import SamplingOptions
 
-    temperature = params["temperature"] or checkpoint_temperature(entry.path)
-    options = SamplingOptions(seed=params["seed"], temperature=temperature,
-                              denoising_steps=params["steps"], progress=True)
+    # an empty field is what the checkpoint was measured at (extra.sampling), else the default
+    recorded = recommended_sampling(entry.path)
+    chosen = {"temperature": params["temperature"], "denoising_steps": params["steps"]}
+    options = SamplingOptions(**{**recorded, **{k: v for k, v in chosen.items() if v}},
+                              seed=params["seed"], progress=True)
     paths = draw_to_folder(_source(entry), folder, n=1, seconds=params["seconds"],
                            pitch=params["pitch"], instrument=params["instrument"],
                            options=options, cfg=params["cfg"])
