@@ -268,3 +268,19 @@ def test_recorded_steps_and_sampler_are_the_default_and_flags_override_them(tmp_
                  str(tmp_path / "g-bad")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "extra.sampling.steps=0" in err
+
+
+def test_building_a_diffwave_does_not_import_dynamo():
+    """The schedule is made on the CPU even under build_model's meta-device parameter count:
+    `1 - betas` on the meta device runs torch's Python references, whose first use imports
+    torch._dynamo (measured: ~3 s of a loaded machine's `generate` start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom waveloom.models.load import load_config\n"
+            "from waveloom.models.registry import build_model\n"
+            "build_model(load_config('configs/diffwave/notes.yaml'))\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.strip()
+    assert out == "False"

@@ -56,7 +56,11 @@ class NoiseSchedule:
             raise ConfigError(f"diffusion schedule T={steps}, betas {beta_start}..{beta_end}: "
                               "need T >= 1 and 0 < beta_start <= beta_end < 1")
         self.steps = int(steps)
-        self.betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
+        # on the CPU whatever device context the model is built under: on the meta device
+        # (build_model's parameter count) `1 - betas` runs torch's Python references, whose
+        # first use imports torch._dynamo, ~2 s of every diffusion `generate`'s start-up
+        self.betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64,
+                                    device="cpu")
         self.alpha_bar = torch.cumprod(1 - self.betas, 0)
 
     def noisy(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
