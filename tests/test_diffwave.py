@@ -155,6 +155,15 @@ def test_the_clocks_carry_the_pitch_and_train_from_a_cache(notes_cache, tmp_path
     at = {p: model.predict(x, tau, model.condition_input({"pitch": torch.tensor([p])}, 1, 16000))
           for p in (60, 67)}
     assert not torch.allclose(at[60], at[67])
+    # an onset-phased excitation is where in the period each sample of the note falls: a
+    # window starting 100 samples into the note continues the note's own excitation
+    onset = _tiny(pitch_excitation=True, excitation_phase="onset")
+    assert onset.batch_keys() == ("pitch", "instrument", "start")
+    _, whole = onset.condition_input({"pitch": torch.tensor([64])}, 1, 400)
+    _, later = onset.condition_input({"pitch": torch.tensor([64]), "start": 100}, 1, 300)
+    assert torch.allclose(whole[..., 100:], later, atol=1e-5)
+    with pytest.raises(ConfigError, match="model.excitation_phase='zero': use one of"):
+        _tiny(pitch_excitation=True, excitation_phase="zero")
     run = load_config("configs/diffwave/tiny.yaml", ["train.max_steps=2",
                                                      "model.pitch_excitation=true",
                                                      "model.note_clock=true"])

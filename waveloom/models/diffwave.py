@@ -43,6 +43,7 @@ from waveloom.nn.diffusion_schedule import DIFFWAVE_FAST_BETAS, NoiseSchedule
 from waveloom.nn.diffwave import DiffWaveNet
 from waveloom.nn.pitch_clock import (
     EXCITATION_CHANNELS,
+    EXCITATION_PHASES,
     NOTE_CLOCK_CHANNELS,
     note_clock,
     pitch_excitation,
@@ -62,6 +63,7 @@ class DiffWaveConfig(LabelOrMelConfig):
     beta_end: float = 0.05
     fast_betas: tuple[float, ...] = field(default_factory=lambda: DIFFWAVE_FAST_BETAS)
     pitch_excitation: bool = False  # class mode: sin/cos of the labelled pitch's phase
+    excitation_phase: str = "random"  # random | onset (waveloom.nn.pitch_clock)
     note_clock: bool = False  # class mode: onset gate and decays from the window's start
 
     def validate(self) -> None:
@@ -72,6 +74,9 @@ class DiffWaveConfig(LabelOrMelConfig):
                 raise ConfigError(f"model.{key}=true needs model.conditioning=class (it "
                                   f"reads the note's pitch and onset), not "
                                   f"{self.conditioning!r}")
+        if self.excitation_phase not in EXCITATION_PHASES:
+            raise ConfigError(f"model.excitation_phase={self.excitation_phase!r}: use one of "
+                              f"{', '.join(EXCITATION_PHASES)}")
         NoiseSchedule(self.diffusion_steps, self.beta_start, self.beta_end)  # checks the range
         if any(not 0 < b < 1 for b in self.fast_betas):
             raise ConfigError(f"model.fast_betas={list(self.fast_betas)}: each must be in (0, 1)")
@@ -103,8 +108,11 @@ class DiffWave(LabelOrMelModel, Diffusion):
         return keys
 
     def batch_keys(self) -> tuple[str, ...]:
-        """The labels, plus each window's ``start`` in its note when the note clock reads it."""
-        return self.conditioning_keys() + (("start",) if self.config.note_clock else ())
+        """The labels, plus each window's ``start`` in its note when the note clock or an
+        onset-phased excitation reads it."""
+        c = self.config
+        onset = c.note_clock or (c.pitch_excitation and c.excitation_phase == "onset")
+        return self.conditioning_keys() + (("start",) if onset else ())
 
     def predict(self, x: Tensor, tau: Tensor, cond: Any) -> Tensor:
         """``cond`` is what :meth:`condition_input` gave: a tensor, or (labels, clocks)."""
@@ -125,17 +133,19 @@ class DiffWave(LabelOrMelModel, Diffusion):
 
     def _clocks(self, labels: dict[str, Any], batch: int, length: int, training: bool
                 ) -> Tensor:
-        """The sample-rate clocks ``[B, Cl, length]``: the excitation (its phase drawn at
-        random in training, so only the period informs; dropped with the labels' dropout
-        rate, so a note may be asked for without a pitch) and the note clock of the samples'
-        times since the onset (the window's ``start``; 0 when generating a note)."""
+        """The sample-rate clocks ``[B, Cl, length]``: the excitation (``excitation_phase``
+        random: its phase drawn at random in training, so only the period informs; onset: 0 at
+        the note's onset, silent before; dropped with the labels' dropout rate, so a note may
+        be asked for without a pitch) and the note clock of the samples' times since the
+        onset (the window's ``start``; 0 when generating a note)."""
         c, device = self.config, self.net.inp.weight.device
         start = torch.as_tensor(labels.get("start", 0), device=device).reshape(-1, 1)
         times = (start + torch.arange(length, device=device)).expand(batch, -1)
         parts = []
         if c.pitch_excitation:
             exc = pitch_excitation(labels.get("pitch"), times, c.sample_rate,
-                                   random_phase=training, onset_phase=False, device=device)
+                                   random_phase=training, device=device,
+                                   onset_phase=c.excitation_phase == "onset")
             if training and c.cond_dropout > 0:
                 keep = (torch.rand(batch, 1, 1, device=device) >= c.cond_dropout).float()
                 exc = exc * keep

@@ -41,6 +41,7 @@ from waveloom.models.stack_config import HeadedStackConfig, build_output_head, b
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
 from waveloom.nn.pitch_clock import (
     EXCITATION_CHANNELS,
+    EXCITATION_PHASES,
     NOTE_CLOCK_CHANNELS,
     noisy_history,
     note_clock,
@@ -50,7 +51,6 @@ from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitatio
 from waveloom.nn.wavenet import STACK_INPUTS
 
 LOCALS = ("none", "mel", "roll", "latent")  # latent: an encoder's frames (the translator)
-EXCITATION_PHASES = ("random", "onset")
 
 
 @dataclass

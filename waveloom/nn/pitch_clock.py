@@ -24,6 +24,10 @@ import torch
 from torch import Tensor
 
 EXCITATION_CHANNELS = 2  # sin and cos of the pitch phase
+#: Where the excitation's phase comes from: drawn at random in training (only the period
+#: informs) or 0 at the note's onset (where in the period each sample falls, which a rendered
+#: note whose waveform starts the same way every time makes predictable).
+EXCITATION_PHASES = ("random", "onset")
 NOTE_CLOCK_TAUS = (0.02, 0.2, 2.0)  # seconds: attack, decay, sustain/release time scales
 NOTE_CLOCK_CHANNELS = 1 + len(NOTE_CLOCK_TAUS)  # a note-on gate and one decay per time scale
 
