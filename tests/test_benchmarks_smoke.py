@@ -147,3 +147,29 @@ def test_diffusion_speed_prints_a_row_per_step_count(tmp_path):
             line.split("|")[1].strip().isdigit()]
     assert [r.split("|")[1].strip() for r in rows] == ["1", "3"]
     assert all(float(r.split("|")[3]) > 0 for r in rows)
+
+
+def test_diffusion_denoising_scores_a_silent_guess_by_the_noise_left():
+    """A fresh DiffWave predicts zero noise (its head starts at zero), so its x0 estimate is
+    x_t / sqrt(abar) and the reported SNR must be power(x0) abar / ((1 - abar) power(noise))."""
+    import math
+
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import diffusion_denoising
+    finally:
+        sys.path.remove(str(BENCH))
+    model = build_model(load_config(REPO / "configs" / "diffwave" / "tiny.yaml")).eval()
+    batch = {"audio": 0.3 * torch.sin(torch.arange(2 * 512).reshape(2, 512) * 0.1),
+             "pitch": torch.tensor([60, 62]), "instrument": torch.tensor([0, 1])}
+    rows = diffusion_denoising.denoising_rows(model, batch, [0, 10, 19], seed=3)
+    noise = torch.randn((2, 512), generator=torch.Generator().manual_seed(3))
+    power, npow = float(batch["audio"].pow(2).mean()), float(noise.pow(2).mean())
+    for row in rows:
+        a = row["abar"]
+        expected = 10 * math.log10(power * a / ((1 - a) * npow))
+        assert row["x0_snr_db"] == pytest.approx(expected, abs=1e-3)
+        assert row["eps_mse"] == pytest.approx(npow, rel=1e-5)
