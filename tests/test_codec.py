@@ -93,6 +93,34 @@ def test_balancer_gives_each_loss_its_share_of_the_update():
     assert math.isclose(value, float(0.25 * losses["a"] + 0.75 * losses["b"]), rel_tol=1e-5)
 
 
+def test_balancer_balances_a_subset_and_starts_the_others_fresh():
+    """A warm-up passes only the reconstruction losses: they get their own shares of the update
+    and the absent losses' norms stay unmeasured, so they start from their own first gradient."""
+    balancer = LossBalancer({"a": 1.0, "b": 3.0})
+    y = torch.randn(4, 10, requires_grad=True)
+    balancer.surrogate({"a": 100.0 * y.sum()}, y).backward()
+    ga = torch.full_like(y, 100.0)
+    assert torch.allclose(y.grad, 0.25 * ga / ga.norm(), atol=1e-6)
+    assert float(balancer.norms[1]) == 0.0
+    y.grad = None
+    balancer.surrogate({"a": 100.0 * y.sum(), "b": (y ** 2).sum()}, y).backward()
+    assert float(balancer.norms[1]) == pytest.approx(float((2 * y.detach()).norm()), rel=1e-5)
+
+
+def test_a_warm_up_trains_the_codec_on_reconstruction_first(notes_cache, tmp_path):
+    """model.adversarial_start: the first steps use time + mel alone (it was a TypeError)."""
+    from waveloom.train.trainer import train
+
+    _, model = _model("tiny")
+    model.train()
+    warm = model.generator_loss(model.example_batch(2, 2048), adversarial=False)
+    assert "adv" not in warm and set(warm) >= {"time", "mel", "reconstruction", "commit"}
+    run = load_config(CONFIGS / "codec" / "tiny.yaml",
+                      ["train.max_steps=3", "model.adversarial_start=2"])
+    result = train(run, notes_cache, tmp_path / "warm", progress=False)
+    assert result.step == 3 and math.isfinite(result.last_loss)
+
+
 def test_trains_through_the_trainer(notes_cache, tmp_path):
     from waveloom.train.trainer import train
 

@@ -308,25 +308,33 @@ class Codec(Adversarial):
                ) -> list[CriticOutput]:
         return self.discriminator(x)
 
-    def generator_loss(self, batch: Batch, gen: torch.Generator | None = None
-                       ) -> dict[str, Tensor]:
-        """Balanced time + mel + adversarial + feature-matching losses, plus commitment."""
+    def generator_loss(self, batch: Batch, gen: torch.Generator | None = None,
+                       adversarial: bool = True) -> dict[str, Tensor]:
+        """Balanced time + mel + adversarial + feature-matching losses, plus commitment; with
+        ``adversarial`` False (the warm-up before ``model.adversarial_start``) time + mel
+        alone, balanced among themselves, and ``'reconstruction'`` their weighted sum."""
         gen = self._eval_gen(gen)
         real, cond = self.real_sample(batch, gen)
         fake = self.fake_sample(cond, gen)
-        outs_f = self.critic(fake, cond, gen)
-        with torch.no_grad():
-            outs_r = self.critic(real, cond, gen)
-        scales = len(outs_f)
         losses = {
             "time": F.l1_loss(fake, real),
             "mel": multiscale_mel_loss(fake[:, 0], real[:, 0], self.config.sample_rate),
-            "adv": sum(hinge_g(f[0]) for f in outs_f) / scales,
-            "feat": sum(feature_matching(r[1], f[1]) for r, f in zip(outs_r, outs_f)) / scales,
         }
+        if adversarial:
+            outs_f = self.critic(fake, cond, gen)
+            with torch.no_grad():
+                outs_r = self.critic(real, cond, gen)
+            scales = len(outs_f)
+            losses["adv"] = sum(hinge_g(f[0]) for f in outs_f) / scales
+            losses["feat"] = sum(feature_matching(r[1], f[1])
+                                 for r, f in zip(outs_r, outs_f)) / scales
         total = self.balancer.surrogate(losses, fake) + cond["commit"]
-        return {"loss": total, "commit": cond["commit"].detach(),
-                **{k: v.detach() for k, v in losses.items()}}
+        out = {"loss": total, "commit": cond["commit"].detach(),
+               **{k: v.detach() for k, v in losses.items()}}
+        if not adversarial:
+            out["loss"] = total + self._touch_discriminator()
+            out["reconstruction"] = (total - cond["commit"]).detach()
+        return out
 
     # ------------------------------------------------------------------ sampling
 

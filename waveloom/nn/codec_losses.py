@@ -62,23 +62,30 @@ class LossBalancer(nn.Module):
 
     def surrogate(self, losses: dict[str, Tensor], output: Tensor) -> Tensor:
         """A scalar: value = sum of share x loss; gradient through ``output`` = the balanced
-        sum of the losses' gradients (training), or the plain weighted one (eval, no update)."""
-        value = sum(s * losses[n] for n, s in zip(self.names, self.shares))
+        sum of the losses' gradients (training), or the plain weighted one (eval, no update).
+
+        ``losses`` may hold a subset of the names (a warm-up before the adversarial terms):
+        those are balanced at their own shares and only their norms move, so the others'
+        averages start fresh from their first gradient when they join."""
+        present = [i for i, n in enumerate(self.names) if n in losses]
+        value = sum(self.shares[i] * losses[self.names[i]] for i in present)
         if not (self.training and output.requires_grad):
             return value
-        grads = [torch.autograd.grad(losses[n], output, retain_graph=True, allow_unused=True)[0]
-                 for n in self.names]
+        grads = [torch.autograd.grad(losses[self.names[i]], output, retain_graph=True,
+                                     allow_unused=True)[0] for i in present]
         norms = torch.stack([g.norm() if g is not None else output.new_zeros(())
                              for g in grads]).detach()
         with torch.no_grad():
-            fresh = self.count == 0
-            self.norms.copy_(torch.where(fresh, norms,
-                                         self.decay * self.norms + (1 - self.decay) * norms))
+            at = torch.tensor(present, device=self.norms.device)
+            old = self.norms[at]
+            fresh = old == 0  # never measured (or never sent a gradient)
+            self.norms[at] = torch.where(fresh, norms,
+                                         self.decay * old + (1 - self.decay) * norms)
             self.count.add_(1)
         balanced = torch.zeros_like(output)
-        for g, share, norm in zip(grads, self.shares, self.norms):
+        for g, i in zip(grads, present):
             if g is not None:
-                balanced = balanced + share * g / norm.clamp_min(1e-12)
+                balanced = balanced + self.shares[i] * g / self.norms[i].clamp_min(1e-12)
         # d/d(params) of (output * balanced).sum() is J^T balanced: the balanced update.
         push = (output * balanced.detach()).sum()
         return value.detach() + push - push.detach()
