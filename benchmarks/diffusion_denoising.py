@@ -32,7 +32,7 @@ def note_batch(data: Path, split: str, notes: int, length: int) -> dict[str, tor
 
     cache = AudioCache(data)
     idx = [int(i) for i in cache.split_indices(split)[:notes]]
-    entries = cache.entries if not callable(cache.entries) else cache.entries()
+    entries = cache.entries
     audio = np.stack([np.asarray(cache.clip(i)[:length], dtype=np.float32) for i in idx])
     return {"audio": torch.from_numpy(audio),
             "pitch": torch.tensor([int(entries[i]["pitch"]) for i in idx]),

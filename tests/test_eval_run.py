@@ -195,6 +195,15 @@ def test_a_diffusion_checkpoint_is_drawn_at_the_asked_steps(sets):
     assert np.abs(drawn - expected).max() < 1e-4  # 16-bit WAV rounding
     (pitch,) = read_records(ckpt)[0]
     assert "ddim at 2 steps" in pitch.data and "--steps 2" in pitch.command
+    # a checkpoint that records them (ship_checkpoint --steps/--sampler) is drawn the same way
+    recorded = save_checkpoint(sets / "dw-rec" / "model.safetensors", model, cfg, extra={
+        "instruments": vocabulary, "sampling": {"steps": 2, "sampler": "ddim"}})
+    assert main(["evaluate", str(recorded), "--reference", str(sets / "cache"), "--metrics",
+                 "pitch", "--n-generate", "2", "--seconds", "0.1", "--generated-out",
+                 str(sets / "dw-rec-drawn"), "--bootstrap", "0", "-q"]) == 0
+    again = np.stack([sf.read(sets / "dw-rec-drawn" / f"{name}.wav", dtype="float32")[0]
+                      for name in labels])
+    assert np.array_equal(again, drawn)
 
 
 def test_record_needs_a_checkpoint(sets, capsys):

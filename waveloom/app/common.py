@@ -97,10 +97,9 @@ def sampling_options(args: argparse.Namespace,
             del given[field]
             if field in recommended:
                 value = given[field] = recommended[field]
-                print(f"note: {key} {value:g}" if isinstance(value, float) else
-                      f"note: {key} {value}", end="", file=sys.stderr)
-                print(f", the one {Path(str(checkpoint)).name} recommends (extra.sampling."
-                      f"{key}); {flag} overrides it", file=sys.stderr)
+                shown = f"{value:g}" if isinstance(value, float) else value
+                print(f"note: {key} {shown}, the one {Path(str(checkpoint)).name} recommends "
+                      f"(extra.sampling.{key}); {flag} overrides it", file=sys.stderr)
     return SamplingOptions(**given)
 
 

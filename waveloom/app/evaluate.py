@@ -173,8 +173,11 @@ def run(args: argparse.Namespace) -> int | None:
     from waveloom.evaluate.report import format_report
     from waveloom.evaluate.run import evaluate
 
-    # a checkpoint's recommended temperature when --temperature is not given (else 1)
-    args.temperature = sampling_options(args, args.target).temperature
+    # what a checkpoint records as measured (temperature, a diffusion model's steps and
+    # sampler) for each flag not given; the card's data line then names them
+    options = sampling_options(args, args.target)
+    args.temperature, args.denoising_steps, args.sampler = (
+        options.temperature, options.denoising_steps, options.sampler)
 
     def names(text: str | None) -> list[str] | None:
         return [t.strip() for t in text.split(",") if t.strip()] if text else None
