@@ -24,6 +24,9 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from waveloom.app.common import RECOMMENDABLE, sampling_fields
+from waveloom.errors import CheckpointError
+
 LIMIT = 20 * 1000 * 1000
 
 
@@ -60,13 +63,13 @@ def main() -> None:
         if not extra.get("instruments"):
             raise SystemExit(f"{args.run_model}: no instrument names to turn into domains")
         extra["domains"] = list(extra["instruments"])
-    if args.temperature is not None:
-        if not 0 < args.temperature < 1e4:
-            raise SystemExit(f"--temperature {args.temperature}: must be in (0, 1e4)")
-        extra["sampling"] = {**(extra.get("sampling") or {}), "temperature": args.temperature}
-    for key in ("steps", "sampler"):
-        if getattr(args, key) is not None:
-            extra["sampling"] = {**(extra.get("sampling") or {}), key: getattr(args, key)}
+    asked = {key: getattr(args, key) for key in RECOMMENDABLE if getattr(args, key) is not None}
+    if asked:
+        extra["sampling"] = {**(extra.get("sampling") or {}), **asked}
+        try:  # refused before anything is written, with the rules the verbs read it by
+            sampling_fields(extra["sampling"], str(args.out))
+        except CheckpointError as e:
+            raise SystemExit(str(e)) from None
     if args.no_instruments:
         extra.pop("instruments", None)
     meta["extra"] = json.dumps(extra)
@@ -75,11 +78,9 @@ def main() -> None:
     size = args.out.stat().st_size
     if size > LIMIT:
         raise SystemExit(f"{args.out}: {size / 1e6:.1f} MB is over the 20 MB limit for assets")
-    from waveloom.app.common import recommended_sampling
     from waveloom.models.load import load_checkpoint
 
     model, run = load_checkpoint(args.out, map_location="cpu")
-    recommended_sampling(args.out)  # a value the verbs would refuse fails here, not later
     n = sum(p.numel() for p in model.parameters())
     print(f"{args.out}: {size / 1e6:.1f} MB, {run.family}, {n:,} parameters, step "
           f"{extra.get('step')}, instruments {extra.get('instruments')}")

@@ -125,9 +125,16 @@ def recommended_sampling(checkpoint: str | Path | None) -> dict[str, Any]:
     from waveloom.checkpoint import read_extra
 
     sampling = read_extra(checkpoint).get("sampling") or {}
+    return sampling_fields(sampling if isinstance(sampling, dict) else {}, str(checkpoint))
+
+
+def sampling_fields(sampling: dict[str, Any], where: str) -> dict[str, Any]:
+    """An ``extra.sampling`` dict -> the :class:`SamplingOptions` fields it sets, each checked
+    as its flag would be (a one-line CheckpointError naming ``where`` and the key otherwise);
+    ``scripts/ship_checkpoint.py`` checks what it is about to write with the same rules."""
     out: dict[str, Any] = {}
     for key, (field, flag) in RECOMMENDABLE.items():
-        value = sampling.get(key) if isinstance(sampling, dict) else None
+        value = sampling.get(key)
         if value is None:
             continue
         wrong = isinstance(value, bool) or (key == "sampler" and not isinstance(value, str))
@@ -136,7 +143,7 @@ def recommended_sampling(checkpoint: str | Path | None) -> dict[str, Any]:
         except ConfigError:
             wrong = True
         if wrong:
-            raise CheckpointError(f"{checkpoint}: extra.sampling.{key}={value!r} is not a valid "
+            raise CheckpointError(f"{where}: extra.sampling.{key}={value!r} is not a valid "
                                   f"{flag} value; re-ship it with scripts/ship_checkpoint.py "
                                   f"{flag}, or pass {flag}")
         out[field] = value

@@ -81,7 +81,7 @@ class LossBalancer(nn.Module):
             fresh = old == 0  # never measured (or never sent a gradient)
             self.norms[at] = torch.where(fresh, norms,
                                          self.decay * old + (1 - self.decay) * norms)
-            self.count.add_(1)
+            self.count.add_(1)  # balanced updates so far (a record; `fresh` reads the norms)
         balanced = torch.zeros_like(output)
         for g, i in zip(grads, present):
             if g is not None:
