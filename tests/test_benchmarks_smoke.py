@@ -78,6 +78,22 @@ def test_generate_command_benchmark_prints_its_table():
     assert "start-up" in proc.stdout and "ratio" in proc.stdout
 
 
+def test_pipeline_benchmark_times_both_drivers_and_checks_their_codes():
+    """benchmarks/pipeline.py: one thread against the two-thread pipeline on the shipped
+    model, one short round; it exits non-zero if the drivers' codes differ."""
+    from waveloom.sampling import cbuild
+
+    if cbuild.load()[0] is None:
+        pytest.skip("the pipeline is the C backend's: no C compiler here")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "pipeline.py"), "--samples", "2000", "--rounds", "1"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "same codes on both drivers: True" in proc.stdout
+    assert "| generate |" in proc.stdout and "| teacher-forced |" in proc.stdout
+
+
 def test_compare_reference_pairs_the_fast_and_reference_stacks(bench_modules, capsys):
     train_speed, _ = bench_modules
     train_speed.main(["--compare-reference", "--presets", "wavenet/tiny", "--shape", "2x300",

@@ -29,7 +29,7 @@ from waveloom.nn.heads import CategoricalHead, DiscretizedGaussianHead
 from waveloom.sampling import cbuild
 from waveloom.sampling import numba_kernels as nk
 from waveloom.sampling.engine import resolve_engine, sample_codes
-from waveloom.sampling.fast import FastWaveNet, sample_fast
+from waveloom.sampling.fast import WEIGHT_KINDS, FastWaveNet, sample_fast
 from waveloom.sampling.incremental import draw_uniforms, sample_incremental
 from waveloom.sampling.sample import sample
 
@@ -227,11 +227,39 @@ def test_drivers_agree_serial_batch_and_channel_split(backend, monkeypatch):
             numba.set_num_threads(before)
             torch.set_num_threads(torch_threads)
         if threads > 1 and numba.config.NUMBA_NUM_THREADS > 1:
-            expected = "batch" if batch > 1 else ("channels" if backend == "numba" else "serial")
+            expected = "batch" if batch > 1 else ("channels" if backend == "numba" else "pipe")
             assert driver == expected
     np.testing.assert_allclose(results[2, 4], results[1, 4], atol=1e-6)
     np.testing.assert_allclose(results[2, 1], results[1, 1], atol=1e-6)
     np.testing.assert_allclose(results[1, 1], results[1, 4][:, :1], atol=1e-6)
+
+
+@pytest.mark.skipif("c" not in BACKENDS, reason="the two-thread pipeline is the C backend's")
+@pytest.mark.parametrize("weights", WEIGHT_KINDS)
+def test_two_thread_pipeline_draws_the_one_thread_codes(weights, monkeypatch):
+    """One stream on two threads (front: convs and residuals; back: skips, end stack, draw)
+    gives exactly one thread's codes and parameters, free-running across chunks and calls
+    (``final=False`` then a continuation), teacher-forced too, with local rows."""
+    from waveloom.sampling import fast
+
+    model = _model("tiny", "model.local=mel", "model.local_channels=80")
+    codes, g, l = _inputs(model.stack, 1, 900)
+    u = draw_uniforms(3, 700, 1, 2)
+    monkeypatch.setattr(fast, "CHUNK_WORK", 1 << 20)  # several chunks per call
+    out = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(fast, "engine_threads", lambda threads=threads: threads)
+        engine = FastWaveNet(model.stack, model.head, weights=weights, backend="c")
+        engine.reset(1, g)
+        engine.prime(codes[:, :200], l[..., :200])
+        first = engine.generate(400, u[:400], 0.9, l, 200, final=False)
+        second = engine.generate(300, u[400:], 0.9, l, 600)
+        engine.reset(1, g)
+        forced = engine.teacher_force(codes, l, u[:1].expand(900, 1, 2).clone())
+        out[threads] = (engine.driver(), first, second, *forced)
+    assert out[2][0] == "pipe" and out[1][0] == "serial"
+    for one, two in zip(out[1][1:], out[2][1:]):
+        np.testing.assert_array_equal(one, two)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

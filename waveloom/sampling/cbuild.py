@@ -165,6 +165,16 @@ def _build_and_load() -> tuple[Any, str | None]:
         ctypes.POINTER(NetC), ctypes.POINTER(HeadC), ctypes.POINTER(StateC),
         i64, i64, i64, i64, i64, vp, vp, i64, vp, vp, vp, i64, vp,
     ]  # fmt: skip
+    front, back = lib.wl_pipe_front, lib.wl_pipe_back
+    front.restype, back.restype = ctypes.c_int64, None
+    front.argtypes = [
+        ctypes.POINTER(NetC), ctypes.POINTER(StateC), i64, i64, i64, i64, i64, vp, vp, i64,
+        vp, vp, vp,
+    ]  # fmt: skip
+    back.argtypes = [
+        ctypes.POINTER(NetC), ctypes.POINTER(HeadC), ctypes.POINTER(StateC), i64, i64, i64,
+        i64, vp, i64, vp, vp, i64, vp, vp,
+    ]  # fmt: skip
     return lib, None
 
 

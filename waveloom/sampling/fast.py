@@ -33,7 +33,10 @@ Threads: numba's thread count (``numba.set_num_threads``, or ``--threads``) pick
 one thread -> serial; several threads and several streams -> streams split into independent
 groups, one per thread (C: Python threads around GIL-free kernel calls; numba: ``prange``);
 several threads and one stream of a large model -> each layer's output columns split across
-threads (numba backend only; the C backend runs one stream on one thread).
+threads (numba backend only); several threads and one stream on the C backend -> a two-thread
+pipeline (``'pipe'``): one thread runs every layer's conv, gate and residual, the other
+follows it layer by layer with the skip products, the end stack and the draw (the same sums
+in the same order, so the same audio as one thread).
 """
 
 from __future__ import annotations
@@ -592,10 +595,13 @@ class FastWaveNet:
         return int(min(8192, max(16, steps)))
 
     def driver(self) -> str:
-        """Which kernel a chunk runs on now: 'serial', 'batch' or 'channels' (see module)."""
+        """Which kernel a chunk runs on now: 'serial', 'batch', 'channels' or 'pipe' (see
+        module)."""
         threads, net = engine_threads(), self.prep.net
         if threads > 1 and self.batch > 1:
             return "batch"
+        if threads > 1 and self.backend == "c":
+            return "pipe"
         big = net.conv_w[0].size * net.kernel >= CHANNEL_PARALLEL_MIN_MACS
         if threads > 1 and big and self.backend == "numba":
             return "channels"
@@ -645,19 +651,50 @@ class FastWaveNet:
         def run(b0: int, b1: int) -> int:
             return lib.wl_run(net_p, head_p, st_p, b0, b1, t0, steps, int(feed_first), *ptrs)
 
-        groups = min(engine_threads(), batch)
-        if groups <= 1:
+        if self.driver() == "pipe":
+            fed = self._launch_pipe(lib, head_p, steps, feed_first, forced, uniforms, loc,
+                                    codes_out, params_out, final)
+        elif (groups := min(engine_threads(), batch)) <= 1:
             fed = run(0, batch)
         else:
-            if self._pool is None or self._pool_size != groups:
-                if self._pool is not None:
-                    self._pool.shutdown()
-                self._pool = ThreadPoolExecutor(groups, thread_name_prefix="waveloom-fast")
-                self._pool_size = groups
             edges = [g * batch // groups for g in range(groups + 1)]
-            jobs = [self._pool.submit(run, a, b) for a, b in zip(edges[:-1], edges[1:])]
+            pool = self._threads(groups)
+            jobs = [pool.submit(run, a, b) for a, b in zip(edges[:-1], edges[1:])]
             fed = [job.result() for job in jobs][0]
         st.clock[0] = t0 + fed
+
+    def _threads(self, size: int) -> ThreadPoolExecutor:
+        """The engine's worker threads (kept across chunks: a chunk is ~0.1 s of work)."""
+        if self._pool is None or self._pool_size != size:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool = ThreadPoolExecutor(size, thread_name_prefix="waveloom-fast")
+            self._pool_size = size
+        return self._pool
+
+    def _launch_pipe(self, lib: Any, head_p: Any, steps: int, feed_first: bool,
+                     forced: np.ndarray, uniforms: np.ndarray, loc: np.ndarray,
+                     codes_out: np.ndarray, params_out: np.ndarray, final: bool) -> int:
+        """One chunk on the two-thread pipeline (wavenet_step.c, wl_pipe_*): the front on this
+        thread, the back on a worker; both drop the GIL. Returns the inputs fed."""
+        import ctypes
+
+        from waveloom.sampling import cbuild
+
+        net, st, batch = self.prep.net, self._state(), self.batch
+        z = np.zeros(net.dil.shape[0] * batch * (net.conv_w.shape[2] // 2), np.float32)
+        sync = np.zeros(32 + batch, np.int64)  # counters on their own cache lines (see C)
+        net_p, st_p = ctypes.byref(self._c_net), ctypes.byref(self._c_state)
+        t0, ptr = int(st.clock[0]), cbuild.ptr_or_null
+        back = self._threads(1).submit(
+            lib.wl_pipe_back, net_p, head_p, st_p, 0, batch, steps, int(feed_first),
+            ptr(uniforms), uniforms.shape[2], ptr(codes_out), ptr(params_out), int(final),
+            ptr(z), ptr(sync))  # fmt: skip
+        fed = lib.wl_pipe_front(net_p, st_p, 0, batch, t0, steps, int(feed_first), ptr(forced),
+                                ptr(loc), int(final), self._in_codes.ctypes.data, ptr(z),
+                                ptr(sync))  # fmt: skip
+        back.result()
+        return int(fed)
 
     def _empty_local(self) -> np.ndarray:
         return np.zeros((0, 2 * self.info["dilation_channels"]), np.float32)
@@ -755,13 +792,16 @@ class FastWaveNet:
 
         n_chunks = -(-length // chunk)
         # the next chunk's local terms are computed on a second thread while the kernel (which
-        # drops the GIL) runs this one: a free core hides them (a tenth of a 1-stream loop)
+        # drops the GIL) runs this one: a free core hides them (a tenth of a 1-stream loop).
+        # Not beside the two-thread pipeline, whose threads wait on each other: a third would
+        # take a core from one of them.
+        overlap = self.driver() != "pipe"
         with (bar if own else nullcontext()), torch_threads(1), \
                 ThreadPoolExecutor(1, thread_name_prefix="waveloom-local") as ahead:
-            pending = ahead.submit(rows, 0)
+            pending = ahead.submit(rows, 0) if overlap else None
             for i in range(n_chunks):
-                loc = pending.result()
-                if i + 1 < n_chunks:
+                loc = pending.result() if pending is not None else rows(i)
+                if overlap and i + 1 < n_chunks:
                     pending = ahead.submit(rows, i + 1)
                 s0, s1 = i * chunk, min(length, (i + 1) * chunk)
                 codes = np.zeros((b, s1 - s0), np.int32)

@@ -330,16 +330,12 @@ INLINE float tanh32(float x) {
     return t * p / q;
 }
 
-/* Feed in_codes[b] to streams b0:b1 at time t and compute their head parameters, layer-major:
- * each layer's weights serve every stream of the group while they are in L1. `loc` is this
- * step's local-conditioning rows [B * n, 2D] (NULL: none). */
-INLINE void forward(const net_t *restrict net, state_t *restrict st, int64_t b0, int64_t b1,
-                    int64_t t, const int32_t *in_codes, const float *loc, const int q8) {
-    const int64_t n = net->n_layers, K = net->kernel, C = net->res_ch, D = net->dil_ch;
-    const int64_t S = net->skip_ch, E = net->end_ch, P = net->n_params, NZ = S > E ? S : E;
-    const float *xs[1];
-
-    for (int64_t b = b0; b < b1; b++) { /* input conv: x = b_in + sum_k table[k, code] */
+/* The input conv of streams b0:b1 at time t: x = b_in + sum_k table[k, code], the codes of
+ * the last K inputs kept in each stream's ring (in_codes[b] is this step's). */
+INLINE void input_conv(const net_t *restrict net, state_t *restrict st, int64_t b0, int64_t b1,
+                       int64_t t, const int32_t *in_codes) {
+    const int64_t K = net->kernel, C = net->res_ch;
+    for (int64_t b = b0; b < b1; b++) {
         float *restrict x = st->x + b * C;
         int32_t *codes = st->codes + b * K;
         codes[t % K] = in_codes[b];
@@ -349,60 +345,86 @@ INLINE void forward(const net_t *restrict net, state_t *restrict st, int64_t b0,
             const float *row = net->in_table + (k * net->in_rows + codes[slot < 0 ? slot + K : slot]) * C;
             for (int64_t i = 0; i < C; i++) x[i] += row[i];
         }
-        memset(st->skip + b * S, 0, sizeof(float) * S);
     }
+}
+
+/* Layer l of streams b0:b1 at time t, all but its skip product: the dilated conv (plus bias
+ * and this step's local rows `loc`, NULL: none), the gate, and the residual update of x. The
+ * gated output of stream b goes to z + (b - b0) * D, where layer_skip reads it. Up to NS_MAX
+ * streams share every weight row while it is in L1. */
+INLINE void layer_front(const net_t *restrict net, state_t *restrict st, int64_t b0, int64_t b1,
+                        int64_t l, int64_t t, const float *loc, const int q8, float *z) {
+    const int64_t n = net->n_layers, K = net->kernel, C = net->res_ch, D = net->dil_ch;
+    const int64_t r = net->ring_len[l], d = net->dil[l], cur = t % r;
+    const void *cw = mat(net->conv_w, q8, l, K * C * 2 * D);
+    const void *rw = mat(net->res_w, q8, l, D * C);
     float *ys[NS_MAX];
     const float *xg[NS_MAX * 16];
-    for (int64_t l = 0; l < n; l++) {
-        const int64_t r = net->ring_len[l], d = net->dil[l], cur = t % r;
-        const void *cw = mat(net->conv_w, q8, l, K * C * 2 * D);
-        const void *sw = mat(net->skip_w, q8, l, D * S);
-        const void *rw = mat(net->res_w, q8, l, D * C);
-        /* up to NS_MAX streams share every weight row of the layer */
-        for (int64_t g0 = b0; g0 < b1; g0 += NS_MAX) {
-            const int64_t ns = b1 - g0 < NS_MAX ? b1 - g0 : NS_MAX;
+    for (int64_t g0 = b0; g0 < b1; g0 += NS_MAX) {
+        const int64_t ns = b1 - g0 < NS_MAX ? b1 - g0 : NS_MAX;
+        for (int64_t q = 0; q < ns; q++) {
+            const int64_t b = g0 + q;
+            float *restrict x = st->x + b * C, *restrict h = st->h + b * 2 * D;
+            float *lring = st->ring + (b * net->ring_rows + net->ring_off[l]) * C;
+            memcpy(lring + cur * C, x, sizeof(float) * C);
+            const float *bl = st->bias + (b * n + l) * 2 * D;
+            if (loc) {
+                const float *ll = loc + (b * n + l) * 2 * D;
+                for (int64_t o = 0; o < 2 * D; o++) h[o] = bl[o] + ll[o];
+            } else {
+                memcpy(h, bl, sizeof(float) * 2 * D);
+            }
+            for (int64_t k = 0; k < K; k++) {
+                int64_t slot = cur - (K - 1 - k) * d;
+                xg[q * K + k] = lring + (slot < 0 ? slot + r : slot) * C;
+            }
+            ys[q] = h;
+        }
+        gemv_streams(ys, xg, ns, K, C, cw, q8, net->conv_s + l * K * 2 * D, 2 * D);
+        for (int64_t q = 0; q < ns; q++) {
+            const float *restrict h = st->h + (g0 + q) * 2 * D;
+            float *restrict z2 = z + (g0 + q - b0) * D;
+            for (int64_t c = 0; c < D; c++) {
+                float f = tanh32(h[c]);
+                z2[c] = f + f * tanh32(h[D + c]);
+            }
+            xg[q] = z2;
+        }
+        if (l < net->n_res) {
+            const float *rb = net->res_b + l * C;
             for (int64_t q = 0; q < ns; q++) {
-                const int64_t b = g0 + q;
-                float *restrict x = st->x + b * C, *restrict h = st->h + b * 2 * D;
-                float *lring = st->ring + (b * net->ring_rows + net->ring_off[l]) * C;
-                memcpy(lring + cur * C, x, sizeof(float) * C);
-                const float *bl = st->bias + (b * n + l) * 2 * D;
-                if (loc) {
-                    const float *ll = loc + (b * n + l) * 2 * D;
-                    for (int64_t o = 0; o < 2 * D; o++) h[o] = bl[o] + ll[o];
-                } else {
-                    memcpy(h, bl, sizeof(float) * 2 * D);
-                }
-                for (int64_t k = 0; k < K; k++) {
-                    int64_t slot = cur - (K - 1 - k) * d;
-                    xg[q * K + k] = lring + (slot < 0 ? slot + r : slot) * C;
-                }
-                ys[q] = h;
+                float *restrict x = st->x + (g0 + q) * C;
+                for (int64_t i = 0; i < C; i++) x[i] += rb[i];
+                ys[q] = x;
             }
-            gemv_streams(ys, xg, ns, K, C, cw, q8, net->conv_s + l * K * 2 * D, 2 * D);
-            for (int64_t q = 0; q < ns; q++) {
-                const float *restrict h = st->h + (g0 + q) * 2 * D;
-                float *restrict z2 = st->z2 + (g0 + q) * D;
-                for (int64_t c = 0; c < D; c++) {
-                    float f = tanh32(h[c]);
-                    z2[c] = f + f * tanh32(h[D + c]);
-                }
-                ys[q] = st->skip + (g0 + q) * S;
-                xg[q] = z2;
-            }
-            gemv_streams(ys, xg, ns, 1, D, sw, q8, net->skip_s + l * S, S);
-            if (l < net->n_res) {
-                const float *rb = net->res_b + l * C;
-                for (int64_t q = 0; q < ns; q++) {
-                    float *restrict x = st->x + (g0 + q) * C;
-                    for (int64_t i = 0; i < C; i++) x[i] += rb[i];
-                    ys[q] = x;
-                }
-                gemv_streams(ys, xg, ns, 1, D, rw, q8, net->res_s + l * C, C);
-            }
+            gemv_streams(ys, xg, ns, 1, D, rw, q8, net->res_s + l * C, C);
         }
     }
-    for (int64_t b = b0; b < b1; b++) { /* skips -> ReLU -> 1x1 -> ReLU -> 1x1 */
+}
+
+/* Layer l's skip product for streams b0:b1: skip[b] += z[b - b0] @ W_skip[l]. */
+INLINE void layer_skip(const net_t *restrict net, state_t *restrict st, int64_t b0, int64_t b1,
+                       int64_t l, const int q8, const float *z) {
+    const int64_t D = net->dil_ch, S = net->skip_ch;
+    const void *sw = mat(net->skip_w, q8, l, D * S);
+    float *ys[NS_MAX];
+    const float *xg[NS_MAX];
+    for (int64_t g0 = b0; g0 < b1; g0 += NS_MAX) {
+        const int64_t ns = b1 - g0 < NS_MAX ? b1 - g0 : NS_MAX;
+        for (int64_t q = 0; q < ns; q++) {
+            ys[q] = st->skip + (g0 + q) * S;
+            xg[q] = z + (g0 + q - b0) * D;
+        }
+        gemv_streams(ys, xg, ns, 1, D, sw, q8, net->skip_s + l * S, S);
+    }
+}
+
+/* The end of the net for streams b0:b1: skips -> ReLU -> 1x1 -> ReLU -> 1x1 = head params. */
+INLINE void end_stack(const net_t *restrict net, state_t *restrict st, int64_t b0, int64_t b1,
+                      const int q8) {
+    const int64_t S = net->skip_ch, E = net->end_ch, P = net->n_params, NZ = S > E ? S : E;
+    const float *xs[1];
+    for (int64_t b = b0; b < b1; b++) {
         float *restrict skip = st->skip + b * S, *restrict hid = st->hid + b * E;
         float *restrict par = st->params + b * P;
         int64_t *nz = st->nz + b * NZ, m = 0;
@@ -424,6 +446,22 @@ INLINE void forward(const net_t *restrict net, state_t *restrict st, int64_t b0,
         xs[0] = hid;
         gemv(par, xs, 1, E, net->out2_w, q8, net->out2_s, P, nz, m);
     }
+}
+
+/* Feed in_codes[b] to streams b0:b1 at time t and compute their head parameters, layer-major:
+ * each layer's weights serve every stream of the group while they are in L1. `loc` is this
+ * step's local-conditioning rows [B * n, 2D] (NULL: none). The skip product follows the
+ * residual one; they are independent, so the sums are those of any order. */
+INLINE void forward(const net_t *restrict net, state_t *restrict st, int64_t b0, int64_t b1,
+                    int64_t t, const int32_t *in_codes, const float *loc, const int q8) {
+    input_conv(net, st, b0, b1, t, in_codes);
+    memset(st->skip + b0 * net->skip_ch, 0, sizeof(float) * (b1 - b0) * net->skip_ch);
+    float *z = st->z2 + b0 * net->dil_ch;
+    for (int64_t l = 0; l < net->n_layers; l++) {
+        layer_front(net, st, b0, b1, l, t, loc, q8, z);
+        layer_skip(net, st, b0, b1, l, q8, z);
+    }
+    end_stack(net, st, b0, b1, q8);
 }
 
 static void forward_f32(const net_t *net, state_t *st, int64_t b0, int64_t b1, int64_t t,
@@ -524,4 +562,119 @@ int64_t wl_run(const net_t *net, const head_t *hd, state_t *st, int64_t b0, int6
         if (!feed_first && !(final && s == steps - 1)) fwd(net, st, b0, b1, t++, in_codes, lstep);
     }
     return t - t0;
+}
+
+/* ------------------------------------------------------------------------------ two threads */
+
+/* One group of streams on two cores (issue 21: one clip, two cores): wl_pipe_front on one
+ * thread runs every layer's conv, gate and residual (the chain each sample must wait for),
+ * wl_pipe_back on the other the skip products, the end stack and the draw. The back follows
+ * the front layer by layer, so its skip products overlap the front's later layers and a
+ * sample costs the front's chain plus the last skip, end stack and draw, not the whole net.
+ * Together they compute exactly what wl_run does (same products, same order of sums).
+ *
+ * They talk through `sync`, int64 [32 + B] zeroed by the caller, each counter on its own
+ * cache line: sync[0] layers published by the front (k * n + l + 1 for layer l of forward
+ * k), sync[8] forwards finished by the back, sync[16] draws made, sync[32 + b] the input
+ * code the last draw gave stream b. `z` [n, b1 - b0, D] holds every layer's gated outputs of
+ * the forward in flight. A waiting thread spins briefly, then yields its core. */
+#define SYNC_FRONT 0
+#define SYNC_BACK 8
+#define SYNC_DRAWS 16
+#define SYNC_CODES 32
+
+static inline int64_t sync_get(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void sync_set(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+#include <sched.h>
+static void wait_for(const int64_t *p, int64_t v) {
+    for (int64_t spins = 0; sync_get(p) < v; spins++) {
+        if (spins < 2048) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield(); /* the other thread may be waiting for this core */
+        }
+    }
+}
+
+/* Forward k's front half at time t: input codes from in_codes (the back's draw, or forced). */
+static void pipe_front_one(const net_t *net, state_t *st, int64_t b0, int64_t b1, int64_t t,
+                           int64_t k, const int32_t *in_codes, const float *loc, float *z,
+                           int64_t *sync) {
+    const int64_t n = net->n_layers, zl = (b1 - b0) * net->dil_ch;
+    wait_for(sync + SYNC_BACK, k); /* the back has read forward k - 1's outputs from z */
+    input_conv(net, st, b0, b1, t, in_codes);
+    for (int64_t l = 0; l < n; l++) {
+        switch (net->wkind) {
+        case W_Q8: layer_front(net, st, b0, b1, l, t, loc, W_Q8, z + l * zl); break;
+        case W_F16: layer_front(net, st, b0, b1, l, t, loc, W_F16, z + l * zl); break;
+        default: layer_front(net, st, b0, b1, l, t, loc, W_F32, z + l * zl); break;
+        }
+        sync_set(sync + SYNC_FRONT, k * n + l + 1);
+    }
+}
+
+/* Forward k's back half: each layer's skip product as soon as the front has published it. */
+static void pipe_back_one(const net_t *net, state_t *st, int64_t b0, int64_t b1, int64_t k,
+                          const float *z, int64_t *sync) {
+    const int64_t n = net->n_layers, zl = (b1 - b0) * net->dil_ch;
+    memset(st->skip + b0 * net->skip_ch, 0, sizeof(float) * (b1 - b0) * net->skip_ch);
+    for (int64_t l = 0; l < n; l++) {
+        wait_for(sync + SYNC_FRONT, k * n + l + 1);
+        switch (net->wkind) {
+        case W_Q8: layer_skip(net, st, b0, b1, l, W_Q8, z + l * zl); break;
+        case W_F16: layer_skip(net, st, b0, b1, l, W_F16, z + l * zl); break;
+        default: layer_skip(net, st, b0, b1, l, W_F32, z + l * zl); break;
+        }
+    }
+    switch (net->wkind) {
+    case W_Q8: end_stack(net, st, b0, b1, W_Q8); break;
+    case W_F16: end_stack(net, st, b0, b1, W_F16); break;
+    default: end_stack(net, st, b0, b1, W_F32); break;
+    }
+    sync_set(sync + SYNC_BACK, k + 1);
+}
+
+/* The front thread of wl_run (same arguments, plus z and sync); returns the inputs fed. */
+int64_t wl_pipe_front(const net_t *net, state_t *st, int64_t b0, int64_t b1, int64_t t0,
+                      int64_t steps, int64_t feed_first, const int32_t *forced,
+                      const float *loc, int64_t final, int32_t *in_codes, float *z,
+                      int64_t *sync) {
+    const int64_t B = st->batch, rows = net->n_layers * 2 * net->dil_ch;
+    int64_t t = t0, k = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        const float *lstep = loc ? loc + s * B * rows : NULL;
+        if (feed_first) {
+            for (int64_t b = b0; b < b1; b++) in_codes[b] = forced[b * steps + s];
+            pipe_front_one(net, st, b0, b1, t++, k++, in_codes, lstep, z, sync);
+        } else if (!(final && s == steps - 1)) {
+            wait_for(sync + SYNC_DRAWS, s + 1);
+            for (int64_t b = b0; b < b1; b++) in_codes[b] = (int32_t)sync_get(sync + SYNC_CODES + b);
+            pipe_front_one(net, st, b0, b1, t++, k++, in_codes, lstep, z, sync);
+        }
+    }
+    return t - t0;
+}
+
+/* The back thread of wl_run: skips, end stack and the draws (codes_out, params_out). */
+void wl_pipe_back(const net_t *net, const head_t *hd, state_t *st, int64_t b0, int64_t b1,
+                  int64_t steps, int64_t feed_first, const float *uniforms, int64_t n_u,
+                  int32_t *codes_out, float *params_out, int64_t final, const float *z,
+                  int64_t *sync) {
+    const int64_t B = st->batch, P = net->n_params;
+    int64_t k = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        if (feed_first) pipe_back_one(net, st, b0, b1, k++, z, sync);
+        for (int64_t b = b0; b < b1; b++) {
+            const float *par = st->params + b * P;
+            int32_t c = (int32_t)draw(hd, par, uniforms + (s * B + b) * n_u, st->probs + b * P, P);
+            codes_out[b * steps + s] = c;
+            sync_set(sync + SYNC_CODES + b, hd->input_map[c]);
+            if (params_out) memcpy(params_out + (s * B + b) * P, par, sizeof(float) * P);
+        }
+        sync_set(sync + SYNC_DRAWS, s + 1);
+        if (!feed_first && !(final && s == steps - 1)) pipe_back_one(net, st, b0, b1, k++, z, sync);
+    }
 }
