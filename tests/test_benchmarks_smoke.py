@@ -90,7 +90,7 @@ def test_pipeline_benchmark_times_both_drivers_and_checks_their_codes():
         [sys.executable, str(BENCH / "pipeline.py"), "--samples", "2000", "--rounds", "1"],
         capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "same codes on both drivers: True" in proc.stdout
+    assert "same codes on every driver: True" in proc.stdout
     assert "| generate |" in proc.stdout and "| teacher-forced |" in proc.stdout
 
 

@@ -28,6 +28,7 @@ from waveloom.models.registry import build_model
 from waveloom.nn.heads import CategoricalHead, DiscretizedGaussianHead
 from waveloom.sampling import cbuild
 from waveloom.sampling import numba_kernels as nk
+from waveloom.sampling.driver_race import DriverRace
 from waveloom.sampling.engine import resolve_engine, sample_codes
 from waveloom.sampling.fast import WEIGHT_KINDS, FastWaveNet, sample_fast
 from waveloom.sampling.incremental import draw_uniforms, sample_incremental
@@ -171,8 +172,9 @@ def test_nsynth_preset_logits_match_torch(nsynth, backend, one_numba_thread):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_single_step_calls_equal_a_teacher_forced_run(backend):
-    model = _model("tiny", "model.local=mel", "model.local_channels=80")
+@pytest.mark.parametrize("local_channels", [80, 6], ids=["rows", "features-in-kernel"])
+def test_single_step_calls_equal_a_teacher_forced_run(backend, local_channels):
+    model = _model("tiny", "model.local=mel", f"model.local_channels={local_channels}")
     codes, g, l = _inputs(model.stack, 3, 50)
     engine = FastWaveNet(model.stack, model.head, backend=backend)
     engine.reset(3, g)
@@ -236,13 +238,15 @@ def test_drivers_agree_serial_batch_and_channel_split(backend, monkeypatch):
 
 @pytest.mark.skipif("c" not in BACKENDS, reason="the two-thread pipeline is the C backend's")
 @pytest.mark.parametrize("weights", WEIGHT_KINDS)
-def test_two_thread_pipeline_draws_the_one_thread_codes(weights, monkeypatch):
+@pytest.mark.parametrize("local_channels", [80, 6], ids=["rows", "features-in-kernel"])
+def test_two_thread_pipeline_draws_the_one_thread_codes(weights, local_channels, monkeypatch):
     """One stream on two threads (front: convs and residuals; back: skips, end stack, draw)
     gives exactly one thread's codes and parameters, free-running across chunks and calls
-    (``final=False`` then a continuation), teacher-forced too, with local rows."""
+    (``final=False`` then a continuation), teacher-forced too, with local conditioning as
+    precomputed rows (80 mel bands) or as features the kernel projects (6)."""
     from waveloom.sampling import fast
 
-    model = _model("tiny", "model.local=mel", "model.local_channels=80")
+    model = _model("tiny", "model.local=mel", f"model.local_channels={local_channels}")
     codes, g, l = _inputs(model.stack, 1, 900)
     u = draw_uniforms(3, 700, 1, 2)
     monkeypatch.setattr(fast, "CHUNK_WORK", 1 << 20)  # several chunks per call
@@ -250,6 +254,7 @@ def test_two_thread_pipeline_draws_the_one_thread_codes(weights, monkeypatch):
     for threads in (1, 2):
         monkeypatch.setattr(fast, "engine_threads", lambda threads=threads: threads)
         engine = FastWaveNet(model.stack, model.head, weights=weights, backend="c")
+        engine.race.pin = "pipe" if threads == 2 else None  # not the faster: the pipeline
         engine.reset(1, g)
         engine.prime(codes[:, :200], l[..., :200])
         first = engine.generate(400, u[:400], 0.9, l, 200, final=False)
@@ -258,8 +263,32 @@ def test_two_thread_pipeline_draws_the_one_thread_codes(weights, monkeypatch):
         forced = engine.teacher_force(codes, l, u[:1].expand(900, 1, 2).clone())
         out[threads] = (engine.driver(), first, second, *forced)
     assert out[2][0] == "pipe" and out[1][0] == "serial"
+    assert (engine.prep.kernel_local_w is not None) == (local_channels <= fast.KERNEL_LOCAL_MAX)
     for one, two in zip(out[1][1:], out[2][1:]):
         np.testing.assert_array_equal(one, two)
+
+
+def test_driver_race_runs_the_faster_and_tries_again_as_the_load_changes():
+    """The pipeline loses on a busy core: the race measures both, keeps the faster, and
+    tries both again after its interval (doubled while the same one wins)."""
+    race = DriverRace(("pipe", "serial"), interval=2, max_interval=4, warmup=1)
+    race.record("pipe", 4000, 1e6)  # the first chunk is not a trial (cold caches, start-up)
+    assert race.next() == "pipe" and not race.rates
+    speed = {"pipe": 0.4, "serial": 1.0}  # samples per second, relative: one core busy
+    ran = []
+    for _ in range(12):
+        name = race.next()
+        ran.append(name)
+        race.record(name, 4000, 4000 / speed[name])
+    assert ran[:2] == ["pipe", "serial"]  # one trial each
+    assert ran.count("pipe") <= 4 and ran[-1] == "serial"
+    speed = {"pipe": 1.5, "serial": 1.0}  # the core is free again
+    for _ in range(12):
+        name = race.next()
+        race.record(name, 4000, 4000 / speed[name])
+    assert race.choice == "pipe"
+    race.record("pipe", 3, 100.0)  # a few steps are not timed
+    assert race.rates["pipe"] == 1.5
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

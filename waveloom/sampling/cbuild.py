@@ -66,14 +66,14 @@ class NetC(ctypes.Structure):
         (name, ctypes.c_int64)
         for name in (
             "n_layers", "kernel", "res_ch", "dil_ch", "skip_ch", "end_ch", "n_params",
-            "n_res", "wkind", "in_rows", "ring_rows",
+            "n_res", "wkind", "in_rows", "ring_rows", "loc_ch",
         )
     ] + [
         (name, ctypes.c_void_p)
         for name in (
             "in_table", "in_b", "conv_w", "res_w", "skip_w", "out1_w", "out2_w", "conv_s",
             "res_s", "skip_s", "out1_s", "out2_s", "res_b", "skip_b", "out1_b", "out2_b",
-            "dil", "ring_off", "ring_len",
+            "dil", "ring_off", "ring_len", "loc_w",
         )
     ]  # fmt: skip
 
@@ -210,14 +210,17 @@ def weight_kind(net: Any) -> int:
     return 1 if net.scaled else 0
 
 
-def net_struct(net: Any, ring_rows: int) -> NetC:
-    """The C view of a packed ``numba_kernels.Net`` (the arrays must outlive it)."""
+def net_struct(net: Any, ring_rows: int, loc_w: np.ndarray | None = None) -> NetC:
+    """The C view of a packed ``numba_kernels.Net`` (the arrays must outlive it). ``loc_w``
+    [n, L, 2D] (panel layout): the kernel projects L local features itself (the engine then
+    passes features, not rows)."""
     d = net.conv_w.shape[2] // 2
     fields = {
         "n_layers": net.dil.shape[0], "kernel": net.kernel, "res_ch": net.in_b.shape[0],
         "dil_ch": d, "skip_ch": net.skip_w.shape[2], "end_ch": net.out1_w.shape[2],
         "n_params": net.out2_w.shape[2], "n_res": net.n_res, "wkind": weight_kind(net),
         "in_rows": net.in_table.shape[1], "ring_rows": ring_rows,
+        "loc_ch": 0 if loc_w is None else loc_w.shape[1],
     }  # fmt: skip
     arrays = {
         name: _ptr(getattr(net, name))
@@ -227,6 +230,7 @@ def net_struct(net: Any, ring_rows: int) -> NetC:
             "dil", "ring_off", "ring_len",
         )
     }  # fmt: skip
+    arrays["loc_w"] = None if loc_w is None else _ptr(loc_w)
     return NetC(**fields, **arrays)
 
 

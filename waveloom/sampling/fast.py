@@ -36,7 +36,9 @@ several threads and one stream of a large model -> each layer's output columns s
 threads (numba backend only); several threads and one stream on the C backend -> a two-thread
 pipeline (``'pipe'``): one thread runs every layer's conv, gate and residual, the other
 follows it layer by layer with the skip products, the end stack and the draw (the same sums
-in the same order, so the same audio as one thread).
+in the same order, so the same audio as one thread). It needs both cores: when another
+process holds one, it is slower than one thread, so the engine times both on its chunks and
+runs the faster (:mod:`~waveloom.sampling.driver_race`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from waveloom.nn.heads import (
     DiscretizedLogisticMixtureHead,
 )
 from waveloom.nn.wavenet import WaveNetStack
+from waveloom.sampling.driver_race import DriverRace
 from waveloom.sampling.incremental import Samplable, _check, draw_uniforms
 
 WEIGHT_KINDS = ("float32", "float16", "int8")
@@ -76,6 +79,12 @@ CHUNK_LOCAL_FLOATS = 1 << 23  # cap on one chunk of local-conditioning rows (32 
 # the small model's 4 x 1024-sample prime took 0.19 s on one thread and 2-11 s on two on a
 # loaded 2-core machine (every op of an OpenMP region waits for a time slice of each thread).
 PRIME_ONE_THREAD_MACS = 1 << 31
+# Local features up to this many are projected inside the C kernel (L x 2D per layer and
+# step), not precomputed as rows of every layer's 2D terms: the shipped note models' 6
+# features made 18 x 64 floats per sample, ~23 MB per chunk read back from memory, and the
+# product alone cost a tenth of the pipeline's loop. A mel's 80 stay rows (80 x 2D per layer
+# would double a 32-channel layer's work).
+KERNEL_LOCAL_MAX = 16
 
 
 @contextmanager
@@ -188,6 +197,8 @@ class _Prepared:
     local_w: Tensor | None  # [L, n * 2D] step form (gate half halved), float32 CPU
     conv_bias: Tensor  # [n, 2D] float32 CPU
     global_w: Tensor | None  # [n, 2D, G] float32 CPU
+    # local_w as [n, L, 2D] in the C kernel's panels when it projects the features itself
+    kernel_local_w: np.ndarray | None = None
 
 
 class FastWaveNet:
@@ -234,6 +245,7 @@ class FastWaveNet:
         self._loc_bufs: list[Tensor | None] = [None, None]  # two: one filled, one read
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
+        self.race = DriverRace(("pipe", "serial"))  # pipeline or one thread, by measured speed
 
     @staticmethod
     def _pick_backend(backend: str, kernel_size: int) -> str:
@@ -295,7 +307,14 @@ class FastWaveNet:
         )  # fmt: skip
         local_w, global_w = FastWaveNet._conditioning_weights(stack)
         conv_bias = torch.stack([b.conv.bias.detach().cpu().float() for b in stack.blocks])
-        return _Prepared(net=net, local_w=local_w, conv_bias=conv_bias, global_w=global_w)
+        kernel_local_w = None
+        if backend == "c" and local_w is not None and local_w.shape[0] <= KERNEL_LOCAL_MAX:
+            from waveloom.sampling.cbuild import block, panels
+
+            per_layer = local_w.reshape(local_w.shape[0], n, 2 * d).permute(1, 0, 2)
+            kernel_local_w = panels(per_layer.contiguous().numpy(), block())
+        return _Prepared(net=net, local_w=local_w, conv_bias=conv_bias, global_w=global_w,
+                         kernel_local_w=kernel_local_w)
 
     @staticmethod
     def _input_table(stack: WaveNetStack) -> Tensor:
@@ -448,7 +467,8 @@ class FastWaveNet:
             from waveloom.sampling import cbuild
 
             if self._c_net is None:
-                self._c_net = cbuild.net_struct(net, int(net.ring_len.sum()))
+                self._c_net = cbuild.net_struct(net, int(net.ring_len.sum()),
+                                                self.prep.kernel_local_w)
             self._c_state = cbuild.state_struct(self.state)
             self._in_codes = np.zeros(batch, np.int32)  # per-stream scratch of the C kernel
 
@@ -528,30 +548,43 @@ class FastWaveNet:
     # ------------------------------------------------------------------ running
 
     def local_rows(self, local: Tensor, steps: int | None = None, slot: int = 0) -> np.ndarray:
-        """Local features [B, L, T] -> per-step layer biases [steps * B * n, 2D] (step form).
+        """Local features [B, L, T] -> what the kernel reads per step: per-step layer biases
+        [steps * B * n, 2D] (row ``(t*B + b)*n + l`` is layer ``l``'s term for stream ``b``
+        at step ``t``), or, where the C kernel projects them itself (``KERNEL_LOCAL_MAX``),
+        the features [steps * B, L] (row ``t*B + b``).
 
-        Row ``(t*B + b)*n + l`` is layer ``l``'s local term for stream ``b`` at step ``t``;
-        steps past ``T`` (only the final draw of a generation, which feeds nothing) are zeros.
-        One product per chunk into a reused buffer (``slot`` 0 or 1: :meth:`generate` fills
-        one while the kernel reads the other): fresh multi-MB arrays per chunk would cost more
-        in page faults than the product.
+        Steps past ``T`` (only the final draw of a generation, which feeds nothing) are
+        zeros. One product per chunk into a reused buffer (``slot`` 0 or 1: :meth:`generate`
+        fills one while the kernel reads the other): fresh multi-MB arrays per chunk would
+        cost more in page faults than the product.
         """
         if self.prep.local_w is None:
             raise ValueError("this stack has no local conditioning")
         b, n_l, avail = local.shape
         steps = avail if steps is None else steps
-        n, d2 = len(self.stack.blocks), 2 * self.info["dilation_channels"]
-        need = steps * b * n
+        width = self._local_width()
+        kernel_side = self.prep.kernel_local_w is not None
+        per_step = b if kernel_side else b * len(self.stack.blocks)  # rows per step
+        need = steps * per_step
         buf = self._loc_bufs[slot]
-        if buf is None or buf.shape[0] < need:
-            buf = self._loc_bufs[slot] = torch.empty(need, d2)
+        if buf is None or buf.shape[0] < need or buf.shape[1] != width:
+            buf = self._loc_bufs[slot] = torch.empty(need, width)
         out = buf[:need]
         used = min(avail, steps)
         feats = local[..., :used].detach().to("cpu", torch.float32).permute(2, 0, 1)
-        torch.mm(feats.reshape(used * b, n_l), self.prep.local_w,
-                 out=out[: used * b * n].view(used * b, n * d2))
-        out[used * b * n :] = 0.0
+        if kernel_side:
+            out[: used * b].copy_(feats.reshape(used * b, n_l))
+        else:
+            torch.mm(feats.reshape(used * b, n_l), self.prep.local_w,
+                     out=out[: used * per_step].view(used * b, -1))
+        out[used * per_step :] = 0.0
         return out.numpy()
+
+    def _local_width(self) -> int:
+        """Floats of one local row (:meth:`local_rows`): features L, or one layer's 2D."""
+        if self.prep.kernel_local_w is not None:
+            return int(self.prep.kernel_local_w.shape[1])
+        return 2 * self.info["dilation_channels"]
 
     def _head(self, temperature: float) -> Any:
         from waveloom.sampling import layout
@@ -590,8 +623,8 @@ class FastWaveNet:
         b = self.batch
         steps = CHUNK_WORK // max(1, b * self.macs_per_step)
         if has_local:
-            width = len(self.stack.blocks) * 2 * self.info["dilation_channels"]
-            steps = min(steps, CHUNK_LOCAL_FLOATS // (b * width))
+            rows = 1 if self.prep.kernel_local_w is not None else len(self.stack.blocks)
+            steps = min(steps, CHUNK_LOCAL_FLOATS // (b * rows * self._local_width()))
         return int(min(8192, max(16, steps)))
 
     def driver(self) -> str:
@@ -651,9 +684,12 @@ class FastWaveNet:
         def run(b0: int, b1: int) -> int:
             return lib.wl_run(net_p, head_p, st_p, b0, b1, t0, steps, int(feed_first), *ptrs)
 
-        if self.driver() == "pipe":
-            fed = self._launch_pipe(lib, head_p, steps, feed_first, forced, uniforms, loc,
-                                    codes_out, params_out, final)
+        if self.driver() == "pipe":  # unless the serial kernel is faster now (driver_race)
+            fed = self.race.run({
+                "pipe": lambda: self._launch_pipe(lib, head_p, steps, feed_first, forced,
+                                                  uniforms, loc, codes_out, params_out, final),
+                "serial": lambda: run(0, batch),
+            }, steps)  # fmt: skip
         elif (groups := min(engine_threads(), batch)) <= 1:
             fed = run(0, batch)
         else:
@@ -662,6 +698,10 @@ class FastWaveNet:
             jobs = [pool.submit(run, a, b) for a, b in zip(edges[:-1], edges[1:])]
             fed = [job.result() for job in jobs][0]
         st.clock[0] = t0 + fed
+
+    def _pipelined(self) -> bool:
+        """Whether the next chunk runs on the two-thread pipeline (both cores busy)."""
+        return self.driver() == "pipe" and self.race.next() == "pipe"
 
     def _threads(self, size: int) -> ThreadPoolExecutor:
         """The engine's worker threads (kept across chunks: a chunk is ~0.1 s of work)."""
@@ -697,13 +737,14 @@ class FastWaveNet:
         return int(fed)
 
     def _empty_local(self) -> np.ndarray:
-        return np.zeros((0, 2 * self.info["dilation_channels"]), np.float32)
+        return np.zeros((0, self._local_width()), np.float32)
 
     @torch.no_grad()
     def step(self, codes: Tensor | np.ndarray, local_t: np.ndarray | None = None) -> np.ndarray:
         """Feed one input code per stream ([B]); return the next parameters [B, P].
 
-        ``local_t`` [B, n, 2D] is one row of :meth:`local_rows`. One compiled call.
+        ``local_t`` is one step of :meth:`local_rows` ([B, n, 2D] rows or [B, L] features).
+        One compiled call.
         """
         st = self._state()
         forced = np.ascontiguousarray(np.asarray(codes, np.int32).reshape(self.batch, 1))
@@ -794,14 +835,14 @@ class FastWaveNet:
         # the next chunk's local terms are computed on a second thread while the kernel (which
         # drops the GIL) runs this one: a free core hides them (a tenth of a 1-stream loop).
         # Not beside the two-thread pipeline, whose threads wait on each other: a third would
-        # take a core from one of them.
-        overlap = self.driver() != "pipe"
+        # take a core from one of them (then they are computed between chunks).
         with (bar if own else nullcontext()), torch_threads(1), \
                 ThreadPoolExecutor(1, thread_name_prefix="waveloom-local") as ahead:
-            pending = ahead.submit(rows, 0) if overlap else None
+            pending = None
             for i in range(n_chunks):
                 loc = pending.result() if pending is not None else rows(i)
-                if overlap and i + 1 < n_chunks:
+                pending = None
+                if i + 1 < n_chunks and not self._pipelined():
                     pending = ahead.submit(rows, i + 1)
                 s0, s1 = i * chunk, min(length, (i + 1) * chunk)
                 codes = np.zeros((b, s1 - s0), np.int32)

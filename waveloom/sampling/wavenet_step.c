@@ -105,12 +105,20 @@ typedef struct {
     int64_t n_layers, kernel, res_ch, dil_ch, skip_ch, end_ch, n_params, n_res, wkind;
     int64_t in_rows; /* levels + 1: rows of one input table */
     int64_t ring_rows; /* rows of one stream's rings: sum of ring_len */
+    int64_t loc_ch; /* > 0: `loc` holds local features [B, loc_ch] per step, projected here by
+                     * loc_w; 0: `loc` holds the projected rows [B * n, 2D] per step */
     const float *in_table, *in_b;
     const void *conv_w, *res_w, *skip_w, *out1_w, *out2_w; /* float32, int8 or float16 */
     const float *conv_s, *res_s, *skip_s, *out1_s, *out2_s;
     const float *res_b, *skip_b, *out1_b, *out2_b;
     const int64_t *dil, *ring_off, *ring_len;
+    const float *loc_w; /* [n, loc_ch, 2D] float32, panel layout (loc_ch > 0) */
 } net_t;
+
+/* Floats of `loc` per stream and step: the features (loc_ch) or every layer's rows. */
+static inline int64_t loc_width(const net_t *net) {
+    return net->loc_ch ? net->loc_ch : net->n_layers * 2 * net->dil_ch;
+}
 
 typedef struct {
     int64_t batch;
@@ -368,11 +376,16 @@ INLINE void layer_front(const net_t *restrict net, state_t *restrict st, int64_t
             float *lring = st->ring + (b * net->ring_rows + net->ring_off[l]) * C;
             memcpy(lring + cur * C, x, sizeof(float) * C);
             const float *bl = st->bias + (b * n + l) * 2 * D;
-            if (loc) {
+            if (loc && !net->loc_ch) {
                 const float *ll = loc + (b * n + l) * 2 * D;
                 for (int64_t o = 0; o < 2 * D; o++) h[o] = bl[o] + ll[o];
             } else {
                 memcpy(h, bl, sizeof(float) * 2 * D);
+            }
+            if (loc && net->loc_ch) { /* a few features: their product costs less than rows */
+                const float *f[1] = {loc + b * net->loc_ch};
+                gemv(h, f, 1, net->loc_ch, net->loc_w + l * net->loc_ch * 2 * D, W_F32, NULL,
+                     2 * D, NULL, 0);
             }
             for (int64_t k = 0; k < K; k++) {
                 int64_t slot = cur - (K - 1 - k) * d;
@@ -450,7 +463,7 @@ INLINE void end_stack(const net_t *restrict net, state_t *restrict st, int64_t b
 
 /* Feed in_codes[b] to streams b0:b1 at time t and compute their head parameters, layer-major:
  * each layer's weights serve every stream of the group while they are in L1. `loc` is this
- * step's local-conditioning rows [B * n, 2D] (NULL: none). The skip product follows the
+ * step's local conditioning (NULL: none; net_t.loc_ch). The skip product follows the
  * residual one; they are independent, so the sums are those of any order. */
 INLINE void forward(const net_t *restrict net, state_t *restrict st, int64_t b0, int64_t b1,
                     int64_t t, const int32_t *in_codes, const float *loc, const int q8) {
@@ -534,14 +547,14 @@ static int64_t draw(const head_t *restrict hd, const float *restrict par, const 
 /* ------------------------------------------------------------------------------ driver */
 
 /* numba_kernels._run_group for streams b0:b1: `steps` samples from time t0; returns the
- * number of inputs fed. forced [B, steps], uniforms [steps, B, n_u], loc [steps*B*n, 2D]
+ * number of inputs fed. forced [B, steps], uniforms [steps, B, n_u], loc [steps, B, loc_width]
  * (NULL: none), codes_out [B, steps], params_out [steps, B, P] (NULL: not kept), in_codes a
  * [B] scratch row. */
 int64_t wl_run(const net_t *net, const head_t *hd, state_t *st, int64_t b0, int64_t b1,
                int64_t t0, int64_t steps, int64_t feed_first, const int32_t *forced,
                const float *uniforms, int64_t n_u, const float *loc, int32_t *codes_out,
                float *params_out, int64_t final, int32_t *in_codes) {
-    const int64_t B = st->batch, P = net->n_params, rows = net->n_layers * 2 * net->dil_ch;
+    const int64_t B = st->batch, P = net->n_params, rows = loc_width(net);
     void (*fwd)(const net_t *, state_t *, int64_t, int64_t, int64_t, const int32_t *,
                 const float *) = net->wkind == W_Q8 ? forward_q8
         : net->wkind == W_F16 ? forward_f16 : forward_f32;
@@ -642,7 +655,7 @@ int64_t wl_pipe_front(const net_t *net, state_t *st, int64_t b0, int64_t b1, int
                       int64_t steps, int64_t feed_first, const int32_t *forced,
                       const float *loc, int64_t final, int32_t *in_codes, float *z,
                       int64_t *sync) {
-    const int64_t B = st->batch, rows = net->n_layers * 2 * net->dil_ch;
+    const int64_t B = st->batch, rows = loc_width(net);
     int64_t t = t0, k = 0;
     for (int64_t s = 0; s < steps; s++) {
         const float *lstep = loc ? loc + s * B * rows : NULL;
