@@ -272,7 +272,8 @@ def test_driver_race_runs_the_faster_and_tries_again_as_the_load_changes():
     """The pipeline loses on a busy core: the race measures both, keeps the faster, and
     tries both again after its interval (doubled while the same one wins)."""
     race = DriverRace(("pipe", "serial"), interval=2, max_interval=4, warmup=1)
-    race.record("pipe", 4000, 1e6)  # the first chunk is not a trial (cold caches, start-up)
+    assert race.next() == "serial"  # the first chunk: the safe driver, untimed (cold caches)
+    race.record("serial", 4000, 1e6)
     assert race.next() == "pipe" and not race.rates
     speed = {"pipe": 0.4, "serial": 1.0}  # samples per second, relative: one core busy
     ran = []
@@ -289,6 +290,12 @@ def test_driver_race_runs_the_faster_and_tries_again_as_the_load_changes():
     assert race.choice == "pipe"
     race.record("pipe", 3, 100.0)  # a few steps are not timed
     assert race.rates["pipe"] == 1.5
+    busy = DriverRace(("pipe", "serial"), interval=3, warmup=0, busy=True)
+    ran = []
+    for _ in range(4):
+        ran.append(busy.next())
+        busy.record(ran[-1], 4000, 1.0)
+    assert ran == ["serial"] * 3 + ["pipe"]  # a busy machine starts on one thread
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -12,6 +12,7 @@ choice changes only the speed.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -24,25 +25,39 @@ T = TypeVar("T")
 MIN_TIMED_STEPS = 2048
 
 
+def cores_look_busy(cores: int) -> bool:
+    """Whether other work seems to hold a core now: the 1-minute load average above
+    ``cores - 1.5``. Only a prior for the first chunks (it lags by a minute and counts this
+    process's own work later on); wrongly busy costs a few chunks at one thread's speed,
+    wrongly idle a few at the pipeline's 0.4x."""
+    try:
+        return os.getloadavg()[0] > cores - 1.5
+    except (AttributeError, OSError):  # no load average on this platform
+        return False
+
+
 class DriverRace:
     """Alternates ``names`` on trial chunks, then runs the fastest (samples per second).
 
     ``pin`` fixes the driver (tests, benchmarks); ``interval`` is the number of chunks between
     trials, doubled up to ``max_interval`` each time the same driver wins. The first
-    ``warmup`` timed chunks run on the first name untimed: a process's first chunk pays for
-    page faults and thread start-up, and in the ``generate`` command it shares the cores with
-    the plotting imports (measured: the pipeline's first chunk at 57-60 k samples/s, its
-    next ones at 115-130 k).
+    ``warmup`` timed chunks run untimed on the last name (the safe one): a process's first
+    chunk pays for page faults and thread start-up, and in the ``generate`` command it shares
+    the cores with the plotting imports (measured: the pipeline's first chunk at 35-60 k
+    samples/s, its next ones at 115-135 k). ``busy`` (other work holds a core:
+    :func:`cores_look_busy`) starts on the last name and tries the others after
+    ``interval`` chunks, instead of trying them first.
     """
 
     def __init__(self, names: tuple[str, ...] = ("pipe", "serial"), interval: int = 4,
-                 max_interval: int = 64, pin: str | None = None, warmup: int = 1) -> None:
+                 max_interval: int = 64, pin: str | None = None, warmup: int = 1,
+                 busy: bool = False) -> None:
         self.names, self.base, self.max_interval = names, interval, max_interval
         self.pin = pin
-        self.choice = names[0]
+        self.choice = names[-1] if busy else names[0]
         self.interval = interval
-        self.left = 0
-        self.trials = list(names)
+        self.left = interval
+        self.trials = [] if busy else list(names)
         self.rates: dict[str, float] = {}
         self.warmup = warmup
 
@@ -50,6 +65,8 @@ class DriverRace:
         """The driver for the next chunk."""
         if self.pin is not None:
             return self.pin
+        if self.warmup > 0:
+            return self.names[-1]
         return self.trials[0] if self.trials else self.choice
 
     def record(self, name: str, steps: int, seconds: float) -> None:

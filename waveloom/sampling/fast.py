@@ -64,7 +64,7 @@ from waveloom.nn.heads import (
     DiscretizedLogisticMixtureHead,
 )
 from waveloom.nn.wavenet import WaveNetStack
-from waveloom.sampling.driver_race import DriverRace
+from waveloom.sampling.driver_race import DriverRace, cores_look_busy
 from waveloom.sampling.incremental import Samplable, _check, draw_uniforms
 
 WEIGHT_KINDS = ("float32", "float16", "int8")
@@ -245,7 +245,8 @@ class FastWaveNet:
         self._loc_bufs: list[Tensor | None] = [None, None]  # two: one filled, one read
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
-        self.race = DriverRace(("pipe", "serial"))  # pipeline or one thread, by measured speed
+        # pipeline or one thread, by measured speed (a busy machine starts on one thread)
+        self.race = DriverRace(("pipe", "serial"), busy=cores_look_busy(engine_threads()))
 
     @staticmethod
     def _pick_backend(backend: str, kernel_size: int) -> str:
