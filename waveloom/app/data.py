@@ -34,8 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rm.add_argument("--chorales", type=int, default=0, help="how many of music21's Bach chorales")
     rm.add_argument("--midi", type=Path, default=None, help="a folder of .mid files to render too")
     rm.add_argument("--soundfont", type=Path, action="append", default=None,
-                    help="a .sf2/.sf3 file (default TimGM6mb); give it again to render every "
-                         "piece once per SoundFont, e.g. for a transcriber")
+                    help="a .sf2/.sf3 file (default TimGM6mb), or 'sung': a procedural choir "
+                         "of formant voices; give it again to render every piece once per "
+                         "SoundFont, e.g. for a transcriber")
     rm.add_argument("--sr", type=int, default=16000, help="sample rate in Hz (default 16000)")
     rm.add_argument("--program", default=None,
                     help="GM program 0-127 or an ensemble name (organ, strings, choir, "

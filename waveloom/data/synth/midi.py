@@ -264,7 +264,7 @@ def render_midi(
     rate = engine.render_rate_for(sample_rate, render_rate)
     if voice is not None:
         bach.voice_index(voice)  # a bad name fails before the SoundFont loads
-    fonts = [engine.load_soundfont(path, rate) for path in _soundfont_paths(soundfont)]
+    fonts = [_load_font(path, rate) for path in _soundfont_paths(soundfont)]
     pieces = _pieces(chorales, Path(midi_dir) if midi_dir else None, program, tempo, voice)
     settings = _render_settings(fonts, int(sample_rate), rate, program, tempo, tail_seconds,
                                 peak_dbfs, year, max_note_seconds, voice)
@@ -309,7 +309,8 @@ def _render_settings(fonts, sample_rate, rate, program, tempo, tail_seconds, pea
     Keys that are at their defaults are left out so renders written before the key existed
     stay resumable.
     """
-    prints = [engine.soundfont_fingerprint(path) for _, path in fonts]
+    prints = [font.fingerprint if _procedural(font) else engine.soundfont_fingerprint(path)
+              for font, path in fonts]
     settings = {
         "soundfont": prints[0] if len(prints) == 1 else prints, "sample_rate": sample_rate,
         "render_rate": rate, "program": program, "tempo": tempo, "tail_seconds": tail_seconds,
@@ -320,6 +321,21 @@ def _render_settings(fonts, sample_rate, rate, program, tempo, tail_seconds, pea
     if voice is not None:
         settings["voice"] = voice
     return settings
+
+
+def _load_font(path, rate: int) -> tuple[object, Path]:
+    """(font, path) for a SoundFont file, or the procedural choir for the name ``sung``
+    (:mod:`waveloom.data.synth.sung`, imported only then: it needs torch)."""
+    if path is not None and str(path) == "sung":
+        from waveloom.data.synth import sung
+
+        return sung.SungChoir(), Path(sung.NAME)
+    return engine.load_soundfont(path, rate)
+
+
+def _procedural(font: object) -> bool:
+    """Whether ``font`` renders pieces itself (the sung choir) rather than being a SoundFont."""
+    return getattr(font, "procedural", False)
 
 
 def _soundfont_paths(soundfont) -> list:
@@ -363,7 +379,10 @@ def _render_piece(piece: _Piece, summary: MidiSummary, synth: tuple, settings: d
         summary.warnings.append((str(piece.source or piece.name),
                                  f"{cut} note(s) longer than {max_note_seconds:g} s cut to "
                                  f"{max_note_seconds:g} s (--max-note-seconds)"))
-    audio = render_midi_audio(midi, font, rate, sample_rate, settings["tail_seconds"])
+    if _procedural(font):
+        audio = font.render(midi, piece.name, sample_rate, settings["tail_seconds"])
+    else:
+        audio = render_midi_audio(midi, font, rate, sample_rate, settings["tail_seconds"])
     audio = _level(audio, settings["peak_dbfs"])
     pcm, _ = engine.to_pcm16(audio)
     engine.write_wav16(wav_path, pcm, sample_rate)
