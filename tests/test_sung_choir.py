@@ -77,3 +77,30 @@ def test_render_midi_sings_a_folder_of_midi_files_into_the_maestro_layout(tmp_pa
     assert settings["soundfont"]["renderer"] == "sung"
     again = render_midi(tmp_path / "out", midi_dir=src, soundfont="sung", progress=False)
     assert again.resumed == 1 and again.rendered == 0  # same settings: kept
+
+
+def test_merge_renders_links_two_folders_into_one_mixture(tmp_path):
+    """scripts/merge_renders.py: one CSV with both folders' rows (a stable fraction of the
+    first), links to their files, and a clear exit when a name is in both."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    src = tmp_path / "midi"
+    src.mkdir()
+    for i in range(6):
+        _midi((60 + i, 0.0, 0.3)).write(str(src / f"tune{i}.mid"))
+    render_midi(tmp_path / "a", midi_dir=src, soundfont="sung", progress=False)
+    render_midi(tmp_path / "b", midi_dir=src, soundfont="sung", progress=False,
+                tail_seconds=0.5)
+    script = [sys.executable, str(REPO / "scripts" / "merge_renders.py")]
+    clash = subprocess.run(script + [str(tmp_path / "m1"), str(tmp_path / "a"),
+                                     str(tmp_path / "b")], capture_output=True, text=True)
+    assert clash.returncode != 0 and "is in two folders" in clash.stderr
+    proc = subprocess.run(script + [str(tmp_path / "m2"), f"{tmp_path / 'a'}:0.5"],
+                          capture_output=True, text=True, check=True)
+    rows = (tmp_path / "m2" / "maestro-v3.0.0.csv").read_text().splitlines()[1:]
+    assert 0 < len(rows) < 6 and f"{len(rows)} rows linked" in proc.stdout
+    wav = next((tmp_path / "m2").rglob("*.wav"))
+    assert wav.is_symlink() and sf.read(wav)[0].size > 0
