@@ -96,6 +96,34 @@ def rows(codec, originals: np.ndarray, sr: int, bandwidths: list[float]) -> list
     return table
 
 
+def bottleneck(codec, originals: np.ndarray, most: int) -> tuple[dict, list[str]]:
+    """Where a codec loses: the decoder on the encoder's latents with no quantizer at all (a
+    row like the others), and the residual quantizer's relative error ``|x - q_k| / |x|``
+    with its first k codebooks (k = 1, 2, 4, ... ``most``), measured where the codes live
+    (after the shared projection to ``codebook_dim``, if any). An error that falls with k
+    while the score stays flat means the decoder, not the bitrate, limits the codec; one that
+    stays near 1 means the codebooks cannot follow the latents (e.g. unit cosine codes against
+    latents of norm ~50)."""
+    gen = codec.generator
+    rvq = gen.quantizer
+    audio = codec._pad(torch.from_numpy(originals))
+    with torch.no_grad():
+        z = gen.encoder(audio[:, None])
+        plain = gen.decoder(z)[:, 0, : originals.shape[-1]].clamp(-1, 1)
+        codes = gen.quantize(z)[1].transpose(1, 2).long()  # [B, F, n_q]
+        x = rvq.project_in(z.transpose(1, 2))
+        per_level = rvq.get_codes_from_indices(codes)  # [n_q, B, F, codebook_dim]
+        lines = []
+        k = 1
+        while k <= most:
+            err = (x - per_level[:k].sum(0)).norm() / x.norm().clamp_min(1e-12)
+            lines.append(f"k={k}: {float(err):.3f}")
+            k *= 2
+    row = {"name": "decoder on unquantized latents", "kbps": float("nan"),
+           **scores(originals, plain.float().numpy())}
+    return row, lines
+
+
 def _markdown(table: list[dict]) -> str:
     lines = ["| coder | kbps | spectral distance (95 % CI) | SI-SDR dB (95 % CI) |",
              "|---|---:|---:|---:|"]
@@ -134,6 +162,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--bandwidths", type=float, nargs="+", default=[1.5, 3.0, 6.0])
     parser.add_argument("--record", action="store_true", help="add the codec rows to its card")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="add the decoder on unquantized latents and the quantizer's "
+                             "relative error per number of codebooks")
     args = parser.parse_args()
     torch.set_num_threads(1)
     codec, run = load_checkpoint(args.checkpoint)
@@ -142,12 +173,19 @@ def main() -> None:
     cache.check_sample_rate(run.data.sample_rate)
     originals = held_out_clips(cache, args.split, args.clips, args.seconds)
     table = rows(codec, originals, cache.sample_rate, args.bandwidths)
+    errors = None
+    if args.diagnose:
+        row, errors = bottleneck(codec, originals, codec.config.n_q)
+        table.insert(len(args.bandwidths), row)
     data = (f"{args.clips} clips of {args.seconds:g} s, {args.split} split of "
             f"{args.data.name}")
     print(f"{args.checkpoint.name} on {data}\n")
     print(_markdown(table))
     speeds = ", ".join(f"{r['kbps']:g} kbps {r['speed']:.0f}x" for r in table if "speed" in r)
     print(f"\ncodec encode + decode, one thread, offline: {speeds} real time")
+    if errors:
+        print(f"residual quantizer's relative error |x - q_k| / |x| with k codebooks (code "
+              f"space): {', '.join(errors)}")
     if args.record:
         print(f"recorded in {_record(args, table, data)}")
 

@@ -132,6 +132,9 @@ def test_codec_eval_scores_the_codec_beside_opus_and_mulaw(notes_cache, tmp_path
     assert 4 < by_name["Opus"]["kbps"] < 40
     assert by_name["mu-law 8-bit"]["mss"].mean < by_name["silence"]["mss"].mean
     assert by_name["mu-law 8-bit"]["si_sdr"].mean > 20
+    row, errors = codec_eval.bottleneck(codec, clips, codec.config.n_q)
+    assert np.isfinite(row["mss"].mean) and row["name"].startswith("decoder on unquantized")
+    assert errors[0].startswith("k=1: ") and len(errors) == int(np.log2(codec.config.n_q)) + 1
 
 
 def test_student_speed_times_the_whole_commands():
