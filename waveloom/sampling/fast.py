@@ -564,7 +564,7 @@ class FastWaveNet:
         b, n_l, avail = local.shape
         steps = avail if steps is None else steps
         width = self._local_width()
-        kernel_side = self.prep.kernel_local_w is not None
+        kernel_side = self._kernel_local
         per_step = b if kernel_side else b * len(self.stack.blocks)  # rows per step
         need = steps * per_step
         buf = self._loc_bufs[slot]
@@ -581,9 +581,14 @@ class FastWaveNet:
         out[used * per_step :] = 0.0
         return out.numpy()
 
+    @property
+    def _kernel_local(self) -> bool:
+        """Whether the C kernel projects the local features itself (``KERNEL_LOCAL_MAX``)."""
+        return self.prep.kernel_local_w is not None
+
     def _local_width(self) -> int:
         """Floats of one local row (:meth:`local_rows`): features L, or one layer's 2D."""
-        if self.prep.kernel_local_w is not None:
+        if self._kernel_local:
             return int(self.prep.kernel_local_w.shape[1])
         return 2 * self.info["dilation_channels"]
 
@@ -624,7 +629,7 @@ class FastWaveNet:
         b = self.batch
         steps = CHUNK_WORK // max(1, b * self.macs_per_step)
         if has_local:
-            rows = 1 if self.prep.kernel_local_w is not None else len(self.stack.blocks)
+            rows = 1 if self._kernel_local else len(self.stack.blocks)
             steps = min(steps, CHUNK_LOCAL_FLOATS // (b * rows * self._local_width()))
         return int(min(8192, max(16, steps)))
 

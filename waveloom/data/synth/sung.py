@@ -154,8 +154,7 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
     return np.stack([np.convolve(pad[:, j], kernel, mode="valid") for j in range(x.shape[1])], 1)
 
 
-def _breath(f0: np.ndarray, amp: np.ndarray, singer: Singer, rate: float,
-            sample_rate: int) -> np.ndarray:
+def _breath(f0: np.ndarray, amp: np.ndarray, singer: Singer, sample_rate: int) -> np.ndarray:
     """Noise-band magnitudes [F, NOISE_BANDS]: the tract's envelope (vowel 'a') under the
     singer's breath level, following the sung level."""
     bands = (np.arange(NOISE_BANDS) + 0.5) * (sample_rate / 2) / NOISE_BANDS
@@ -178,14 +177,15 @@ def sing_midi(midi: pretty_midi.PrettyMIDI, sample_rate: int, tail_seconds: floa
             singer = _draw_singer(rng, scale)
             f0, amp, dist = _part_controls(part.notes, frames, rate, singer, rng)
             f0s.append(f0), amps.append(amp), dists.append(dist)
-            noises.append(_breath(f0, amp, singer, rate, sample_rate))
+            noises.append(_breath(f0, amp, singer, sample_rate))
     if not f0s:
         return np.zeros(frames * HOP, np.float32)
-    as_t = lambda xs: torch.from_numpy(np.stack(xs)).float()  # noqa: E731
+    f0_t, amp_t, dist_t, noise_t = (torch.from_numpy(np.stack(xs)).float()
+                                    for xs in (f0s, amps, dists, noises))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        voiced, _ = harmonic_synth(as_t(f0s), as_t(amps), as_t(dists), sample_rate, HOP)
-        breath = filtered_noise(as_t(noises), HOP, generator=gen)
+        voiced, _ = harmonic_synth(f0_t, amp_t, dist_t, sample_rate, HOP)
+        breath = filtered_noise(noise_t, HOP, generator=gen)
     return (voiced + breath[:, : voiced.shape[1]]).sum(0).numpy().astype(np.float32)
 
 
