@@ -248,7 +248,9 @@ def test_chunk_sequences_are_consecutive_pieces_of_one_example(notes_cache):
     for i in range(len(ds)):
         item = ds[i]
         assert item["audio"].shape == (4, 1024 + 64) and item["pitch"].shape == ()
-        segment = notes_cache.read(int(item["example"]), int(item["start"]), 4 * 1024 + 64)
+        # each chunk's own first sample (what a pitch clock needs to stay in phase)
+        assert torch.equal(item["start"], item["start"][0] + 1024 * torch.arange(4))
+        segment = notes_cache.read(int(item["example"]), int(item["start"][0]), 4 * 1024 + 64)
         for j in range(4):
             np.testing.assert_array_equal(
                 item["audio"][j].numpy(), segment[j * 1024 : (j + 1) * 1024 + 64]
@@ -263,7 +265,7 @@ def test_chunk_sequence_roll_is_per_chunk(midi_cache):
     )
     item = ds[0]
     assert item["roll"].shape == (4, 128, 2048 // HOP)
-    start = int(item["start"])
+    start = int(item["start"][0])
     for j in range(4):
         expected = midi_cache.roll(0, start + j * 2048, 2048 // HOP, HOP)
         np.testing.assert_array_equal(item["roll"][j].numpy(), expected)

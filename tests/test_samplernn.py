@@ -31,7 +31,13 @@ VARIANTS = {
     "lstm-4tier-linear": dict(rnn="lstm", frame_sizes=(16, 8, 2), quantization="linear"),
     "gru-2layer-2tier-nocond": dict(frame_sizes=(4,), rnn_layers=2, mlp_layers=3,
                                     pitch_conditioning=False, instrument_conditioning=False),
+    "gru-3tier-clock": dict(pitch_excitation=True, note_clock=True, input_noise=2.0),
 }
+
+
+def _clock(batch):
+    """The (pitch, start) a pitch-clock model reads from a batch (ignored by the others)."""
+    return batch.get("pitch"), batch.get("start")
 
 
 def _model(seed=0, **overrides) -> SampleRNN:
@@ -135,11 +141,13 @@ def test_causality_future_samples_do_not_change_the_past(variant):
     batch = _batch(model, predicted=48)
     ctx = model.context
     with torch.no_grad():
-        base, _, _ = model._run(batch["audio"], model._global(batch, 2, False), None, False)
+        base, _, _ = model._run(batch["audio"], model._global(batch, 2, False), None, False,
+                                _clock(batch))
         for t in (0, 1, 7, 8, 9, 15, 16, 33, 47):  # predicted positions, across frame borders
             changed = batch["audio"].clone()
             changed[:, ctx + t :] = torch.rand_like(changed[:, ctx + t :]) * 2 - 1
-            logits, _, _ = model._run(changed, model._global(batch, 2, False), None, False)
+            logits, _, _ = model._run(changed, model._global(batch, 2, False), None, False,
+                                      _clock(batch))
             # Logits of position t depend only on samples < t: equal up to and including t.
             torch.testing.assert_close(logits[..., : t + 1], base[..., : t + 1], atol=1e-6,
                                        rtol=0)
@@ -155,34 +163,41 @@ def test_stateful_steps_equal_the_teacher_forced_pass(variant):
     ctx, n = model.context, 2
     with torch.no_grad():
         g = model._global(batch, n, False)
-        full, codes, _ = model._run(batch["audio"], g, None, False)
+        full, codes, _ = model._run(batch["audio"], g, None, False, _clock(batch))
         history = model.head.encode(batch["audio"][:, :ctx])
-        stepper = Stepper(model, g, history, None, codes.shape[1])
+        local = model._features(batch["pitch"], batch.get("start"), codes.shape[1])
+        stepper = Stepper(model, g, history, None, codes.shape[1], local)
         for t in range(codes.shape[1]):
             torch.testing.assert_close(stepper.logits(), full[..., t], atol=1e-5, rtol=0)
             stepper.push(codes[:, t])
         assert torch.equal(stepper.codes(), codes)
 
 
-def test_prime_continues_from_the_exact_state():
+@pytest.mark.parametrize("variant", ["gru-3tier", "gru-3tier-clock"])
+def test_prime_continues_from_the_exact_state(variant):
     """generate's priming (a prime of any length, left-padded to whole frames) then steps
-    equals the teacher-forced pass over silence + prime + continuation."""
-    model = _model()
+    equals the teacher-forced pass over silence + prime + continuation; with a pitch clock,
+    the prime's first sample is the note's onset."""
+    model = _model(**VARIANTS[variant])
     ctx, n, p = model.context, 2, 29  # 29: not a whole top frame
     audio = _batch(model, predicted=60)["audio"][:, ctx:]
     cond = {"pitch": torch.tensor([60, 70]), "instrument": torch.tensor([1, 2]),
             "prime": audio[:, :p]}
     with torch.no_grad():
-        g, history, state = model._sampling_inputs(n, cond)
+        g, history, state, first = model._sampling_inputs(n, cond)
+        assert first == p
         pad = ctx + (-p % ctx)
-        full, codes, _ = model._run(torch.nn.functional.pad(audio, (pad, 0)), g, None, False)
-        stepper = Stepper(model, g, history, state, 60 - p)
+        clock = (cond["pitch"], torch.full((n,), -pad))
+        full, codes, _ = model._run(torch.nn.functional.pad(audio, (pad, 0)), g, None, False,
+                                    clock)
+        local = model._features(cond["pitch"], torch.full((n,), p - ctx), 60 - p + 3)
+        stepper = Stepper(model, g, history, state, 60 - p, local)
         for t in range(pad - ctx + p, full.shape[-1]):  # the positions after the prime
             torch.testing.assert_close(stepper.logits(), full[..., t], atol=1e-5, rtol=0)
             stepper.push(codes[:, t])
 
 
-@pytest.mark.parametrize("variant", ["gru-3tier", "lstm-4tier-linear"])
+@pytest.mark.parametrize("variant", ["gru-3tier", "lstm-4tier-linear", "gru-3tier-clock"])
 def test_tbptt_two_chunks_with_carried_state_equal_one_pass(variant):
     model = _model(**VARIANTS[variant])
     ctx, w = model.context, 64
@@ -190,6 +205,8 @@ def test_tbptt_two_chunks_with_carried_state_equal_one_pass(variant):
     audio = batch["audio"]
     first = {**batch, "audio": audio[:, : ctx + w]}
     second = {**batch, "audio": audio[:, w : 2 * w + ctx]}  # overlaps by the context
+    if "start" in batch:  # the second window starts w samples later in the note
+        second["start"] = batch["start"] + w
     with torch.no_grad():
         whole = model.log_prob(batch)
         lp1, state = model.log_prob_chunk(first, None)
@@ -416,3 +433,34 @@ def model_generate_bytes(ckpt: Path, seed: int) -> np.ndarray:
         paths = generate_to_folder(ckpt, tmp, n=2, seconds=0.05, pitch=62, device="cpu",
                                    plots=False, options=SamplingOptions(seed=seed, progress=False))
         return np.stack([sf.read(p)[0] for p in paths])
+
+
+def test_pitch_clock_runs_from_the_onset_and_noise_touches_only_the_inputs():
+    """The clock a pitch-clock SampleRNN reads is the labelled pitch's sine with phase 0 at the
+    note's onset (silent before it); training noise changes the input history, never the
+    targets; a batch without 'start' is a one-line error."""
+    model = _model(**VARIANTS["gru-3tier-clock"])
+    ctx, sr = model.context, model.config.sample_rate
+    assert model.batch_keys() == ("pitch", "instrument", "start")
+    local = model._features(torch.tensor([69]), torch.tensor([-ctx - 5]), 400)  # onset at 5
+    t = torch.arange(400) - 5.0
+    expected = torch.sin(2 * torch.pi * 440.0 * t / sr) * (t >= 0)
+    torch.testing.assert_close(local[0, :, 0], expected, atol=1e-4, rtol=0)
+    assert local.shape == (1, 400, model.local_channels) and local[0, :5].abs().max() == 0
+    batch = _batch(model, predicted=64)
+    _, clean_targets, _ = model._run(batch["audio"], model._global(batch, 2, False), None,
+                                     False, _clock(batch))
+    model.train()
+    torch.manual_seed(1)
+    noisy, targets, _ = model._run(batch["audio"], model._global(batch, 2, False), None, False,
+                                   _clock(batch))
+    assert torch.equal(targets, clean_targets)
+    model.eval()
+    plain, _, _ = model._run(batch["audio"], model._global(batch, 2, False), None, False,
+                             _clock(batch))
+    assert not torch.allclose(noisy, plain)
+    with pytest.raises(DataError, match="needs each window's 'start'"):
+        model.loss({k: v for k, v in batch.items() if k != "start"})
+    out = [model.generate(1, 40, {"pitch": p, "instrument": 1}, SamplingOptions(seed=3))
+           for p in (60, 72)]
+    assert out[0].shape == (1, 40) and not torch.equal(out[0], out[1])

@@ -124,6 +124,29 @@ def test_the_model_learns_a_batch(tmp_path):
         model(torch.zeros(1, 10))
 
 
+def test_onsets_under_held_notes_weigh_more():
+    """An onset while another key holds gets ``held_onset_weight``; a whole-chord change, an
+    onset alone in silence and every non-onset cell keep weight 1 (the plain BCE)."""
+    from waveloom.data.note_labels import LOWEST_KEY, note_labels
+    from waveloom.models.transcriber import Transcriber, TranscriberConfig
+
+    hop, top = 128, 60 - LOWEST_KEY
+    # (onset, offset, pitch, velocity, running max offset) in samples: C4 holds 0-40 frames,
+    # E4 starts at 10 under it; G4 and B4 start together at 50 (a chord change); D5 alone at 70.
+    notes = [(0, 40, 60), (10, 30, 64), (50, 60, 67), (50, 60, 71), (70, 75, 74)]
+    table = np.array([(a * hop, b * hop, p, 100, b * hop) for a, b, p in notes], np.float64)
+    table[:, 4] = np.maximum.accumulate(table[:, 4])
+    labels = {k: torch.from_numpy(v)[None] for k, v in note_labels(table, 0, 80, hop).items()}
+    model = Transcriber(TranscriberConfig(n_fft=512, hop=hop, n_mels=32, conv_channels=4,
+                                          width=16, units=8, held_onset_weight=4.0))
+    w = model.onset_cell_weights(labels["onset"], labels["frame"])[0]
+    assert w[10, 64 - LOWEST_KEY] == 4.0
+    assert w[50, 67 - LOWEST_KEY] == w[50, 71 - LOWEST_KEY] == w[70, 74 - LOWEST_KEY] == 1.0
+    assert w[0, top] == 1.0 and float(w.sum()) == w.numel() + 3.0
+    model.config.held_onset_weight = 1.0
+    assert model.onset_cell_weights(labels["onset"], labels["frame"]) is None
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny transcriber trained a few steps on one rendered chorale, through the CLI."""

@@ -217,8 +217,9 @@ class ChunkSequenceDataset(WindowDataset):
     ``context`` (SampleRNN's frame context) and chunk ``j+1`` continues exactly where the
     predicted part of chunk ``j`` ends. A batch is ``[B, n_chunks, chunk + context]``: step
     through dim 1 carrying the recurrent state, and reset it for the next batch. 'roll' is
-    ``[n_chunks, 128, (chunk + context) // roll_hop]`` aligned to each chunk; scalar keys are
-    as in :class:`WindowDataset`. A segment longer than its example is left-padded, so the
+    ``[n_chunks, 128, (chunk + context) // roll_hop]`` aligned to each chunk, and 'start' is
+    ``[n_chunks]``, each chunk's first sample within its example; other scalar keys are as in
+    :class:`WindowDataset`. A segment longer than its example is left-padded, so the
     first chunks are silence and the state starts from quiet, as at the start of a file.
     ``onset_fraction`` of the segments start exactly at their example's first sample (silent
     context, fresh state): where generation starts, and the only place a reset state is right.
@@ -266,6 +267,8 @@ class ChunkSequenceDataset(WindowDataset):
             if key == "roll":
                 chunks = [self._roll(k, start + j * self.chunk, size) for j in range(self.n_chunks)]
                 item[key] = torch.stack(chunks)
+            elif key == "start":  # each chunk's own first sample within the example
+                item[key] = torch.arange(self.n_chunks, dtype=torch.int64) * self.chunk + start
             else:
                 item[key] = self._scalar(key, k, start)
         return item

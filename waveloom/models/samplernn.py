@@ -40,6 +40,13 @@ from waveloom.models.base import Batch, Likelihood
 from waveloom.models.plan import check_request, draw_uniforms
 from waveloom.nn.conditioning import GlobalConditioning
 from waveloom.nn.heads import CategoricalHead
+from waveloom.nn.pitch_clock import (
+    EXCITATION_CHANNELS,
+    NOTE_CLOCK_CHANNELS,
+    noisy_history,
+    note_clock,
+    pitch_excitation,
+)
 from waveloom.nn.tiers import FrameTier, SampleMLP
 
 RNNS = ("gru", "lstm")
@@ -68,11 +75,22 @@ class SampleRNNConfig(ModelConfig):
     instrument_conditioning: bool = False
     cond_dim: int = 32  # embedding width per global label
     cond_dropout: float = 0.0  # rate at which training hides a label (teaches "unknown")
+    # The pitch clock (waveloom.nn.pitch_clock), as the note WaveNets have it: sin / cos of the
+    # labelled pitch's phase (0 at the note's onset, so it runs on unbroken across the windows
+    # of a TBPTT sequence) and a note-on gate with decays, per sample, to the MLP and, per
+    # frame, to every tier. A SampleRNN told its pitch only as an embedding drifts off it
+    # (2/24 notes on pitch at 20 CPU minutes, docs/samplernn.md).
+    pitch_excitation: bool = False
+    note_clock: bool = False
+    input_noise: float = 0.0  # noise on the input history (x its RMS); targets stay clean
+    sample_rate: int = 16000  # turns MIDI pitch into a period and the clock's taus into samples
 
     def validate(self) -> None:
         require_positive(
             self, "rnn_layers", "hidden", "mlp_hidden", "mlp_layers", "embedding_dim",
-            "num_instruments", "cond_dim")
+            "num_instruments", "cond_dim", "sample_rate")
+        if self.input_noise < 0:
+            raise ConfigError(f"model.input_noise={self.input_noise} must be >= 0")
         sizes = list(self.frame_sizes)
         if not sizes or any(s < 1 for s in sizes):
             raise ConfigError(f"model.frame_sizes={sizes} must be one or more integers >= 1")
@@ -120,15 +138,19 @@ class SampleRNN(Likelihood):
             if c.pitch_conditioning or c.instrument_conditioning else None
         )
         g_dim = 0 if self.global_cond is None else self.global_cond.out_dim
+        #: Sample-rate feature channels (the pitch clock), 0 without.
+        self.local_channels = ((EXCITATION_CHANNELS if c.pitch_excitation else 0)
+                               + (NOTE_CLOCK_CHANNELS if c.note_clock else 0))
         sizes = list(c.frame_sizes)
         ratios = [u // l for u, l in zip(sizes, sizes[1:])] + [sizes[-1]]
         outs = [c.hidden] * (len(sizes) - 1) + [c.mlp_hidden]
         self.tiers = nn.ModuleList(
-            FrameTier(f, r, c.hidden, o, c.rnn, c.rnn_layers, g_dim, c.learn_h0)
+            FrameTier(f, r, c.hidden, o, c.rnn, c.rnn_layers, g_dim, c.learn_h0,
+                      self.local_channels)
             for f, r, o in zip(sizes, ratios, outs)
         )
         self.mlp = SampleMLP(sizes[-1], self.levels, c.embedding_dim, c.mlp_hidden,
-                             c.mlp_layers, g_dim)
+                             c.mlp_layers, g_dim, self.local_channels)
 
     # ------------------------------------------------------------------ contract
 
@@ -138,7 +160,36 @@ class SampleRNN(Likelihood):
         return self.config.frame_sizes[0]
 
     def conditioning_keys(self) -> tuple[str, ...]:
-        return () if self.global_cond is None else self.global_cond.keys()
+        keys = () if self.global_cond is None else self.global_cond.keys()
+        if self.config.pitch_excitation and "pitch" not in keys:
+            keys = keys + ("pitch",)
+        return keys
+
+    def batch_keys(self) -> tuple[str, ...]:
+        """The conditioning, plus each window's 'start' within its example when the pitch
+        clock needs to know where the note's onset lies."""
+        return self.conditioning_keys() + (("start",) if self.local_channels else ())
+
+    def _features(self, pitch: Any, start: Any, width: int) -> Tensor | None:
+        """The pitch clock of the ``width`` samples after the context, ``[B, width, L]``, for
+        windows whose first sample lies ``start`` [B] samples after the note's onset (negative:
+        before it); None when the model has none."""
+        if not self.local_channels:
+            return None
+        if start is None:
+            raise DataError("this SampleRNN has a pitch clock: the batch needs each window's "
+                            "'start' sample within its example")
+        device = self._weights_device()
+        start = torch.as_tensor(start, device=device).reshape(-1, 1)
+        times = start + self.context + torch.arange(width, device=device)
+        parts = []
+        if self.config.pitch_excitation:
+            pitch = None if pitch is None else torch.as_tensor(pitch, device=device)
+            parts.append(pitch_excitation(pitch, times, self.config.sample_rate,
+                                          random_phase=False, onset_phase=True, device=device))
+        if self.config.note_clock:
+            parts.append(note_clock(times, self.config.sample_rate))
+        return torch.cat(parts, dim=1).transpose(1, 2)
 
     def _weights_device(self) -> torch.device:
         return self.mlp.out.weight.device
@@ -155,14 +206,16 @@ class SampleRNN(Likelihood):
                   for k in ("pitch", "instrument")}
         return self.global_cond(labels["pitch"], labels["instrument"], batch=n, dropout=dropout)
 
-    def _run(self, audio: Tensor, g: Tensor | None, state: State | None,
-             exact: bool) -> tuple[Tensor, Tensor, State]:
+    def _run(self, audio: Tensor, g: Tensor | None, state: State | None, exact: bool,
+             clock: tuple[Any, Any] = (None, None)) -> tuple[Tensor, Tensor, State]:
         """Teacher-forced pass: audio [B, context + W] -> (logits [B, 256, W], target codes
         [B, W], state after the last frame).
 
         W must be a multiple of the top frame size when ``exact`` (the state continues at a
         frame boundary); otherwise the end is padded with silence and the padding's outputs
-        (and the state, then meaningless) are dropped.
+        (and the state, then meaningless) are dropped. ``clock`` is (pitch, start) for the
+        pitch clock (:meth:`_features`). In training the input history gets
+        ``model.input_noise``; the targets stay clean.
         """
         ctx, sizes = self.context, self.config.frame_sizes
         width = audio.shape[-1] - ctx
@@ -172,15 +225,21 @@ class SampleRNN(Likelihood):
                 f"a SampleRNN chunk predicts {width} samples, not a multiple of its top frame "
                 f"size {ctx} (model.frame_sizes[0]); make data.window a multiple of {ctx}"
             )
-        codes = self.head.encode(F.pad(audio, (0, pad)) if pad else audio)
+        audio = F.pad(audio, (0, pad)) if pad else audio
+        targets = self.head.encode(audio[:, ctx : ctx + width])
+        if self.training:
+            audio = noisy_history(audio, self.config.input_noise)
+        codes = self.head.encode(audio)
         values, b, w = self._values(codes), audio.shape[0], width + pad
+        local = self._features(*clock, w)  # [B, w, L] or None
         above, new_state = None, []
         for k, (tier, size) in enumerate(zip(self.tiers, sizes)):
             frames = values[:, ctx - size : ctx - size + w].reshape(b, w // size, size)
-            above, s = tier(frames, above, g, None if state is None else state[k])
+            loc = None if local is None else local.reshape(b, w // size, -1)
+            above, s = tier(frames, above, g, None if state is None else state[k], loc)
             new_state.append(s)
-        logits = self.mlp(codes[:, ctx - sizes[-1] : ctx + w - 1], above, g)
-        return logits[..., :width], codes[:, ctx : ctx + width], tuple(new_state)
+        logits = self.mlp(codes[:, ctx - sizes[-1] : ctx + w - 1], above, g, local)
+        return logits[..., :width], targets, tuple(new_state)
 
     def _checked_audio(self, batch: Batch) -> Tensor:
         audio = batch["audio"]
@@ -198,7 +257,8 @@ class SampleRNN(Likelihood):
         (None: a file's start), and the state after it (not detached)."""
         audio = self._checked_audio(batch)
         g = self._global(batch, audio.shape[0], dropout=self.training)
-        logits, targets, state = self._run(audio, g, state, exact=True)
+        logits, targets, state = self._run(audio, g, state, exact=True,
+                                           clock=(batch.get("pitch"), batch.get("start")))
         return self.head.log_prob(logits, targets), state
 
     def loss_chunk(self, batch: Batch, state: State | None) -> tuple[dict[str, Tensor], State]:
@@ -211,19 +271,23 @@ class SampleRNN(Likelihood):
         """Mean NLL in nats per predicted sample (and bits/sample), from a file's start state."""
         audio = self._checked_audio(batch)
         g = self._global(batch, audio.shape[0], dropout=self.training)
-        logits, targets, _ = self._run(audio, g, None, exact=False)
+        logits, targets, _ = self._run(audio, g, None, exact=False,
+                                       clock=(batch.get("pitch"), batch.get("start")))
         nll = -self.head.log_prob(logits, targets).mean()
         return {"loss": nll, "bits_per_sample": nll.detach() / math.log(2.0)}
 
-    def _scan(self, audio: Tensor, g: Tensor | None) -> tuple[Tensor, State]:
+    def _scan(self, audio: Tensor, g: Tensor | None,
+              clock: tuple[Any, Any] = (None, None)) -> tuple[Tensor, State]:
         """Teacher-forced log-probs [B, T - context] of a sequence of any length from the start
-        state, in passes of ~SCORE_CHUNK samples with the state carried: equal to one pass."""
-        ctx = self.context
+        state, in passes of ~SCORE_CHUNK samples with the state carried: equal to one pass.
+        ``clock`` is (pitch, the sequence's first sample's time since the onset)."""
+        ctx, (pitch, first) = self.context, clock
         step = max(ctx, SCORE_CHUNK - SCORE_CHUNK % ctx)
         width, state, out = audio.shape[-1] - ctx, None, []
         for start in range(0, width, step):
             piece = audio[:, start : start + ctx + step]
-            logits, targets, state = self._run(piece, g, state, exact=False)
+            at = None if first is None else torch.as_tensor(first).reshape(-1) + start
+            logits, targets, state = self._run(piece, g, state, exact=False, clock=(pitch, at))
             out.append(self.head.log_prob(logits, targets))
         return torch.cat(out, dim=1), state
 
@@ -232,16 +296,19 @@ class SampleRNN(Likelihood):
         from a file's start state; any length (long inputs are scored in state-carrying
         passes, so memory stays bounded and nothing is truncated)."""
         audio = self._checked_audio(batch)
-        return self._scan(audio, self._global(batch, audio.shape[0], dropout=self.training))[0]
+        g = self._global(batch, audio.shape[0], dropout=self.training)
+        return self._scan(audio, g, (batch.get("pitch"), batch.get("start")))[0]
 
     # ------------------------------------------------------------------ sampling
 
     def _sampling_inputs(self, n: int, cond: dict[str, Any]) -> tuple[Tensor | None, Tensor,
-                                                                     State | None]:
-        """(global vector, history codes [n, context], state) from the user's ``cond``.
+                                                                     State | None, int]:
+        """(global vector, history codes [n, context], state, the first new sample's time
+        since the note's onset) from the user's ``cond``.
 
         A prime (``cond['prime']`` [n, P] or [P] audio) is left-padded with silence to whole
-        top frames and run teacher-forced, so sampling continues from its exact state.
+        top frames and run teacher-forced, so sampling continues from its exact state; its
+        first sample is the note's onset.
         """
         device = self._weights_device()
         g = None
@@ -258,7 +325,7 @@ class SampleRNN(Likelihood):
         ctx, prime = self.context, cond.get("prime")
         if prime is None:
             silence = self.head.encode(torch.zeros((), device=device))
-            return g, silence.expand(n, ctx).contiguous(), None
+            return g, silence.expand(n, ctx).contiguous(), None, 0
         prime = torch.as_tensor(prime, dtype=torch.float32, device=device)
         prime = prime.unsqueeze(0) if prime.dim() == 1 else prime
         if prime.dim() != 2 or prime.shape[0] not in (1, n) or prime.shape[1] == 0:
@@ -266,8 +333,8 @@ class SampleRNN(Likelihood):
                               f"[{n}, samples]")
         pad = ctx + (-prime.shape[1] % ctx)
         audio = F.pad(prime.expand(n, -1), (pad, 0))
-        _, state = self._scan(audio, g)
-        return g, self.head.encode(audio[:, -ctx:]), state
+        _, state = self._scan(audio, g, (cond.get("pitch"), torch.full((n,), -pad)))
+        return g, self.head.encode(audio[:, -ctx:]), state, prime.shape[1]
 
     @torch.no_grad()
     def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
@@ -287,8 +354,13 @@ class SampleRNN(Likelihood):
             raise ConfigError(f"--weights {options.weights}: needs the WaveNet fast engine; "
                               "SampleRNN samples in float32")
         check_request(n, length, options.temperature)
-        g, history, state = self._sampling_inputs(n, dict(cond or {}))
-        stepper = Stepper(self, g, history, state, length)
+        cond = dict(cond or {})
+        g, history, state, first = self._sampling_inputs(n, cond)
+        pitch = cond.get("pitch")
+        local = self._features(None if pitch is None else torch.as_tensor(pitch).reshape(-1),
+                               torch.full((n,), first - self.context),
+                               length + (-length % self.context))  # whole top frames
+        stepper = Stepper(self, g, history, state, length, local)
         uniforms = draw_uniforms(options.seed, length, n, 1).to(self._weights_device())
         for t in tqdm(range(length), disable=not options.progress, unit="sample",
                       desc="sampling"):
@@ -298,6 +370,9 @@ class SampleRNN(Likelihood):
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         batch = super().example_batch(batch_size, length, seed)
         batch["instrument"] = batch["instrument"] % self.config.num_instruments
+        if self.local_channels:
+            g = torch.Generator().manual_seed(seed)
+            batch["start"] = torch.randint(-length, 4 * length, (batch_size,), generator=g)
         return batch
 
 
@@ -310,8 +385,9 @@ class Stepper:
     """
 
     def __init__(self, model: SampleRNN, g: Tensor | None, history: Tensor,
-                 state: State | None, length: int) -> None:
-        self.model, self.g, self.t = model, g, 0
+                 state: State | None, length: int, local: Tensor | None = None) -> None:
+        # local: the pitch clock [n, length rounded up to whole top frames, L], or None
+        self.model, self.g, self.t, self.local = model, g, 0, local
         ctx, n = model.context, history.shape[0]
         self.buf = torch.empty(n, ctx + length, dtype=torch.long, device=history.device)
         self.buf[:, :ctx] = history
@@ -331,11 +407,14 @@ class Stepper:
             if t % size == 0:
                 frame = m._values(self.buf[:, ctx + t - size : ctx + t])
                 above = None if k == 0 else self.vectors[k - 1][:, (t % sizes[k - 1]) // size]
+                loc = None if self.local is None else self.local[:, t : t + size].reshape(
+                    self.local.shape[0], -1)
                 self.vectors[k], self.state[k] = tier.step(frame, above, self.g_bias[k],
-                                                           self.state[k])
+                                                           self.state[k], loc)
         last = sizes[-1]
         return m.mlp.step(self.table, self.buf[:, ctx + t - last : ctx + t],
-                          self.vectors[-1][:, t % last], self.mlp_bias)
+                          self.vectors[-1][:, t % last], self.mlp_bias,
+                          None if self.local is None else self.local[:, t])
 
     def push(self, codes: Tensor) -> None:
         self.buf[:, self.model.context + self.t] = codes

@@ -27,11 +27,14 @@ class FrameTier(nn.Module):
     """
 
     def __init__(self, frame: int, ratio: int, hidden: int, out_dim: int, rnn: str, layers: int,
-                 global_dim: int, learn_h0: bool) -> None:
+                 global_dim: int, learn_h0: bool, local_dim: int = 0) -> None:
         super().__init__()
         self.ratio, self.out_dim, self.lstm = ratio, out_dim, rnn == "lstm"
         self.input = nn.Linear(frame, hidden)
         self.global_proj = nn.Linear(global_dim, hidden, bias=False) if global_dim else None
+        # Sample-rate features of the frame being predicted (``local_dim`` per sample), e.g. the
+        # pitch clock: the tier knows where in the note and in the period its frame falls.
+        self.local_proj = nn.Linear(frame * local_dim, hidden, bias=False) if local_dim else None
         self.rnn = (nn.LSTM if self.lstm else nn.GRU)(hidden, hidden, layers, batch_first=True)
         self.upsample = nn.Linear(hidden, ratio * out_dim)
         shape = (2 if self.lstm else 1, layers, 1, hidden)
@@ -42,13 +45,16 @@ class FrameTier(nn.Module):
         return (h0[0], h0[1]) if self.lstm else h0[0]
 
     def forward(self, frames: Tensor, above: Tensor | None, g: Tensor | None,
-                state: Any) -> tuple[Tensor, Any]:
+                state: Any, local: Tensor | None = None) -> tuple[Tensor, Any]:
         """frames [B, N, F], above [B, N, H] or None, g [B, G] or None, state (GRU h or LSTM
-        (h, c), each [layers, B, H]; None: the learnt initial state) ->
+        (h, c), each [layers, B, H]; None: the learnt initial state), local [B, N, F * L] (the
+        predicted frames' features, when the tier has ``local_dim``) ->
         ([B, N * ratio, out_dim], state after frame N)."""
         x = self.input(frames)
         if above is not None:
             x = x + above
+        if self.local_proj is not None:
+            x = x + self.local_proj(local)
         if self.global_proj is not None:
             x = x + self.global_proj(g).unsqueeze(1)
         if state is None:
@@ -62,12 +68,14 @@ class FrameTier(nn.Module):
         return self.upsample(out).reshape(b, n * self.ratio, self.out_dim), state
 
     def step(self, frame: Tensor, above: Tensor | None, g_bias: Tensor | None,
-             state: Any) -> tuple[Tensor, Any]:
-        """One frame [B, F] (+ above [B, H], ``global_proj(g)`` [B, H]) -> ([B, ratio, out],
-        state); ``state`` as in :meth:`forward` (None: the initial state)."""
+             state: Any, local: Tensor | None = None) -> tuple[Tensor, Any]:
+        """One frame [B, F] (+ above [B, H], ``global_proj(g)`` [B, H], local [B, F * L]) ->
+        ([B, ratio, out], state); ``state`` as in :meth:`forward` (None: the initial state)."""
         x = self.input(frame)
         if above is not None:
             x = x + above
+        if self.local_proj is not None:
+            x = x + self.local_proj(local)
         if g_bias is not None:
             x = x + g_bias
         if state is None:
@@ -92,13 +100,14 @@ class SampleMLP(nn.Module):
     from the lowest tier -> logits over the 256 levels."""
 
     def __init__(self, inputs: int, levels: int, embedding_dim: int, hidden: int, layers: int,
-                 global_dim: int) -> None:
+                 global_dim: int, local_dim: int = 0) -> None:
         super().__init__()
         self.inputs, self.embedding_dim = inputs, embedding_dim
         self.embedding = nn.Embedding(levels, embedding_dim)
         # Row-major over (tap, embedding): tap 0 is the oldest sample.
         self.input = nn.Linear(inputs * embedding_dim, hidden)
         self.global_proj = nn.Linear(global_dim, hidden, bias=False) if global_dim else None
+        self.local_proj = nn.Linear(local_dim, hidden, bias=False) if local_dim else None
         self.hidden = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers - 1))
         self.out = nn.Linear(hidden, levels)
         self.register_buffer("taps", torch.arange(inputs), persistent=False)
@@ -109,13 +118,17 @@ class SampleMLP(nn.Module):
             x = F.relu(layer(x))
         return self.out(x)
 
-    def forward(self, codes: Tensor, cond: Tensor, g: Tensor | None) -> Tensor:
-        """codes [B, T + inputs - 1], cond [B, T, H] -> logits [B, levels, T]."""
+    def forward(self, codes: Tensor, cond: Tensor, g: Tensor | None,
+                local: Tensor | None = None) -> Tensor:
+        """codes [B, T + inputs - 1], cond [B, T, H], local [B, T, L] (each predicted sample's
+        own features, when the MLP has ``local_dim``) -> logits [B, levels, T]."""
         emb = self.embedding(codes).transpose(1, 2)  # [B, E, T + inputs - 1]
         w = self.input.weight.view(-1, self.inputs, self.embedding_dim).permute(0, 2, 1)
         x = F.conv1d(emb, w, self.input.bias).transpose(1, 2) + cond
         if self.global_proj is not None:
             x = x + self.global_proj(g).unsqueeze(1)
+        if self.local_proj is not None:
+            x = x + self.local_proj(local)
         return self._tail(x).transpose(1, 2)
 
     def step_table(self) -> Tensor:
@@ -126,8 +139,11 @@ class SampleMLP(nn.Module):
         table = torch.einsum("qe,hfe->qfh", self.embedding.weight, w)
         return table.reshape(-1, table.shape[-1]).contiguous()
 
-    def step(self, table: Tensor, codes: Tensor, cond: Tensor, bias: Tensor) -> Tensor:
+    def step(self, table: Tensor, codes: Tensor, cond: Tensor, bias: Tensor,
+             local: Tensor | None = None) -> Tensor:
         """codes [B, inputs] (oldest first), cond [B, H], ``bias`` = the input layer's bias
-        (+ ``global_proj(g)``) -> logits [B, levels]."""
+        (+ ``global_proj(g)``), local [B, L] -> logits [B, levels]."""
         x = F.embedding_bag(codes * self.inputs + self.taps, table, mode="sum")
+        if self.local_proj is not None:
+            x = x + self.local_proj(local)
         return self._tail(x + bias + cond)

@@ -1,9 +1,10 @@
 """Truncated backpropagation through time, for recurrent families (SampleRNN).
 
 A step reads sequences of ``data.chunks`` consecutive windows of one file ('audio'
-[B, chunks, window + context], 'roll' [B, chunks, 128, frames]) and makes one update per window,
-in order, carrying the recurrent state from window to window detached (gradients stop at window
-boundaries); the state is dropped after the last window, since the next batch starts new files.
+[B, chunks, window + context], 'roll' [B, chunks, 128, frames], 'start' [B, chunks]) and
+makes one update per window, in order, carrying the recurrent state from window to window
+detached (gradients stop at window boundaries); the state is dropped after the last window,
+since the next batch starts new files.
 A step is thus ``data.chunks`` updates and one learning-rate step; checkpoints fall between
 sequences, so resume stays exact. The model provides ``loss_chunk(window, state) -> (losses,
 state)``.
@@ -22,7 +23,7 @@ from waveloom.config import RunConfig
 from waveloom.train.objectives.base import Batch, Objective, dataset_args, detached
 
 #: Batch keys that carry one entry per window (dim 1); the others are per sequence.
-PER_WINDOW_KEYS = ("audio", "roll")
+PER_WINDOW_KEYS = ("audio", "roll", "start")
 
 
 def detach_state(state: Any) -> Any:
