@@ -457,3 +457,65 @@ def test_melgan_excitation_carries_the_tracked_pitch():
         model.vocode(model.mel(audio))
     with pytest.raises(ConfigError, match="not built yet"):
         model.export_spec()
+
+
+def test_gansynth_harmonic_prior_is_the_if_of_a_harmonic_note():
+    """The prior table equals the analysed IF of a harmonic tone in every bin that carries a
+    partial; a generator that draws the tone's magnitudes with a zero IF residual then makes
+    a sound whose partials sit at k x f0: the phase comes from the pitch label alone."""
+    from waveloom.models.gansynth import harmonic_if
+
+    sr, n_fft, hop, pitch = 16000, 256, 64, 64  # f0 329.6 Hz: 5.3 bins apart
+    f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+    _, model = _tiny("gansynth", ["model.harmonic_prior=true", "model.mel=false",
+                                  f"model.n_fft={n_fft}", f"model.hop={hop}", "model.frames=64"])
+    t = torch.arange(model.config.length, dtype=torch.float64) / sr
+    tone = sum(0.2 / k * torch.sin(2 * math.pi * k * f0 * t + k) for k in range(1, 8)).float()
+    image = model.analyse(tone[None])
+    table = harmonic_if(sr, n_fft, hop, n_fft // 2, torch.tensor([pitch]))[0]
+    partials = torch.round(torch.arange(1, 8) * f0 / (sr / n_fft)).long()
+    got = image[0, 1, partials, 4:-4]  # frames away from the edges
+    diff = wrap_unit_diff(got, table[partials, None])
+    assert diff.abs().max() < 0.02, diff.abs().max()
+    drawn = torch.stack([image[:, 0], torch.zeros_like(image[:, 1])], dim=1)
+
+    def harmonic_share(label: int) -> float:  # energy within 25 Hz of a harmonic of f0
+        _, linear = model.with_prior(drawn, model.pitch_index(label, 1))
+        audio = model.invert(drawn, linear)[0, 1024:-1024].double()
+        window = torch.hann_window(len(audio), dtype=torch.float64)
+        power = torch.fft.rfft(audio * window).abs() ** 2
+        ratio = torch.fft.rfftfreq(len(audio), 1 / sr) / f0
+        near = ((ratio - ratio.round()).abs() * f0 < 25.0) & (ratio.round() >= 1)
+        return float(power[near].sum() / power.sum())
+
+    assert harmonic_share(pitch) > 0.95  # measured 0.997
+    assert harmonic_share(pitch + 1) < 0.5  # a semitone's prior moves the partials: 0.14
+
+
+def wrap_unit_diff(a, b):
+    from waveloom.models.gansynth import wrap_unit
+
+    return wrap_unit(a - b)
+
+
+def test_gansynth_instrument_conditioning():
+    """With ``instrument_conditioning`` the generator reads a one-hot instrument (different
+    instruments, different notes from one latent), the critic's auxiliary loss adds an
+    instrument head to the pitch head, and an id out of range is a one-line error."""
+    _, model = _tiny("gansynth", ["model.instrument_conditioning=true",
+                                  "model.harmonic_prior=true", "model.num_instruments=3"])
+    model.eval()
+    assert model.conditioning_keys() == ("pitch", "instrument")
+    z = model.sample_latents(1, seed=0)
+    a, b = (model.synthesize(z, {"pitch": 60, "instrument": i}) for i in (0, 2))
+    assert not torch.allclose(a, b)
+    batch = model.example_batch(4, model.config.length)
+    batch["instrument"] = batch["instrument"] % 3
+    _, cond = model.real_sample(batch, None)
+    logits = torch.zeros(4, model.config.num_labels)
+    loss, _ = model.aux_loss(logits, cond)
+    expected = math.log(model.config.num_pitches) + math.log(3)  # two uniform heads
+    assert abs(float(loss) - expected) < 1e-5
+    assert torch.isfinite(model.loss(batch)["loss"])
+    with pytest.raises(ConfigError, match="knows 0..2"):
+        model.synthesize(z, {"pitch": 60, "instrument": 3})

@@ -120,6 +120,16 @@ class Adversarial(Generative):
         """Labels of the auxiliary classifier ([B] long), or None without one."""
         return None
 
+    def aux_loss(self, logits: Tensor | None, cond: dict[str, Any]
+                 ) -> tuple[Tensor, Tensor] | None:
+        """(cross-entropy, accuracy) of the auxiliary classifier's ``logits`` against
+        :meth:`class_target`, or None without one. A family with several label heads in one
+        logits vector (GANSynth's pitch and instrument) overrides this."""
+        target = self.class_target(cond)
+        if target is None or logits is None:
+            return None
+        return F.cross_entropy(logits, target), (logits.argmax(-1) == target).float().mean()
+
     def reconstruction_loss(self, real: Tensor, fake: Tensor, cond: dict[str, Any]
                             ) -> Tensor | None:
         """A weighted loss between the whole real and generated windows (before
@@ -167,13 +177,10 @@ class Adversarial(Generative):
             gp = gradient_penalty(score, real, fake, gen)
             total = total + c.gp_weight * gp
             out["gp"] = gp.detach()
-        target = self.class_target(cond)
-        logits = outs_r[0][2]
-        if target is not None and logits is not None and c.aux_weight > 0:
-            aux = F.cross_entropy(logits, target)
-            total = total + c.aux_weight * aux
-            out["d_aux"] = aux.detach()
-            out["d_class_acc"] = (logits.argmax(-1) == target).float().mean()
+        aux = self.aux_loss(outs_r[0][2], cond) if c.aux_weight > 0 else None
+        if aux is not None:
+            total = total + c.aux_weight * aux[0]
+            out["d_aux"], out["d_class_acc"] = aux[0].detach(), aux[1]
         return {"loss": total, **out}
 
     def generator_loss(self, batch: Batch, gen: torch.Generator | None = None,
@@ -207,12 +214,10 @@ class Adversarial(Generative):
             fm = sum(feature_matching(r[1], f[1]) for r, f in zip(outs_r, outs_f))
             total = total + c.fm_weight * fm
             out["feature_matching"] = fm.detach()
-        target = self.class_target(cond)
-        logits = outs_f[0][2]
-        if target is not None and logits is not None and c.aux_weight > 0:
-            aux = F.cross_entropy(logits, target)
-            total = total + c.aux_weight * aux
-            out["g_aux"] = aux.detach()
+        aux = self.aux_loss(outs_f[0][2], cond) if c.aux_weight > 0 else None
+        if aux is not None:
+            total = total + c.aux_weight * aux[0]
+            out["g_aux"] = aux[0].detach()
         return {"loss": total, **out}
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:

@@ -53,11 +53,22 @@ class GANSynthConfig(AdversarialConfig):
     log_floor: float = 1e-6
     latent_dim: int = 256
     pitch_conditioning: bool = True
+    # A one-hot instrument beside the pitch's in the generator's input, and an instrument head
+    # beside the pitch head in the critic's auxiliary classifier (an addition: NSynth's
+    # GANSynth took pitch only, and drew timbre from the latent).
+    instrument_conditioning: bool = False
+    num_instruments: int = 16
     min_pitch: int = 24
     max_pitch: int = 84
     aux_weight: float = 10.0
     d_lr: float = 8e-4
     d_betas: tuple[float, float] = (0.0, 0.99)
+    # The harmonic IF prior (an addition; docs/gansynth.md): the generator's IF channel is a
+    # residual over the IF a harmonic note at the labelled pitch has in every bin (each bin
+    # turning at its nearest harmonic's frequency), so partials come out at k x f0 whatever
+    # magnitudes the generator draws. The plain model had no note on pitch after 1,700 CPU
+    # steps; the pitch then lives in the phase, which the generator need not discover.
+    harmonic_prior: bool = False
 
     @property
     def bins(self) -> int:
@@ -71,9 +82,15 @@ class GANSynthConfig(AdversarialConfig):
     def num_pitches(self) -> int:
         return self.max_pitch - self.min_pitch + 1 if self.pitch_conditioning else 0
 
+    @property
+    def num_labels(self) -> int:
+        """Width of the one-hot labels: pitches, then instruments."""
+        return self.num_pitches + (self.num_instruments if self.instrument_conditioning else 0)
+
     def validate(self) -> None:
         super().validate()
-        require_positive(self, "n_fft", "hop", "frames", "layers", "model_dim", "max_channels")
+        require_positive(self, "n_fft", "hop", "frames", "layers", "model_dim", "max_channels",
+                         "num_instruments")
         if self.bins % 2**self.layers or self.frames % 2**self.layers:
             raise ConfigError(
                 f"model.n_fft/2={self.bins} and model.frames={self.frames} must be divisible by "
@@ -84,6 +101,27 @@ class GANSynthConfig(AdversarialConfig):
                               "must be a MIDI range 0..127")
         if not self.log_floor > 0:
             raise ConfigError(f"model.log_floor={self.log_floor} must be > 0")
+        if self.harmonic_prior and not self.pitch_conditioning:
+            raise ConfigError("model.harmonic_prior needs model.pitch_conditioning: true (the "
+                              "prior is the labelled pitch's harmonics)")
+
+
+def wrap_unit(x: Tensor) -> Tensor:
+    """IF values (phase / pi) wrapped to [-1, 1): the same phase advance modulo 2 pi."""
+    return x - 2.0 * torch.floor((x + 1.0) / 2.0)
+
+
+def harmonic_if(sr: int, n_fft: int, hop: int, bins: int, pitches: Tensor) -> Tensor:
+    """The IF (as :func:`~waveloom.audio.spectral.instantaneous_frequency` gives it, frames
+    after the first) of a harmonic note at each MIDI pitch, per linear bin: ``[P, bins]``.
+
+    A stationary partial at ``h`` Hz turns the phase of every bin in its main lobe by
+    ``2 pi h hop / sr`` per frame, so a bin's value is that of its nearest harmonic ``k f0``
+    (k >= 1; bins below f0 / 2 take the fundamental's)."""
+    f0 = 440.0 * torch.pow(2.0, (pitches.double() - 69.0) / 12.0)[:, None]
+    centre = torch.arange(bins, dtype=torch.float64)[None, :] * sr / n_fft
+    harmonic = torch.clamp(torch.round(centre / f0), min=1.0) * f0
+    return wrap_unit(2.0 * harmonic * hop / sr).float()
 
 
 def mel_warp(sr: int, n_fft: int, bins: int) -> Tensor:
@@ -123,11 +161,11 @@ class GANSynth(Adversarial):
     def __init__(self, config: GANSynthConfig) -> None:
         super().__init__(config)
         c = config
-        self.generator = Upsample2dGenerator(c.latent_dim + c.num_pitches, 2, c.bins, c.frames,
+        self.generator = Upsample2dGenerator(c.latent_dim + c.num_labels, 2, c.bins, c.frames,
                                              c.layers, c.model_dim, pixel_norm=True,
                                              max_channels=c.max_channels)
         self.discriminator = Conv2dDiscriminator(2, c.bins, c.frames, c.layers, c.model_dim,
-                                                 classes=c.num_pitches, stddev=True,
+                                                 classes=c.num_labels, stddev=True,
                                                  max_channels=c.max_channels)
         self.centre, self.scale = log_range(c.n_fft, c.log_floor)
         if c.mel:
@@ -137,11 +175,19 @@ class GANSynth(Adversarial):
             self.register_buffer("unwarp", unwarp.float(), persistent=False)
         else:
             self.warp = self.unwarp = None
+        if c.harmonic_prior:
+            pitches = torch.arange(c.min_pitch, c.max_pitch + 1)
+            table = harmonic_if(c.sample_rate, c.n_fft, c.hop, c.bins, pitches)
+            self.register_buffer("prior_if", table, persistent=False)  # [P, bins], linear
+        else:
+            self.prior_if = None
 
     # ------------------------------------------------------------------ representation
 
     def conditioning_keys(self) -> tuple[str, ...]:
-        return ("pitch",) if self.config.pitch_conditioning else ()
+        c = self.config
+        return (("pitch",) if c.pitch_conditioning else ()) + (
+            ("instrument",) if c.instrument_conditioning else ())
 
     def analyse(self, audio: Tensor) -> Tensor:
         """Audio [B, T] -> [B, 2, bins, frames]: normalised log magnitude, IF (both [-1, 1])."""
@@ -156,12 +202,17 @@ class GANSynth(Adversarial):
             logmag, inst = self.warp @ logmag, self.warp @ inst
         return torch.stack([logmag.clamp(-1.0, 1.0), inst], dim=1)
 
-    def invert(self, image: Tensor) -> Tensor:
-        """[B, 2, bins, frames] (as :meth:`analyse` makes) -> audio [B, frames * hop]."""
+    def invert(self, image: Tensor, linear_if: Tensor | None = None) -> Tensor:
+        """[B, 2, bins, frames] (as :meth:`analyse` makes) -> audio [B, frames * hop].
+        ``linear_if`` [B, bins, frames], when given, is the IF on linear bins, used instead of
+        un-warping the image's (the harmonic prior's exact IF, which a mel band's average of
+        several bins would blur)."""
         c = self.config
         logmag, inst = image[:, 0].float(), image[:, 1].float()
         if self.unwarp is not None:
             logmag, inst = self.unwarp @ logmag, self.unwarp @ inst
+        if linear_if is not None:
+            inst = linear_if.float()
         mag = (logmag.clamp(-1.5, 1.5) * self.scale + self.centre).exp()
         phase = torch.cumsum(inst * math.pi, dim=-1)  # waveloom.audio.spectral.phase_from_if
         spec = torch.polar(mag, phase)
@@ -183,28 +234,62 @@ class GANSynth(Adversarial):
                               f"{c.min_pitch}..{c.max_pitch} (model.min_pitch/max_pitch)")
         return (p - c.min_pitch).to(self._param_device())
 
-    def _latent_input(self, z: Tensor, index: Tensor | None) -> Tensor:
-        if index is None:
-            return z
-        return torch.cat([z, F.one_hot(index, self.config.num_pitches).to(z.dtype)], dim=-1)
+    def with_prior(self, image: Tensor, index: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The generator's image [B, 2, bins, frames] with the harmonic IF prior added to its
+        IF channel (on linear bins, wrapped, then warped back when ``mel``) -> (the image the
+        critic sees, the linear IF [B, bins, frames] for :meth:`invert`); unchanged and None
+        without the prior."""
+        if self.prior_if is None or index is None:
+            return image, None
+        inst = image[:, 1] if self.unwarp is None else self.unwarp @ image[:, 1]
+        linear = wrap_unit(inst + self.prior_if[index][:, :, None])
+        warped = linear if self.warp is None else self.warp @ linear
+        return torch.stack([image[:, 0], warped], dim=1), linear
+
+    def instrument_index(self, instrument: Any, n: int) -> Tensor | None:
+        """Instrument ids [n] (0 when not given), or None for a model without them; a one-line
+        error outside 0..num_instruments - 1."""
+        c = self.config
+        if not c.instrument_conditioning:
+            return None
+        i = torch.as_tensor(0 if instrument is None else instrument).long().reshape(-1).cpu()
+        i = i.expand(n) if i.numel() == 1 else i
+        if i.numel() != n:
+            raise ConfigError(f"{i.numel()} instruments for {n} samples")
+        if n and (int(i.min()) < 0 or int(i.max()) >= c.num_instruments):
+            raise ConfigError(f"instrument ids {i.tolist()[:4]}...: this model knows 0.."
+                              f"{c.num_instruments - 1} (model.num_instruments)")
+        return i.to(self._param_device())
+
+    def _latent_input(self, z: Tensor, index: Tensor | None,
+                      instrument: Tensor | None = None) -> Tensor:
+        parts = [z]
+        if index is not None:
+            parts.append(F.one_hot(index, self.config.num_pitches).to(z.dtype))
+        if instrument is not None:
+            parts.append(F.one_hot(instrument, self.config.num_instruments).to(z.dtype))
+        return torch.cat(parts, dim=-1)
 
     # ------------------------------------------------------------------ adversarial pieces
 
     def real_sample(self, batch: Batch, gen: torch.Generator | None) -> tuple[Tensor, dict]:
         x = self.analyse(batch["audio"].to(self._param_device()))
-        cond: dict[str, Any] = {"n": x.shape[0], "index": None}
-        if self.config.pitch_conditioning:
-            if "pitch" not in batch:
-                raise DataError("GANSynth is pitch-conditioned: the batch needs 'pitch'")
-            try:
+        cond: dict[str, Any] = {"n": x.shape[0], "index": None, "instrument": None}
+        for key in self.conditioning_keys():
+            if key not in batch:
+                raise DataError(f"GANSynth is {key}-conditioned: the batch needs {key!r}")
+        try:
+            if self.config.pitch_conditioning:
                 cond["index"] = self.pitch_index(batch["pitch"], x.shape[0])
-            except ConfigError as err:
-                raise DataError(f"training data: {err}") from None
+            cond["instrument"] = self.instrument_index(batch.get("instrument"), x.shape[0])
+        except ConfigError as err:
+            raise DataError(f"training data: {err}") from None
         return x, cond
 
     def fake_sample(self, cond: dict[str, Any], gen: torch.Generator | None) -> Tensor:
         z = randn((cond["n"], self.latent_dim), gen, self._param_device())
-        return self.generator(self._latent_input(z, cond["index"]))
+        image = self.generator(self._latent_input(z, cond["index"], cond.get("instrument")))
+        return self.with_prior(image, cond["index"])[0]
 
     def critic(self, x: Tensor, cond: dict[str, Any], gen: torch.Generator | None
                ) -> list[CriticOutput]:
@@ -213,16 +298,36 @@ class GANSynth(Adversarial):
     def class_target(self, cond: dict[str, Any]) -> Tensor | None:
         return cond.get("index")
 
+    def aux_loss(self, logits: Tensor | None, cond: dict[str, Any]
+                 ) -> tuple[Tensor, Tensor] | None:
+        """Cross-entropy of the pitch head plus, with instruments, of the instrument head (the
+        logits' last ``num_instruments`` columns); the accuracy is the pitch head's."""
+        index, instrument = cond.get("index"), cond.get("instrument")
+        if logits is None or (index is None and instrument is None):
+            return None
+        p = self.config.num_pitches
+        loss, acc = logits.new_zeros(()), logits.new_zeros(())
+        if index is not None:
+            loss = F.cross_entropy(logits[:, :p], index)
+            acc = (logits[:, :p].argmax(-1) == index).float().mean()
+        if instrument is not None:
+            loss = loss + F.cross_entropy(logits[:, p:], instrument)
+        return loss, acc
+
     def synthesize(self, z: Tensor, cond: dict[str, Any] | None = None) -> Tensor:
-        z = z.to(self._param_device())
+        z, cond = z.to(self._param_device()), cond or {}
         index = None
         if self.config.pitch_conditioning:
-            index = self.pitch_index((cond or {}).get("pitch"), z.shape[0])
-        return self.invert(self.generator(self._latent_input(z, index))).clamp(-1.0, 1.0)
+            index = self.pitch_index(cond.get("pitch"), z.shape[0])
+        instrument = self.instrument_index(cond.get("instrument"), z.shape[0])
+        image = self.generator(self._latent_input(z, index, instrument))
+        image, linear_if = self.with_prior(image, index)
+        return self.invert(image, linear_if).clamp(-1.0, 1.0)
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         batch = super().example_batch(batch_size, length, seed)
         g = torch.Generator().manual_seed(seed + 1)
         c = self.config
         batch["pitch"] = torch.randint(c.min_pitch, c.max_pitch + 1, (batch_size,), generator=g)
+        batch["instrument"] = torch.randint(0, c.num_instruments, (batch_size,), generator=g)
         return batch
