@@ -519,3 +519,22 @@ def test_gansynth_instrument_conditioning():
     assert torch.isfinite(model.loss(batch)["loss"])
     with pytest.raises(ConfigError, match="knows 0..2"):
         model.synthesize(z, {"pitch": 60, "instrument": 3})
+
+
+def test_equalized_layers_scale_their_weights_at_run_time():
+    """An equalised layer stores N(0, 1) weights and applies them times gain / sqrt(fan_in), so
+    it equals a plain layer holding the scaled weights; GANSynth builds them on request."""
+    from waveloom.nn.gan import EqualizedConv2d, EqualizedLinear
+
+    torch.manual_seed(0)
+    lin, conv = EqualizedLinear(64, 32), EqualizedConv2d(8, 4, 3, padding=1, gain=1.0)
+    assert abs(float(lin.weight.std()) - 1.0) < 0.05 and float(lin.bias.abs().max()) == 0.0
+    x = torch.randn(5, 64)
+    torch.testing.assert_close(lin(x), x @ (lin.weight * math.sqrt(2.0) / 8.0).T)
+    img = torch.randn(2, 8, 6, 6)
+    expected = torch.nn.functional.conv2d(img, conv.weight / math.sqrt(72.0), conv.bias,
+                                          padding=1)
+    torch.testing.assert_close(conv(img), expected)
+    _, model = _tiny("gansynth", ["model.equalized_lr=true"])
+    assert isinstance(model.generator.dense, EqualizedLinear)
+    assert isinstance(model.discriminator.convs[0], EqualizedConv2d)

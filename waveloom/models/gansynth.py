@@ -69,6 +69,10 @@ class GANSynthConfig(AdversarialConfig):
     # magnitudes the generator draws. The plain model had no note on pitch after 1,700 CPU
     # steps; the pitch then lives in the phase, which the generator need not discover.
     harmonic_prior: bool = False
+    # Progressive GANs' equalised learning rate (waveloom.nn.gan.EqualizedConv2d), which
+    # GANSynth's layers have. Off keeps the checkpoints trained before it loadable (their
+    # weights are stored unscaled).
+    equalized_lr: bool = False
 
     @property
     def bins(self) -> int:
@@ -163,10 +167,12 @@ class GANSynth(Adversarial):
         c = config
         self.generator = Upsample2dGenerator(c.latent_dim + c.num_labels, 2, c.bins, c.frames,
                                              c.layers, c.model_dim, pixel_norm=True,
-                                             max_channels=c.max_channels)
+                                             max_channels=c.max_channels,
+                                             equalized=c.equalized_lr)
         self.discriminator = Conv2dDiscriminator(2, c.bins, c.frames, c.layers, c.model_dim,
                                                  classes=c.num_labels, stddev=True,
-                                                 max_channels=c.max_channels)
+                                                 max_channels=c.max_channels,
+                                                 equalized=c.equalized_lr)
         self.centre, self.scale = log_range(c.n_fft, c.log_floor)
         if c.mel:
             warp = mel_warp(c.sample_rate, c.n_fft, c.bins)

@@ -82,6 +82,48 @@ class PhaseShuffle(nn.Module):
         return padded.gather(2, index[:, None, :].expand(-1, x.shape[1], -1))
 
 
+class EqualizedLinear(nn.Linear):
+    """``nn.Linear`` with the equalised learning rate of Karras et al. 2018 (progressive GANs,
+    GANSynth): weights drawn N(0, 1) and scaled at run time by ``gain / sqrt(fan_in)``, so Adam's
+    per-parameter step moves every layer at the same relative rate whatever its fan-in.
+    ``gain`` sqrt(2) before a (leaky) ReLU, 1 for an output layer."""
+
+    def __init__(self, in_features: int, out_features: int, gain: float = math.sqrt(2.0)
+                 ) -> None:
+        super().__init__(in_features, out_features)
+        nn.init.normal_(self.weight)
+        nn.init.zeros_(self.bias)
+        self.scale = gain / math.sqrt(in_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+class EqualizedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with the equalised learning rate (see :class:`EqualizedLinear`)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int = 0,
+                 gain: float = math.sqrt(2.0)) -> None:
+        super().__init__(c_in, c_out, kernel, stride=stride, padding=padding)
+        nn.init.normal_(self.weight)
+        nn.init.zeros_(self.bias)
+        self.scale = gain / math.sqrt(c_in * kernel * kernel)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.weight * self.scale, self.bias)
+
+
+def _conv2d(equalized: bool, c_in: int, c_out: int, kernel: int, *, stride: int = 1,
+            padding: int = 0, gain: float = math.sqrt(2.0)) -> nn.Conv2d:
+    if equalized:
+        return EqualizedConv2d(c_in, c_out, kernel, stride=stride, padding=padding, gain=gain)
+    return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding)
+
+
+def _linear(equalized: bool, n_in: int, n_out: int, gain: float = math.sqrt(2.0)) -> nn.Linear:
+    return EqualizedLinear(n_in, n_out, gain) if equalized else nn.Linear(n_in, n_out)
+
+
 class PixelNorm(nn.Module):
     """Normalise each position's feature vector to unit RMS (Karras et al. 2018; GANSynth's
     generator): keeps the generator's signal magnitudes from escalating without batch
@@ -151,14 +193,17 @@ class Upsample2dGenerator(nn.Module):
     """
 
     def __init__(self, latent: int, out_channels: int, height: int, width: int, layers: int,
-                 channels: int, *, pixel_norm: bool = False, max_channels: int = 512) -> None:
+                 channels: int, *, pixel_norm: bool = False, max_channels: int = 512,
+                 equalized: bool = False) -> None:
         super().__init__()
         if height % 2**layers or width % 2**layers:
             raise ValueError(f"{height}x{width} is not divisible by 2**{layers}")
         self.h0, self.w0 = height >> layers, width >> layers
         widths = [min(max_channels, channels * 2 ** (layers - i)) for i in range(layers + 1)]
         self.c0 = widths[0]
-        self.dense = nn.Linear(latent, self.c0 * self.h0 * self.w0)
+        # PGGAN's first layer maps the latent to a 4x4 image with gain sqrt(2) / 4
+        self.dense = _linear(equalized, latent, self.c0 * self.h0 * self.w0,
+                             math.sqrt(2.0) / 4 if equalized else 1.0)
         self.pixel_norm = PixelNorm() if pixel_norm else nn.Identity()
         act: Callable[[], nn.Module] = (lambda: nn.LeakyReLU(0.2)) if pixel_norm else nn.ReLU
         blocks = []
@@ -166,8 +211,8 @@ class Upsample2dGenerator(nn.Module):
             if pixel_norm:
                 blocks.append(nn.Sequential(
                     nn.Upsample(scale_factor=2, mode="nearest"),
-                    nn.Conv2d(c_in, c_out, 3, padding=1), act(), PixelNorm(),
-                    nn.Conv2d(c_out, c_out, 3, padding=1), act(), PixelNorm(),
+                    _conv2d(equalized, c_in, c_out, 3, padding=1), act(), PixelNorm(),
+                    _conv2d(equalized, c_out, c_out, 3, padding=1), act(), PixelNorm(),
                 ))
             else:
                 blocks.append(nn.Sequential(
@@ -176,8 +221,8 @@ class Upsample2dGenerator(nn.Module):
                 ))
         self.blocks = nn.Sequential(*blocks)
         self.act = act()
-        self.out = nn.Conv2d(widths[-1], out_channels, 1 if pixel_norm else 3,
-                             padding=0 if pixel_norm else 1)
+        self.out = _conv2d(equalized, widths[-1], out_channels, 1 if pixel_norm else 3,
+                           padding=0 if pixel_norm else 1, gain=1.0)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.dense(z).view(z.shape[0], self.c0, self.h0, self.w0)
@@ -195,18 +240,19 @@ class Conv2dDiscriminator(nn.Module):
     """
 
     def __init__(self, in_channels: int, height: int, width: int, layers: int, channels: int,
-                 *, classes: int = 0, stddev: bool = False, max_channels: int = 512) -> None:
+                 *, classes: int = 0, stddev: bool = False, max_channels: int = 512,
+                 equalized: bool = False) -> None:
         super().__init__()
         widths = [min(max_channels, channels * 2**i) for i in range(layers)]
         self.convs = nn.ModuleList()
         c_in = in_channels
         for c_out in widths:
-            self.convs.append(nn.Conv2d(c_in, c_out, 5, stride=2, padding=2))
+            self.convs.append(_conv2d(equalized, c_in, c_out, 5, stride=2, padding=2))
             c_in = c_out
         self.stddev = stddev
         flat = (c_in + int(stddev)) * (height >> layers) * (width >> layers)
-        self.score = nn.Linear(flat, 1)
-        self.classify = nn.Linear(flat, classes) if classes > 0 else None
+        self.score = _linear(equalized, flat, 1, gain=1.0)
+        self.classify = _linear(equalized, flat, classes, gain=1.0) if classes > 0 else None
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor], Tensor | None]:
         feats = []
