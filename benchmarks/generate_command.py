@@ -43,11 +43,12 @@ _ROWS: dict[str, list[float]] = {}
 
 
 def command(seconds: float, n: int, out: Path, root: Path = ROOT,
-            weights: str = "float32", ckpt: Path = CKPT) -> tuple[float, float]:
+            weights: str = "float32", ckpt: Path = CKPT, engine: str = "fast"
+            ) -> tuple[float, float]:
     """(wall, CPU) seconds of the whole CLI command in a subprocess, running the waveloom of
     ``root`` (another checkout: a before/after comparison)."""
     argv = [sys.executable, "-m", "waveloom.cli", "generate", str(ckpt), "--seconds",
-            str(seconds), "--n", str(n), "--engine", "fast", "--out", str(out), "-q"]
+            str(seconds), "--n", str(n), "--engine", engine, "--out", str(out), "-q"]
     if weights != "float32":  # an older checkout may not know the flag
         argv += ["--weights", weights]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -88,6 +89,9 @@ def main() -> None:
                    help="the WaveNet to time (default: the shipped wavenet-small-notes)")
     p.add_argument("--root", type=Path, default=ROOT,
                    help="the checkout whose command is timed (default: this one)")
+    p.add_argument("--engine", default="fast",
+                   help="the command's --engine; not 'fast' (a SampleRNN, which has no fast "
+                        "engine: use auto) times the command alone, with no steady loop")
     p.add_argument("--record", action="store_true",
                    help="add each length's whole-command real-time factor to the shipped "
                         "model's card (waveloom models)")
@@ -104,15 +108,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             start, start_cpu = command(TINY, args.n, Path(tmp) / "s", args.root, args.weights,
-                                       args.checkpoint)
+                                       args.checkpoint, args.engine)
             rows.setdefault("start-up", []).append(start)
             rows.setdefault("start-up cpu", []).append(start_cpu)
             line = [f"round {r}: load {os.getloadavg()[0]:.1f}",
                     f"start-up {start:.2f} s ({start_cpu:.2f} CPU)"]
             for s in args.seconds:
                 wall, cpu = command(s, args.n, Path(tmp) / f"c{s:g}", args.root, args.weights,
-                                    args.checkpoint)
-                steady = steady_rate(model, args.n, min(s, 10.0), args.weights)
+                                    args.checkpoint, args.engine)
+                steady = (steady_rate(model, args.n, min(s, 10.0), args.weights)
+                          if args.engine == "fast" else float("nan"))
                 cli = args.n * (s - TINY) * SR / max(wall - start, 1e-9)
                 for key, v in ((f"wall {s:g}", wall), (f"cpu {s:g}", cpu), (f"cli {s:g}", cli),
                                (f"steady {s:g}", steady)):
@@ -145,7 +150,8 @@ def _record(args: argparse.Namespace, med: dict[str, float]) -> Path:
     for s in args.seconds:
         walls = _ROWS[f"wall {s:g}"]
         path = record(args.checkpoint, Measurement(
-            metric=f"whole generate command, {s:g} s x {args.n} streams, fast engine"
+            metric=f"whole generate command, {s:g} s x {args.n} streams, "
+                   + ("fast engine" if args.engine == "fast" else f"engine {args.engine}")
                    + ("" if args.weights == "float32" else f", {args.weights} weights"),
             value=round(s / med[f"wall {s:g}"], 2), unit="x real time",
             data=f"{args.checkpoint.stem} on {os.cpu_count()} CPU cores (a shared machine: "

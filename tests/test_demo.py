@@ -56,7 +56,9 @@ def test_melody_goes_to_the_first_known_family() -> None:
 
 @pytest.mark.slow
 def test_demo_writes_a_page_whose_links_resolve(tmp_path) -> None:
-    index = run_demo(tmp_path, progress=False, autoencoder=tmp_path / "absent.safetensors")
+    # zoo=[]: the zoo's sections (a SampleRNN draws ~50 s of notes) have a test of their own
+    index = run_demo(tmp_path, progress=False, autoencoder=tmp_path / "absent.safetensors",
+                     zoo=[])
     page = index.read_text()
     links = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", page)
     assert links and all((tmp_path / link).is_file() for link in links)
@@ -122,3 +124,28 @@ def test_vocoder_section_resynthesises_beside_griffin_lim(tmp_path) -> None:
     scores = json.loads((tmp_path / "vocoder" / "distances.json").read_text())
     assert scores and all(set(s) == {"MelGAN", "Griffin-Lim"} for s in scores.values())
     assert all(0 < v < 1e3 for s in scores.values() for v in s.values())
+
+
+def test_zoo_notes_section_labels_each_note_with_its_heard_pitch(tmp_path, monkeypatch) -> None:
+    """A zoo model's section (here an untrained tiny SampleRNN with the pitch clock: only the
+    plumbing is pinned) draws two instruments x three pitches and writes what pYIN heard."""
+    import waveloom.app._demo_notes as zoo_notes
+    from waveloom.app._demo_notes import PITCHES, notes_section, pick_instruments
+    from waveloom.app.demo import _section
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+
+    from .conftest import CONFIGS
+
+    assert pick_instruments(["brass_a", "flute_b", "guitar_c"]) == [1, 2]
+    assert pick_instruments([]) == [0]
+    run = load_config(CONFIGS / "samplernn" / "tiny.yaml",
+                      ["model.pitch_excitation=true", "model.note_clock=true"])
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "samplernn-tiny.safetensors", build_model(run), run)
+    monkeypatch.setattr(zoo_notes, "SECONDS", 0.25)  # an untrained model: any length will do
+    html = notes_section(ckpt, tmp_path, _section)
+    assert "samplernn-tiny" in html and "within 50 cents" in html
+    report = json.loads((tmp_path / "samplernn-tiny" / "pitch.json").read_text())
+    assert len(report["notes"]) == len(PITCHES) and 0 <= report["on_pitch"] <= len(PITCHES)

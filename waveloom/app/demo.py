@@ -32,6 +32,8 @@ DEMO_AUTOENCODER = ASSETS / "nsynth-ae-small-notes.safetensors"
 DDSP_ASSETS = "ddsp-*.safetensors"
 #: The shipped vocoder: the first asset named so plays the demo's vocoder section.
 VOCODER_ASSETS = "melgan-*.safetensors"
+#: The zoo's other note models: every asset named so gets a section of notes.
+ZOO_NOTE_ASSETS = ("samplernn-*.safetensors", "gansynth-*.safetensors")
 
 #: (pitch, seconds) of the demo melody: the opening of "Ode to Joy", in C.
 MELODY = [(64, 0.5), (64, 0.5), (65, 0.5), (67, 0.5), (67, 0.5), (65, 0.5), (64, 0.5), (62, 0.5),
@@ -160,12 +162,14 @@ def _interpolation_section(ckpt: Path, data_dir: Path, examples: dict, out: Path
 
 def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None = None,
              autoencoder: Path | None = None, ddsp: list[Path] | None = None,
-             composer: Path | None = None, vocoder: Path | None = None) -> Path:
+             composer: Path | None = None, vocoder: Path | None = None,
+             zoo: list[Path] | None = None) -> Path:
     """Write the demo folder; return the path of its ``index.html``.
 
     ``checkpoint`` (a WaveNet), ``autoencoder`` (an NSynth autoencoder), ``ddsp`` (DDSP
-    instruments), ``composer`` (a Music Transformer) and ``vocoder`` (a MelGAN) default to the
-    shipped models; a section is skipped when its checkpoint is absent.
+    instruments), ``composer`` (a Music Transformer), ``vocoder`` (a MelGAN) and ``zoo`` (other
+    note models: SampleRNN, GANSynth) default to the shipped models; a section is skipped when
+    its checkpoint is absent.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,6 +202,14 @@ def run_demo(out: str | Path, *, progress: bool = True, checkpoint: Path | None 
 
         sections.append(_card_figures([voc]) +
                         vocoder_section(voc, data_dir, examples, out, _section))
+    notes = ([p for pattern in ZOO_NOTE_ASSETS for p in sorted(ASSETS.glob(pattern))]
+             if zoo is None else list(zoo))
+    if notes:
+        from waveloom.app._demo_notes import notes_section
+
+        for model in notes:
+            sections.append(_card_figures([model]) +
+                            notes_section(model, out, _section, progress))
     from waveloom.app._demo_compose import compose_section
     from waveloom.app.compose import DEFAULT_MODEL
 
