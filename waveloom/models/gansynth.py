@@ -65,9 +65,10 @@ class GANSynthConfig(AdversarialConfig):
     d_betas: tuple[float, float] = (0.0, 0.99)
     # The harmonic IF prior (an addition; docs/gansynth.md): the generator's IF channel is a
     # residual over the IF a harmonic note at the labelled pitch has in every bin (each bin
-    # turning at its nearest harmonic's frequency), so partials come out at k x f0 whatever
-    # magnitudes the generator draws. The plain model had no note on pitch after 1,700 CPU
-    # steps; the pitch then lives in the phase, which the generator need not discover.
+    # turning at its nearest harmonic's frequency), so the energy the generator puts near a
+    # harmonic comes out at exactly k x f0 (energy far between harmonics does not: it is left
+    # to the magnitudes). The plain model had no note on pitch after 1,700 CPU steps; with the
+    # prior the phase of the pitch need not be discovered.
     harmonic_prior: bool = False
     # Progressive GANs' equalised learning rate (waveloom.nn.gan.EqualizedConv2d), which
     # GANSynth's layers have. Off keeps the checkpoints trained before it loadable (their
@@ -262,8 +263,9 @@ class GANSynth(Adversarial):
         i = i.expand(n) if i.numel() == 1 else i
         if i.numel() != n:
             raise ConfigError(f"{i.numel()} instruments for {n} samples")
-        if n and (int(i.min()) < 0 or int(i.max()) >= c.num_instruments):
-            raise ConfigError(f"instrument ids {i.tolist()[:4]}...: this model knows 0.."
+        bad = [int(v) for v in i if not 0 <= int(v) < c.num_instruments]
+        if bad:
+            raise ConfigError(f"instrument id {bad[0]}: this model knows 0.."
                               f"{c.num_instruments - 1} (model.num_instruments)")
         return i.to(self._param_device())
 

@@ -14,7 +14,9 @@ companded axis, scaled to [-1, 1]) plus the tier above's vector for this frame; 
 turned by one linear layer into ``ratio`` vectors, one per frame of the tier below (the paper's
 learnt upsampling, equal to a transposed conv with kernel = stride = ratio). The MLP predicts
 sample t from the embeddings of samples t-4..t-1 and the lowest tier's vector for t. Global
-conditioning (pitch, instrument) is one vector per example added to every tier's input.
+conditioning (pitch, instrument) is one vector per example added to every tier's input; the
+optional pitch clock (:mod:`waveloom.nn.pitch_clock`) adds sample-rate features of the
+predicted samples to the MLP and, per frame, to every tier.
 
 Training is truncated backpropagation through time (``truncated_bptt``): the trainer feeds
 consecutive chunks of one file to :meth:`SampleRNN.loss_chunk` and carries the RNN state (the
