@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 SHIPPED = Path(__file__).resolve().parent / "assets"
+#: The note model a user meets first (the demo's, the studio's first choice): the Gaussian-head
+#: WaveNet, on pitch in 333 of 348 strict grid cells and sampled by the fast C engine.
+DEFAULT_NOTES = SHIPPED / "wavenet-gaussian-notes.safetensors"
 
 
 def checkpoint_path(text: str | Path) -> Path:

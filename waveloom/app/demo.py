@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from waveloom.app.common import add_quiet_arg
+from waveloom.shipped import DEFAULT_NOTES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: The demo WaveNet: the Gaussian-head one, on pitch in 333 of 348 grid cells over two seeds
 #: (wavenet-small-notes, the softmax one: 306 of 348; docs/wavenet.md).
-DEMO_CHECKPOINT = ASSETS / "wavenet-gaussian-notes.safetensors"
+DEMO_CHECKPOINT = DEFAULT_NOTES
 DEMO_AUTOENCODER = ASSETS / "nsynth-ae-small-notes.safetensors"
 #: The shipped DDSP instruments: every asset named so plays the demo's transfer section.
 DDSP_ASSETS = "ddsp-*.safetensors"

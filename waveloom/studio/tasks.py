@@ -52,6 +52,7 @@ class Entry:
 
 def catalogue(folders: list[Path]) -> list[Entry]:
     """Every checkpoint found (shipped first) with the panel that plays it."""
+    from waveloom.shipped import DEFAULT_NOTES
     from waveloom.zoo.card import card_of, display_name, find_checkpoints
     from waveloom.zoo.records import ASSETS
 
@@ -68,7 +69,8 @@ def catalogue(folders: list[Path]) -> list[Entry]:
                              list(card.vocabulary), card.shipped,
                              "" if head is None else f"{head.metric}: {head.value}"
                              f"{' ' + head.unit if head.unit else ''}"))
-    return sorted(entries, key=lambda e: (not e.shipped, e.name))
+    # the shipped default note model first: a generate panel opens on the fast, measured one
+    return sorted(entries, key=lambda e: (not e.shipped, e.path != DEFAULT_NOTES, e.name))
 
 
 def resolve(entries: list[Entry], model: Any, panel: str) -> Entry:
