@@ -10,7 +10,6 @@ SampleRNN draws 16,000 samples a second one step at a time.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +33,7 @@ def notes_section(ckpt: Path, out: Path, section: Callable[..., str],
     """Notes from the note model ``ckpt`` with their heard pitches; the section's HTML."""
     import torch
 
+    from waveloom.app.demo import _Demo, _heard
     from waveloom.audio.io import save_audio
     from waveloom.audio.plots import plot_spectrogram
     from waveloom.config import SamplingOptions
@@ -45,12 +45,9 @@ def notes_section(ckpt: Path, out: Path, section: Callable[..., str],
     sr, vocab = run.data.sample_rate, list(read_extra(ckpt).get("instruments", []))
     ids = pick_instruments(vocab)
     cells = [(i, p) for i in ids for p in PITCHES]
-    keys = set(model.conditioning_keys())
-    cond = {}
-    if "pitch" in keys:
-        cond["pitch"] = torch.tensor([p for _, p in cells])
-    if "instrument" in keys:
-        cond["instrument"] = torch.tensor([i for i, _ in cells])
+    demo = _Demo(model, sr, vocab, torch.device("cpu"), progress)
+    cond = demo.cond([p for _, p in cells], [i for i, _ in cells])
+    # temperature 1, as the card measured (the demo WaveNet's section draws at 0.9)
     notes = sample(model, len(cells), int(SECONDS * sr), cond,
                    SamplingOptions(seed=0, progress=progress)).cpu().numpy()
     folder, items, report, hits = out / ckpt.stem, [], [], 0
@@ -61,9 +58,7 @@ def notes_section(ckpt: Path, out: Path, section: Callable[..., str],
         hits += ok
         wav = save_audio(folder / f"{name}-{p}.wav", note, sr)
         png = plot_spectrogram(note, sr, wav.with_suffix(".png"), title=f"{name}, MIDI {p}")
-        verdict = (f"heard {heard.midi:.1f} ({100 * (heard.midi - p):+.0f} cents)"
-                   if math.isfinite(heard.midi) else "no pitch heard")
-        items.append((f"{name}, MIDI {p}: {verdict}", wav, png))
+        items.append((f"{name}, MIDI {p}: {_heard(heard, p)}", wav, png))
         report.append({"instrument": name, "pitch": p, "on_pitch": bool(ok)})
     (folder / "pitch.json").write_text(json.dumps(
         {"notes": report, "on_pitch": hits, "estimator": "pyin", "tolerance_cents": 50},

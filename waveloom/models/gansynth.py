@@ -116,6 +116,15 @@ def wrap_unit(x: Tensor) -> Tensor:
     return x - 2.0 * torch.floor((x + 1.0) / 2.0)
 
 
+def _labels(values: Any, n: int, what: str) -> Tensor:
+    """One label or ``n`` labels -> long [n] on the CPU; a one-line error for another count."""
+    labels = torch.as_tensor(values).long().reshape(-1).cpu()
+    labels = labels.expand(n) if labels.numel() == 1 else labels
+    if labels.numel() != n:
+        raise ConfigError(f"{labels.numel()} {what} for {n} samples")
+    return labels
+
+
 def harmonic_if(sr: int, n_fft: int, hop: int, bins: int, pitches: Tensor) -> Tensor:
     """The IF (as :func:`~waveloom.audio.spectral.instantaneous_frequency` gives it, frames
     after the first) of a harmonic note at each MIDI pitch, per linear bin: ``[P, bins]``.
@@ -230,11 +239,7 @@ class GANSynth(Adversarial):
     def pitch_index(self, pitch: Any, n: int) -> Tensor:
         """MIDI pitches -> indices into the one-hot range; a one-line error outside it."""
         c = self.config
-        p = torch.as_tensor(60 if pitch is None else pitch).long().reshape(-1).cpu()
-        if p.numel() == 1:
-            p = p.expand(n)
-        if p.numel() != n:
-            raise ConfigError(f"{p.numel()} pitches for {n} samples")
+        p = _labels(60 if pitch is None else pitch, n, "pitches")
         if p.numel() and (int(p.min()) < c.min_pitch or int(p.max()) > c.max_pitch):
             bad = int(p.min()) if int(p.min()) < c.min_pitch else int(p.max())
             raise ConfigError(f"pitch {bad} is outside this model's range "
@@ -259,10 +264,7 @@ class GANSynth(Adversarial):
         c = self.config
         if not c.instrument_conditioning:
             return None
-        i = torch.as_tensor(0 if instrument is None else instrument).long().reshape(-1).cpu()
-        i = i.expand(n) if i.numel() == 1 else i
-        if i.numel() != n:
-            raise ConfigError(f"{i.numel()} instruments for {n} samples")
+        i = _labels(0 if instrument is None else instrument, n, "instruments")
         bad = [int(v) for v in i if not 0 <= int(v) < c.num_instruments]
         if bad:
             raise ConfigError(f"instrument id {bad[0]}: this model knows 0.."

@@ -414,9 +414,11 @@ class Stepper:
                 self.vectors[k], self.state[k] = tier.step(frame, above, self.g_bias[k],
                                                            self.state[k], loc)
         last = sizes[-1]
+        if t % last == 0 and self.local is not None:
+            # the MLP's pitch-clock term for this lowest frame's samples, once per frame
+            self.vectors[-1] = self.vectors[-1] + m.mlp.local_proj(self.local[:, t : t + last])
         return m.mlp.step(self.table, self.buf[:, ctx + t - last : ctx + t],
-                          self.vectors[-1][:, t % last], self.mlp_bias,
-                          None if self.local is None else self.local[:, t])
+                          self.vectors[-1][:, t % last], self.mlp_bias)
 
     def push(self, codes: Tensor) -> None:
         self.buf[:, self.model.context + self.t] = codes

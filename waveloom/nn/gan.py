@@ -202,8 +202,7 @@ class Upsample2dGenerator(nn.Module):
         widths = [min(max_channels, channels * 2 ** (layers - i)) for i in range(layers + 1)]
         self.c0 = widths[0]
         # PGGAN's first layer maps the latent to a 4x4 image with gain sqrt(2) / 4
-        self.dense = _linear(equalized, latent, self.c0 * self.h0 * self.w0,
-                             math.sqrt(2.0) / 4 if equalized else 1.0)
+        self.dense = _linear(equalized, latent, self.c0 * self.h0 * self.w0, math.sqrt(2.0) / 4)
         self.pixel_norm = PixelNorm() if pixel_norm else nn.Identity()
         act: Callable[[], nn.Module] = (lambda: nn.LeakyReLU(0.2)) if pixel_norm else nn.ReLU
         blocks = []

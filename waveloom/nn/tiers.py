@@ -139,11 +139,10 @@ class SampleMLP(nn.Module):
         table = torch.einsum("qe,hfe->qfh", self.embedding.weight, w)
         return table.reshape(-1, table.shape[-1]).contiguous()
 
-    def step(self, table: Tensor, codes: Tensor, cond: Tensor, bias: Tensor,
-             local: Tensor | None = None) -> Tensor:
-        """codes [B, inputs] (oldest first), cond [B, H], ``bias`` = the input layer's bias
-        (+ ``global_proj(g)``), local [B, L] -> logits [B, levels]."""
+    def step(self, table: Tensor, codes: Tensor, cond: Tensor, bias: Tensor) -> Tensor:
+        """codes [B, inputs] (oldest first), cond [B, H] (the lowest tier's vector, plus
+        ``local_proj`` of this sample's features when the MLP has them: the sampler adds it
+        once per frame), ``bias`` = the input layer's bias (+ ``global_proj(g)``) ->
+        logits [B, levels]."""
         x = F.embedding_bag(codes * self.inputs + self.taps, table, mode="sum")
-        if self.local_proj is not None:
-            x = x + self.local_proj(local)
         return self._tail(x + bias + cond)
