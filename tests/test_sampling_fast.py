@@ -211,13 +211,13 @@ def test_drivers_agree_serial_batch_and_channel_split(backend, monkeypatch):
     """Threads split streams (or, numba at batch 1, layer columns) without changing results."""
     import numba
 
-    from waveloom.sampling import fast
+    from waveloom.sampling import kernel_engine
 
     model = _model("tiny", "model.local=mel", "model.local_channels=80")
     codes, g, l = _inputs(model.stack, 4, 300)
     engine = FastWaveNet(model.stack, model.head, backend=backend)
     results = {}
-    monkeypatch.setattr(fast, "CHANNEL_PARALLEL_MIN_MACS", 0)  # let tiny layers split too
+    monkeypatch.setattr(kernel_engine, "CHANNEL_PARALLEL_MIN_MACS", 0)  # let tiny layers split too
     before, torch_threads = numba.get_num_threads(), torch.get_num_threads()
     for threads, batch in ((1, 4), (2, 4), (1, 1), (2, 1)):
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
@@ -244,15 +244,15 @@ def test_two_thread_pipeline_draws_the_one_thread_codes(weights, local_channels,
     gives exactly one thread's codes and parameters, free-running across chunks and calls
     (``final=False`` then a continuation), teacher-forced too, with local conditioning as
     precomputed rows (80 mel bands) or as features the kernel projects (6)."""
-    from waveloom.sampling import fast
+    from waveloom.sampling import fast, kernel_engine
 
     model = _model("tiny", "model.local=mel", f"model.local_channels={local_channels}")
     codes, g, l = _inputs(model.stack, 1, 900)
     u = draw_uniforms(3, 700, 1, 2)
-    monkeypatch.setattr(fast, "CHUNK_WORK", 1 << 20)  # several chunks per call
+    monkeypatch.setattr(kernel_engine, "CHUNK_WORK", 1 << 20)  # several chunks per call
     out = {}
     for threads in (1, 2):
-        monkeypatch.setattr(fast, "engine_threads", lambda threads=threads: threads)
+        monkeypatch.setattr(kernel_engine, "engine_threads", lambda threads=threads: threads)
         engine = FastWaveNet(model.stack, model.head, weights=weights, backend="c")
         engine.race.pin = "pipe" if threads == 2 else None  # not the faster: the pipeline
         engine.reset(1, g)

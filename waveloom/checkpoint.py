@@ -19,19 +19,28 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from waveloom.config import RunConfig
 from waveloom.errors import CheckpointError
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written: reading metadata
+    import torch  # (generate's recommended temperature, a packed model's key) needs none
 
 FORMAT_VERSION = 1
 _MAGIC = "waveloom"
 #: Suffix of the temp files atomic writes leave only when killed mid-write (cleaned at start).
 TMP_SUFFIX = ".tmp"
+
+
+def save_file(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file``, imported when a checkpoint is written (reading one's
+    metadata needs no torch)."""
+    from safetensors.torch import save_file as write
+
+    write(tensors, path, metadata=metadata)
 
 
 def _state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -129,7 +138,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise CheckpointError(f"{path}: checkpoint not found (`waveloom models` lists the "
                               "shipped ones by name)")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="np") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         hint = (
@@ -225,6 +234,8 @@ def check_finite(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
     """Refuse weights holding NaN or infinity, naming the first such tensor: such a model
     generates a full-scale constant (DC) instead of failing. One pass over the weights, at
     load only (a few ms for the shipped models, see docs/reliability.md)."""
+    import torch
+
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 from waveloom.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: the torch-free generate path (packed models) reads
+    import torch  # the thread count from here
 
 
 def pick_device(device: str = "auto") -> torch.device:
     """``'auto'`` -> CUDA when available, else CPU; any other name is checked and returned."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -41,9 +45,20 @@ def set_threads(threads: int | None) -> None:
     ~0.3 s that the C backend of the fast engine does not need, so the fast engine reads the
     count from :func:`chosen_threads` and applies it when it loads numba itself.
     """
-    global _THREADS, _NUMBA_PENDING
     if threads is None:
         return
+    choose_threads(threads)
+    import torch
+
+    # After numba: its first call starts its OpenMP pool, which resets the process-wide
+    # OpenMP thread count (torch's) to the number of cores.
+    torch.set_num_threads(threads)
+
+
+def choose_threads(threads: int) -> None:
+    """:func:`set_threads` for the engines that are not torch (the fast engine, numba): what
+    the torch-free generate path calls, so it need not import torch."""
+    global _THREADS, _NUMBA_PENDING
     if threads < 1:
         raise ConfigError(f"--threads {threads}: must be >= 1")
     _THREADS = threads
@@ -55,9 +70,6 @@ def set_threads(threads: int | None) -> None:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         except Exception:  # a broken numba: the torch engine still honours the count
             pass
-    # After numba: its first call starts its OpenMP pool, which resets the process-wide
-    # OpenMP thread count (torch's) to the number of cores.
-    torch.set_num_threads(threads)
 
 
 def chosen_threads() -> int | None:

@@ -88,7 +88,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int | None:
+    from waveloom.app import _generate_packed as packing
+
     options = sampling_options(args, None if args.list else args.checkpoint)
+    if packing.packable_request(args):  # packed before: drawn without importing torch
+        path = packing.pack_path(args.checkpoint, options.weights)
+        packed = None if path is None else packing.load_pack(path)
+        if packed is not None:
+            from waveloom.device import choose_threads
+
+            if options.threads is not None:
+                choose_threads(options.threads)
+            return _finish_packed(packed, args, options)
     source = load_source(args.checkpoint, args.device, options.threads)
     if args.list:
         print(describe(source))
@@ -117,12 +128,35 @@ def run(args: argparse.Namespace) -> int | None:
                                      options=options)
         print("\n".join(str(p) for p in paths))
         return 0
+    if packing.packable_request(args):
+        packed = packing.pack_source(source.model, source.family, args.checkpoint,
+                                     options.weights, options.engine, source.sample_rate)
+        if packed is not None:
+            return _finish_packed(packed, args, options)
     paths = draw_to_folder(source, args.out, n=args.n, seconds=seconds, pitch=args.pitch,
                            instrument=args.instrument, prime=args.prime,
                            interpolate=args.interpolate, options=options, cfg=args.cfg)
     for path in paths:
         print(path)
-    note = default_instrument_note(source, args.instrument, args.checkpoint)
+    note = default_instrument_note(source.model.conditioning_keys(), source.vocabulary,
+                                   args.instrument, args.checkpoint)
+    if note:
+        print(note, file=sys.stderr)
+    return 0
+
+
+def _finish_packed(packed: Any, args: argparse.Namespace, options: SamplingOptions) -> int:
+    """Draw ``args``' samples from a packed model (:mod:`waveloom.app._generate_packed`),
+    print their paths and the default-instrument note, as the torch path does."""
+    from waveloom.checkpoint import read_extra
+
+    vocabulary = list(read_extra(args.checkpoint).get("instruments", []))
+    seconds = 2.0 if args.seconds is None else args.seconds
+    for path in draw_packed_to_folder(packed, args.out, vocabulary, n=args.n, seconds=seconds,
+                                      pitch=args.pitch, instrument=args.instrument,
+                                      options=options):
+        print(path)
+    note = default_instrument_note(packed.keys, vocabulary, args.instrument, args.checkpoint)
     if note:
         print(note, file=sys.stderr)
     return 0
@@ -231,13 +265,13 @@ def describe(source: Source) -> str:
     return "\n".join(lines)
 
 
-def default_instrument_note(source: Source, instrument: int | str | None,
-                            checkpoint: str | Path) -> str | None:
+def default_instrument_note(keys: tuple[str, ...], vocabulary: list[str],
+                            instrument: int | str | None, checkpoint: str | Path) -> str | None:
     """The stderr line saying which instrument was used when ``--instrument`` was omitted
-    (None when one was given or the model takes none)."""
-    if instrument is not None or "instrument" not in source.model.conditioning_keys():
+    (None when one was given or the model, taking the labels ``keys``, takes none)."""
+    if instrument is not None or "instrument" not in keys:
         return None
-    name = f" ({source.vocabulary[0]})" if source.vocabulary else ""
+    name = f" ({vocabulary[0]})" if vocabulary else ""
     return (f"note: no --instrument given, used instrument 0{name}; "
             f"`waveloom generate {checkpoint} --list` shows the others")
 
@@ -299,6 +333,32 @@ def draw_to_folder(
     pieces = sample_stream(source.model, n, length, cond, options, segment=SEGMENT)
     return write_stream(pieces, n, Path(out), source.sample_rate, prefix, plots=plots,
                         rainbow=rainbow)
+
+
+def draw_packed_to_folder(packed: Any, out: str | Path, vocabulary: list[str], *, n: int,
+                          seconds: float, pitch: int | None, instrument: int | str | None,
+                          options: SamplingOptions) -> list[Path]:
+    """:func:`draw_to_folder` for a packed WaveNet, without torch: the same
+    checks, labels (pitch 60 and instrument 0 unless given), samples and files."""
+    from waveloom.memory import check_disk
+    from waveloom.sampling.packed_notes import draw_packed
+
+    check_positive("--n", n)
+    check_positive("--seconds", seconds)
+    keys = packed.keys
+    if "pitch" in keys:
+        pitch = 60 if pitch is None else int(pitch)
+        check_pitch(pitch)
+    label = resolve_instrument(instrument, vocabulary) if "instrument" in keys else None
+    sr = int(packed.info["sample_rate"])
+    length = int(round(seconds * sr))
+    check_output_memory(n, min(length, SEGMENT), "--seconds or --n")
+    check_disk(n * length * 2, out, f"{n} WAV file(s) of {length:,} samples", "--seconds or --n")
+    _preload_plots()
+    pieces = draw_packed(packed, n, length, pitch=pitch if "pitch" in keys else None,
+                         instrument=label, seed=options.seed, temperature=options.temperature,
+                         progress=options.progress, segment=SEGMENT)
+    return write_stream(pieces, n, Path(out), sr, "sample")
 
 
 #: Samples drawn and written at a time where the engine streams (the fast engine): about a
@@ -377,7 +437,7 @@ def write_stream(pieces: Iterator[torch.Tensor], n: int, out: Path, sr: int, pre
     writers = [open_writer(p, sr) for p in paths]
     try:
         for piece in pieces:
-            block = piece.float().cpu().numpy()
+            block = piece if isinstance(piece, np.ndarray) else piece.float().cpu().numpy()
             for i, w in enumerate(writers):
                 w.write(block[i])
                 if kept < limit:

@@ -1,61 +1,57 @@
 """The signal layer: file I/O, mu-law, spectral transforms, plots (no torch.nn here).
 
 Plots live in :mod:`waveloom.audio.plots` and are not re-exported, so importing the audio layer
-(e.g. in data-loader workers) does not import matplotlib.
+(e.g. in data-loader workers) does not import matplotlib. The names below are loaded on first
+use (PEP 562): file I/O and the mel scale need no torch, so ``waveloom generate`` on a packed
+model (:mod:`waveloom.app._generate_packed`) writes and plots its samples without importing it.
 """
 
-from waveloom.audio.io import (
-    AUDIO_EXTENSIONS,
-    AudioInfo,
-    audio_info,
-    load_audio,
-    resample,
-    save_audio,
-)
-from waveloom.audio.mulaw import MU, dequantize, mulaw_decode, mulaw_encode, quantize
-from waveloom.audio.spectral import (
-    cqt,
-    cqt_frequencies,
-    griffin_lim,
-    hz_to_mel,
-    instantaneous_frequency,
-    istft,
-    log_magnitude,
-    magnitude,
-    mel_filterbank,
-    mel_spectrogram,
-    mel_to_hz,
-    multiscale_spectral_distance,
-    phase_from_if,
-    spectral_convergence,
-    stft,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "MU",
-    "AudioInfo",
-    "audio_info",
-    "cqt",
-    "cqt_frequencies",
-    "dequantize",
-    "griffin_lim",
-    "hz_to_mel",
-    "instantaneous_frequency",
-    "istft",
-    "load_audio",
-    "log_magnitude",
-    "magnitude",
-    "mel_filterbank",
-    "mel_spectrogram",
-    "mel_to_hz",
-    "mulaw_decode",
-    "mulaw_encode",
-    "multiscale_spectral_distance",
-    "phase_from_if",
-    "quantize",
-    "resample",
-    "save_audio",
-    "spectral_convergence",
-    "stft",
-]
+import importlib
+from typing import Any
+
+#: Public name -> the module that defines it.
+_WHERE = {
+    "AUDIO_EXTENSIONS": "io",
+    "AudioInfo": "io",
+    "MU": "mulaw",
+    "audio_info": "io",
+    "cqt": "spectral",
+    "cqt_frequencies": "spectral",
+    "dequantize": "mulaw",
+    "griffin_lim": "spectral",
+    "hz_to_mel": "spectral",
+    "instantaneous_frequency": "spectral",
+    "istft": "spectral",
+    "load_audio": "io",
+    "log_magnitude": "spectral",
+    "magnitude": "spectral",
+    "mel_filterbank": "spectral",
+    "mel_spectrogram": "spectral",
+    "mel_to_hz": "spectral",
+    "mulaw_decode": "mulaw",
+    "mulaw_encode": "mulaw",
+    "multiscale_spectral_distance": "spectral",
+    "phase_from_if": "spectral",
+    "quantize": "mulaw",
+    "resample": "io",
+    "save_audio": "io",
+    "spectral_convergence": "spectral",
+    "stft": "spectral",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'waveloom.audio' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"waveloom.audio.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

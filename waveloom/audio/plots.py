@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from waveloom.audio import spectral
+from waveloom.audio import mel_scale
 from waveloom.errors import AudioError
 
 __all__ = [
@@ -70,7 +69,7 @@ class _Image:
 
 def _mono(audio, path: Path) -> np.ndarray:
     """Tensor/array ``[T]``, ``[1, T]`` or ``[C, T]`` -> float64 ``[T]`` (channels averaged)."""
-    if isinstance(audio, torch.Tensor):
+    if hasattr(audio, "detach"):  # a torch tensor
         audio = audio.detach().cpu().numpy()
     x = np.asarray(audio, dtype=np.float64)
     if x.ndim == 2:
@@ -107,9 +106,8 @@ def _analyse(x: np.ndarray, sr: int, kind: str, with_phase: bool = False) -> _Im
     hop = n_fft // 4
     frames = 1 + len(x) // hop
     t_left, t_right = -0.5 * hop / sr, (frames - 0.5) * hop / sr
-    tensor = torch.from_numpy(x)
-    if kind == "linear":
-        spec = spectral.stft(tensor, n_fft, hop).numpy()
+    if kind == "linear":  # linear and mel in numpy (mel_scale): a plot needs no torch
+        spec = mel_scale.stft_numpy(x, n_fft, hop)
         df = sr / n_fft
         level = _to_db(np.abs(spec), n_fft / 4.0)  # Hann: unit sine peaks at n_fft / 4
         step = 1000 if sr <= 16000 else 2000 if sr <= 48000 else 5000
@@ -124,23 +122,28 @@ def _analyse(x: np.ndarray, sr: int, kind: str, with_phase: bool = False) -> _Im
         )
     if kind == "mel":
         n_mels = 128 if n_fft >= 2048 else 80
-        mel = spectral.mel_spectrogram(tensor, sr, n_fft, hop, n_mels, log=False).numpy()
+        fb = mel_scale.mel_filterbank_numpy(sr, n_fft, n_mels)
+        mel = fb @ np.abs(mel_scale.stft_numpy(x, n_fft, hop))
         level = _to_db(mel, n_fft / 4.0 / (sr / n_fft))  # area-normalised filters: x 1/df
-        top = float(spectral.hz_to_mel(sr / 2))
+        top = float(mel_scale.hz_to_mel(sr / 2))
         step = top / (n_mels + 1)  # band i is centred on mel (i + 1) * step
         ticks_hz = [f for f in (0, 250, 500, 1000, 2000, 4000, 8000, 16000) if f <= sr / 2]
         return _Image(
             level,
             None,
             (t_left, t_right, 0.5 * step, (n_mels + 0.5) * step),
-            [float(spectral.hz_to_mel(f)) for f in ticks_hz],
+            [float(mel_scale.hz_to_mel(f)) for f in ticks_hz],
             [_hz_label(f) for f in ticks_hz],
             "frequency (Hz, mel scale)",
         )
     if kind == "cqt":
         bpo = CQT_BINS_PER_OCTAVE
         n_bins = int(math.floor(bpo * math.log2(0.45 * sr / CQT_FMIN)))  # stop below Nyquist
-        spec = spectral.cqt(tensor, sr, hop, CQT_FMIN, n_bins, bpo).numpy()
+        import torch
+
+        from waveloom.audio import spectral
+
+        spec = spectral.cqt(torch.from_numpy(x), sr, hop, CQT_FMIN, n_bins, bpo).numpy()
         level = _to_db(np.abs(spec), 1.0)  # cqt magnitude is the sinusoid's amplitude
         octaves = [i for i, f in enumerate(_NOTE_C) if f < CQT_FMIN * 2 ** (n_bins / bpo)]
         return _Image(
@@ -155,6 +158,10 @@ def _analyse(x: np.ndarray, sr: int, kind: str, with_phase: bool = False) -> _Im
 
 
 def _if(spec: np.ndarray) -> np.ndarray:
+    import torch
+
+    from waveloom.audio import spectral
+
     return spectral.instantaneous_frequency(torch.from_numpy(np.angle(spec))).numpy()
 
 
@@ -405,7 +412,7 @@ def plot_embedding(
     seconds on x (frame ``k`` covers ``[k*hop, (k+1)*hop)`` samples), a diverging colour scale
     symmetric about zero, so sign and size of each dimension read at a glance."""
     path = Path(path)
-    z = np.asarray(z.detach().cpu() if isinstance(z, torch.Tensor) else z, dtype=np.float64)
+    z = np.asarray(z.detach().cpu() if hasattr(z, "detach") else z, dtype=np.float64)
     if z.ndim != 2 or z.size == 0 or not np.isfinite(z).all():
         raise AudioError(f"{path}: an embedding image needs finite values [D, frames], "
                          f"got shape {z.shape}")

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from waveloom.audio.mel_scale import _mel_filterbank_np, hz_to_mel, mel_to_hz  # noqa: F401
+
 __all__ = [
     "cqt",
     "cqt_frequencies",
@@ -140,42 +142,6 @@ def spectral_convergence(mag_ref, mag_est) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------- mel
-
-
-def hz_to_mel(f_hz):
-    """Slaney mel scale (as in Auditory Toolbox / librosa's default): linear to 1 kHz, then log.
-
-    Below 1 kHz, ``mel = f / (200/3)``; above, 27 mels per factor 6.4 in frequency. Works on
-    floats and numpy arrays.
-    """
-    f = np.asarray(f_hz, dtype=np.float64)
-    f_sp, brk = 200.0 / 3.0, 1000.0
-    logstep = math.log(6.4) / 27.0
-    lin = f / f_sp
-    log = brk / f_sp + np.log(np.maximum(f, 1e-10) / brk) / logstep
-    return np.where(f >= brk, log, lin)
-
-
-def mel_to_hz(mels):
-    """Inverse of :func:`hz_to_mel`."""
-    m = np.asarray(mels, dtype=np.float64)
-    f_sp, brk = 200.0 / 3.0, 1000.0
-    logstep = math.log(6.4) / 27.0
-    min_log_mel = brk / f_sp
-    return np.where(m >= min_log_mel, brk * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-@lru_cache(maxsize=32)
-def _mel_filterbank_np(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    fft_hz = np.linspace(0.0, sr / 2.0, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    lo, centre, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (fft_hz[None] - lo) / (centre - lo)
-    falling = (hi - fft_hz[None]) / (hi - centre)
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    # Slaney area normalisation: every triangle has unit area in Hz, so wide high bands do not
-    # dominate the energy and a flat spectrum gives a flat mel spectrum.
-    return weights * (2.0 / (hi - lo))
 
 
 def mel_filterbank(

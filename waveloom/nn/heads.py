@@ -245,8 +245,11 @@ class DiscretizedGaussianHead(DiscretizedLogisticMixtureHead):
     def sample(self, params: Tensor, uniforms: Tensor, temperature: float = 1.0) -> Tensor:
         """Draw codes from params [B, 2] with uniforms [B, 1]: ``mean + T s Phi^-1(u)``."""
         _, means, log_scales = self._split(params)
-        u = uniforms[:, 0].to(means.dtype).clamp(1e-7, 1.0 - 1e-7)
-        z = math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)
+        # float64 from the float32-clamped uniform, rounded once: the deviate the fast engine
+        # and the torch-free CLI path compute (waveloom.sampling.uniforms.normal_deviates),
+        # exact in the tails where float32's 2u - 1 loses the uniform's low bits
+        u = uniforms[:, 0].float().clamp(1e-7, 1.0 - 1e-7).double()
+        z = (math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)).to(means.dtype)
         return self._to_code(means[:, 0] + temperature * log_scales[:, 0].exp() * z)
 
 

@@ -35,10 +35,12 @@ NOTE_CLOCK_CHANNELS = 1 + len(NOTE_CLOCK_TAUS)  # a note-on gate and one decay p
 def note_clock(times: Tensor, sample_rate: int) -> Tensor:
     """Samples since the note's onset ``[n, L]`` -> ``[n, NOTE_CLOCK_CHANNELS, L]``: a gate (1
     from the onset on) and ``exp(-t / tau)`` per time scale (0 before the onset)."""
-    t = times.float()
+    t = times.double()
     on = (t >= 0).float()
-    taus = torch.tensor(NOTE_CLOCK_TAUS, device=t.device) * sample_rate
-    decays = torch.exp(-t.clamp(min=0)[:, None, :] / taus[None, :, None]) * on[:, None]
+    taus = torch.tensor(NOTE_CLOCK_TAUS, device=t.device, dtype=torch.float64) * sample_rate
+    # float64, rounded once: the torch-free twin (waveloom.sampling.clock_signals) then
+    # computes the same float32 features as the model was trained on
+    decays = torch.exp(-t.clamp(min=0)[:, None, :] / taus[None, :, None]).float() * on[:, None]
     return torch.cat([on[:, None], decays], dim=1)
 
 
@@ -67,8 +69,10 @@ def pitch_excitation(pitch: Any, times: Tensor, sample_rate: int, *, random_phas
         cycles = cycles + torch.rand(n, 1, device=device).double()
     # the fraction keeps the phase exact (x - floor(x): ONNX has no frac; equal for x >= 0,
     # and negative times are silenced by `known`)
-    phase = (2 * math.pi * (cycles - torch.floor(cycles))).float()
-    return torch.stack([torch.sin(phase) * known, torch.cos(phase) * known], dim=1)
+    # sin / cos in float64, rounded once (as note_clock: the torch-free twin agrees bit for bit)
+    phase = 2 * math.pi * (cycles - torch.floor(cycles))
+    return torch.stack([torch.sin(phase).float() * known, torch.cos(phase).float() * known],
+                       dim=1)
 
 
 def noisy_history(history: Tensor, input_noise: float) -> Tensor:

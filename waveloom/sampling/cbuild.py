@@ -156,6 +156,7 @@ def _build_and_load() -> tuple[Any, str | None]:
         lib = ctypes.CDLL(str(target))
     except OSError as err:
         return None, f"could not load {target}: {err}"
+    _loaded["name"] = target.name
     lib.wl_block.restype = ctypes.c_int64
     lib.wl_block.argtypes = []
     fn = lib.wl_run
@@ -176,6 +177,13 @@ def _build_and_load() -> tuple[Any, str | None]:
         i64, vp, i64, vp, vp, i64, vp, vp,
     ]  # fmt: skip
     return lib, None
+
+
+def library_name() -> str | None:
+    """The built kernel's file name (its key hashes the source, flags, compiler and machine),
+    or None when it is unavailable: what a packed model's panels were laid out for."""
+    lib, _ = load()
+    return None if lib is None else _loaded.get("name")
 
 
 def block() -> int:
