@@ -145,6 +145,13 @@ def test_onsets_under_held_notes_weigh_more():
     assert w[0, top] == 1.0 and float(w.sum()) == w.numel() + 3.0
     model.config.held_onset_weight = 1.0
     assert model.onset_cell_weights(labels["onset"], labels["frame"]) is None
+    # the mirror: C4 holding while E4 starts (frames 8-12) weighs more as a negative; C4 with
+    # nothing starting near (frame 20), the starting keys themselves and silence keep 1
+    model.config.held_key_weight = 3.0
+    w = model.onset_cell_weights(labels["onset"], labels["frame"])[0]
+    assert all(w[f, top] == 3.0 for f in range(8, 13)) and w[7, top] == w[13, top] == 1.0
+    assert w[20, top] == 1.0 and w[10, 64 - LOWEST_KEY] == 1.0 and w[50, 67 - LOWEST_KEY] == 1.0
+    assert float(w.sum()) == w.numel() + 2.0 * 5
 
 
 @pytest.fixture(scope="module")
