@@ -179,3 +179,6 @@ def test_packed_path_keeps_one_line_errors_and_repacks_a_changed_checkpoint(
     assert after != before
     assert main(["generate", str(note_model), *out]) == 0
     assert after.is_file() and not before.exists()  # the old pack is dropped, not kept
+    after.write_bytes(b"not a pack")  # a damaged pack: the torch path draws and packs again
+    assert main(["generate", str(note_model), *out]) == 0
+    assert packing.load_pack(after) is not None

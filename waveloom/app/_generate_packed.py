@@ -77,21 +77,24 @@ def _family_name(path: Path, weights: str) -> str:
 
 def _drop_older_packs(path: Path, checkpoint: str | Path, weights: str) -> None:
     """Remove the packs of earlier versions of ``checkpoint`` (``path`` is the current one)."""
-    for old in path.parent.glob(f"{_family_name(Path(checkpoint).resolve(), weights)}-*"):
-        if old != path:
+    prefix = f"{_family_name(Path(checkpoint).resolve(), weights)}-"
+    for old in path.parent.iterdir():  # not a glob: a checkpoint's name may hold [ or *
+        if old.name.startswith(prefix) and old != path:
             old.unlink(missing_ok=True)
 
 
 def load_pack(path: Path) -> Packed | None:
     """The pack at ``path``, or None when it is missing or unreadable (then the command
     takes the torch path and packs again)."""
+    from safetensors import SafetensorError
+
     from waveloom.sampling.packed import load_packed
 
     if not path.is_file():
         return None
     try:
         net, arrays = load_packed(path)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError):
         return None
     return Packed(net, arrays)
 

@@ -10,8 +10,8 @@ boundary (see ``tests/test_sampling_fast.py`` for how that is checked).
 
 What it does differently, and why:
 
-* the history is primed by ONE parallel torch pass (forward pre-hooks catch every layer's
-  input), which is exact and far cheaper than stepping through a long prefix;
+* the history is primed on the kernel itself, teacher-forced (C backend), or by ONE parallel
+  torch pass whose forward pre-hooks catch every layer's input (numba);
 * local conditioning is projected for a chunk of samples at a time with one product (as the
   reference does), and the kernel adds the rows;
 * the loop over samples runs inside the kernel: Python is entered once per chunk (for the
@@ -39,8 +39,11 @@ follows it layer by layer with the skip products, the end stack and the draw (th
 in the same order, so the same audio as one thread). It needs both cores: when another
 process holds one, it is slower than one thread, so the engine times both on its chunks and
 runs the faster (:mod:`~waveloom.sampling.driver_race`).
-"""
 
+The running half (state, drivers, chunks) is :class:`~waveloom.sampling.kernel_engine.
+KernelEngine`, which needs no torch; this module packs a torch model for it
+(:class:`~waveloom.sampling.packed.PackedWaveNet`) and primes numba with a torch pass.
+"""
 
 from __future__ import annotations
 
