@@ -250,6 +250,35 @@ def test_nll_scores_each_clip_from_its_start_in_one_pass():
 # --------------------------------------------------------------------------- sampling
 
 
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_numpy_stepper_is_the_torch_stepper(variant):
+    """The CPU sampler (numpy) gives the torch stepper's logits step by step from a primed
+    state, and the same codes for a seed through sample()."""
+    from waveloom.models.samplernn_stepper import NumpyStepper
+
+    model = _model(**VARIANTS[variant])
+    ctx, n, p = model.context, 2, 21
+    audio = _batch(model, predicted=60)["audio"][:, ctx:]
+    cond = {"pitch": torch.tensor([60, 70]), "instrument": torch.tensor([1, 2]),
+            "prime": audio[:, :p]}
+    with torch.no_grad():
+        g, history, state, first = model._sampling_inputs(n, cond)
+        local = model._features(cond["pitch"], torch.full((n,), first - ctx), 48)
+        ref = Stepper(model, g, history, state, 40, local)
+        ours = NumpyStepper(model, g, history, state, 40, local)
+        for _ in range(40):
+            expected = ref.logits()
+            np.testing.assert_allclose(ours.logits(), expected.numpy(), atol=2e-5, rtol=0)
+            codes = expected.argmax(-1)
+            ref.push(codes)
+            ours.buf[:, ctx + ours.t] = codes.numpy()
+            ours.t += 1
+    cond.pop("prime")
+    draws = [sample(model, n, 70, cond, SamplingOptions(seed=3, progress=False, engine=e))
+             for e in ("torch", "auto")]
+    assert torch.equal(*draws)
+
+
 def test_seed_and_temperature():
     model = _model()
     cond = {"pitch": torch.tensor([60, 67]), "instrument": torch.tensor([0, 3])}

@@ -346,7 +346,9 @@ class SampleRNN(Likelihood):
         Stateful: each tier steps once per frame of its own and the MLP once per sample, so
         nothing of the past is recomputed. The same ``options.seed`` gives identical output
         (uniforms drawn up front on the CPU, inverse-CDF draws, as for WaveNet). Engine 'auto'
-        and 'torch' are the same (plain torch); the WaveNet engines do not apply.
+        runs the numpy stepper on a CPU (:mod:`~waveloom.models.samplernn_stepper`, ~7x the
+        torch one's speed, the same codes but for float rounding at a CDF boundary) and the
+        torch one on a GPU; 'torch' always the torch one; the WaveNet engines do not apply.
         """
         options = options or SamplingOptions()
         if options.engine not in ENGINES:
@@ -362,12 +364,24 @@ class SampleRNN(Likelihood):
         local = self._features(None if pitch is None else torch.as_tensor(pitch).reshape(-1),
                                torch.full((n,), first - self.context),
                                length + (-length % self.context))  # whole top frames
-        stepper = Stepper(self, g, history, state, length, local)
-        uniforms = draw_uniforms(options.seed, length, n, 1).to(self._weights_device())
-        for t in tqdm(range(length), disable=not options.progress, unit="sample",
-                      desc="sampling"):
-            stepper.push(self.head.sample(stepper.logits(), uniforms[t], options.temperature))
-        return self.head.decode(stepper.codes()).clamp(-1.0, 1.0)
+        uniforms = draw_uniforms(options.seed, length, n, 1)
+        bar = tqdm(range(length), disable=not options.progress, unit="sample", desc="sampling")
+        if options.engine == "torch" or self._weights_device().type != "cpu":
+            stepper = Stepper(self, g, history, state, length, local)
+            uniforms = uniforms.to(self._weights_device())
+            for t in bar:
+                stepper.push(self.head.sample(stepper.logits(), uniforms[t],
+                                              options.temperature))
+            return self.head.decode(stepper.codes()).clamp(-1.0, 1.0)
+        from waveloom.models.samplernn_stepper import NumpyStepper, one_blas_thread
+
+        fast = NumpyStepper(self, g, history, state, length, local)
+        u = uniforms[:, :, 0].numpy()
+        with one_blas_thread():
+            for t in bar:
+                fast.draw(u[t], options.temperature)
+        codes = torch.from_numpy(fast.codes().copy())
+        return self.head.decode(codes).clamp(-1.0, 1.0)
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         batch = super().example_batch(batch_size, length, seed)
