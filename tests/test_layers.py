@@ -4,7 +4,7 @@ Every ``import``/``from ... import`` in ``waveloom/**/*.py`` is checked, includi
 ones inside functions: a lazy import is still a dependency, it only hides it until run time.
 The layers, low to high::
 
-    config, checkpoint, device, errors,  generic
+    config, checkpoint, device, errors, lazy  generic
     web
     audio                                signal I/O, mu-law, spectral, plots
     nn, data                             shared layers | sources, synth, cache, datasets
@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "waveloom"
 LAYERS: dict[str, int] = {
     "": 0,  # waveloom/__init__.py (the version)
     "config": 0, "checkpoint": 0, "device": 0, "errors": 0, "memory": 0, "web": 0,
-    "shipped": 0,
+    "shipped": 0, "lazy": 0,
     "audio": 1,
     "nn": 2, "data": 2,
     "models": 3,

@@ -8,8 +8,7 @@ model (:mod:`waveloom.app._generate_packed`) writes and plots its samples withou
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from waveloom.lazy import lazy_exports
 
 #: Public name -> the module that defines it.
 _WHERE = {
@@ -44,14 +43,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'waveloom.audio' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"waveloom.audio.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

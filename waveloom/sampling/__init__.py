@@ -13,8 +13,7 @@ them all: ``waveloom generate`` on the C backend never loads numba or the CUDA-g
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from waveloom.lazy import lazy_exports
 
 #: Public name -> the module that defines it.
 _WHERE = {
@@ -36,13 +35,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())
