@@ -16,6 +16,11 @@ measured without retraining and without the model's run-to-run noise:
   missed onset drops although the frame head hears them (a voice moving under held ones).
 
     python benchmarks/transcription_decoding.py CKPT CACHE [--split test] [--limit N]
+
+With ``--census`` it also counts where the paper decoder's errors fall: a false note on a pitch
+that is sounding (a held note re-triggered), an octave or another interval off a sounding note,
+or in silence; a missed note that repeats the pitch just before it, whose pitch the estimate
+already holds, or other (mir_eval's matching, as the scores).
 """
 
 from __future__ import annotations
@@ -83,12 +88,39 @@ def no_split(probs: dict[str, np.ndarray], held: int, reonset: float,
     return {**probs, "onset": onset}
 
 
+def census(ref: np.ndarray, est: np.ndarray, counts: dict[str, int]) -> None:
+    """Add the paper decoder's false and missed notes of one piece to ``counts`` by kind."""
+    from mir_eval.transcription import match_notes
+
+    hz = lambda p: 440.0 * 2.0 ** ((np.asarray(p, np.float64) - 69) / 12)  # noqa: E731
+    pairs = match_notes(ref[:, :2], hz(ref[:, 2]), est[:, :2], hz(est[:, 2]),
+                        onset_tolerance=0.05, pitch_tolerance=50.0, offset_ratio=None)
+    found_ref, found_est = {a for a, _ in pairs}, {b for _, b in pairs}
+    for j, (on, _, p, _) in enumerate(est):
+        if j in found_est:
+            continue
+        sounding = ref[(ref[:, 0] <= on + 0.05) & (ref[:, 1] > on), 2]
+        kind = ("false: held pitch re-triggered" if (sounding == p).any() else
+                "false: octave of a sounding note" if (np.abs(sounding - p) == 12).any() else
+                "false: other interval" if len(sounding) else "false: in silence")
+        counts[kind] = counts.get(kind, 0) + 1
+    for j, (on, _, p) in enumerate(ref):
+        if j in found_ref:
+            continue
+        held = est[(est[:, 0] < on - 0.05) & (est[:, 1] > on), 2]
+        kind = ("missed: repeated note" if (np.abs(ref[ref[:, 2] == p, 1] - on) < 0.03).any()
+                else "missed: pitch already held" if (held == p).any() else "missed: other")
+        counts[kind] = counts.get(kind, 0) + 1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("cache")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--census", action="store_true", help="count the paper decoder's errors "
+                    "by kind")
     ap.add_argument("--near", type=int, default=3, help="frames (16 ms)")
     ap.add_argument("--min-frames", type=int, default=4)
     ap.add_argument("--thresholds", type=float, nargs="*", default=[0.3, 0.7])
@@ -112,17 +144,22 @@ def main() -> None:
         decoders[f"nosplit-offset@{o:g}"] = lambda pr, o=o: decode(
             no_split(pr, args.held, 1.01, o), hop)
     rows: dict[str, list[tuple[float, float, float]]] = {k: [] for k in decoders}
+    counts: dict[str, int] = {}
     for i in tqdm(cache.split_indices(args.split)[: args.limit], desc="pieces"):
         probs = predict(model, cache.clip(int(i)))
         ref = reference_notes(cache, int(i))
         for name, fn in decoders.items():
             rows[name].append(score(ref, fn(probs))["note"])
+        if args.census:
+            census(ref, decode(probs, hop), counts)
     print(f"{args.checkpoint} on {args.cache} ({args.split}, {len(rows['paper'])} pieces); "
           f"rescue near={args.near} min_frames={args.min_frames}")
     print("| decoder | note P | note R | note F1 |\n|---|---:|---:|---:|")
     for name, r in rows.items():
         p, rec, f1 = (float(np.mean([x[j] for x in r])) for j in range(3))
         print(f"| {name} | {p:.3f} | {rec:.3f} | {f1:.3f} |")
+    for kind, count in sorted(counts.items()):
+        print(f"{kind}: {count}")
 
 
 if __name__ == "__main__":

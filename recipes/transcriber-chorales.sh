@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# waveloom/assets/transcriber-chorales.safetensors, as shipped on 2026-12-05 (docs/transcriber.md): stages 1-5.
+# waveloom/assets/transcriber-chorales.safetensors, as shipped on 2026-12-06 (docs/transcriber.md): stages 1-7.
 #
 # Stage 1 (session 9): 4291 steps on the chorales rendered by TimGM6mb in four ensembles,
 #   ~70 min of one shared CPU thread; plain BCE for 1300 steps, then model.pos_weight 5.
@@ -45,3 +45,15 @@ waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every 
 waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every \
     --out runs/transcriber-formants2 train.init_from=runs/transcriber-formants/model.safetensors \
     train.warmup_steps=100 train.max_steps=4000 train.seed=1 data.formants=0.5 data.chorus=0.25 --threads 1
+# Stage 6 (session 19): 4000 more steps from stage 5's weights with the onsets that start under
+# held notes weighted x 4 (model.held_onset_weight; docs/transcriber.md), 3037 s of one thread.
+waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every \
+    --out runs/transcriber-held4 train.init_from=runs/transcriber-formants2/model.safetensors \
+    train.warmup_steps=100 train.max_steps=4000 data.formants=0.5 data.chorus=0.25 \
+    model.pos_weight=5 model.held_onset_weight=4 --threads 1
+# Stage 7 (session 20, shipped): 6000 more steps at lr 4e-4 with the weight x 2, 6086 s of one
+# shared thread.
+waveloom train configs/transcriber/small.yaml --data cache/chorales-3font-every \
+    --out runs/transcriber-held2-long train.init_from=runs/transcriber-held4/model.safetensors \
+    train.warmup_steps=100 train.max_steps=6000 train.lr=0.0004 data.formants=0.5 \
+    data.chorus=0.25 model.pos_weight=5 model.held_onset_weight=2 --threads 1
