@@ -431,7 +431,9 @@ class KernelEngine:
         b, total = codes_np.shape
         head = self._head(temperature)
         u_all = (
-            np.full((total, b, 2), 0.5, np.float32)  # a Gaussian's deviate 0: its mean
+            # the uniforms' median (a Gaussian head reads 0.5 as its deviate; only the draws,
+            # which teacher forcing does not feed back, depend on it)
+            np.full((total, b, 2), 0.5, np.float32)
             if uniforms is None
             else self._kernel_uniforms(uniforms)
         )
