@@ -37,7 +37,13 @@ from transcription_eval import reference_notes  # noqa: E402
 
 from waveloom.data.cache import AudioCache  # noqa: E402
 from waveloom.data.note_labels import LOWEST_KEY  # noqa: E402
-from waveloom.evaluate.transcription import decode, load_transcriber, predict, score  # noqa: E402
+from waveloom.evaluate.transcription import (  # noqa: E402
+    decode,
+    load_transcriber,
+    midi_hz,
+    predict,
+    score,
+)
 
 
 def rescue(probs: dict[str, np.ndarray], hop: float, near: int, min_frames: int,
@@ -92,8 +98,7 @@ def census(ref: np.ndarray, est: np.ndarray, counts: dict[str, int]) -> None:
     """Add the paper decoder's false and missed notes of one piece to ``counts`` by kind."""
     from mir_eval.transcription import match_notes
 
-    hz = lambda p: 440.0 * 2.0 ** ((np.asarray(p, np.float64) - 69) / 12)  # noqa: E731
-    pairs = match_notes(ref[:, :2], hz(ref[:, 2]), est[:, :2], hz(est[:, 2]),
+    pairs = match_notes(ref[:, :2], midi_hz(ref[:, 2]), est[:, :2], midi_hz(est[:, 2]),
                         onset_tolerance=0.05, pitch_tolerance=50.0, offset_ratio=None)
     found_ref, found_est = {a for a, _ in pairs}, {b for _, b in pairs}
     for j, (on, _, p, _) in enumerate(est):

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int | None:
     from waveloom.app import _generate_packed as packing
 
     options = sampling_options(args, None if args.list else args.checkpoint)
-    if packing.packable_request(args):  # packed before: drawn without importing torch
+    packable = packing.packable_request(args)
+    if packable:  # packed before: drawn without importing torch
         path = packing.pack_path(args.checkpoint, options.weights)
         packed = None if path is None else packing.load_pack(path)
         if packed is not None:
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int | None:
                                      options=options)
         print("\n".join(str(p) for p in paths))
         return 0
-    if packing.packable_request(args):
+    if packable:
         packed = packing.pack_source(source.model, source.family, args.checkpoint,
                                      options.weights, options.engine, source.sample_rate)
         if packed is not None:
@@ -322,12 +323,9 @@ def draw_to_folder(
                                          temperature=options.temperature)
         return write_samples(audio.float().cpu().numpy(), Path(out), source.sample_rate,
                              prefix, plots=plots, rainbow=rainbow)
-    from waveloom.memory import check_disk
     from waveloom.sampling.sample import sample_stream, streams
 
-    held = min(length, SEGMENT) if streams(source.model, options) else length
-    check_output_memory(n, held, "--seconds or --n")
-    check_disk(n * length * 2, out, f"{n} WAV file(s) of {length:,} samples", "--seconds or --n")
+    _check_output(n, length, out, streamed=streams(source.model, options))
     if plots:
         _preload_plots()
     pieces = sample_stream(source.model, n, length, cond, options, segment=SEGMENT)
@@ -340,7 +338,6 @@ def draw_packed_to_folder(packed: Any, out: str | Path, vocabulary: list[str], *
                           options: SamplingOptions) -> list[Path]:
     """:func:`draw_to_folder` for a packed WaveNet, without torch: the same
     checks, labels (pitch 60 and instrument 0 unless given), samples and files."""
-    from waveloom.memory import check_disk
     from waveloom.sampling.packed_notes import draw_packed
 
     check_positive("--n", n)
@@ -352,13 +349,21 @@ def draw_packed_to_folder(packed: Any, out: str | Path, vocabulary: list[str], *
     label = resolve_instrument(instrument, vocabulary) if "instrument" in keys else None
     sr = int(packed.info["sample_rate"])
     length = int(round(seconds * sr))
-    check_output_memory(n, min(length, SEGMENT), "--seconds or --n")
-    check_disk(n * length * 2, out, f"{n} WAV file(s) of {length:,} samples", "--seconds or --n")
+    _check_output(n, length, out, streamed=True)
     _preload_plots()
-    pieces = draw_packed(packed, n, length, pitch=pitch if "pitch" in keys else None,
-                         instrument=label, seed=options.seed, temperature=options.temperature,
-                         progress=options.progress, segment=SEGMENT)
+    pieces = draw_packed(packed, n, length, pitch=pitch, instrument=label, seed=options.seed,
+                         temperature=options.temperature, progress=options.progress,
+                         segment=SEGMENT)
     return write_stream(pieces, n, Path(out), sr, "sample")
+
+
+def _check_output(n: int, length: int, out: str | Path, *, streamed: bool) -> None:
+    """One-line errors before drawing ``n`` x ``length`` samples into ``out``: the memory they
+    hold (a segment each when ``streamed``) and the disk their WAV files take."""
+    from waveloom.memory import check_disk
+
+    check_output_memory(n, min(length, SEGMENT) if streamed else length, "--seconds or --n")
+    check_disk(n * length * 2, out, f"{n} WAV file(s) of {length:,} samples", "--seconds or --n")
 
 
 #: Samples drawn and written at a time where the engine streams (the fast engine): about a

@@ -53,7 +53,7 @@ def decode(probs: dict[str, np.ndarray], hop_seconds: float, onset_threshold: fl
     return table[np.argsort(table[:, 0], kind="stable")]
 
 
-def _midi_hz(pitch: np.ndarray) -> np.ndarray:
+def midi_hz(pitch: np.ndarray) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.asarray(pitch, np.float64) - 69) / 12)
 
 
@@ -87,8 +87,8 @@ def score(reference: np.ndarray, estimate: np.ndarray, hop_seconds: float = 0.01
         if len(estimate) == 0:
             out[name] = (0.0, 0.0, 0.0)
             continue
-        matched = match_notes(reference[:, :2], _midi_hz(reference[:, 2]), estimate[:, :2],
-                              _midi_hz(estimate[:, 2]), onset_tolerance=0.05,
+        matched = match_notes(reference[:, :2], midi_hz(reference[:, 2]), estimate[:, :2],
+                              midi_hz(estimate[:, 2]), onset_tolerance=0.05,
                               pitch_tolerance=50.0, offset_ratio=ratio, offset_min_tolerance=0.05)
         out[name] = _prf(len(matched), len(estimate), len(reference))
     end = max(reference[:, 1].max(), estimate[:, 1].max() if len(estimate) else 0.0)

@@ -36,11 +36,10 @@ class _Tier:
         self.w_loc = None if tier.local_proj is None else _np(tier.local_proj.weight).T.copy()
         self.g_bias = None if g_bias is None else _np(g_bias)
         rnn = tier.rnn
-        self.layers = [tuple(_np(getattr(rnn, f"{name}_l{i}")) for name in
-                             ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        self.layers = [(_np(getattr(rnn, f"weight_ih_l{i}")).T.copy(),
+                        _np(getattr(rnn, f"weight_hh_l{i}")).T.copy(),
+                        _np(getattr(rnn, f"bias_ih_l{i}")), _np(getattr(rnn, f"bias_hh_l{i}")))
                        for i in range(rnn.num_layers)]
-        self.layers = [(w_ih.T.copy(), w_hh.T.copy(), b_ih, b_hh)
-                       for w_ih, w_hh, b_ih, b_hh in self.layers]
         if state is None:
             state = tier.initial_state(n)
         self.h = [_np(s) for s in (state if self.lstm else (state,))]  # [layers, n, H] each

@@ -391,12 +391,7 @@ class FastWaveNet(KernelEngine):
         if self.backend == "c":
             return super().prime(codes, local)
         st, net, stack = self._state(), self.prep.net, self.stack
-        if codes.dim() != 2 or codes.shape[0] != self.batch or codes.shape[1] < 1:
-            raise ValueError(f"codes has shape {tuple(codes.shape)}; expected [{self.batch}, T]")
-        rf = stack.receptive_field
-        if codes.shape[-1] > rf:
-            codes = codes[..., -rf:]
-            local = None if local is None else local[..., -rf:]
+        codes, local = self._last_field(codes, local)
         device = stack.out2.weight.device
         g = None if self.g is None else torch.from_numpy(self.g).to(device,
                                                                    stack.out2.weight.dtype)

@@ -187,13 +187,7 @@ class KernelEngine:
         """Feed a history ``codes`` [B, T] (+ ``local`` [B, L, T]) as T teacher-forced kernel
         steps from zeroed rings; return the last parameters [B, P] (also kept as the state's
         current parameters). Only the last receptive field of codes is used."""
-        codes = np.asarray(codes.cpu() if hasattr(codes, "cpu") else codes)
-        if codes.ndim != 2 or codes.shape[0] != self.batch or codes.shape[1] < 1:
-            raise ValueError(f"codes has shape {tuple(codes.shape)}; expected [{self.batch}, T]")
-        rf = self.prep.receptive_field
-        if codes.shape[-1] > rf:
-            codes = codes[..., -rf:]
-            local = None if local is None else local[..., -rf:]
+        codes, local = self._last_field(codes, local)
         st = self._state()
         st.ring.fill(0.0)
         st.codes.fill(self._pad_code)
@@ -201,6 +195,17 @@ class KernelEngine:
         params, _ = self.teacher_force(codes, local)
         st.params[:] = params[-1]
         return st.params.copy()
+
+    def _last_field(self, codes: Any, local: Any) -> tuple[Any, Any]:
+        """A history ``codes`` [B, T] (array or tensor) checked, and it and ``local`` [B, L, T]
+        cut to the last receptive field (all that priming can use)."""
+        if len(codes.shape) != 2 or codes.shape[0] != self.batch or codes.shape[1] < 1:
+            raise ValueError(f"codes has shape {tuple(codes.shape)}; expected [{self.batch}, T]")
+        rf = self.prep.receptive_field
+        if codes.shape[-1] > rf:
+            codes = codes[..., -rf:]
+            local = None if local is None else local[..., -rf:]
+        return codes, local
 
     # ------------------------------------------------------------------ local features
 

@@ -112,8 +112,7 @@ def draw_packed(packed: Packed, n: int, length: int, *, pitch: int | None,
 
     info = packed.info
     ctx = int(info["context"])
-    takes_pitch = "pitch" in packed.keys
-    label = (60 if pitch is None else pitch) if takes_pitch else None
+    label = pitch if "pitch" in packed.keys else None  # None or -1: the unknown pitch
     engine = KernelEngine(packed.net)
     engine.reset(n, global_vector(packed, n, label, instrument))
     local = None
