@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "waveloom"
 LAYERS: dict[str, int] = {
     "": 0,  # waveloom/__init__.py (the version)
     "config": 0, "checkpoint": 0, "device": 0, "errors": 0, "memory": 0, "web": 0,
-    "shipped": 0, "lazy": 0,
+    "shipped": 0, "lazy": 0, "native": 0,
     "audio": 1,
     "nn": 2, "data": 2,
     "models": 3,

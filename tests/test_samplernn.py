@@ -250,33 +250,66 @@ def test_nll_scores_each_clip_from_its_start_in_one_pass():
 # --------------------------------------------------------------------------- sampling
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_numpy_stepper_is_the_torch_stepper(variant):
-    """The CPU sampler (numpy) gives the torch stepper's logits step by step from a primed
-    state, and the same codes for a seed through sample()."""
+def _cpu_steppers() -> list:
+    from waveloom.models import samplernn_kernel
     from waveloom.models.samplernn_stepper import NumpyStepper
 
+    kernel = [samplernn_kernel.CStepper] if samplernn_kernel.unavailable() is None else []
+    return [NumpyStepper, *kernel]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_cpu_steppers_are_the_torch_stepper(variant):
+    """The CPU samplers (numpy, and the C kernel where it builds) give the torch stepper's
+    logits step by step from a primed state, and the same codes for a seed through
+    sample()."""
     model = _model(**VARIANTS[variant])
     ctx, n, p = model.context, 2, 21
     audio = _batch(model, predicted=60)["audio"][:, ctx:]
     cond = {"pitch": torch.tensor([60, 70]), "instrument": torch.tensor([1, 2]),
             "prime": audio[:, :p]}
-    with torch.no_grad():
-        g, history, state, first = model._sampling_inputs(n, cond)
-        local = model._features(cond["pitch"], torch.full((n,), first - ctx), 48)
-        ref = Stepper(model, g, history, state, 40, local)
-        ours = NumpyStepper(model, g, history, state, 40, local)
-        for _ in range(40):
-            expected = ref.logits()
-            np.testing.assert_allclose(ours.logits(), expected.numpy(), atol=2e-5, rtol=0)
-            codes = expected.argmax(-1)
-            ref.push(codes)
-            ours.buf[:, ctx + ours.t] = codes.numpy()
-            ours.t += 1
+    for stepper in _cpu_steppers():
+        with torch.no_grad():
+            g, history, state, first = model._sampling_inputs(n, cond)
+            local = model._features(cond["pitch"], torch.full((n,), first - ctx), 48)
+            ref = Stepper(model, g, history, state, 40, local)
+            ours = stepper(model, g, history, state, 40, local)
+            for _ in range(40):
+                expected = ref.logits()
+                np.testing.assert_allclose(ours.logits(), expected.numpy(), atol=2e-5, rtol=0,
+                                           err_msg=stepper.__name__)
+                codes = expected.argmax(-1)
+                ref.push(codes)
+                ours.buf[:, ctx + ours.t] = codes.numpy()
+                ours.t += 1
     cond.pop("prime")
     draws = [sample(model, n, 70, cond, SamplingOptions(seed=3, progress=False, engine=e))
              for e in ("torch", "auto")]
     assert torch.equal(*draws)
+
+
+def test_kernel_streams_split_over_threads_draw_the_same_codes():
+    """The C sampler's streams in groups on two threads draw what one group draws, and the
+    stepper refuses uniforms of the wrong shape or past its length in one line."""
+    from waveloom.models import samplernn_kernel as sk
+
+    if sk.unavailable() is not None:
+        pytest.skip(sk.unavailable())
+    model = _model(**VARIANTS["gru-3tier-clock"])
+    n, length = 3, 150
+    cond = {"pitch": torch.tensor([60, 64, 67]), "instrument": torch.tensor([0, 1, 2])}
+    with torch.no_grad():
+        g, history, state, first = model._sampling_inputs(n, cond)
+        local = model._features(cond["pitch"], torch.full((n,), first - model.context), 160)
+        u = np.random.default_rng(0).random((length, n)).astype(np.float32)
+        runs = [sk.sample_codes(model, g, history, state, length, local, u, 1.0, threads)
+                for threads in (1, 2)]
+        np.testing.assert_array_equal(*runs)
+        stepper = sk.CStepper(model, g, history, state, length, local)
+        with pytest.raises(ValueError, match="expected"):
+            stepper.run(u[:, :2], 1.0)
+        with pytest.raises(ValueError, match="overrun"):
+            stepper.run(np.concatenate([u, u]), 1.0)
 
 
 def test_seed_and_temperature():

@@ -346,9 +346,10 @@ class SampleRNN(Likelihood):
         Stateful: each tier steps once per frame of its own and the MLP once per sample, so
         nothing of the past is recomputed. The same ``options.seed`` gives identical output
         (uniforms drawn up front on the CPU, inverse-CDF draws, as for WaveNet). Engine 'auto'
-        runs the numpy stepper on a CPU (:mod:`~waveloom.models.samplernn_stepper`, ~7x the
-        torch one's speed, the same codes but for float rounding at a CDF boundary) and the
-        torch one on a GPU; 'torch' always the torch one; the WaveNet engines do not apply.
+        runs the C kernel on a CPU (:mod:`~waveloom.models.samplernn_kernel`, streams split
+        over ``--threads``; the numpy stepper where no C compiler exists), the same codes as
+        the torch stepper but for float rounding at a CDF boundary, and the torch one on a
+        GPU; 'torch' always the torch one; the WaveNet engines do not apply.
         """
         options = options or SamplingOptions()
         if options.engine not in ENGINES:
@@ -373,14 +374,14 @@ class SampleRNN(Likelihood):
                 stepper.push(self.head.sample(stepper.logits(), uniforms[t],
                                               options.temperature))
             return self.head.decode(stepper.codes()).clamp(-1.0, 1.0)
-        from waveloom.models.samplernn_stepper import NumpyStepper, one_blas_thread
+        from waveloom.device import chosen_threads, cpu_cores
+        from waveloom.models.samplernn_kernel import sample_codes
 
-        fast = NumpyStepper(self, g, history, state, length, local)
-        u = uniforms[:, :, 0].numpy()
-        with one_blas_thread():
-            for t in bar:
-                fast.draw(u[t], options.temperature)
-        codes = torch.from_numpy(fast.codes().copy())
+        codes = sample_codes(self, g, history, state, length, local,
+                             uniforms[:, :, 0].numpy(), options.temperature,
+                             chosen_threads() or cpu_cores(), bar.update)
+        bar.close()
+        codes = torch.from_numpy(codes)
         return self.head.decode(codes).clamp(-1.0, 1.0)
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:

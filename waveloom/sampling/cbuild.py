@@ -1,64 +1,28 @@
 """Build and load the C sampling kernel (``wavenet_step.c``) with the machine's compiler.
 
-The kernel is compiled once per machine with ``-O3 -march=native`` (so it uses whatever
-vector units the CPU has) and cached under ``$WAVELOOM_CACHE`` or ``~/.cache/waveloom``,
-keyed by a hash of the source, the flags and the compiler's version. Nothing is downloaded:
-on a machine without a C compiler :func:`load` reports why and the engine uses numba alone.
-
-Flags: ``-ffp-contract=fast`` (FMA contraction), ``-fno-math-errno -fno-trapping-math``. No
-``-ffast-math``: its finite-math and reciprocal assumptions could change results, and the
-kernel is written so the compiler vectorises it without them.
+The kernel is compiled once per machine by :func:`waveloom.native.build.build` (``-O3
+-march=native``, cached under ``$WAVELOOM_CACHE`` or ``~/.cache/waveloom``, keyed by a hash of
+the source, the shared ``vector_gemv.h``, the flags and the compiler's version). Nothing is
+downloaded: on a machine without a C compiler :func:`load` reports why and the engine uses
+numba alone. This module holds the WaveNet kernel's structs and entry points.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from waveloom.native.build import build, cache_dir, panels  # noqa: F401 (re-exported)
+
 SOURCE = Path(__file__).with_name("wavenet_step.c")
-FLAGS = [
-    "-O3",
-    "-march=native",
-    "-fPIC",
-    "-shared",
-    "-ffp-contract=fast",
-    "-fno-math-errno",
-    "-fno-trapping-math",
-]
 MAX_KERNEL = 16  # taps per layer the C kernel supports (xs[16])
 
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("WAVELOOM_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "waveloom"
-
-
-def _flags() -> list[str]:
-    """FLAGS, with ``-march=native`` replaced by ``$WAVELOOM_CFLAGS`` when set (e.g. to
-    build a portable ``-mavx2 -mfma`` kernel, or to test one ISA on another machine)."""
-    extra = os.environ.get("WAVELOOM_CFLAGS")
-    if not extra:
-        return list(FLAGS)
-    return [f for f in FLAGS if f != "-march=native"] + extra.split()
-
-
-def _compiler() -> str | None:
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return name
-    return None
 
 
 class NetC(ctypes.Structure):
@@ -119,44 +83,10 @@ def load() -> tuple[Any, str | None]:
 
 
 def _build_and_load() -> tuple[Any, str | None]:
-    if os.environ.get("WAVELOOM_NO_C"):
-        return None, "disabled by WAVELOOM_NO_C"
-    if not SOURCE.is_file():
-        return None, f"{SOURCE.name} is not installed with the package"
-    cc = _compiler()
-    if cc is None:
-        return None, "no C compiler (cc, gcc or clang) on PATH"
-    try:
-        version = subprocess.run(
-            [cc, "--version"], capture_output=True, text=True, timeout=30
-        ).stdout.splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError) as err:
-        return None, f"{cc} --version failed: {err}"
-    flags = _flags()
-    key = hashlib.sha256(
-        "\0".join([SOURCE.read_text(), " ".join(flags), version, os.uname().machine]).encode()
-    ).hexdigest()[:16]
-    target = cache_dir() / f"wavenet_step-{key}.so"
-    if not target.exists():
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                out = Path(tmp) / target.name
-                proc = subprocess.run(
-                    [cc, *flags, "-o", str(out), str(SOURCE), "-lm"],
-                    capture_output=True, text=True, timeout=300,
-                )  # fmt: skip
-                if proc.returncode != 0:
-                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-                    return None, f"{cc} failed to build the kernel: {' | '.join(tail)}"
-                os.replace(out, target)  # atomic: concurrent builders are harmless
-        except (OSError, subprocess.SubprocessError) as err:
-            return None, f"could not build the kernel in {target.parent}: {err}"
-    try:
-        lib = ctypes.CDLL(str(target))
-    except OSError as err:
-        return None, f"could not load {target}: {err}"
-    _loaded["name"] = target.name
+    lib, why, name = build(SOURCE)
+    if lib is None:
+        return None, why
+    _loaded["name"] = name
     lib.wl_block.restype = ctypes.c_int64
     lib.wl_block.argtypes = []
     fn = lib.wl_run
@@ -192,23 +122,6 @@ def block() -> int:
     if lib is None:
         raise RuntimeError(f"the C kernel is unavailable: {why}")
     return int(lib.wl_block())
-
-
-def panels(w: np.ndarray, width: int) -> np.ndarray:
-    """Matrices ``w`` [M, R, N] (row-major) -> the same values in the C kernel's panel layout.
-
-    Columns are cut into panels of ``width`` (the last one narrower) and each panel is stored
-    row-major on its own, so the kernel streams one contiguous panel per register block. The
-    result keeps the shape [M, R, N]; only the order of the values inside each matrix changes.
-    """
-    m, r, n = w.shape
-    full = n // width * width
-    parts = [np.ascontiguousarray(
-        w[:, :, :full].reshape(m, r, n // width, width).transpose(0, 2, 1, 3)
-    ).reshape(m, -1)]
-    if full < n:
-        parts.append(np.ascontiguousarray(w[:, :, full:]).reshape(m, -1))
-    return np.ascontiguousarray(np.concatenate(parts, axis=1).reshape(m, r, n))
 
 
 def weight_kind(net: Any) -> int:
