@@ -345,6 +345,31 @@ def test_encode_decode_interpolate_in_a_subprocess(trained):
     assert all(len(x) == 800 and np.isfinite(x).all() for x in steps)
 
 
+def test_generate_continues_a_prime_on_the_primes_own_code(trained, tmp_path, capsys):
+    """`generate --prime FILE` on an NSynth AE continues the file: the decoder is conditioned on
+    the prime's code, then its last whole frame held (it used to ask for more code frames
+    than the drawn code had and stop with an API-level error)."""
+    from waveloom.models.load import load_checkpoint
+
+    _, ckpt, a, _ = trained
+    prime = tmp_path / "prime.wav"
+    audio, sr = sf.read(a, dtype="float32")
+    sf.write(prime, audio[:1000], sr)  # 15 frames of 64 and a partial one
+    assert main(["generate", str(ckpt), "--prime", str(prime), "--pitch", "60", "--n", "2",
+                 "--seconds", "0.05", "--out", str(tmp_path / "g"), "--threads", "1",
+                 "-q"]) == 0
+    out = [sf.read(tmp_path / "g" / f"sample-{i}.wav")[0] for i in range(2)]
+    assert all(len(x) == 800 and np.isfinite(x).all() for x in out)
+    model, _ = load_checkpoint(ckpt)
+    z = model.continued_codes(2, 800, torch.from_numpy(audio[:1000]))
+    own = model.encode(torch.from_numpy(audio[:1000]))
+    assert z.shape == (2, own.shape[1], -(-1800 // 64))
+    torch.testing.assert_close(z[:, :, : own.shape[-1]], own.expand(2, -1, -1))
+    assert torch.equal(z[:, :, -1], own[:, :, 1000 // 64 - 1].expand(2, -1))
+    with pytest.raises(ConfigError, match="cond.'prime'. has shape"):
+        model.continued_codes(2, 800, torch.zeros(3, 100))
+
+
 def test_bad_inputs_are_one_line_errors(trained, tmp_path, capsys):
     root, ckpt, a, _ = trained
     run = load_config(CONFIGS / "wavenet" / "tiny.yaml")

@@ -9,6 +9,10 @@ preference,
 2. ``cond['audio']`` [n, T] (or [T]): a reconstruction of that audio;
 3. a code drawn from the Gaussian fitted to the training codes (:class:`~waveloom.nn.encoder.
    CodeStatistics`), held constant over time: an "average" note for the given labels.
+
+A decoder that continues audio (``cond['prime']``, ``waveloom generate --prime``; the NSynth
+AE) decodes :meth:`CodeAutoencoder.continued_codes`: the prime's own code, then its last whole
+frame held.
 """
 
 from __future__ import annotations
@@ -91,3 +95,20 @@ class CodeAutoencoder(Autoencoder):
                 z = self.encode(audio.to(self.code_stats.mean.device))
             return z.expand(n, -1, -1)
         return self.code_stats.sample(n, self.frames_for(length), seed)
+
+    def continued_codes(self, n: int, length: int, prime: Any) -> Tensor:
+        """Codes [n, D, frames] for continuing ``prime`` [n or 1, P] (or [P]) by ``length``
+        samples, aligned with the prime's first sample: the prime's own code, then its last
+        whole frame held to the end (a note continued keeps the timbre it had; the partial
+        last frame averages the prime's end with zero padding, so it is not the one held)."""
+        audio = torch.as_tensor(prime, dtype=torch.float32)
+        audio = audio.unsqueeze(0) if audio.dim() == 1 else audio
+        if audio.dim() != 2 or audio.shape[0] not in (1, n) or audio.shape[-1] == 0:
+            raise ConfigError(f"cond['prime'] has shape {tuple(audio.shape)}; expected "
+                              f"[{n}, samples]")
+        with torch.no_grad():
+            z = self.encode(audio.to(self.code_stats.mean.device))
+        whole = max(0, audio.shape[-1] // self.hop - 1)
+        extra = max(0, self.frames_for(audio.shape[-1] + length) - z.shape[-1])
+        z = torch.cat([z, z[..., whole : whole + 1].expand(-1, -1, extra)], dim=-1)
+        return z.expand(n, -1, -1)

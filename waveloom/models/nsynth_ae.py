@@ -304,10 +304,16 @@ class NSynthAE(StepDecoded, CodeAutoencoder):
 
     def sampling_cond(self, n: int, length: int, cond: dict[str, Any],
                       seed: int | None) -> dict[str, Any]:
-        """What ``sample`` decodes: ``cond['embedding']``, the code of ``cond['audio']``, or a
-        code drawn from the training codes' statistics
+        """What ``sample`` decodes: ``cond['embedding']``, the code of ``cond['audio']``, the
+        prime's code continued (``cond['prime']`` alone: ``generate --prime``;
+        :meth:`~waveloom.models.autoencoder.CodeAutoencoder.continued_codes`), or a code drawn
+        from the training codes' statistics
         (:meth:`~waveloom.models.autoencoder.CodeAutoencoder.codes_for`)."""
         cond = dict(cond)
+        if (cond.get("prime") is not None and cond.get("embedding") is None
+                and cond.get("audio") is None):
+            cond["embedding"] = self.continued_codes(n, length, cond["prime"])
+            return cond
         cond["embedding"] = self.codes_for(n, length, cond, seed)
         cond.pop("audio", None)
         return cond
