@@ -78,6 +78,38 @@ def test_generate_command_benchmark_prints_its_table():
     assert "start-up" in proc.stdout and "ratio" in proc.stdout
 
 
+def test_command_speed_times_any_verb_and_records_it(tmp_path):
+    """benchmarks/command_speed.py: one round of a verb that reads {input} and writes {out},
+    its real-time factor from the input's length, recorded on a copy's card with the command
+    (the input's making first); a failing verb is one line."""
+    import shutil
+
+    import soundfile as sf
+
+    from waveloom.zoo.records import read_records
+
+    wav = tmp_path / "in.wav"
+    sf.write(wav, np.zeros(8000, np.float32), 16000)
+    ckpt = tmp_path / "model.safetensors"
+    shutil.copy(REPO / "waveloom" / "assets" / "ddsp-ae-notes.safetensors", ckpt)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = [sys.executable, str(BENCH / "command_speed.py"), "--input", str(wav), "--made-by",
+            "make-it", "--rounds", "1"]
+    proc = subprocess.run([*base, "--record", str(ckpt), "--", "transfer", str(ckpt), "{input}",
+                           "--out", "{out}", "-q"], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0.5 s of audio" in proc.stdout and "x real time" in proc.stdout
+    (m,), _ = read_records(ckpt)
+    assert m.metric == "whole transfer command" and m.unit == "x real time" and m.n == 1
+    assert m.command.startswith("make-it && python benchmarks/command_speed.py")
+    assert "--record" not in m.command and "{input}" in m.command
+    bad = subprocess.run([*base, "--", "transfer", str(tmp_path / "none.safetensors"),
+                          "{input}", "--out", "{out}"], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=REPO)
+    assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "failed" in bad.stderr
+
+
 def test_pipeline_benchmark_times_both_drivers_and_checks_their_codes():
     """benchmarks/pipeline.py: one thread against the two-thread pipeline on the shipped
     model, one short round; it exits non-zero if the drivers' codes differ."""
