@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
 
 from waveloom.errors import ConfigError
 
@@ -64,83 +63,15 @@ TRAIN_BYTES_PER_PARAM = 4 * 4
 
 
 def parameter_count(entry: FamilyEntry, model_config) -> int | None:
-    """Parameters of ``entry``'s model built on the meta device (no memory, no RNG draws), or
-    None when the family cannot be built there (then no estimate is made)."""
-    import torch
+    """Parameters of ``entry``'s model, counted by a cheap CPU build that stops past what
+    could fit (:mod:`waveloom.models.counting`: no random draws, no allocation beyond a
+    quarter of the free memory); None when the family cannot be counted (no estimate)."""
+    from waveloom.memory import available_bytes
+    from waveloom.models.counting import count_parameters
 
-    try:
-        with torch.device("meta"), _skip_init():
-            model = entry.model(model_config)
-    except ConfigError:
-        raise
-    except Exception:  # noqa: BLE001 (a family that needs real tensors in __init__)
-        return None
-    return sum(p.numel() for p in model.parameters())
-
-
-#: In-place initialisers (``torch.nn.init.*`` and the ``Tensor`` methods they call).
-_INITIALISERS = frozenset({
-    "normal_", "uniform_", "trunc_normal_", "orthogonal_", "kaiming_uniform_",
-    "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
-})
-
-
-def _skip_init() -> Any:
-    """A torch function mode that skips weight initialisation: a meta tensor has no values to
-    draw, and meta ``normal_`` goes through torch's Python decompositions, whose first use
-    imports ``torch._dynamo`` (~1-3 s of every ``generate``'s start-up). So do most other ops
-    on meta tensors (their Python references' first ``torch._check`` imports sympy, 0.3 s, and
-    often dynamo), so the factories that start a buffer's or parameter's arithmetic
-    (``arange``, ``eye``, ``randn``, ``rand``) are answered by :func:`_counting_factory`: small
-    ones on the CPU, where the arithmetic that follows runs in C++."""
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    class SkipInit(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-            kwargs = kwargs or {}
-            name = getattr(func, "__name__", "")
-            if name in _INITIALISERS:
-                return args[0] if args else kwargs.get("tensor")
-            if func in (torch.arange, torch.randn, torch.rand, torch.eye):
-                return _counting_factory(name, args, kwargs)
-            return func(*args, **kwargs)
-
-    return SkipInit()
-
-
-#: Elements up to which a counted model's factory tensors are made on the CPU (16 MB float32).
-CPU_FACTORY_LIMIT = 1 << 22
-
-
-def _counting_factory(name: str, args: tuple, kwargs: dict) -> Any:
-    """``torch.<name>(*args, **kwargs)`` for a parameter count: the same shape and dtype, on
-    the CPU when it has at most :data:`CPU_FACTORY_LIMIT` elements (``arange`` and ``eye``
-    with their values; ``randn`` and ``rand`` uninitialised: no random draw, so the global
-    generator is left as it was), else an empty meta tensor (no allocation however large)."""
-    import math
-
-    import torch
-
-    dtype = kwargs.get("dtype")
-    if name == "arange":
-        ends = [float(a) for a in args[:3]] or [float(kwargs.get("end", 0))]
-        start, end, step = (0.0, ends[0], 1.0) if len(ends) == 1 else (
-            ends[0], ends[1], ends[2] if len(ends) == 3 else 1.0)
-        integral = all(isinstance(a, int) for a in args[:3])
-        shape = (max(0, math.ceil((end - start) / step)),)
-        dtype = dtype or (torch.int64 if integral else torch.get_default_dtype())
-    elif name == "eye":
-        shape = (int(args[0]), int(args[1]) if len(args) > 1 else int(args[0]))
-    else:  # randn, rand: sizes as ints or one sequence
-        size = args[0] if len(args) == 1 and not isinstance(args[0], int) else args
-        shape = tuple(int(v) for v in (size or kwargs.get("size", ())))
-    dtype = dtype or torch.get_default_dtype()
-    if math.prod(shape) > CPU_FACTORY_LIMIT:
-        return torch.empty(shape, dtype=dtype, device="meta")
-    if name in ("arange", "eye"):
-        return getattr(torch, name)(*args, **{**kwargs, "device": "cpu"})
-    return torch.empty(shape, dtype=dtype, device="cpu")
+    free = available_bytes()
+    limit = (free // 4 // 4) if free else 1 << 33  # elements of 4 bytes in a quarter of it
+    return count_parameters(lambda: entry.model(model_config), limit)
 
 
 def build_model(run_config):
