@@ -94,9 +94,16 @@ def _record(args: argparse.Namespace, argv: list[str], seconds: float,
 
     from waveloom.zoo.records import Measurement, record
 
-    given = sys.argv[1:]
-    at = given.index("--record")  # drop "--record CKPT": the command reproduces, not records
-    command = shlex.join(["python", "benchmarks/command_speed.py", *given[:at], *given[at + 2:]])
+    given, kept, skip = sys.argv[1:], [], False
+    for i, token in enumerate(given):  # drop "--record CKPT": the command reproduces
+        if skip or token.startswith("--record="):
+            skip = False
+            continue
+        if token == "--record" and "--" not in given[:i]:
+            skip = True
+            continue
+        kept.append(token)
+    command = shlex.join(["python", "benchmarks/command_speed.py", *kept])
     made = f"{args.made_by} && " if args.made_by else ""
     source = f"{args.input} ({seconds:.1f} s)" if args.input else f"{seconds:g} s made"
     path = record(args.record, Measurement(

@@ -8,7 +8,7 @@ references, whose first use imports sympy (0.3 s) and often torch._dynamo (1-1.5
 every ``generate``'s start-up; and families whose ``__init__`` computes with tensors (a mel
 warp's pseudo-inverse) could not be counted at all, so they had no guard.
 
-:func:`count_parameters` builds on the CPU instead, under :class:`CountingBuild`, a torch
+:func:`count_parameters` builds on the CPU instead, under :func:`counting_build`, a torch
 function mode that
 
 * counts the elements every tensor factory asks for and stops the build (:class:`TooLarge`)
@@ -71,9 +71,9 @@ def factory_elements(name: str, args: tuple, kwargs: dict) -> int:
     return math.prod(_sizes(args, kwargs))
 
 
-def CountingBuild(limit: int) -> Any:  # noqa: N802 (a class made on demand: torch is lazy)
+def counting_build(limit: int) -> Any:
     """The torch function mode described in the module docstring, stopping past ``limit``
-    elements."""
+    elements (a function making the class: importing torch is left to the first count)."""
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -103,13 +103,13 @@ def CountingBuild(limit: int) -> Any:  # noqa: N802 (a class made on demand: tor
 
 
 def count_parameters(build: Any, limit: int) -> int | None:
-    """Parameters of the model ``build()`` makes, built under :func:`CountingBuild`; past
+    """Parameters of the model ``build()`` makes, built under :func:`counting_build`; past
     ``limit`` elements, the elements asked for so far (a lower bound, already too many); None
     when the build fails for another reason (then no estimate is made)."""
     from waveloom.errors import ConfigError
 
     try:
-        with CountingBuild(limit):
+        with counting_build(limit):
             model = build()
     except TooLarge as big:
         return big.elements

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from waveloom.native.build import build, cache_dir, panels  # noqa: F401 (re-exported)
+from waveloom.native.build import pointer as _ptr
 
 SOURCE = Path(__file__).with_name("wavenet_step.c")
 MAX_KERNEL = 16  # taps per layer the C kernel supports (xs[16])
@@ -64,12 +65,6 @@ class HeadC(ctypes.Structure):
         ("pad_", ctypes.c_float),
         ("input_map", ctypes.c_void_p),
     ]
-
-
-def _ptr(a: np.ndarray) -> int:
-    if not a.flags.c_contiguous:
-        raise ValueError("the C kernel needs C-contiguous arrays")
-    return a.ctypes.data
 
 
 def load() -> tuple[Any, str | None]:
