@@ -14,10 +14,11 @@ waveloom prepare data/demo-notes-v5 cache/demo-notes-v5   # 1050 notes; train 83
 waveloom train configs/samplernn/notes.yaml --data cache/demo-notes-v5 --out runs/samplernn-clock \
     --threads 1 --max-steps 1600
 # Stage 2 (session 21): 1500 more steps from stage 1's weights at lr 3e-4 (warm-up 50, cosine);
-# --minutes 100 calibrated 1500 steps, which took 5534 s of one shared thread. The string notes,
+# run as --minutes 100, which calibrated 1500 steps (5534 s of one shared thread); the step
+# count is given here so the schedule is the same on any machine. The string notes,
 # 18 of 29 silent after stage 1, all sound after it (docs/samplernn.md).
 waveloom train configs/samplernn/notes.yaml --data cache/demo-notes-v5 --out runs/samplernn-clock-more \
-    --threads 1 --minutes 100 train.init_from=runs/samplernn-clock/model.safetensors \
+    --threads 1 --max-steps 1500 train.init_from=runs/samplernn-clock/model.safetensors \
     train.lr=0.0003 train.warmup_steps=50
 python scripts/ship_checkpoint.py runs/samplernn-clock-more/model.safetensors \
     waveloom/assets/samplernn-notes.safetensors \
