@@ -84,30 +84,26 @@ class CodeAutoencoder(Autoencoder):
         if cond.get("embedding") is not None:
             return self.check_codes(cond["embedding"], n, "cond['embedding']")
         if cond.get("audio") is not None:
-            audio = torch.as_tensor(cond["audio"], dtype=torch.float32)
-            if audio.dim() == 1:
-                audio = audio.unsqueeze(0)
-            if audio.dim() != 2 or audio.shape[0] not in (1, n):
-                raise ConfigError(
-                    f"cond['audio'] has shape {tuple(audio.shape)}; expected [{n}, samples]"
-                )
-            with torch.no_grad():
-                z = self.encode(audio.to(self.code_stats.mean.device))
-            return z.expand(n, -1, -1)
+            return self._encoded(cond["audio"], n, "audio")[1].expand(n, -1, -1)
         return self.code_stats.sample(n, self.frames_for(length), seed)
+
+    def _encoded(self, audio: Any, n: int, key: str) -> tuple[Tensor, Tensor]:
+        """``cond[key]`` audio [n or 1, T] (or [T]) -> (the audio [., T], its codes [., D, F]),
+        or a one-line :class:`ConfigError` naming the key and the shape expected."""
+        audio = torch.as_tensor(audio, dtype=torch.float32)
+        audio = audio.unsqueeze(0) if audio.dim() == 1 else audio
+        if audio.dim() != 2 or audio.shape[0] not in (1, n) or audio.shape[-1] == 0:
+            raise ConfigError(f"cond['{key}'] has shape {tuple(audio.shape)}; expected "
+                              f"[{n}, samples]")
+        with torch.no_grad():
+            return audio, self.encode(audio.to(self.code_stats.mean.device))
 
     def continued_codes(self, n: int, length: int, prime: Any) -> Tensor:
         """Codes [n, D, frames] for continuing ``prime`` [n or 1, P] (or [P]) by ``length``
         samples, aligned with the prime's first sample: the prime's own code, then its last
         whole frame held to the end (a note continued keeps the timbre it had; the partial
         last frame averages the prime's end with zero padding, so it is not the one held)."""
-        audio = torch.as_tensor(prime, dtype=torch.float32)
-        audio = audio.unsqueeze(0) if audio.dim() == 1 else audio
-        if audio.dim() != 2 or audio.shape[0] not in (1, n) or audio.shape[-1] == 0:
-            raise ConfigError(f"cond['prime'] has shape {tuple(audio.shape)}; expected "
-                              f"[{n}, samples]")
-        with torch.no_grad():
-            z = self.encode(audio.to(self.code_stats.mean.device))
+        audio, z = self._encoded(prime, n, "prime")
         whole = max(0, audio.shape[-1] // self.hop - 1)
         extra = max(0, self.frames_for(audio.shape[-1] + length) - z.shape[-1])
         z = torch.cat([z, z[..., whole : whole + 1].expand(-1, -1, extra)], dim=-1)

@@ -98,6 +98,10 @@ class CStepper(NumpyStepper):
             self._keep.append(a)
         return pointer(a)
 
+    def _own(self, a: Any) -> int | None:
+        """A float32 copy of ``a`` (None: NULL), kept alive: the kernel may write to it."""
+        return None if a is None else self._ptr(_f32(a))
+
     def _panels(self, w: np.ndarray | None) -> int | None:
         """[R, N] or [M, R, N] row-major -> the kernel's panel layout, kept alive."""
         if w is None:
@@ -110,19 +114,18 @@ class CStepper(NumpyStepper):
         h_dim, layers = tier.w_in.shape[1], tier.layers
         tier.h = [_f32(s) for s in tier.h]  # owned copies: the kernel updates them in place
         tier.vec = np.zeros((n, tier.ratio * tier.out_dim), np.float32)
-        g_bias = None if tier.g_bias is None else _f32(np.broadcast_to(tier.g_bias,
-                                                                       (n, h_dim)))
+        g_bias = None if tier.g_bias is None else np.broadcast_to(tier.g_bias, (n, h_dim))
         return TierC(
             frame=size, loc_in=0 if tier.w_loc is None else tier.w_loc.shape[0], hid=h_dim,
             layers=len(layers), lstm=int(tier.lstm), ratio=tier.ratio, out_dim=tier.out_dim,
-            w_in=self._panels(tier.w_in), b_in=self._ptr(_f32(tier.b_in)),
+            w_in=self._panels(tier.w_in), b_in=self._own(tier.b_in),
             w_loc=self._panels(tier.w_loc),
             w_ih=self._panels(np.stack([lay[0] for lay in layers])),
             w_hh=self._panels(np.stack([lay[1] for lay in layers])),
-            b_ih=self._ptr(_f32(np.stack([lay[2] for lay in layers]))),
-            b_hh=self._ptr(_f32(np.stack([lay[3] for lay in layers]))),
-            w_up=self._panels(tier.w_up), b_up=self._ptr(_f32(tier.b_up)),
-            g_bias=self._ptr(g_bias), h=self._ptr(tier.h[0]),
+            b_ih=self._own(np.stack([lay[2] for lay in layers])),
+            b_hh=self._own(np.stack([lay[3] for lay in layers])),
+            w_up=self._panels(tier.w_up), b_up=self._own(tier.b_up),
+            g_bias=self._own(g_bias), h=self._ptr(tier.h[0]),
             c=self._ptr(tier.h[1] if tier.lstm else None), vec=self._ptr(tier.vec))
 
     def _mlp_fields(self, n: int) -> dict[str, Any]:
@@ -130,12 +133,12 @@ class CStepper(NumpyStepper):
         hidden = self.hidden
         local = None if self.local is None else _f32(self.local)
         return dict(
-            mlp=m, n_hidden=len(hidden), table=self._ptr(_f32(self.table)),
-            mlp_bias=self._ptr(_f32(np.broadcast_to(self.mlp_bias, (n, m)))),
+            mlp=m, n_hidden=len(hidden), table=self._own(self.table),
+            mlp_bias=self._own(np.broadcast_to(self.mlp_bias, (n, m))),
             w_mloc=self._panels(self.w_loc),
             w_hid=self._panels(np.stack([w for w, _ in hidden]) if hidden else None),
-            b_hid=self._ptr(_f32(np.stack([b for _, b in hidden])) if hidden else None),
-            w_out=self._panels(self.w_out), b_out=self._ptr(_f32(self.b_out)),
+            b_hid=self._own(np.stack([b for _, b in hidden]) if hidden else None),
+            w_out=self._panels(self.w_out), b_out=self._own(self.b_out),
             loc_ch=0 if local is None else local.shape[2],
             local_len=0 if local is None else local.shape[1], local=self._ptr(local))
 

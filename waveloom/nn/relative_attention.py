@@ -79,10 +79,7 @@ class RelativeSelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         # Row m is distance m - (M-1): the last row is distance 0 (the key itself).
-        # N(0, 1 / d_head), drawn by normal_ (the same numbers as randn * scale) so a model
-        # built on the meta device for its parameter count skips it (models/registry.py).
-        self.rel = nn.Parameter(torch.empty(n_heads, max_distance, self.d_head))
-        nn.init.normal_(self.rel, std=self.d_head**-0.5)
+        self.rel = nn.Parameter(torch.randn(n_heads, max_distance, self.d_head) * self.d_head**-0.5)
         self.dropout = nn.Dropout(dropout)
 
     def rel_rows(self, length: int) -> torch.Tensor:
