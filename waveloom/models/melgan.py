@@ -43,6 +43,7 @@ from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput, fit_length
 from waveloom.models.base import Batch, require_default_engine
+from waveloom.models.melgan_istft import ISTFTSourceFilterGenerator, noise_generator
 from waveloom.nn.gan import ResidualStack, randint, wn_conv1d, wn_conv_transpose1d
 
 # Log mels (natural log, floor 1e-5) span about [-11.5, 4]; this brings them near [-1.5, 1.5].
@@ -82,6 +83,12 @@ class MelGANConfig(AdversarialConfig):
     # note comes out at multiples of sample_rate / hop (docs/melgan.md). The model then needs
     # the audio's f0 beside the mel: resynthesis tracks it; vocoding a bare mel cannot.
     excitation_harmonics: int = 0
+    # "conv": the paper's generator (transposed convolutions up to the sample rate); "istft":
+    # frame-rate residual stacks whose head filters a pulse train at the tracked f0 and shapes
+    # noise, through an inverse STFT at (n_fft, hop) (waveloom.models.melgan_istft). "istft"
+    # plays every harmonic below Nyquist up to excitation_harmonics, so set that to ~100.
+    generator: str = "conv"
+    istft_blocks: int = 2  # residual stacks of the istft generator
     d_lr: float = 1e-4
 
     def validate(self) -> None:
@@ -91,7 +98,12 @@ class MelGANConfig(AdversarialConfig):
         if int(np.prod(self.upsample_factors)) != self.hop:
             raise ConfigError(f"model.upsample_factors={list(self.upsample_factors)} multiply "
                               f"to {int(np.prod(self.upsample_factors))}, not model.hop={self.hop}")
-        if self.channels % 2 ** len(self.upsample_factors):
+        if self.generator not in ("conv", "istft"):
+            raise ConfigError(f"model.generator={self.generator!r}: use conv or istft")
+        if self.generator == "istft" and not self.excitation_harmonics:
+            raise ConfigError("model.generator=istft filters a pulse train: set "
+                              "model.excitation_harmonics (e.g. 100)")
+        if self.generator == "conv" and self.channels % 2 ** len(self.upsample_factors):
             raise ConfigError(f"model.channels={self.channels} must be divisible by "
                               f"2**{len(self.upsample_factors)} (halved at each upsampling)")
         if self.disc_window < 0:
@@ -201,7 +213,11 @@ class MelGAN(Adversarial):
 
     def __init__(self, config: MelGANConfig) -> None:
         super().__init__(config)
-        self.generator = MelGANGenerator(config)
+        self.generator = (MelGANGenerator(config) if config.generator == "conv" else
+                          ISTFTSourceFilterGenerator(
+                              config.n_mels, config.n_fft, config.hop, config.sample_rate,
+                              config.channels, config.istft_blocks,
+                              config.excitation_harmonics, tuple(config.dilations)))
         self.discriminator = MelGANDiscriminator(config)
 
     # ------------------------------------------------------------------ mel
@@ -259,7 +275,6 @@ class MelGAN(Adversarial):
         ``seed`` is accepted for the shared vocoder interface (a WaveNet samples) and unused.
         An excited MelGAN also needs ``f0`` [n, F] (Hz per frame, :meth:`f0_of`)."""
         m = self.check_mel(mel)
-        excitation = None
         if self.config.excitation_harmonics:
             if f0 is None:
                 raise ConfigError("this MelGAN plays a pitch excitation and needs the audio's f0 "
@@ -268,8 +283,7 @@ class MelGAN(Adversarial):
             f0 = torch.as_tensor(f0, device=m.device).float().reshape(m.shape[0], -1)
             if f0.shape[-1] != m.shape[-1]:
                 raise ConfigError(f"f0 has {f0.shape[-1]} frames for a mel of {m.shape[-1]}")
-            excitation = self._excitation(f0)
-        audio = self.generator(m, excitation)[:, 0]
+        audio = self._synthesise(m, f0, None, noise_generator(seed))[:, 0]
         return audio[:, : self.mel_features.samples(m.shape[-1])].clamp(-1.0, 1.0)
 
     # ------------------------------------------------------------------ adversarial pieces
@@ -286,9 +300,17 @@ class MelGAN(Adversarial):
         return audio[:, None], cond
 
     def fake_sample(self, cond: dict[str, Any], gen: torch.Generator | None) -> Tensor:
-        excitation = (self._excitation(cond["f0"], cond["phase0"])
-                      if self.config.excitation_harmonics else None)
-        return self.generator(cond["mel"], excitation)[..., : cond["length"]]
+        return self._synthesise(cond["mel"], cond.get("f0"), cond.get("phase0"), gen
+                                )[..., : cond["length"]]
+
+    def _synthesise(self, mel: Tensor, f0: Tensor | None, phase0: Tensor | None,
+                    gen: torch.Generator | None) -> Tensor:
+        """Log mel [B, M, F] (+ f0 [B, F] Hz when the model is excited) -> audio [B, 1, T]
+        through whichever generator the config names; ``gen`` seeds the istft's noise."""
+        if self.config.generator == "istft":
+            return self.generator((mel - MEL_CENTRE) / MEL_SCALE, f0, phase0, gen)
+        excitation = self._excitation(f0, phase0) if self.config.excitation_harmonics else None
+        return self.generator(mel, excitation)
 
     def reconstruction_loss(self, real: Tensor, fake: Tensor, cond: dict[str, Any]
                             ) -> Tensor | None:

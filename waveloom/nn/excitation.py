@@ -41,3 +41,22 @@ def harmonic_excitation(f0_hz: Tensor, sample_rate: int, hop: int, harmonics: in
     keep = (k[None, :, None] * top[:, None] < sample_rate / 2) & (top[:, None] > 0)
     sines = sines * (SINE_AMPLITUDE * keep[..., None].to(sines.dtype))
     return sines.reshape(f0.shape[0], harmonics, -1)
+
+
+def pulse_train(f0_hz: Tensor, sample_rate: int, hop: int, harmonics: int,
+                phase0: Tensor | None = None) -> Tensor:
+    """The sum of :func:`harmonic_excitation`'s channels, ``[B, F * hop]``: a band-limited pulse
+    train with a line at every harmonic of f0 below Nyquist (up to ``harmonics``), each of
+    amplitude :data:`SINE_AMPLITUDE`. Summed one harmonic at a time, so memory stays at one
+    channel's ``[B, F * hop]`` even for the ~100 harmonics of a low note at 16 kHz."""
+    f0 = f0_hz.float()
+    following = torch.cat([f0[:, 1:], f0[:, -1:]], dim=1)
+    cycles, _ = interval_cycles(f0, following, sample_rate, hop, phase0)  # [B, F, hop]
+    top = torch.maximum(f0, following)[..., None]  # the frame interval's highest f0
+    out = torch.zeros_like(cycles)
+    for k in range(1, harmonics + 1):
+        keep = ((k * top < sample_rate / 2) & (top > 0)).to(cycles.dtype)
+        if not bool(keep.any()):
+            break
+        out = out + torch.sin((2 * math.pi * k) * cycles) * keep
+    return (SINE_AMPLITUDE * out).reshape(f0.shape[0], -1)
