@@ -123,3 +123,16 @@ def test_istft_melgan_trains_through_the_trainer(tmp_path):
     run, _ = _tiny(["model.adversarial_start=2", "train.max_steps=4"])
     train(run, tmp_path / "cache", tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_a_silent_window_keeps_finite_gradients():
+    """On silence the source is zero; a noise head pushed far down must still not give an
+    all-zero frame, whose magnitude's gradient is 0/0 (what sent a CPU run to NaN)."""
+    _, model = _tiny()
+    with torch.no_grad():
+        model.generator.head.bias.fill_(-300.0)
+    real, cond = model.real_sample({"audio": torch.zeros(1, 2048)}, torch.Generator())
+    loss = model.reconstruction_loss(real, model.fake_sample(cond, torch.Generator()), cond)
+    loss.backward()
+    grads = [p.grad for p in model.generator.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)

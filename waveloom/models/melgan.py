@@ -271,8 +271,9 @@ class MelGAN(Adversarial):
     @torch.no_grad()
     def vocode(self, mel: Any, *, seed: int = 0, f0: Any = None) -> Tensor:
         """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] (the length of the audio a
-        centred mel of F frames was computed from, rounded down to whole hops). Deterministic:
-        ``seed`` is accepted for the shared vocoder interface (a WaveNet samples) and unused.
+        centred mel of F frames was computed from, rounded down to whole hops). ``seed`` draws
+        the istft generator's noise (the same seed, the same audio); the conv generator is
+        deterministic and ignores it.
         An excited MelGAN also needs ``f0`` [n, F] (Hz per frame, :meth:`f0_of`)."""
         m = self.check_mel(mel)
         if self.config.excitation_harmonics:
@@ -350,9 +351,11 @@ class MelGAN(Adversarial):
     @torch.no_grad()
     def generate(self, n: int, length: int, cond: dict[str, Any] | None = None,
                  options: SamplingOptions | None = None) -> Tensor:
-        """Vocode ``cond['mel']`` or resynthesise ``cond['prime']`` (see the module docstring);
-        deterministic, so the seed and temperature of ``options`` have no effect."""
-        require_default_engine(self, options or SamplingOptions())
+        """Vocode ``cond['mel']`` or resynthesise ``cond['prime']`` (see the module docstring).
+        The conv generator is deterministic; the istft one draws its noise from the seed of
+        ``options`` (None counts as 0, so a resynthesis is always reproducible)."""
+        options = options or SamplingOptions()
+        require_default_engine(self, options)
         if n <= 0 or length <= 0:
             raise ConfigError(f"n={n} and length={length} must be positive")
         cond, f0 = cond or {}, None
@@ -371,7 +374,7 @@ class MelGAN(Adversarial):
             f0 = None if f0 is None else torch.as_tensor(f0).reshape(1, -1).expand(n, -1)
         if mel.shape[0] != n:
             raise ConfigError(f"{mel.shape[0]} mels for {n} samples")
-        return fit_length(self.vocode(mel, f0=f0), length)
+        return fit_length(self.vocode(mel, f0=f0, seed=options.seed or 0), length)
 
     def export_spec(self) -> Any:
         """The generator as a vocoder: log mel [B, n_mels, F] -> audio [B, F x hop] in

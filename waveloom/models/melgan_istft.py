@@ -38,9 +38,12 @@ from waveloom.audio.spectral import istft, stft
 from waveloom.nn.excitation import pulse_train
 from waveloom.nn.gan import ResidualStack, randn, wn_conv1d
 
-#: exp() of a predicted log-magnitude is capped here: a unit sine's raw DFT peak at n_fft 1024
-#: is ~256, so e^8 ~ 3000 leaves headroom while an untrained head cannot overflow.
-MAX_LOG_GAIN = 8.0
+#: exp() of a predicted log-magnitude is kept in [e^-20, e^8]. Above: a unit sine's raw DFT
+#: peak at n_fft 1024 is ~256, so e^8 ~ 3000 leaves headroom while an untrained head cannot
+#: overflow. Below: e^-20 per bin is far under the judge's floor (1e-7 in a 1024-point frame),
+#: and it keeps the noise from reaching exact zero, where an all-zero frame on an unvoiced
+#: stretch has a magnitude whose gradient is 0/0 (a run at lr 2e-4 went NaN at step 962).
+MIN_LOG_GAIN, MAX_LOG_GAIN = -20.0, 8.0
 #: log2(f0 / 440 Hz) for the network's f0 channel: about [-2.5, 1] over the notes' range.
 F0_REFERENCE_HZ = 440.0
 
@@ -76,7 +79,8 @@ class ISTFTSourceFilterGenerator(nn.Module):
         voiced = (f0 > 0).to(mel.dtype)
         log_f0 = torch.log2(f0.clamp_min(1.0) / F0_REFERENCE_HZ) * voiced
         features = self.body(torch.cat([mel, log_f0[:, None], voiced[:, None]], dim=1))
-        gain, noise_mag = self.head(features).clamp(max=MAX_LOG_GAIN).exp().chunk(2, dim=1)
+        log_mags = self.head(features).clamp(MIN_LOG_GAIN, MAX_LOG_GAIN)
+        gain, noise_mag = log_mags.exp().chunk(2, dim=1)
         source = pulse_train(f0, self.sample_rate, self.hop, self.harmonics, phase0)[:, :length]
         noise = randn((batch, length), gen, mel.device).to(mel.dtype)
         spec = gain * stft(source, self.n_fft, self.hop) + noise_mag * stft(noise, self.n_fft,
@@ -89,4 +93,4 @@ def noise_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) % (2 ** 63))
 
 
-__all__ = ["ISTFTSourceFilterGenerator", "noise_generator", "MAX_LOG_GAIN"]
+__all__ = ["ISTFTSourceFilterGenerator", "noise_generator", "MIN_LOG_GAIN", "MAX_LOG_GAIN"]

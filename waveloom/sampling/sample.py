@@ -87,7 +87,7 @@ def decode(model: Any, z: Tensor, pitch: Any = None, length: int | None = None,
 def vocode(model: Any, mel: Any, options: SamplingOptions | None = None) -> Tensor:
     """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] in [-1, 1]: a mel-conditioned
     WaveNet, DiffWave or WaveGlow samples (as ``options`` says; default seed 0, no progress
-    bar), MelGAN runs its generator once (deterministic)."""
+    bar), MelGAN runs its generator once (the istft one draws its noise from the seed)."""
     options = options or SamplingOptions(progress=False)
     set_threads(options.threads)
     if isinstance(model, StepSampled):
@@ -99,4 +99,4 @@ def vocode(model: Any, mel: Any, options: SamplingOptions | None = None) -> Tens
     if not options.is_default_engine:
         raise ConfigError(f"--engine/--weights: {type(model).__name__} has a single sampling "
                           "engine; leave them at their defaults")
-    return model.vocode(mel)
+    return model.vocode(mel, seed=options.seed or 0)
