@@ -89,6 +89,10 @@ class MelGANConfig(AdversarialConfig):
     # plays every harmonic below Nyquist up to excitation_harmonics, so set that to ~100.
     generator: str = "conv"
     istft_blocks: int = 2  # residual stacks of the istft generator
+    # istft: the head's log-magnitudes are offsets from what the mel alone implies (its flat
+    # inverse, the source's level, the partials' spacing; melgan_istft._prior_log_mags), the
+    # same for every SoundFont, so the network learns corrections rather than the whole map
+    mel_prior: bool = False
     d_lr: float = 1e-4
 
     def validate(self) -> None:
@@ -100,6 +104,8 @@ class MelGANConfig(AdversarialConfig):
                               f"to {int(np.prod(self.upsample_factors))}, not model.hop={self.hop}")
         if self.generator not in ("conv", "istft"):
             raise ConfigError(f"model.generator={self.generator!r}: use conv or istft")
+        if self.mel_prior and self.generator != "istft":
+            raise ConfigError("model.mel_prior is for model.generator=istft")
         if self.generator == "istft" and not self.excitation_harmonics:
             raise ConfigError("model.generator=istft filters a pulse train: set "
                               "model.excitation_harmonics (e.g. 100)")
@@ -217,10 +223,23 @@ class MelGAN(Adversarial):
                           ISTFTSourceFilterGenerator(
                               config.n_mels, config.n_fft, config.hop, config.sample_rate,
                               config.channels, config.istft_blocks,
-                              config.excitation_harmonics, tuple(config.dilations)))
+                              config.excitation_harmonics, tuple(config.dilations),
+                              self._mel_prior()))
         self.discriminator = MelGANDiscriminator(config)
 
     # ------------------------------------------------------------------ mel
+
+    def _mel_prior(self) -> tuple[Tensor, Tensor] | None:
+        """The istft generator's flat mel inverse and band widths (melgan_istft.
+        mel_prior_matrix), or None without the prior."""
+        c = self.config
+        if not c.mel_prior:
+            return None
+        from waveloom.audio.spectral import mel_filterbank
+        from waveloom.models.melgan_istft import mel_prior_matrix
+
+        return mel_prior_matrix(mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin,
+                                               c.fmax or None))
 
     def conditioning_keys(self) -> tuple[str, ...]:
         return ("mel",)
@@ -309,7 +328,7 @@ class MelGAN(Adversarial):
         """Log mel [B, M, F] (+ f0 [B, F] Hz when the model is excited) -> audio [B, 1, T]
         through whichever generator the config names; ``gen`` seeds the istft's noise."""
         if self.config.generator == "istft":
-            return self.generator((mel - MEL_CENTRE) / MEL_SCALE, f0, phase0, gen)
+            return self.generator((mel - MEL_CENTRE) / MEL_SCALE, f0, phase0, gen, mel)
         excitation = self._excitation(f0, phase0) if self.config.excitation_harmonics else None
         return self.generator(mel, excitation)
 
