@@ -140,4 +140,5 @@ def noise_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) % (2 ** 63))
 
 
-__all__ = ["ISTFTSourceFilterGenerator", "mel_prior_matrix", "noise_generator", "MIN_LOG_GAIN", "MAX_LOG_GAIN"]
+__all__ = ["ISTFTSourceFilterGenerator", "mel_prior_matrix", "noise_generator", "MIN_LOG_GAIN",
+           "MAX_LOG_GAIN"]
