@@ -31,6 +31,7 @@ Run (after training both small presets)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import time
@@ -143,7 +144,8 @@ def griffin_lim_baseline(checkpoint: Path, folder: Path, names: list[str],
 
 
 def score(folder: Path, reference: Path, args: argparse.Namespace) -> dict[str, Any]:
-    return evaluate(folder, metrics=["spectral", "pitch"], reference=reference,
+    metrics = ["spectral", "pitch", *(["kid"] if args.kid else [])]
+    return evaluate(folder, metrics=metrics, reference=reference,
                     pitch_estimator=args.pitch_estimator, tolerance_cents=args.tolerance_cents,
                     bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet)
 
@@ -196,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--level", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write every number here")
+    p.add_argument("--kid", action="store_true",
+                   help="also KID (crepe embedding) of each model's resyntheses against the "
+                        "originals: how real they look as a set, beside how close each is")
     p.add_argument("--record", action="store_true",
                    help="add each model's pitch accuracy (the headline) and spectral distance, "
                         "with their intervals, to its card (waveloom models)")
@@ -220,21 +225,30 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((name, score(folder, reference, args), seconds))
     rows.append(("originals (the estimator's ceiling)", score(reference, reference, args), None))
     text = table(rows, args)
+    if args.kid:
+        text += "\n" + "\n".join(
+            f"{name}: {key} {entry['value']:.5f} [{entry['ci'][0]:.5f}, {entry['ci'][1]:.5f}]"
+            for name, report, _ in rows for key, entry in report.items()
+            if key.startswith("kid[") and isinstance(entry, dict) and entry.get("ci"))
     print(text)
     (args.out / "table.md").write_text(text + "\n")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({name: rep for name, rep, _ in rows}, indent=1) + "\n")
     if args.record:
+        baselines = [report for (_, ckpt), (_, report, _) in zip(models, rows)
+                     if str(ckpt).startswith("griffin-lim:")]
         for (_, ckpt), (_, report, _) in zip(models, rows):
             if str(ckpt).startswith("griffin-lim:"):
-                continue  # a baseline, not a model with a card
-            print(f"recorded in {record_model(ckpt, report, args, argv)}")
+                continue  # a baseline, not a model with a card: its figure goes on theirs
+            print(f"recorded in {record_model(ckpt, report, args, argv, baselines[:1])}")
 
 
 def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
-                 argv: list[str] | None) -> Path:
-    """The model's pitch accuracy (headline) and spectral distance into its records."""
+                 argv: list[str] | None, baselines: list[dict[str, Any]] = ()) -> Path:
+    """The model's pitch accuracy (headline) and spectral distance into its records, and the
+    Griffin-Lim baseline's distance on the same notes when the run scored one (a vocoder's
+    card then shows what it has to beat)."""
     import sys
 
     from waveloom.evaluate.bootstrap import wilson_interval
@@ -252,6 +266,18 @@ def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
         metric="multi-scale spectral distance of the resynthesis", value=round(mss["mean"], 3),
         data=data, command=command, n=n, interval=(round(mss["low"], 3), round(mss["high"], 3)),
         higher_is_better=False))
+    from waveloom.zoo.report_records import report_measurements
+
+    for kid in (m for m in report_measurements(report, data, command)
+                if m.metric.startswith("kid[")):
+        record(ckpt, dataclasses.replace(kid, metric=f"{kid.metric} of the resyntheses vs "
+                                                      "the originals"))
+    for base in baselines:
+        gl = base["mss"]["distance"]
+        record(ckpt, Measurement(
+            metric="baseline: Griffin-Lim from the same mel, multi-scale spectral distance",
+            value=round(gl["mean"], 3), data=data, command=command, n=n,
+            interval=(round(gl["low"], 3), round(gl["high"], 3)), higher_is_better=False))
     low, high = wilson_interval(round(pitch["mean"] * n), n)  # k of n: see wilson_interval
     return record(ckpt, Measurement(
         metric=f"on pitch ({args.pitch_estimator}, {args.tolerance_cents:g} cents, strict)",
