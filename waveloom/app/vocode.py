@@ -43,8 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     vo.add_argument("--out", type=Path, required=True, help="output folder")
     add_device_arg(vo, default="cpu")
     add_sampling_args(vo, ("threads", "seed", "temperature", *DIFFUSION_ARGS),
-                      seed="sampling seed of a WaveNet, DiffWave or WaveGlow (MelGAN is "
-                           "deterministic)")
+                      seed="sampling seed of a WaveNet, DiffWave or WaveGlow, and of an "
+                           "istft MelGAN's noise (a conv MelGAN is deterministic)")
     vo.set_defaults(run=run)
 
 
@@ -72,8 +72,9 @@ def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path
                  device: str = "cpu", plots: bool = True,
                  options: SamplingOptions | None = None) -> list[Path]:
     """Write ``NAME.wav`` (+ ``NAME.png``) per mel file (``NAME-i.wav`` for a stack of mels);
-    prints nothing, returns the WAV paths. ``options.seed`` picks a WaveNet's draw (MelGAN is
-    deterministic); ``options.threads`` the CPU threads."""
+    prints nothing, returns the WAV paths. ``options.seed`` picks a WaveNet's draw (and an
+    istft MelGAN's noise; a conv MelGAN is deterministic); ``options.threads`` the CPU
+    threads."""
     from waveloom.audio.io import save_audio
     from waveloom.device import pick_device, set_threads
     from waveloom.models.load import load_checkpoint

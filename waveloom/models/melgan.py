@@ -23,6 +23,10 @@ the real and the generated audio) of the training window: the generator works on
 window, where its receptive field is complete, and the discriminators on shorter crops, which
 is cheaper and serves more positions per batch.
 
+``model.generator: istft`` swaps the upsampling generator for a source-filter one at the frame
+rate with an inverse-STFT output (:mod:`waveloom.models.melgan_istft`; the shipped
+``melgan-istft-notes``); the discriminators and losses are the same.
+
 MelGAN has no latent: ``generate`` vocodes ``cond['mel']`` ([n, 80, F] log mel) or
 resynthesises ``cond['prime']`` (or ``cond['audio']``, as the autoencoders read it) through its
 mel (``waveloom generate --prime FILE``); ``waveloom vocode CKPT MEL.npy`` is its main use.
@@ -43,7 +47,11 @@ from waveloom.config import ModelConfig, SamplingOptions, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput, fit_length
 from waveloom.models.base import Batch, require_default_engine
-from waveloom.models.melgan_istft import ISTFTSourceFilterGenerator, noise_generator
+from waveloom.models.melgan_istft import (
+    ISTFTSourceFilterGenerator,
+    mel_prior_matrix,
+    noise_generator,
+)
 from waveloom.nn.gan import ResidualStack, randint, wn_conv1d, wn_conv_transpose1d
 
 # Log mels (natural log, floor 1e-5) span about [-11.5, 4]; this brings them near [-1.5, 1.5].
@@ -236,7 +244,6 @@ class MelGAN(Adversarial):
         if not c.mel_prior:
             return None
         from waveloom.audio.spectral import mel_filterbank
-        from waveloom.models.melgan_istft import mel_prior_matrix
 
         return mel_prior_matrix(mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin,
                                                c.fmax or None))

@@ -11,6 +11,7 @@ the waveform comes from:
     log mel [B, M, F] + log f0 and voicing [B, 2, F]
       -> conv k7 -> residual stacks (dilations 1, 3, 9) at the frame rate -> conv 1x1
       -> harmonic log-gain H and noise log-magnitude N, each [B, n_fft/2 + 1, F]
+         (+ the mel prior, when built with one: what the mel alone implies per bin)
     source: band-limited pulse train at the tracked f0 (waveloom.nn.excitation.pulse_train)
     Y = exp(H) * STFT(source) + exp(N) * STFT(white noise)      (same n_fft, hop as the mel)
     audio = iSTFT(Y)                                            [B, (F - 1) * hop]
@@ -24,9 +25,13 @@ the waveform comes from:
   the frame-periodic buzz of a constant mel cannot arise. The network only shapes it per bin
   (a time-varying filter) and adds shaped noise for what is not harmonic (attacks, breath).
 
+* **Mel prior** (``mel_prior``, :func:`mel_prior_matrix`): H and N are offsets from
+  log-magnitudes computed from the mel and f0 without weights, the same for every SoundFont.
+  Without it the network learnt its training SoundFont's mel-to-spectrum map and lost to
+  Griffin-Lim on another one; with it, it beats Griffin-Lim there (docs/melgan.md).
+
 The relative phases of the partials are the pulse train's, not the instrument's; a magnitude
-judge (the spectral distance, CREPE) does not see them, and the discriminators may push the
-gains towards what real audio looks like at the sample level.
+judge (the spectral distance, CREPE) does not see them.
 """
 
 from __future__ import annotations
@@ -138,7 +143,3 @@ def mel_prior_matrix(filterbank: Tensor) -> tuple[Tensor, Tensor]:
 def noise_generator(seed: int) -> torch.Generator:
     """The CPU generator that seeds a vocoding's noise (the same seed, the same audio)."""
     return torch.Generator().manual_seed(int(seed) % (2 ** 63))
-
-
-__all__ = ["ISTFTSourceFilterGenerator", "mel_prior_matrix", "noise_generator", "MIN_LOG_GAIN",
-           "MAX_LOG_GAIN"]
