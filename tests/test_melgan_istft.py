@@ -169,3 +169,39 @@ def test_the_mel_prior_alone_puts_partials_near_their_level():
     peaks = [round(196.0 * k * 1024 / 16000) for k in range(1, 7)]
     ratio = y[peaks] / x[peaks]
     assert bool(((ratio > 0.4) & (ratio < 2.5)).all()), ratio
+
+
+def test_vocode_verb_plays_a_mel_with_its_f0(tmp_path):
+    """``vocode CKPT MEL.npy --f0 F0.npy``: a bare mel plus its f0 per frame is vocoded; the
+    counts must match, the f0 must fit the mel, and a model without an excitation refuses
+    --f0, each in one line."""
+    import numpy as np
+
+    from waveloom.app.vocode import vocode_files
+    from waveloom.checkpoint import save_checkpoint
+
+    run, model = _tiny()
+    ckpt = save_checkpoint(tmp_path / "istft.safetensors", model, run)
+    audio = _tone(330.0)
+    mel, f0 = model.mel(audio)[0].numpy(), model.f0_of(audio)[0].numpy()
+    np.save(tmp_path / "note.npy", mel)
+    np.save(tmp_path / "note-f0.npy", f0)
+    np.save(tmp_path / "short-f0.npy", f0[:-3])
+    [wav] = vocode_files(ckpt, [tmp_path / "note.npy"], tmp_path / "out", plots=False,
+                         f0s=[tmp_path / "note-f0.npy"])
+    import soundfile as sf
+
+    assert sf.info(str(wav)).frames == (mel.shape[-1] - 1) * run.model.hop
+    with pytest.raises(ConfigError, match="1 mel"):
+        vocode_files(ckpt, [tmp_path / "note.npy"], tmp_path / "o", plots=False,
+                     f0s=[tmp_path / "note-f0.npy"] * 2)
+    with pytest.raises(ConfigError, match="one a frame"):
+        vocode_files(ckpt, [tmp_path / "note.npy"], tmp_path / "o", plots=False,
+                     f0s=[tmp_path / "short-f0.npy"])
+    with pytest.raises(ConfigError, match="--f0 F0.npy"):
+        vocode_files(ckpt, [tmp_path / "note.npy"], tmp_path / "o", plots=False)
+    plain_run = load_config(CONFIGS / "melgan" / "tiny.yaml", [])
+    plain = save_checkpoint(tmp_path / "plain.safetensors", build_model(plain_run), plain_run)
+    with pytest.raises(ConfigError, match="plays no pitch excitation"):
+        vocode_files(plain, [tmp_path / "note.npy"], tmp_path / "o", plots=False,
+                     f0s=[tmp_path / "note-f0.npy"])

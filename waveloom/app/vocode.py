@@ -41,6 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          "or a diffwave/waveglow one with model.conditioning=mel")
     vo.add_argument("mels", type=Path, nargs="+", metavar="MEL.npy", help="log-mel arrays")
     vo.add_argument("--out", type=Path, required=True, help="output folder")
+    vo.add_argument("--f0", type=Path, nargs="+", metavar="F0.npy", default=None,
+                    help="f0 per mel frame in Hz (0 = unvoiced), one file per mel in the same "
+                         "order: what a MelGAN with a pitch excitation (melgan-istft-notes) "
+                         "plays; float [frames] (or [n, frames] for a stack of mels)")
     add_device_arg(vo, default="cpu")
     add_sampling_args(vo, ("threads", "seed", "temperature", *DIFFUSION_ARGS),
                       seed="sampling seed of a WaveNet, DiffWave or WaveGlow, and of an "
@@ -50,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int | None:
     for path in vocode_files(args.checkpoint, args.mels, args.out, device=args.device,
-                             options=sampling_options(args)):
+                             options=sampling_options(args), f0s=args.f0):
         print(path)
     return 0
 
@@ -70,11 +74,13 @@ def load_mel(path: str | Path) -> np.ndarray:
 
 def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path, *,
                  device: str = "cpu", plots: bool = True,
-                 options: SamplingOptions | None = None) -> list[Path]:
+                 options: SamplingOptions | None = None,
+                 f0s: list[str | Path] | None = None) -> list[Path]:
     """Write ``NAME.wav`` (+ ``NAME.png``) per mel file (``NAME-i.wav`` for a stack of mels);
     prints nothing, returns the WAV paths. ``options.seed`` picks a WaveNet's draw (and an
     istft MelGAN's noise; a conv MelGAN is deterministic); ``options.threads`` the CPU
-    threads."""
+    threads. ``f0s``: one f0 file per mel (Hz per frame), for a MelGAN with a pitch
+    excitation."""
     from waveloom.audio.io import save_audio
     from waveloom.device import pick_device, set_threads
     from waveloom.models.load import load_checkpoint
@@ -88,13 +94,17 @@ def vocode_files(checkpoint: str | Path, mels: list[str | Path], out: str | Path
                           "cannot vocode mels; use a melgan checkpoint or a WaveNet trained "
                           "with model.local=mel")
     model.eval()
+    if f0s is not None and len(f0s) != len(mels):
+        raise ConfigError(f"--f0: {len(f0s)} file(s) for {len(mels)} mel(s); give one per mel, "
+                          "in the same order")
     sr = run.data.sample_rate
     out = Path(out)
     paths = []
-    for path in mels:
+    for i, path in enumerate(mels):
         mel = load_mel(path)
+        f0 = None if f0s is None else load_mel(f0s[i])
         try:
-            audio = vocode(model, mel, options).float().cpu().numpy()
+            audio = vocode(model, mel, options, f0=f0).float().cpu().numpy()
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from None
         stem = Path(path).stem

@@ -305,11 +305,15 @@ class MelGAN(Adversarial):
         if self.config.excitation_harmonics:
             if f0 is None:
                 raise ConfigError("this MelGAN plays a pitch excitation and needs the audio's f0 "
-                                  "beside the mel: resynthesise audio (waveloom generate CKPT "
-                                  "--prime FILE) instead of vocoding a bare mel")
-            f0 = torch.as_tensor(f0, device=m.device).float().reshape(m.shape[0], -1)
-            if f0.shape[-1] != m.shape[-1]:
-                raise ConfigError(f"f0 has {f0.shape[-1]} frames for a mel of {m.shape[-1]}")
+                                  "beside the mel: give it (waveloom vocode CKPT MEL.npy --f0 "
+                                  "F0.npy) or resynthesise the audio (waveloom generate CKPT "
+                                  "--prime FILE)")
+            f0 = torch.as_tensor(f0 if isinstance(f0, Tensor) else np.asarray(f0),
+                                 device=m.device).float()
+            if f0.numel() != m.shape[0] * m.shape[-1] or not torch.isfinite(f0).all():
+                raise ConfigError(f"f0 has shape {tuple(f0.shape)} for {m.shape[0]} mel(s) of "
+                                  f"{m.shape[-1]} frames; expected finite Hz, one a frame")
+            f0 = f0.reshape(m.shape[0], -1).clamp_min(0.0)
         audio = self._synthesise(m, f0, None, noise_generator(seed))[:, 0]
         return audio[:, : self.mel_features.samples(m.shape[-1])].clamp(-1.0, 1.0)
 

@@ -84,12 +84,17 @@ def decode(model: Any, z: Tensor, pitch: Any = None, length: int | None = None,
     return model.decode(z, pitch, length, options)
 
 
-def vocode(model: Any, mel: Any, options: SamplingOptions | None = None) -> Tensor:
+def vocode(model: Any, mel: Any, options: SamplingOptions | None = None,
+           f0: Any = None) -> Tensor:
     """Log mel [n, M, F] (or [M, F]) -> audio [n, (F - 1) * hop] in [-1, 1]: a mel-conditioned
     WaveNet, DiffWave or WaveGlow samples (as ``options`` says; default seed 0, no progress
-    bar), MelGAN runs its generator once (the istft one draws its noise from the seed)."""
+    bar), MelGAN runs its generator once (the istft one draws its noise from the seed).
+    ``f0`` [n, F] (Hz per frame): what a MelGAN with a pitch excitation plays."""
     options = options or SamplingOptions(progress=False)
     set_threads(options.threads)
+    if f0 is not None and not getattr(getattr(model, "config", None), "excitation_harmonics", 0):
+        raise ConfigError(f"--f0: {type(model).__name__} plays no pitch excitation; leave it "
+                          "out (it is for a MelGAN with model.excitation_harmonics)")
     if isinstance(model, StepSampled):
         n, length, cond = model.vocode_request(mel)
         return autoregressive.generate(model, n, length, cond, options)
@@ -99,4 +104,4 @@ def vocode(model: Any, mel: Any, options: SamplingOptions | None = None) -> Tens
     if not options.is_default_engine:
         raise ConfigError(f"--engine/--weights: {type(model).__name__} has a single sampling "
                           "engine; leave them at their defaults")
-    return model.vocode(mel, seed=options.seed or 0)
+    return model.vocode(mel, seed=options.seed or 0, f0=f0)
