@@ -236,16 +236,16 @@ def main(argv: list[str] | None = None) -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({name: rep for name, rep, _ in rows}, indent=1) + "\n")
     if args.record:
-        baselines = [report for (_, ckpt), (_, report, _) in zip(models, rows)
-                     if str(ckpt).startswith("griffin-lim:")]
+        baseline = next((report for (_, ckpt), (_, report, _) in zip(models, rows)
+                         if str(ckpt).startswith("griffin-lim:")), None)
         for (_, ckpt), (_, report, _) in zip(models, rows):
             if str(ckpt).startswith("griffin-lim:"):
                 continue  # a baseline, not a model with a card: its figure goes on theirs
-            print(f"recorded in {record_model(ckpt, report, args, argv, baselines[:1])}")
+            print(f"recorded in {record_model(ckpt, report, args, argv, baseline)}")
 
 
 def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
-                 argv: list[str] | None, baselines: list[dict[str, Any]] = ()) -> Path:
+                 argv: list[str] | None, baseline: dict[str, Any] | None = None) -> Path:
     """The model's pitch accuracy (headline) and spectral distance into its records, and the
     Griffin-Lim baseline's distance on the same notes when the run scored one (a vocoder's
     card then shows what it has to beat)."""
@@ -253,6 +253,7 @@ def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
 
     from waveloom.evaluate.bootstrap import wilson_interval
     from waveloom.zoo.records import Measurement, command_line, record
+    from waveloom.zoo.report_records import report_measurements
 
     n = report["generated"]["clips"]
     data = (f"{n} notes of split {args.split!r} of {args.data.name}, first "
@@ -266,14 +267,12 @@ def record_model(ckpt: Path, report: dict[str, Any], args: argparse.Namespace,
         metric="multi-scale spectral distance of the resynthesis", value=round(mss["mean"], 3),
         data=data, command=command, n=n, interval=(round(mss["low"], 3), round(mss["high"], 3)),
         higher_is_better=False))
-    from waveloom.zoo.report_records import report_measurements
-
     for kid in (m for m in report_measurements(report, data, command)
                 if m.metric.startswith("kid[")):
         record(ckpt, dataclasses.replace(kid, metric=f"{kid.metric} of the resyntheses vs "
                                                       "the originals"))
-    for base in baselines:
-        gl = base["mss"]["distance"]
+    if baseline is not None:
+        gl = baseline["mss"]["distance"]
         record(ckpt, Measurement(
             metric="baseline: Griffin-Lim from the same mel, multi-scale spectral distance",
             value=round(gl["mean"], 3), data=data, command=command, n=n,

@@ -27,20 +27,27 @@ from waveloom.nn.ddsp.harmonic import interval_cycles
 SINE_AMPLITUDE = 0.1
 
 
+def _phase_and_ceiling(f0_hz: Tensor, sample_rate: int, hop: int, phase0: Tensor | None
+                       ) -> tuple[Tensor, Tensor]:
+    """The fundamental's phase in cycles at every sample ``[B, F, hop]`` and each frame
+    interval's highest f0 ``[B, F]`` (what decides which harmonics stay below Nyquist)."""
+    f0 = f0_hz.float()
+    following = torch.cat([f0[:, 1:], f0[:, -1:]], dim=1)
+    cycles, _ = interval_cycles(f0, following, sample_rate, hop, phase0)
+    return cycles, torch.maximum(f0, following)
+
+
 def harmonic_excitation(f0_hz: Tensor, sample_rate: int, hop: int, harmonics: int,
                         phase0: Tensor | None = None) -> Tensor:
     """f0 per frame ``[B, F]`` (Hz, 0 = unvoiced; frame ``i`` at sample ``i * hop``) ->
     excitation ``[B, harmonics, F * hop]``, each sine of amplitude :data:`SINE_AMPLITUDE`.
     ``phase0`` ``[B]`` (radians): the starting phase (0 by default; training draws it)."""
-    f0 = f0_hz.float()
-    following = torch.cat([f0[:, 1:], f0[:, -1:]], dim=1)
-    cycles, _ = interval_cycles(f0, following, sample_rate, hop, phase0)  # [B, F, hop]
+    cycles, top = _phase_and_ceiling(f0_hz, sample_rate, hop, phase0)
     k = torch.arange(1, harmonics + 1, dtype=cycles.dtype, device=cycles.device)
     sines = torch.sin(2 * math.pi * k[None, :, None, None] * cycles[:, None])  # [B, K, F, hop]
-    top = torch.maximum(f0, following)  # the frame interval's highest f0
     keep = (k[None, :, None] * top[:, None] < sample_rate / 2) & (top[:, None] > 0)
     sines = sines * (SINE_AMPLITUDE * keep[..., None].to(sines.dtype))
-    return sines.reshape(f0.shape[0], harmonics, -1)
+    return sines.reshape(f0_hz.shape[0], harmonics, -1)
 
 
 def pulse_train(f0_hz: Tensor, sample_rate: int, hop: int, harmonics: int,
@@ -49,14 +56,12 @@ def pulse_train(f0_hz: Tensor, sample_rate: int, hop: int, harmonics: int,
     train with a line at every harmonic of f0 below Nyquist (up to ``harmonics``), each of
     amplitude :data:`SINE_AMPLITUDE`. Summed one harmonic at a time, so memory stays at one
     channel's ``[B, F * hop]`` even for the ~100 harmonics of a low note at 16 kHz."""
-    f0 = f0_hz.float()
-    following = torch.cat([f0[:, 1:], f0[:, -1:]], dim=1)
-    cycles, _ = interval_cycles(f0, following, sample_rate, hop, phase0)  # [B, F, hop]
-    top = torch.maximum(f0, following)[..., None]  # the frame interval's highest f0
+    cycles, top = _phase_and_ceiling(f0_hz, sample_rate, hop, phase0)
+    top = top[..., None]
     out = torch.zeros_like(cycles)
     for k in range(1, harmonics + 1):
         keep = ((k * top < sample_rate / 2) & (top > 0)).to(cycles.dtype)
         if not bool(keep.any()):
             break
         out = out + torch.sin((2 * math.pi * k) * cycles) * keep
-    return (SINE_AMPLITUDE * out).reshape(f0.shape[0], -1)
+    return (SINE_AMPLITUDE * out).reshape(f0_hz.shape[0], -1)
