@@ -371,6 +371,7 @@ def test_same_seed_same_files_and_interpolation_endpoints(checkpoints, tmp_path)
     (["generate", "{gansynth}", "--out", "{out}", "--pitch", "100"], "range 24..84"),
     (["generate", "{wavegan}", "--out", "{out}", "--interpolate", "1"], "at least 2"),
     (["generate", "{melgan}", "--out", "{out}"], "vocoder"),
+    (["generate", "{gansynth}", "--out", "{out}", "--plots", "-1"], "--plots -1: must be >= 0"),
 ])
 def test_bad_inputs_are_one_line_errors(args, message, checkpoints, tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((80, 10), dtype=np.float32))
@@ -384,6 +385,20 @@ def test_bad_inputs_are_one_line_errors(args, message, checkpoints, tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: ") and "\n" not in err
     assert message in err
+
+
+def test_generate_plots_only_the_first_n_samples(checkpoints, tmp_path):
+    """``--plots N`` draws the rainbowgrams of the first N samples (every WAV is written);
+    ``--plots 0`` none: 64 pictures cost ~20 s where a GAN's 64 notes take ~1 s."""
+    for n_plots, folder in ((2, "two"), (0, "none")):
+        code = main(["generate", str(checkpoints["gansynth"]), "--out", str(tmp_path / folder),
+                     "--n", "3", "--plots", str(n_plots), "--seconds", "0.05", "-q",
+                     "--device", "cpu"])
+        assert code in (0, None)
+        assert sorted(p.name for p in (tmp_path / folder).glob("*.wav")) == [
+            "sample-0.wav", "sample-1.wav", "sample-2.wav"]
+        assert sorted(p.name for p in (tmp_path / folder).glob("*.png")) == [
+            f"sample-{i}.png" for i in range(n_plots)]
 
 
 def test_vocode_and_generate_have_help():

@@ -39,10 +39,11 @@ if TYPE_CHECKING:
     import torch
 
 DESCRIPTION = (
-    "Sample audio from a checkpoint (or a hierarchy manifest) into --out: sample-i.wav and a "
-    "spectrogram sample-i.png per sample. --list prints the checkpoint's instruments (ids and "
-    "names) and whether it takes --pitch, then exits. A model that takes an instrument uses "
-    "id 0 when --instrument is omitted, and says so (id and name) on stderr."
+    "Sample audio from a checkpoint (or a hierarchy manifest) into --out: sample-i.wav per "
+    "sample and a spectrogram sample-i.png for each of the first 8 (--plots N). --list prints "
+    "the checkpoint's instruments (ids and names) and whether it takes --pitch, then exits. A "
+    "model that takes an instrument uses id 0 when --instrument is omitted, and says so (id "
+    "and name) on stderr."
 )
 
 
@@ -83,6 +84,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ge.add_argument("--interpolate", type=int, default=None, metavar="N",
                     help="GANs: N samples along a spherical interpolation from latent --seed to "
                          "latent --seed + 1 (replaces --n)")
+    ge.add_argument("--plots", type=int, default=MAX_PLOTS, metavar="N",
+                    help=f"spectrograms for the first N samples (default {MAX_PLOTS}; 0: none). "
+                         "Each costs ~0.3 s, more than drawing a GAN's note")
     add_quiet_arg(ge)
     ge.set_defaults(run=run)
 
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int | None:
     from waveloom.app import _generate_packed as packing
 
     options = sampling_options(args, None if args.list else args.checkpoint)
+    if args.plots < 0:
+        raise ConfigError(f"--plots {args.plots}: must be >= 0 (0: no spectrograms)")
     packable = packing.packable_request(args)
     if packable:  # packed before: drawn without importing torch
         path = packing.pack_path(args.checkpoint, options.weights)
@@ -136,7 +142,8 @@ def run(args: argparse.Namespace) -> int | None:
             return _finish_packed(packed, args, options)
     paths = draw_to_folder(source, args.out, n=args.n, seconds=seconds, pitch=args.pitch,
                            instrument=args.instrument, prime=args.prime,
-                           interpolate=args.interpolate, options=options, cfg=args.cfg)
+                           interpolate=args.interpolate, options=options, cfg=args.cfg,
+                           plots=args.plots > 0, max_plots=args.plots)
     for path in paths:
         print(path)
     note = default_instrument_note(source.model.conditioning_keys(), source.vocabulary,
@@ -155,7 +162,7 @@ def _finish_packed(packed: Any, args: argparse.Namespace, options: SamplingOptio
     seconds = 2.0 if args.seconds is None else args.seconds
     for path in draw_packed_to_folder(packed, args.out, vocabulary, n=args.n, seconds=seconds,
                                       pitch=args.pitch, instrument=args.instrument,
-                                      options=options):
+                                      options=options, max_plots=args.plots):
         print(path)
     note = default_instrument_note(packed.keys, vocabulary, args.instrument, args.checkpoint)
     if note:
@@ -294,8 +301,10 @@ def draw_to_folder(
     interpolate: int | None = None,
     options: SamplingOptions | None = None,
     cfg: float | None = None,
+    max_plots: int | None = None,
 ) -> list[Path]:
-    """Draw ``n`` samples of ``seconds`` each from ``source``; write ``prefix-i.wav`` (+ .png).
+    """Draw ``n`` samples of ``seconds`` each from ``source``; write ``prefix-i.wav`` (+ .png
+    for the first ``max_plots``, all when None).
 
     ``interpolate`` (GANs): instead of ``n`` independent samples, that many points along the
     spherical path from latent ``seed`` to latent ``seed + 1``, written as ``interp-i.wav``.
@@ -322,7 +331,7 @@ def draw_to_folder(
         audio = source.model.interpolate(n, length, cond, seed=options.seed,
                                          temperature=options.temperature)
         return write_samples(audio.float().cpu().numpy(), Path(out), source.sample_rate,
-                             prefix, plots=plots, rainbow=rainbow)
+                             prefix, plots=plots, rainbow=rainbow, max_plots=max_plots)
     from waveloom.sampling.sample import sample_stream, streams
 
     _check_output(n, length, out, streamed=streams(source.model, options))
@@ -330,12 +339,13 @@ def draw_to_folder(
         _preload_plots()
     pieces = sample_stream(source.model, n, length, cond, options, segment=SEGMENT)
     return write_stream(pieces, n, Path(out), source.sample_rate, prefix, plots=plots,
-                        rainbow=rainbow)
+                        rainbow=rainbow, max_plots=max_plots)
 
 
 def draw_packed_to_folder(packed: Any, out: str | Path, vocabulary: list[str], *, n: int,
                           seconds: float, pitch: int | None, instrument: int | str | None,
-                          options: SamplingOptions) -> list[Path]:
+                          options: SamplingOptions, max_plots: int | None = None
+                          ) -> list[Path]:
     """:func:`draw_to_folder` for a packed WaveNet, without torch: the same
     checks, labels (pitch 60 and instrument 0 unless given), samples and files."""
     from waveloom.sampling.packed_notes import draw_packed
@@ -350,11 +360,13 @@ def draw_packed_to_folder(packed: Any, out: str | Path, vocabulary: list[str], *
     sr = int(packed.info["sample_rate"])
     length = int(round(seconds * sr))
     _check_output(n, length, out, streamed=True)
-    _preload_plots()
+    if max_plots != 0:
+        _preload_plots()
     pieces = draw_packed(packed, n, length, pitch=pitch, instrument=label, seed=options.seed,
                          temperature=options.temperature, progress=options.progress,
                          segment=SEGMENT)
-    return write_stream(pieces, n, Path(out), sr, "sample")
+    return write_stream(pieces, n, Path(out), sr, "sample", plots=max_plots != 0,
+                        max_plots=max_plots)
 
 
 def _check_output(n: int, length: int, out: str | Path, *, streamed: bool) -> None:
@@ -369,6 +381,9 @@ def _check_output(n: int, length: int, out: str | Path, *, streamed: bool) -> No
 #: Samples drawn and written at a time where the engine streams (the fast engine): about a
 #: minute at 16 kHz, so an hour of audio needs the memory of a minute.
 SEGMENT = 1 << 20
+#: Samples that ``generate`` draws a spectrogram of by default (``--plots N``): a picture
+#: costs ~0.3 s of matplotlib, 64 of them 20 s where the notes of a GAN take 1 s.
+MAX_PLOTS = 8
 #: Seconds of a long sample that its spectrogram shows (a plot of an hour is no use and costs
 #: gigabytes).
 PLOT_SECONDS = 60.0
@@ -413,25 +428,28 @@ def _load_prime(source: Source, prime: str | Path | None) -> torch.Tensor | None
 
 
 def write_samples(audio: np.ndarray, out: Path, sr: int, prefix: str, *, plots: bool = True,
-                  rainbow: bool = False) -> list[Path]:
-    """``out/prefix-i.wav`` (+ a spectrogram, or a rainbowgram for phase-modelling families
-    such as GANSynth) for each row of ``audio`` [n, T]; returns the WAV paths."""
+                  rainbow: bool = False, max_plots: int | None = None) -> list[Path]:
+    """``out/prefix-i.wav`` for each row of ``audio`` [n, T] (+ a spectrogram, or a
+    rainbowgram for phase-modelling families such as GANSynth, for the first ``max_plots``
+    rows, all when None); returns the WAV paths."""
     from waveloom.audio.io import save_audio
 
     paths = []
     for i, clip in enumerate(audio):
         wav = save_audio(out / f"{prefix}-{i}.wav", clip, sr)  # written block by block
         paths.append(wav)
-        if plots:
+        if plots and (max_plots is None or i < max_plots):
             shown = clip[: int(PLOT_SECONDS * sr)]
             _plot(shown, sr, wav, rainbow, len(shown) < len(clip))
     return paths
 
 
 def write_stream(pieces: Iterator[torch.Tensor], n: int, out: Path, sr: int, prefix: str, *,
-                 plots: bool = True, rainbow: bool = False) -> list[Path]:
+                 plots: bool = True, rainbow: bool = False, max_plots: int | None = None
+                 ) -> list[Path]:
     """``out/prefix-i.wav`` for each of the ``n`` rows of the pieces ([n, t] each) as they
-    come, then the plots of their first :data:`PLOT_SECONDS`; a failure removes the files."""
+    come, then the plots of their first :data:`PLOT_SECONDS` (of the first ``max_plots``
+    rows, all when None); a failure removes the files."""
     import numpy as np
 
     from waveloom.audio.io import open_writer
@@ -455,7 +473,8 @@ def write_stream(pieces: Iterator[torch.Tensor], n: int, out: Path, sr: int, pre
     for w in writers:
         w.close()
     if plots:
-        for path, head in zip(paths, heads):
+        shown = paths if max_plots is None else paths[:max_plots]
+        for path, head in zip(shown, heads):
             _plot(np.concatenate(head), sr, path, rainbow, kept > limit)
     return paths
 

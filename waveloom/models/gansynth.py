@@ -37,6 +37,7 @@ from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput
 from waveloom.models.base import Batch
+from waveloom.models.gansynth_source import SourceFilterSynth
 from waveloom.models.specgan import log_range
 from waveloom.nn.gan import Conv2dDiscriminator, Upsample2dGenerator, randn
 
@@ -74,6 +75,19 @@ class GANSynthConfig(AdversarialConfig):
     # GANSynth's layers have. Off keeps the checkpoints trained before it loadable (their
     # weights are stored unscaled).
     equalized_lr: bool = False
+    # The source-filter output (an addition; waveloom.models.gansynth_source): the generator
+    # paints a [2, envelope_bands, frames] envelope (the partials' level, the noise floor) and
+    # a pulse train at the labelled pitch (up to ``harmonics`` partials) carries the pitch.
+    source_filter: bool = False
+    envelope_bands: int = 64
+    harmonics: int = 80
+    # The envelope loss (an addition, as pix2pix's L1 beside its GAN): weight x the mean
+    # absolute difference between the normalised log magnitudes of each generated note and the
+    # real note whose labels it was drawn with, both averaged over envelope_pool x
+    # envelope_pool cells (bins x frames), so it asks for the labels' typical envelope (its
+    # velocities differ) and leaves the fine detail to the critic. 0: the paper's GAN alone.
+    envelope_weight: float = 0.0
+    envelope_pool: int = 4
 
     @property
     def bins(self) -> int:
@@ -109,6 +123,23 @@ class GANSynthConfig(AdversarialConfig):
         if self.harmonic_prior and not self.pitch_conditioning:
             raise ConfigError("model.harmonic_prior needs model.pitch_conditioning: true (the "
                               "prior is the labelled pitch's harmonics)")
+        if self.source_filter:
+            self._validate_source_filter()
+        if not self.envelope_weight >= 0:
+            raise ConfigError(f"model.envelope_weight={self.envelope_weight} must be >= 0")
+        require_positive(self, "envelope_pool")
+
+    def _validate_source_filter(self) -> None:
+        require_positive(self, "envelope_bands", "harmonics")
+        if not self.pitch_conditioning:
+            raise ConfigError("model.source_filter needs model.pitch_conditioning: true (the "
+                              "source plays the labelled pitch)")
+        if self.harmonic_prior:
+            raise ConfigError("model.source_filter and model.harmonic_prior are two ways to "
+                              "place the partials: set one of them")
+        if self.envelope_bands < 2 or self.envelope_bands % 2**self.layers:
+            raise ConfigError(f"model.envelope_bands={self.envelope_bands} must be >= 2 and "
+                              f"divisible by 2**model.layers={2**self.layers}")
 
 
 def wrap_unit(x: Tensor) -> Tensor:
@@ -175,7 +206,9 @@ class GANSynth(Adversarial):
     def __init__(self, config: GANSynthConfig) -> None:
         super().__init__(config)
         c = config
-        self.generator = Upsample2dGenerator(c.latent_dim + c.num_labels, 2, c.bins, c.frames,
+        self.generator = Upsample2dGenerator(c.latent_dim + c.num_labels, 2,
+                                             c.envelope_bands if c.source_filter else c.bins,
+                                             c.frames,
                                              c.layers, c.model_dim, pixel_norm=True,
                                              max_channels=c.max_channels,
                                              equalized=c.equalized_lr)
@@ -187,8 +220,10 @@ class GANSynth(Adversarial):
         if c.mel:
             warp = mel_warp(c.sample_rate, c.n_fft, c.bins)
             self.register_buffer("warp", warp.float(), persistent=False)
-            unwarp = torch.linalg.pinv(warp, rtol=1e-3)  # drops what the warp cannot keep
-            self.register_buffer("unwarp", unwarp.float(), persistent=False)
+            # the inverse warp turns a generated image into bins; a source-filter model makes
+            # audio without one (and skips the pinv's 0.2 s at every load)
+            unwarp = None if c.source_filter else torch.linalg.pinv(warp, rtol=1e-3).float()
+            self.register_buffer("unwarp", unwarp, persistent=False)
         else:
             self.warp = self.unwarp = None
         if c.harmonic_prior:
@@ -197,6 +232,11 @@ class GANSynth(Adversarial):
             self.register_buffer("prior_if", table, persistent=False)  # [P, bins], linear
         else:
             self.prior_if = None
+        self.source = None
+        if c.source_filter:
+            self.source = SourceFilterSynth(c.sample_rate, c.n_fft, c.hop, c.frames,
+                                            c.envelope_bands, c.harmonics, self.centre,
+                                            self.scale)
 
     # ------------------------------------------------------------------ representation
 
@@ -299,11 +339,31 @@ class GANSynth(Adversarial):
     def fake_sample(self, cond: dict[str, Any], gen: torch.Generator | None) -> Tensor:
         z = randn((cond["n"], self.latent_dim), gen, self._param_device())
         image = self.generator(self._latent_input(z, cond["index"], cond.get("instrument")))
+        if self.source is not None:  # the critic hears the audio, its IF without a gradient
+            analysed = self.analyse(self.source(image, self.pitch_hz(cond["index"]), gen))
+            return torch.stack([analysed[:, 0], analysed[:, 1].detach()], dim=1)
         return self.with_prior(image, cond["index"])[0]
+
+    def pitch_hz(self, index: Tensor) -> Tensor:
+        """Indices into the pitch range [B] -> equal-tempered f0 in Hz [B] (A4 = 440)."""
+        midi = (index + self.config.min_pitch).float()
+        return 440.0 * torch.pow(2.0, (midi - 69.0) / 12.0)
 
     def critic(self, x: Tensor, cond: dict[str, Any], gen: torch.Generator | None
                ) -> list[CriticOutput]:
         return [self.discriminator(x)]
+
+    def reconstruction_loss(self, real: Tensor, fake: Tensor, cond: dict[str, Any]
+                            ) -> Tensor | None:
+        """``envelope_weight`` x L1 between the pooled log magnitudes (channel 0 of [B, 2,
+        bins, frames]) of each fake and the real note it shares its labels with; None at 0."""
+        c = self.config
+        if c.envelope_weight <= 0:
+            return None
+        pool = (c.envelope_pool, c.envelope_pool)
+        real_env = F.avg_pool2d(real[:, :1], pool, ceil_mode=True)
+        fake_env = F.avg_pool2d(fake[:, :1], pool, ceil_mode=True)
+        return c.envelope_weight * (fake_env - real_env).abs().mean()
 
     def class_target(self, cond: dict[str, Any]) -> Tensor | None:
         return cond.get("index")
@@ -331,6 +391,8 @@ class GANSynth(Adversarial):
             index = self.pitch_index(cond.get("pitch"), z.shape[0])
         instrument = self.instrument_index(cond.get("instrument"), z.shape[0])
         image = self.generator(self._latent_input(z, index, instrument))
+        if self.source is not None:
+            return self.source(image, self.pitch_hz(index)).clamp(-1.0, 1.0)
         image, linear_if = self.with_prior(image, index)
         return self.invert(image, linear_if).clamp(-1.0, 1.0)
 
