@@ -19,6 +19,11 @@ dropped Nyquist bin; with ``mel: true`` the inverse warp is the least-squares (p
 of the mel matrix, since narrow low mel bands share FFT bins. The paper grew its networks
 progressively; here they are trained at full size from the start (progressive growing is a
 schedule, not a different model). The tiny preset has 32 x 32 images.
+
+Two additions, off in the paper presets: the harmonic IF prior (``harmonic_prior``) and the
+source-filter output (``source_filter``, :mod:`waveloom.models.gansynth_source`: the generator
+paints an envelope, a pulse train at the labelled pitch carries the pitch), with its envelope
+loss (``envelope_weight``); docs/gansynth.md measures both.
 """
 
 from __future__ import annotations
@@ -156,6 +161,11 @@ def _labels(values: Any, n: int, what: str) -> Tensor:
     return labels
 
 
+def midi_hz(midi: Tensor) -> Tensor:
+    """MIDI pitches (any float dtype, kept) -> equal-tempered frequencies in Hz (A4 = 440)."""
+    return 440.0 * torch.pow(2.0, (midi - 69.0) / 12.0)
+
+
 def harmonic_if(sr: int, n_fft: int, hop: int, bins: int, pitches: Tensor) -> Tensor:
     """The IF (as :func:`~waveloom.audio.spectral.instantaneous_frequency` gives it, frames
     after the first) of a harmonic note at each MIDI pitch, per linear bin: ``[P, bins]``.
@@ -163,7 +173,7 @@ def harmonic_if(sr: int, n_fft: int, hop: int, bins: int, pitches: Tensor) -> Te
     A stationary partial at ``h`` Hz turns the phase of every bin in its main lobe by
     ``2 pi h hop / sr`` per frame, so a bin's value is that of its nearest harmonic ``k f0``
     (k >= 1; bins below f0 / 2 take the fundamental's)."""
-    f0 = 440.0 * torch.pow(2.0, (pitches.double() - 69.0) / 12.0)[:, None]
+    f0 = midi_hz(pitches.double())[:, None]
     centre = torch.arange(bins, dtype=torch.float64)[None, :] * sr / n_fft
     harmonic = torch.clamp(torch.round(centre / f0), min=1.0) * f0
     return wrap_unit(2.0 * harmonic * hop / sr).float()
@@ -206,9 +216,8 @@ class GANSynth(Adversarial):
     def __init__(self, config: GANSynthConfig) -> None:
         super().__init__(config)
         c = config
-        self.generator = Upsample2dGenerator(c.latent_dim + c.num_labels, 2,
-                                             c.envelope_bands if c.source_filter else c.bins,
-                                             c.frames,
+        height = c.envelope_bands if c.source_filter else c.bins  # the envelope, or the image
+        self.generator = Upsample2dGenerator(c.latent_dim + c.num_labels, 2, height, c.frames,
                                              c.layers, c.model_dim, pixel_norm=True,
                                              max_channels=c.max_channels,
                                              equalized=c.equalized_lr)
@@ -346,8 +355,7 @@ class GANSynth(Adversarial):
 
     def pitch_hz(self, index: Tensor) -> Tensor:
         """Indices into the pitch range [B] -> equal-tempered f0 in Hz [B] (A4 = 440)."""
-        midi = (index + self.config.min_pitch).float()
-        return 440.0 * torch.pow(2.0, (midi - 69.0) / 12.0)
+        return midi_hz((index + self.config.min_pitch).float())
 
     def critic(self, x: Tensor, cond: dict[str, Any], gen: torch.Generator | None
                ) -> list[CriticOutput]:
