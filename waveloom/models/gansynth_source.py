@@ -25,15 +25,14 @@ near-silent bins.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from waveloom.audio.spectral import hz_to_mel, istft, stft
-from waveloom.nn.excitation import SINE_AMPLITUDE, pulse_train
+from waveloom.audio.spectral import hz_to_mel, stft
+from waveloom.nn.excitation import pulse_train
 from waveloom.nn.gan import randn
+from waveloom.nn.source_filter import noise_log_level, shape_and_invert, source_log_peak
 
 
 def band_interpolation(sample_rate: int, n_fft: int, bands: int) -> Tensor:
@@ -71,10 +70,8 @@ class SourceFilterSynth(nn.Module):
         self.centre, self.scale = centre, scale
         self.register_buffer("to_bins", band_interpolation(sample_rate, n_fft, bands),
                              persistent=False)
-        # a partial of amplitude a peaks at a n_fft / 4 in a periodic-Hann frame; unit white
-        # noise has a mean magnitude of sqrt(3 n_fft / 8) sqrt(pi) / 2 per bin
-        self.source_log_peak = math.log(SINE_AMPLITUDE * n_fft / 4)
-        self.noise_log_level = math.log(math.sqrt(3 * n_fft / 8) * math.sqrt(math.pi) / 2)
+        self.source_log_peak = source_log_peak(n_fft)
+        self.noise_log_level = noise_log_level(n_fft)
 
     @property
     def length(self) -> int:
@@ -98,6 +95,5 @@ class SourceFilterSynth(nn.Module):
         gain = (peak - self.source_log_peak).exp()
         level = (floor - self.noise_log_level).exp()
         noise = randn((envelope.shape[0], self.length), gen, envelope.device)
-        spec = (gain * self.source_spectrum(f0_hz.to(envelope.device))
-                + level * stft(noise, self.n_fft, self.hop))
-        return istft(spec, self.hop, length=self.length)
+        return shape_and_invert(gain, self.source_spectrum(f0_hz.to(envelope.device)), level,
+                                noise, self.n_fft, self.hop, self.length)

@@ -36,14 +36,13 @@ judge (the spectral distance, CREPE) does not see them.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from waveloom.audio.spectral import istft, stft
-from waveloom.nn.excitation import SINE_AMPLITUDE, pulse_train
+from waveloom.audio.spectral import stft
+from waveloom.nn.excitation import pulse_train
 from waveloom.nn.gan import ResidualStack, randn, wn_conv1d
+from waveloom.nn.source_filter import noise_log_level, shape_and_invert, source_log_peak
 
 #: exp() of a predicted log-magnitude is kept in [e^-20, e^8]. Above: a unit sine's raw DFT
 #: peak at n_fft 1024 is ~256, so e^8 ~ 3000 leaves headroom while an untrained head cannot
@@ -73,10 +72,8 @@ class ISTFTSourceFilterGenerator(nn.Module):
                              persistent=False)
         self.register_buffer("band_bins", None if mel_prior is None else mel_prior[1],
                              persistent=False)
-        # in a periodic-Hann frame of n_fft: a partial of amplitude a peaks at a n_fft / 4;
-        # unit white noise has a mean magnitude of sqrt(3 n_fft / 8) sqrt(pi) / 2 per bin
-        self.source_log_peak = math.log(SINE_AMPLITUDE * n_fft / 4)
-        self.noise_log_level = math.log(math.sqrt(3 * n_fft / 8) * math.sqrt(math.pi) / 2)
+        self.source_log_peak = source_log_peak(n_fft)
+        self.noise_log_level = noise_log_level(n_fft)
         bins = n_fft // 2 + 1
         layers: list[nn.Module] = [nn.ReflectionPad1d(3), wn_conv1d(n_mels + 2, channels, 7)]
         layers += [ResidualStack(channels, dilations) for _ in range(blocks)]
@@ -105,9 +102,8 @@ class ISTFTSourceFilterGenerator(nn.Module):
         gain, noise_mag = log_mags.exp().chunk(2, dim=1)
         source = pulse_train(f0, self.sample_rate, self.hop, self.harmonics, phase0)[:, :length]
         noise = randn((batch, length), gen, mel.device).to(mel.dtype)
-        spec = gain * stft(source, self.n_fft, self.hop) + noise_mag * stft(noise, self.n_fft,
-                                                                            self.hop)
-        return istft(spec, self.hop, length=length)[:, None]
+        return shape_and_invert(gain, stft(source, self.n_fft, self.hop), noise_mag, noise,
+                                self.n_fft, self.hop, length)[:, None]
 
     def _prior_log_mags(self, log_mel: Tensor, f0: Tensor) -> Tensor:
         """The log-magnitudes the mel alone implies, [B, 2 x bins, F] (source gains, then
