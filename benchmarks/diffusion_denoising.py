@@ -12,6 +12,11 @@ and reports, per step:
   abar) eps_hat) / sqrt(abar)``: 0 dB is what predicting silence scores, so a negative figure
   at high noise means the network's guess of the note is worse than no guess.
 
+``x0`` is what the model denoises (:meth:`clean_target`): the waveform, or for DiffWave's
+source-filter mode the note's envelope frames; there "power" is the envelope's variance about
+its mean (0 dB: guessing the average envelope of the notes, whatever their labels), and the
+table adds the envelope's mean squared error.
+
     .venv/bin/python benchmarks/diffusion_denoising.py runs/diffwave-notes/model.safetensors \\
         --data cache/demo-notes-v4 --split valid [--notes 16] [--seconds 0.5]
 """
@@ -44,11 +49,12 @@ def note_batch(data: Path, split: str, notes: int, length: int) -> dict[str, tor
 def denoising_rows(model, batch: dict[str, torch.Tensor], steps: list[int], seed: int = 0
                    ) -> list[dict[str, float]]:
     """One row per training step ``t``: abar, eps MSE and x0 SNR (see the module docstring)."""
-    x0 = batch["audio"]
-    n, length = x0.shape
+    x0 = model.clean_target(batch)
+    n, length = batch["audio"].shape
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     cond = model.condition_input(batch, n, length)
-    power = float(x0.pow(2).mean())
+    waveform = x0.shape == batch["audio"].shape
+    power = float(x0.pow(2).mean() if waveform else (x0 - x0.mean()).pow(2).mean())
     rows = []
     for t in steps:
         tt = torch.full((n,), t)
@@ -58,7 +64,7 @@ def denoising_rows(model, batch: dict[str, torch.Tensor], steps: list[int], seed
         x0_hat = (xt - math.sqrt(1 - a) * eps) / math.sqrt(a)
         err = float((x0_hat - x0).pow(2).mean())
         rows.append({"t": t, "abar": a, "eps_mse": float((eps - noise).pow(2).mean()),
-                     "x0_snr_db": 10 * math.log10(power / max(err, 1e-12))})
+                     "x0_snr_db": 10 * math.log10(power / max(err, 1e-12)), "x0_mse": err})
     return rows
 
 
@@ -84,9 +90,10 @@ def main() -> None:
                        int(args.seconds * run.data.sample_rate))
     print(f"{args.checkpoint}: {len(batch['audio'])} notes of {args.seconds:g} s "
           f"({args.data.name} {args.split}), RMS {float(batch['audio'].pow(2).mean().sqrt()):.3f}")
-    print("| t | abar | eps MSE | x0 SNR dB |\n|---:|---:|---:|---:|")
+    print("| t | abar | eps MSE | x0 SNR dB | x0 MSE |\n|---:|---:|---:|---:|---:|")
     for r in denoising_rows(model, batch, steps):
-        print(f"| {r['t']} | {r['abar']:.3f} | {r['eps_mse']:.3f} | {r['x0_snr_db']:.1f} |")
+        print(f"| {r['t']} | {r['abar']:.3f} | {r['eps_mse']:.3f} | {r['x0_snr_db']:.1f} | "
+              f"{r['x0_mse']:.4f} |")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,9 @@ def main() -> None:
     p.add_argument("--real", type=Path, required=True, help="render-notes folder")
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--query-velocity", type=int, default=90)
+    p.add_argument("--exclude-velocity", type=int, default=None, metavar="V",
+                   help="leave the real notes of velocity V out of the reference (to judge "
+                        "resyntheses of those notes, e.g. benchmarks/envelope_roundtrip.py)")
     p.add_argument("--out", type=Path, default=None, help="JSON report (default GRID/timbre.json)")
     p.add_argument("--figure", type=Path, default=None, metavar="PNG",
                    help="draw real (top) and generated (bottom) notes of --figure-pitch")
@@ -91,11 +94,13 @@ def main() -> None:
                    help="add the generated notes' recognised share to CKPT's card")
     args = p.parse_args()
     real = real_notes(args.real, args.seconds)
+    reference = {key: {v: clip for v, clip in cell.items() if v != args.exclude_velocity}
+                 for key, cell in real.items()}
     generated = [(m["inst"], int(m["pitch"]), path) for path in sorted(args.grid.glob("*.wav"))
                  if (m := GENERATED.match(path.name))]
     instruments = sorted({inst for inst, _, _ in generated})
     gen_results = [r for inst, pitch, path in generated
-                   if (r := judge(read(path, args.seconds), pitch, inst, instruments, real))]
+                   if (r := judge(read(path, args.seconds), pitch, inst, instruments, reference))]
     pitches = sorted({pitch for _, pitch, _ in generated})
     real_results = [r for inst in instruments for pitch in pitches
                     if args.query_velocity in real.get((inst, pitch), {})

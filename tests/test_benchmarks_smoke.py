@@ -224,3 +224,31 @@ def test_diffusion_denoising_scores_a_silent_guess_by_the_noise_left():
         expected = 10 * math.log10(power * a / ((1 - a) * npow))
         assert row["x0_snr_db"] == pytest.approx(expected, abs=1e-3)
         assert row["eps_mse"] == pytest.approx(npow, rel=1e-5)
+
+
+def test_envelope_roundtrip_resynthesises_notes_the_timbre_judge_recognises(tmp_path):
+    """benchmarks/envelope_roundtrip.py fits and plays back every note of a render-notes
+    folder; benchmarks/note_timbre.py --exclude-velocity judges the copies against the other
+    velocities: two clearly different instruments are told apart."""
+    from waveloom.data.synth import render_notes
+
+    notes = tmp_path / "notes"
+    render_notes(notes, programs=[0, 73], pitches=range(60, 62), velocities=[90, 105],
+                 hold_seconds=1.0, release_seconds=0.5, progress=False)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = tmp_path / "copies"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "envelope_roundtrip.py"), str(notes), "--out", str(out),
+         "--frames", "48"], capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((out / "roundtrip.json").read_text())
+    assert len(rows) == 4 and all(0 < r["distance"] < 20 and 0.5 < r["rms_ratio"] < 2
+                                  for r in rows)
+    assert len(list(out.glob("*_k06[01].wav"))) == 4
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "note_timbre.py"), str(out), "--real", str(notes),
+         "--seconds", "1", "--exclude-velocity", "90"],
+        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "timbre.json").read_text())
+    assert report["generated"]["n"] == 4 and report["generated"]["recognised"] == 1.0

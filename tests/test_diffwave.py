@@ -70,7 +70,7 @@ class _Oracle(torch.nn.Module):
     def noise_shape(self, n, length):
         return (n, length)
 
-    def to_audio(self, x, length):
+    def to_audio(self, x, length, labels=None, generator=None):
         return x
 
     def denoise(self, x, tau, cond):

@@ -1,4 +1,4 @@
-"""GANSynth's source-filter output (``model.source_filter``, waveloom/models/gansynth_source.py):
+"""GANSynth's source-filter output (``model.source_filter``, waveloom/nn/envelope_synth.py):
 the generator's envelope means what the critic's analysis means, the partials sit at the
 labelled pitch whatever the envelope, and the critic's IF of a generated note carries no
 gradient."""
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from waveloom.errors import ConfigError
-from waveloom.models.gansynth_source import band_interpolation
 from waveloom.models.load import load_config
 from waveloom.models.registry import build_model
+from waveloom.nn.envelope_synth import band_interpolation
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SR = 16000

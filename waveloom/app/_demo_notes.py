@@ -1,9 +1,9 @@
 """The demo page's section for a shipped note model that is not the demo WaveNet (the zoo).
 
-A SampleRNN or a GANSynth is asked for a few notes on two of its instruments at low, middle
-and high pitches, in one batched call; each note is labelled with the pitch pYIN hears (an
-estimator that shares nothing with the model), so the page says how many came out on pitch
-and a listener can hear the rest. The notes are short (:data:`SECONDS`): an autoregressive
+A SampleRNN, a GANSynth or a DiffWave is asked for a few notes on two of its instruments at
+low, middle and high pitches, in one batched call; each note is labelled with the pitch pYIN
+hears (an estimator that shares nothing with the model), so the page says how many came out
+on pitch and a listener can hear the rest. The notes are short (:data:`SECONDS`): an autoregressive
 SampleRNN draws 16,000 samples a second one step at a time.
 """
 
@@ -33,6 +33,7 @@ def notes_section(ckpt: Path, out: Path, section: Callable[..., str],
     """Notes from the note model ``ckpt`` with their heard pitches; the section's HTML."""
     import torch
 
+    from waveloom.app.common import recommended_sampling
     from waveloom.app.demo import _Demo, _heard
     from waveloom.audio.io import save_audio
     from waveloom.audio.plots import plot_spectrogram
@@ -47,9 +48,10 @@ def notes_section(ckpt: Path, out: Path, section: Callable[..., str],
     cells = [(i, p) for i in ids for p in PITCHES]
     demo = _Demo(model, sr, vocab, torch.device("cpu"), progress)
     cond = demo.cond([p for _, p in cells], [i for i, _ in cells])
-    # temperature 1, as the card measured (the demo WaveNet's section draws at 0.9)
-    notes = sample(model, len(cells), int(SECONDS * sr), cond,
-                   SamplingOptions(seed=0, progress=progress)).cpu().numpy()
+    # as the card measured: temperature 1 (the demo WaveNet's section draws at 0.9) and, for
+    # a diffusion model, the steps and sampler it records (extra.sampling)
+    options = SamplingOptions(seed=0, progress=progress, **recommended_sampling(ckpt))
+    notes = sample(model, len(cells), int(SECONDS * sr), cond, options).cpu().numpy()
     folder, items, report, hits = out / ckpt.stem, [], [], 0
     for (i, p), note in zip(cells, notes):
         name = vocab[i] if vocab else f"instrument {i}"

@@ -34,7 +34,7 @@ DDSP_ASSETS = "ddsp-*.safetensors"
 #: The shipped vocoder: the first asset named so plays the demo's vocoder section.
 VOCODER_ASSETS = "melgan-*.safetensors"
 #: The zoo's other note models: every asset named so gets a section of notes.
-ZOO_NOTE_ASSETS = ("samplernn-*.safetensors", "gansynth-*.safetensors")
+ZOO_NOTE_ASSETS = ("samplernn-*.safetensors", "gansynth-*.safetensors", "diffwave-*.safetensors")
 
 #: (pitch, seconds) of the demo melody: the opening of "Ode to Joy", in C.
 MELODY = [(64, 0.5), (64, 0.5), (65, 0.5), (67, 0.5), (67, 0.5), (65, 0.5), (64, 0.5), (62, 0.5),

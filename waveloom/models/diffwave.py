@@ -19,6 +19,10 @@ Three modes (``model.conditioning``):
   (:class:`~waveloom.audio.mel_features.MelFeatures`, computed from each training window),
   upsampled to the sample rate by :class:`~waveloom.nn.conditioning.UpsampleConditioning`.
 
+``model.source_filter`` (class mode, an addition: :mod:`waveloom.models.diffwave_source`)
+denoises a note's spectral envelope at the STFT frame rate instead of its samples, and a pulse
+train at the labelled pitch carries the pitch (docs/diffwave.md: why, and what it measures).
+
 Schedule: T = 50 training steps, betas linear 1e-4 .. 0.05 (the paper's vocoder and
 unconditional settings); few-step DDPM uses the paper's own 6-beta fast schedule.
 """
@@ -33,7 +37,8 @@ from torch import Tensor
 
 from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError
-from waveloom.models.diffusion import Diffusion
+from waveloom.models.diffusion import Diffusion, check_prediction
+from waveloom.models.diffwave_source import EnvelopeTarget
 from waveloom.models.vocoder_conditioning import (
     LabelOrMelConditioning,
     LabelOrMelConfig,
@@ -65,21 +70,53 @@ class DiffWaveConfig(LabelOrMelConfig):
     pitch_excitation: bool = False  # class mode: sin/cos of the labelled pitch's phase
     excitation_phase: str = "random"  # random | onset (waveloom.nn.pitch_clock)
     note_clock: bool = False  # class mode: onset gate and decays from the window's start
+    # The source-filter mode (class mode; waveloom.models.diffwave_source): denoise a note's
+    # [2 x envelope_bands, frames] spectral envelope (STFT n_fft / hop) instead of samples;
+    # a pulse train at the labelled pitch (up to ``harmonics`` partials) carries the pitch.
+    source_filter: bool = False
+    n_fft: int = 1024
+    hop: int = 256
+    envelope_bands: int = 64
+    harmonics: int = 80
+    log_floor: float = 1e-6
+    vibrato_cents: float = 0.0  # source-filter mode: > 0 adds an f0-bend channel of this range
+    prediction: str = "eps"  # eps (the paper) | v | x0 | edm (waveloom.models.diffusion)
+    sigma_data: float = 0.5  # edm: the clean data's standard deviation
 
     def validate(self) -> None:
         super().validate()
         require_positive(self, "residual_channels", "layers", "cycle", "diffusion_steps")
+        check_prediction(self.prediction)
+        require_positive(self, "sigma_data")
         for key in ("pitch_excitation", "note_clock"):
             if getattr(self, key) and self.conditioning != "class":
                 raise ConfigError(f"model.{key}=true needs model.conditioning=class (it "
                                   f"reads the note's pitch and onset), not "
                                   f"{self.conditioning!r}")
+        if self.source_filter:
+            self._validate_source_filter()
         if self.excitation_phase not in EXCITATION_PHASES:
             raise ConfigError(f"model.excitation_phase={self.excitation_phase!r}: use one of "
                               f"{', '.join(EXCITATION_PHASES)}")
         NoiseSchedule(self.diffusion_steps, self.beta_start, self.beta_end)  # checks the range
         if any(not 0 < b < 1 for b in self.fast_betas):
             raise ConfigError(f"model.fast_betas={list(self.fast_betas)}: each must be in (0, 1)")
+
+
+    def _validate_source_filter(self) -> None:
+        require_positive(self, "n_fft", "hop", "envelope_bands", "harmonics", "log_floor")
+        if not 0 <= self.vibrato_cents <= 1200:
+            raise ConfigError(f"model.vibrato_cents={self.vibrato_cents}: use 0 (a steady f0) "
+                              f"or a range in cents up to 1200")
+        if self.conditioning != "class" or not self.pitch_conditioning:
+            raise ConfigError("model.source_filter=true plays the labelled pitch: it needs "
+                              "model.conditioning=class with pitch_conditioning=true")
+        if self.pitch_excitation:
+            raise ConfigError("model.source_filter=true: the source carries the pitch; set "
+                              "model.pitch_excitation=false")
+        if self.hop > self.n_fft // 2 or self.envelope_bands < 2:
+            raise ConfigError(f"model.hop={self.hop} must be at most n_fft / 2 = "
+                              f"{self.n_fft // 2}, and envelope_bands at least 2")
 
 
 class DiffWave(LabelOrMelModel, Diffusion):
@@ -92,14 +129,41 @@ class DiffWave(LabelOrMelModel, Diffusion):
         super().__init__(config)
         c = config
         self.schedule = NoiseSchedule(c.diffusion_steps, c.beta_start, c.beta_end)
+        self.prediction = c.prediction  # type: ignore[misc]  (the base's default, per config)
+        self.sigma_data = c.sigma_data
         self.conditioner = LabelOrMelConditioning(c)
         clocks = (EXCITATION_CHANNELS if c.pitch_excitation else 0) + (
             NOTE_CLOCK_CHANNELS if c.note_clock else 0)
+        self.source = EnvelopeTarget(c) if c.source_filter else None
         self.net = DiffWaveNet(c.residual_channels, c.layers, c.cycle, self.conditioner.channels,
-                               local_channels=clocks)
+                               local_channels=clocks,
+                               in_channels=self.source.channels if self.source else 1)
 
     def fast_betas(self) -> tuple[float, ...] | None:
         return tuple(self.config.fast_betas) or None
+
+    def clean_target(self, batch: dict[str, Any]) -> Tensor:
+        """The audio, or in source-filter mode its envelope frames ``[B, 2 x bands, F]``."""
+        if self.source is None:
+            return super().clean_target(batch)
+        return self.source.clean(batch["audio"], batch["pitch"])
+
+    def noise_shape(self, n: int, length: int) -> tuple[int, ...]:
+        if self.source is None:
+            return super().noise_shape(n, length)
+        return (n, self.source.channels, self.source.frames(length))
+
+    def to_audio(self, x: Tensor, length: int, labels: dict[str, Any] | None = None,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """Source-filter mode: the envelope played at ``labels['pitch']``, its noise source
+        seeded from ``generator`` (drawn on the CPU, so a seed gives one note on any device)."""
+        if self.source is None:
+            return super().to_audio(x, length, labels, generator)
+        seed = None
+        if generator is not None:
+            seed = torch.Generator().manual_seed(int(torch.randint(
+                2 ** 62, (1,), generator=generator, device=generator.device)))
+        return self.source.audio(x, (labels or {}).get("pitch"), length, seed)
 
     def conditioning_keys(self) -> tuple[str, ...]:
         keys = self.conditioner.keys()
@@ -140,6 +204,8 @@ class DiffWave(LabelOrMelModel, Diffusion):
         onset (the window's ``start``; 0 when generating a note)."""
         c, device = self.config, self.net.inp.weight.device
         start = torch.as_tensor(labels.get("start", 0), device=device).reshape(-1, 1)
+        if self.source is not None:  # the clocks at the envelope's frame centres
+            return note_clock(self.source.frame_times(start, batch, length), c.sample_rate)
         times = (start + torch.arange(length, device=device)).expand(batch, -1)
         parts = []
         if c.pitch_excitation:

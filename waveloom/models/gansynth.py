@@ -21,9 +21,14 @@ progressively; here they are trained at full size from the start (progressive gr
 schedule, not a different model). The tiny preset has 32 x 32 images.
 
 Two additions, off in the paper presets: the harmonic IF prior (``harmonic_prior``) and the
-source-filter output (``source_filter``, :mod:`waveloom.models.gansynth_source`: the generator
+source-filter output (``source_filter``, :mod:`waveloom.nn.envelope_synth`: the generator
 paints an envelope, a pulse train at the labelled pitch carries the pitch), with its envelope
-loss (``envelope_weight``); docs/gansynth.md measures both.
+loss (``envelope_weight``); docs/gansynth.md measures both. Why the second: on a CPU budget the
+plain generator never put its energy on the labelled pitch's harmonics (0 of 12 notes on pitch
+after 1,445 steps, with or without the prior). Its critic hears the synthesised audio analysed
+as real notes are (:meth:`GANSynth.analyse`), the IF channel without a gradient: the generator
+cannot steer phase (the source fixes it), and the angle's derivative, 1 / |Y|^2, explodes in
+near-silent bins.
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from waveloom.audio.spectral import hz_to_mel, instantaneous_frequency, istft, mel_to_hz, stft
+from waveloom.audio.tuning import midi_hz
 from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.adversarial import Adversarial, AdversarialConfig, CriticOutput
 from waveloom.models.base import Batch
-from waveloom.models.gansynth_source import SourceFilterSynth
 from waveloom.models.specgan import log_range
+from waveloom.nn.envelope_synth import SourceFilterSynth
 from waveloom.nn.gan import Conv2dDiscriminator, Upsample2dGenerator, randn
 
 
@@ -80,7 +86,7 @@ class GANSynthConfig(AdversarialConfig):
     # GANSynth's layers have. Off keeps the checkpoints trained before it loadable (their
     # weights are stored unscaled).
     equalized_lr: bool = False
-    # The source-filter output (an addition; waveloom.models.gansynth_source): the generator
+    # The source-filter output (an addition; waveloom.nn.envelope_synth): the generator
     # paints a [2, envelope_bands, frames] envelope (the partials' level, the noise floor) and
     # a pulse train at the labelled pitch (up to ``harmonics`` partials) carries the pitch.
     source_filter: bool = False
@@ -161,11 +167,6 @@ def _labels(values: Any, n: int, what: str) -> Tensor:
     return labels
 
 
-def midi_hz(midi: Tensor) -> Tensor:
-    """MIDI pitches (any float dtype, kept) -> equal-tempered frequencies in Hz (A4 = 440)."""
-    return 440.0 * torch.pow(2.0, (midi - 69.0) / 12.0)
-
-
 def harmonic_if(sr: int, n_fft: int, hop: int, bins: int, pitches: Tensor) -> Tensor:
     """The IF (as :func:`~waveloom.audio.spectral.instantaneous_frequency` gives it, frames
     after the first) of a harmonic note at each MIDI pitch, per linear bin: ``[P, bins]``.
@@ -243,9 +244,8 @@ class GANSynth(Adversarial):
             self.prior_if = None
         self.source = None
         if c.source_filter:
-            self.source = SourceFilterSynth(c.sample_rate, c.n_fft, c.hop, c.frames,
-                                            c.envelope_bands, c.harmonics, self.centre,
-                                            self.scale)
+            self.source = SourceFilterSynth(c.sample_rate, c.n_fft, c.hop, c.envelope_bands,
+                                            c.harmonics, self.centre, self.scale)
 
     # ------------------------------------------------------------------ representation
 

@@ -163,7 +163,8 @@ class LatentDiffusion(Diffusion):
     def noise_shape(self, n: int, length: int) -> tuple[int, ...]:
         return (n, self.dim, -(-length // self.hop))
 
-    def to_audio(self, x: Tensor, length: int) -> Tensor:
+    def to_audio(self, x: Tensor, length: int, labels: dict[str, Any] | None = None,
+                 generator: torch.Generator | None = None) -> Tensor:
         scale = float(self.latent_scale) or 1.0
         with torch.no_grad():
             quantized, _, _ = self.codec.quantize(x / scale)

@@ -15,6 +15,9 @@
   skip sum (scaled by 1/sqrt(layers)).
 * **Output**: ReLU, 1x1 conv, ReLU, 1x1 conv to one channel, the last initialised to zero
   (the paper's choice: the first predictions are zero noise).
+* ``in_channels`` > 1 (an addition): the same network over a multi-channel frame sequence,
+  such as the source-filter envelope ``[B, 2 x bands, F]`` DiffWave's ``source_filter`` mode
+  denoises; the dilated convolutions then run along frames.
 
 Why non-causal: the whole waveform is denoised at once, so every sample may see both sides;
 the receptive field per pass (``layers / cycle`` cycles of ``2^cycle - 1`` x 2 + 1 samples)
@@ -88,27 +91,29 @@ class DiffWaveNet(nn.Module):
     ``local_channels``: sample-rate clock channels, 0 for none)."""
 
     def __init__(self, channels: int, layers: int, cycle: int, cond_channels: int = 0,
-                 local_channels: int = 0) -> None:
+                 local_channels: int = 0, in_channels: int = 1) -> None:
         super().__init__()
-        self.inp = nn.Conv1d(1, channels, 1)
+        self.inp = nn.Conv1d(in_channels, channels, 1)
         self.embed = StepEmbedding()
         self.layers = nn.ModuleList(
             DiffWaveLayer(channels, 2 ** (i % cycle), cond_channels,
                           local_channels=local_channels) for i in range(layers))
         self.skip = nn.Conv1d(channels, channels, 1)
-        self.head = nn.Conv1d(channels, 1, 1)
+        self.head = nn.Conv1d(channels, in_channels, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor, tau: Tensor, cond: Tensor | None = None,
                 local: Tensor | None = None) -> Tensor:
-        """``x`` [B, T] noisy audio, ``tau`` [B] float steps, ``cond`` [B, Cc, T or 1],
-        ``local`` [B, Cl, T] -> predicted noise [B, T]."""
-        h = F.relu(self.inp(x[:, None]))
+        """``x`` [B, T] noisy audio (or [B, in_channels, T] noisy frames, e.g. a spectral
+        envelope's bands), ``tau`` [B] float steps, ``cond`` [B, Cc, T or 1], ``local``
+        [B, Cl, T] -> predicted noise of ``x``'s shape."""
+        h = F.relu(self.inp(x[:, None] if x.dim() == 2 else x))
         step = self.embed(tau)
         total = torch.zeros_like(h)
         for layer in self.layers:
             h, skip = layer(h, step, cond, local)
             total = total + skip
         out = F.relu(self.skip(total / math.sqrt(len(self.layers))))
-        return self.head(out)[:, 0]
+        out = self.head(out)
+        return out[:, 0] if x.dim() == 2 else out

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from waveloom.audio.tuning import midi_hz
+
 EXCITATION_CHANNELS = 2  # sin and cos of the pitch phase
 #: Where the excitation's phase comes from: drawn at random in training (only the period
 #: informs) or 0 at the note's onset (where in the period each sample falls, which a rendered
@@ -60,7 +62,7 @@ def pitch_excitation(pitch: Any, times: Tensor, sample_rate: int, *, random_phas
         return torch.zeros(n, EXCITATION_CHANNELS, length, device=device)
     p = torch.as_tensor(pitch, device=device).reshape(-1).double().expand(n)
     known = (p >= 0).float()[:, None]
-    hz = 440.0 * torch.pow(2.0, (p - 69.0) / 12.0)
+    hz = midi_hz(p)
     t = times.to(device)
     cycles = hz[:, None] * t.double() / sample_rate
     if onset_phase:

@@ -1,7 +1,7 @@
 """The filter half of a source-filter synthesiser: sources shaped bin by bin, one inverse STFT.
 
 Two models make audio this way: MelGAN's iSTFT generator (:mod:`waveloom.models.melgan_istft`,
-from a mel) and GANSynth's source-filter output (:mod:`waveloom.models.gansynth_source`, from a
+from a mel) and GANSynth's source-filter output (:mod:`waveloom.nn.envelope_synth`, from a
 generated envelope). Both scale the STFT of a pulse train (:func:`waveloom.nn.excitation.
 pulse_train`) and of white noise by per-bin magnitudes and invert the sum; the levels below
 turn "a partial peaking at m" and "noise of mean magnitude m" into those gains.

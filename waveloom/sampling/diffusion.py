@@ -67,7 +67,7 @@ def generate(model: Any, n: int, length: int, cond: dict[str, Any] | None,
         shape = model.noise_shape(n, length)
         x = torch.randn(shape, generator=generator, device=device) * options.temperature
         x = _STEPPERS[sampler](model, x, c, path, generator, options.progress)
-        audio = model.to_audio(x, length)
+        audio = model.to_audio(x, length, dict(cond or {}), generator)
     finally:
         model.train(was_training)
     return audio.clamp(-1, 1)
