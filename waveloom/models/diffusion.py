@@ -3,9 +3,10 @@ view of the network. The samplers themselves live in :mod:`waveloom.sampling.dif
 
 A :class:`Diffusion` model predicts the noise ``eps`` of ``x_t = sqrt(abar_t) x_0 +
 sqrt(1 - abar_t) eps`` (Ho et al. 2020): its ``loss`` is the unweighted mean squared error of
-that prediction at a uniformly drawn step (DiffWave, eq. 3). The step and the noise come from
-the batch when the "denoising" objective put them there (drawn from the run's seed and step,
-so a resumed run corrupts the same way), else are drawn here (evaluation, tests).
+that prediction at a uniformly drawn step (DiffWave, eq. 3). The step and the noise (and the
+clean target ``x0``) come from the batch when the "denoising" objective put them there (drawn
+from the run's seed and step, so a resumed run corrupts the same way), else are drawn (and
+computed) here (evaluation, tests).
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ class Diffusion(Generative):
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """Mean squared error of the prediction (noise, v or x0), also at low and high noise."""
-        x0 = self.clean_target(batch)
+        x0 = batch.get("x0")
+        if x0 is None:
+            x0 = self.clean_target(batch)
         b = x0.shape[0]
         t = batch.get("diffusion_t")
         if t is None:

@@ -22,13 +22,15 @@ _VALIDATION_SEED = 0x5EED
 
 def corrupt(model: nn.Module, batch: Batch, seed: int) -> Batch:
     """``batch`` with ``diffusion_t`` [B] and ``noise`` (shaped like what the model denoises)
-    drawn from ``seed`` (on the CPU, so every device draws the same numbers)."""
+    drawn from ``seed`` (on the CPU, so every device draws the same numbers), and ``x0``, what
+    the model denoises, so its loss need not compute it again (a source-filter DiffWave fits
+    every note's envelope for it)."""
     inner = unwrap(model)
     target = inner.clean_target(batch)  # the audio, or a latent family's latents
     g = torch.Generator().manual_seed(int(seed))
     t = torch.randint(0, inner.schedule.steps, (target.shape[0],), generator=g)
     noise = torch.randn(target.shape, generator=g)
-    return {**batch, "diffusion_t": t.to(target.device),
+    return {**batch, "x0": target, "diffusion_t": t.to(target.device),
             "noise": noise.to(device=target.device, dtype=target.dtype)}
 
 
