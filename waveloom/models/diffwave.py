@@ -102,7 +102,6 @@ class DiffWaveConfig(LabelOrMelConfig):
         if any(not 0 < b < 1 for b in self.fast_betas):
             raise ConfigError(f"model.fast_betas={list(self.fast_betas)}: each must be in (0, 1)")
 
-
     def _validate_source_filter(self) -> None:
         require_positive(self, "n_fft", "hop", "envelope_bands", "harmonics", "log_floor")
         if not 0 <= self.vibrato_cents <= 1200:
@@ -120,7 +119,8 @@ class DiffWaveConfig(LabelOrMelConfig):
 
 
 class DiffWave(LabelOrMelModel, Diffusion):
-    """eps_theta(x_t, t, c) over waveforms ``[B, T]``; see the module docstring."""
+    """A denoiser of waveforms ``[B, T]``, or in source-filter mode of envelope frames ``[B,
+    channels, F]``; see the module docstring."""
 
     config_class: ClassVar[type[ModelConfig]] = DiffWaveConfig
     config: DiffWaveConfig

@@ -3,7 +3,7 @@ samples.
 
 Trained on the CPU, DiffWave over samples never became a generator: from a quarter of the
 signal power gone on, its estimate of a note was no better than silence (docs/diffwave.md,
-sessions 17). What it had to learn there was both the period (a pitch) and the timbre, at
+session 17). What it had to learn there was both the period (a pitch) and the timbre, at
 16,000 values a second. In this mode the diffusion runs over a note's coarse spectral
 envelope instead, ``[2 x bands, F]`` at the STFT's frame rate (64 bands, 62.5 frames a
 second: ~8,000 values a second of which most are smooth), and the pitch comes from a source,

@@ -6,20 +6,24 @@ band centres, linearly interpolated to the linear bins) and an f0 into audio. A 
 *learns* envelopes (DiffWave's source-filter mode denoises them) needs that envelope for every
 training note, so this module fits one from the audio:
 
+* **Where the f0 is** (:func:`fit_cents`, :func:`fit_note` with ``bent``): per frame, the
+  peaks of the first partials, refined by parabolas, as cents from the labelled pitch (a
+  vibrato, a scoop); the synth's pulse train can follow them.
 * **Partials**: the STFT magnitude's peak within +-2 bins of each harmonic ``k f0`` below
-  Nyquist (the same harmonics the synth's pulse train has), in natural log.
-* **Noise floor**: the log magnitude of every bin at least 2.5 bins from any harmonic (outside
-  a Hann window's main lobe), plus the Rayleigh correction ``ln E|X| - E ln |X| = 0.168``,
-  since the synth's floor is a *mean* magnitude and a log-average of noise bins sits below
-  the log of their mean.
-* **Fit**: per note and channel, the band values ``E`` that minimise ``sum (A E - y)^2 +
-  smooth * |D E|^2``, ``A`` the synth's band-to-bin interpolation read at the measured
+  Nyquist (the same harmonics the synth's pulse train has), where that frame's f0 puts it,
+  in natural log.
+* **Noise floor**: the log magnitude of every bin at least 3 bins from any harmonic of the
+  frame's f0 (outside a Hann window's main lobe), plus the Rayleigh correction ``ln E|X| -
+  E ln |X| = 0.168``, since the synth's floor is a *mean* magnitude and a log-average of
+  noise bins sits below the log of their mean.
+* **Fit**: per note, channel and frame, the band values ``E`` that minimise ``sum (A E -
+  y)^2 + smooth * |D E|^2``, ``A`` the synth's band-to-bin interpolation read at the measured
   frequencies and ``D`` the first difference across bands. The smoothness fills bands no
   harmonic reaches (below f0, between a high note's partials) with their neighbours' level
-  instead of leaving them undetermined; one linear solve per note covers all its frames.
+  instead of leaving them undetermined.
 
 The result is normalised by the synth's ``centre`` and ``scale`` and clipped to [-1, 1], the
-range a diffusion sampler clips its estimates to. How close ``synth(fit_envelope(x))`` comes to
+range a diffusion sampler clips its estimates to. How close ``synth(fit_note(x))`` comes to
 ``x`` is the ceiling of every model that learns these envelopes (measured in docs/diffwave.md).
 """
 
