@@ -84,12 +84,10 @@ class EnvelopeTarget(nn.Module):
     def f0(self, pitch: Any, batch: int, device: torch.device) -> Tensor:
         """MIDI pitch labels (int, or ``[B]``) -> f0 ``[B]`` Hz; a missing pitch is an error,
         since the source needs one."""
-        if pitch is None:
+        p = None if pitch is None else torch.as_tensor(pitch, device=device).reshape(-1)
+        if p is None or bool((p < 0).any()):  # -1: the pitch left out
             raise ConfigError("a source-filter DiffWave plays the labelled pitch: give --pitch")
-        p = torch.as_tensor(pitch, device=device).reshape(-1).double().expand(batch)
-        if bool((p < 0).any()):
-            raise ConfigError("a source-filter DiffWave plays the labelled pitch: give --pitch")
-        return midi_hz(p).float()
+        return midi_hz(p.double().expand(batch)).float()
 
     def audio(self, x: Tensor, pitch: Any, length: int, generator: torch.Generator | None
               ) -> Tensor:

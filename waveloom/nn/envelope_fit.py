@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from waveloom.audio.spectral import stft
-from waveloom.nn.envelope_synth import SourceFilterSynth, band_position
+from waveloom.nn.envelope_synth import SourceFilterSynth
 
 #: ``ln E|X| - E ln|X|`` for Rayleigh-distributed magnitudes: ``ln sqrt(pi / 2) - (ln 2 -
 #: Euler's gamma) / 2``.
@@ -66,13 +65,6 @@ def _solve(band: Tensor, targets: Tensor, weight: Tensor, bands: int, smooth: fl
     diff = torch.diff(eye, dim=0)
     gram = gram.unflatten(-1, (bands, bands)) + smooth * (diff.T @ diff) + 1e-6 * eye
     return torch.linalg.solve(gram, rhs[..., None])[..., 0].transpose(1, 2)
-
-
-def _band_of_bin(synth: SourceFilterSynth, device: torch.device) -> Tensor:
-    """The fractional band of every linear bin ``[bins]`` (the synth's own interpolation)."""
-    hz = np.arange(synth.n_fft // 2 + 1) * synth.sample_rate / synth.n_fft
-    bands = synth.to_bins.shape[1]
-    return torch.from_numpy(band_position(hz, synth.sample_rate, bands)).float().to(device)
 
 
 def _band_at(table: Tensor, position: Tensor) -> Tensor:
@@ -153,7 +145,7 @@ def fit_note(audio: Tensor, f0_hz: Tensor, synth: SourceFilterSynth, frames: int
     position = position[..., None] * torch.pow(2.0, cents / 1200.0)[:, None]  # [B, K, F]
     peaks = _peak_windows(log_mag, position)[0].amax(2)  # [B, K, F]
     weight = plays[..., None].float().expand_as(peaks)
-    table, bands = _band_of_bin(synth, audio.device), synth.to_bins.shape[1]
+    table, bands = synth.bin_band, synth.bands
     peak = _solve(_band_at(table, position), peaks, weight, bands, smooth)
     every_bin = table[None, :, None].expand_as(log_mag)
     noise = _solve(every_bin, log_mag + RAYLEIGH_LOG_GAP, _noise_bins(log_mag, position),

@@ -67,8 +67,12 @@ class SourceFilterSynth(nn.Module):
         super().__init__()
         self.sample_rate, self.n_fft, self.hop = sample_rate, n_fft, hop
         self.harmonics, self.centre, self.scale = harmonics, centre, scale
+        self.bands = bands
         self.register_buffer("to_bins", band_interpolation(sample_rate, n_fft, bands),
                              persistent=False)
+        hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft  # each linear bin's band, for
+        self.register_buffer("bin_band", torch.from_numpy(  # the fit (envelope_fit.py)
+            band_position(hz, sample_rate, bands)).float(), persistent=False)
         self.source_log_peak = source_log_peak(n_fft)
         self.noise_log_level = noise_log_level(n_fft)
 
