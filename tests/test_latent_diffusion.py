@@ -1,4 +1,5 @@
-"""Latent diffusion: v-prediction, guidance, timing, the codec inside, training and sampling."""
+"""Latent diffusion: v-prediction, guidance, timing, the autoencoder inside (a codec or a
+spectral AE), training and sampling."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_guidance_mixes_the_two_predictions_and_timing_conditions():
         assert not torch.allclose(longer, cond["c"])
 
 
-def test_samples_decode_through_the_codec_and_are_seeded():
+def test_samples_decode_through_the_autoencoder_and_are_seeded():
     model = _tiny().eval()
     opts = SamplingOptions(seed=1, denoising_steps=4, sampler="ddim", progress=False)
     cond = {"pitch": torch.tensor([60, 62]), "instrument": torch.tensor([0, 1])}
@@ -65,22 +66,53 @@ def test_trains_with_a_codec_checkpoint_and_ships_it_inside(notes_cache, tmp_pat
     train(codec_run, notes_cache, tmp_path / "codec", progress=False)
     codec_ckpt = tmp_path / "codec" / "model.safetensors"
     run = load_config("configs/latent_diffusion/tiny.yaml",
-                      ["train.max_steps=2", "model.codec_config=", f"model.codec={codec_ckpt}"])
+                      ["train.max_steps=2", "model.autoencoder_config=",
+                       f"model.autoencoder={codec_ckpt}"])
     result = train(run, notes_cache, tmp_path / "ld", progress=False)
     assert result.step == 2 and math.isfinite(result.last_loss)
     model, saved = load_checkpoint(tmp_path / "ld" / "model.safetensors")
     codec, _ = load_checkpoint(codec_ckpt)
-    assert saved.model.codec_config  # recorded: the checkpoint needs no codec file
+    assert saved.model.autoencoder_config  # recorded: the checkpoint needs no codec file
     for name, value in codec.generator.state_dict().items():
-        assert torch.equal(model.codec.state_dict()[name], value), name
+        assert torch.equal(model.autoencoder.module.state_dict()[name], value), name
     assert float(model.latent_scale) > 0
 
 
-def test_a_missing_codec_is_one_line():
+def test_learns_a_spectral_autoencoders_latents_and_decodes_by_griffin_lim(notes_cache,
+                                                                           tmp_path):
+    """The spectral AE route: its code is the latent, its decoder + Griffin-Lim the audio."""
+    from waveloom.train.trainer import train
+
+    ae_run = load_config("configs/spectral_ae/tiny.yaml",
+                         ["train.max_steps=1", "model.pitch_conditioning=false"])
+    train(ae_run, notes_cache, tmp_path / "ae", progress=False)
+    ae_ckpt = tmp_path / "ae" / "model.safetensors"
+    run = load_config("configs/latent_diffusion/tiny.yaml",
+                      ["train.max_steps=2", "model.autoencoder_config=",
+                       f"model.autoencoder={ae_ckpt}"])
+    train(run, notes_cache, tmp_path / "ld", progress=False)
+    model, saved = load_checkpoint(tmp_path / "ld" / "model.safetensors")
+    ae, _ = load_checkpoint(ae_ckpt)
+    for name, value in ae.state_dict().items():
+        assert torch.equal(model.autoencoder.module.state_dict()[name], value), name
+    audio = torch.randn(1, 1024) * 0.1
+    torch.testing.assert_close(model.autoencoder.encode(audio), ae.encode(audio))
+    assert model.noise_shape(1, 1000) == (1, ae.config.embedding_dim, -(-1000 // ae.config.hop))
+    opts = SamplingOptions(seed=3, denoising_steps=3, sampler="ddim", progress=False)
+    a = sample(model, 2, 1000, {"instrument": torch.tensor([0, 1])}, opts)
+    assert a.shape == (2, 1000) and torch.isfinite(a).all() and a.abs().max() <= 1.0
+    assert torch.equal(a, sample(model, 2, 1000, {"instrument": torch.tensor([0, 1])}, opts))
+
+
+def test_a_missing_or_wrong_autoencoder_is_one_line(tmp_path):
     from waveloom.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="model.codec"):
-        _tiny("model.codec_config=")
+    with pytest.raises(ConfigError, match="model.autoencoder"):
+        _tiny("model.autoencoder_config=")
+    with pytest.raises(ConfigError, match="no such checkpoint"):
+        _tiny("model.autoencoder_config=", f"model.autoencoder={tmp_path / 'none.safetensors'}")
+    with pytest.raises(ConfigError, match="latents come from one of codec, spectral_ae"):
+        _tiny("model.autoencoder_config='{\"family\": \"diffwave\", \"model\": {}}'")
 
 
 def test_generate_takes_cfg_for_latent_diffusion_and_refuses_it_elsewhere(tmp_path):

@@ -1,14 +1,16 @@
-"""Latent diffusion over a codec's continuous latents (the Stable Audio / AudioLDM line).
+"""Latent diffusion over an autoencoder's continuous latents (the Stable Audio / AudioLDM line).
 
-Why latents: 16 kHz audio is 16,000 values a second; the codec's encoder turns it into
-``dim`` channels at 50 frames a second (a 20x shorter sequence for dim 16), where a small
-Transformer can attend over 30 s at once. The codec (``model.codec``, a ``codec`` checkpoint)
-is frozen inside the model; its architecture is recorded in ``model.codec_config`` when the
-model is first built, and its weights are loaded once before training
-(:meth:`LatentDiffusion.load_pretrained`), so the exported checkpoint is self-contained.
+Why latents: 16 kHz audio is 16,000 values a second; an autoencoder's encoder turns it into
+``dim`` channels at 30-50 frames a second (a 10-30x shorter sequence), where a small
+Transformer can attend over 30 s at once. The autoencoder (``model.autoencoder``, a ``codec``
+or ``spectral_ae`` checkpoint: :mod:`waveloom.models.latent_autoencoder`) is frozen inside the
+model; its run config is recorded in ``model.autoencoder_config`` when the model is first
+built, and its weights are loaded once before training (:meth:`LatentDiffusion.load_pretrained`),
+so the exported checkpoint is self-contained.
 
-* **Target**: the encoder's pre-quantizer latents ``[B, dim, F]``, scaled to unit standard
-  deviation (the scale is measured on the first training batch and kept as a buffer).
+* **Target**: the encoder's continuous latents ``[B, dim, F]`` (a codec's before its
+  quantizer), scaled to unit standard deviation (the scale is measured on the first training
+  batch and kept as a buffer).
 * **Denoiser**: a small DiT (:mod:`waveloom.nn.dit`), conditioned through adaLN on the sum of
   the diffusion-step embedding (DiffWave's), the label vector (pitch, instrument; the shared
   ``GlobalConditioning`` with label dropout for classifier-free guidance) and the **timing**
@@ -17,7 +19,7 @@ model is first built, and its weights are loaded once before training
 * **Objective**: v-prediction (``prediction = "v"``), T = 1000 linear betas 1e-4..0.02.
 * **Sampling**: any of the shared samplers (:mod:`waveloom.sampling.diffusion`); guidance
   ``cond['cfg']`` mixes the conditional and unconditional predictions in one batch; the final
-  latents are quantised by the codec's RVQ and decoded by its decoder.
+  latents go through the autoencoder's decoder (a codec quantises them first).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from waveloom.config import ModelConfig, require_positive
 from waveloom.errors import ConfigError
 from waveloom.models.base import Batch
 from waveloom.models.diffusion import Diffusion
+from waveloom.models.latent_autoencoder import LATENT_FAMILIES, FrozenAutoencoder
 from waveloom.models.vocoder_conditioning import label_vectors
 from waveloom.nn.conditioning import GlobalConditioning
 from waveloom.nn.diffusion_schedule import NoiseSchedule
@@ -46,8 +49,8 @@ from waveloom.nn.dit import DiT
 class LatentDiffusionConfig(ModelConfig):
     """Hyper-parameters; the defaults are a small DiT (6 x 256)."""
 
-    codec: str = ""  # the codec checkpoint whose latents are modelled
-    codec_config: str = ""  # its run config as JSON (recorded from ``codec`` when empty)
+    autoencoder: str = ""  # the codec / spectral_ae checkpoint whose latents are modelled
+    autoencoder_config: str = ""  # its run config as JSON (recorded from it when empty)
     d_model: int = 256
     layers: int = 6
     heads: int = 4
@@ -71,26 +74,31 @@ class LatentDiffusionConfig(ModelConfig):
         NoiseSchedule(self.diffusion_steps, self.beta_start, self.beta_end)
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ConfigError(f"model.cond_dropout={self.cond_dropout} must be in [0, 1)")
-        if not self.codec_config and self.codec:  # record the codec's architecture
+        if not self.autoencoder_config and self.autoencoder:  # record its architecture
             from waveloom.models.load import read_run_dict
 
-            self.codec_config = json.dumps(read_run_dict(self.codec))
+            if not Path(self.autoencoder).is_file():
+                raise ConfigError(f"model.autoencoder={self.autoencoder}: no such checkpoint")
+            self.autoencoder_config = json.dumps(read_run_dict(self.autoencoder))
 
-    def codec_run(self) -> Any:
+    def autoencoder_run(self) -> Any:
+        """The autoencoder's validated run config (a codec or a spectral AE)."""
         from waveloom.models.load import build_run_config
 
-        if not self.codec_config:
-            raise ConfigError("model.codec: give the codec checkpoint whose latents this "
-                              "model learns (waveloom train configs/codec/...)")
-
-        run = build_run_config(json.loads(self.codec_config), source="model.codec_config")
-        if run.family != "codec":
-            raise ConfigError(f"model.codec_config is a {run.family!r} config, not a codec's")
+        if not self.autoencoder_config:
+            raise ConfigError("model.autoencoder: give the codec or spectral_ae checkpoint "
+                              "whose latents this model learns (waveloom train "
+                              "configs/spectral_ae/... first)")
+        run = build_run_config(json.loads(self.autoencoder_config),
+                               source="model.autoencoder_config")
+        if run.family not in LATENT_FAMILIES:
+            raise ConfigError(f"model.autoencoder_config is a {run.family!r} config; latents "
+                              f"come from one of {', '.join(LATENT_FAMILIES)}")
         return run
 
 
 class LatentDiffusion(Diffusion):
-    """v-prediction diffusion over frozen codec latents; see the module docstring."""
+    """v-prediction diffusion over frozen autoencoder latents; see the module docstring."""
 
     config_class: ClassVar[type[ModelConfig]] = LatentDiffusionConfig
     config: LatentDiffusionConfig
@@ -100,15 +108,12 @@ class LatentDiffusion(Diffusion):
 
     def __init__(self, config: LatentDiffusionConfig) -> None:
         super().__init__(config)
-        from waveloom.models.codec import CodecAutoencoder
-
         c = config
-        codec_cfg = c.codec_run().model
-        if codec_cfg.sample_rate != c.sample_rate:
-            raise ConfigError(f"the codec runs at {codec_cfg.sample_rate} Hz but "
+        self.autoencoder = FrozenAutoencoder(c.autoencoder_run())
+        if self.autoencoder.sample_rate != c.sample_rate:
+            raise ConfigError(f"the autoencoder runs at {self.autoencoder.sample_rate} Hz but "
                               f"model.sample_rate={c.sample_rate}")
-        self.hop, self.dim = codec_cfg.hop, codec_cfg.dim
-        self.codec = CodecAutoencoder(codec_cfg).requires_grad_(False)
+        self.hop, self.dim = self.autoencoder.hop, self.autoencoder.dim
         self.register_buffer("latent_scale", torch.zeros(()))
         self.schedule = NoiseSchedule(c.diffusion_steps, c.beta_start, c.beta_end)
         self.step = nn.Sequential(StepEmbedding(), nn.Linear(STEP_HIDDEN, c.d_model))
@@ -121,11 +126,6 @@ class LatentDiffusion(Diffusion):
         self.timing = nn.Linear(2 * 64, c.d_model) if c.timing_conditioning else None
         self.net = DiT(self.dim, c.d_model, c.layers, c.heads)
 
-    def train(self, mode: bool = True) -> LatentDiffusion:
-        super().train(mode)
-        self.codec.eval()  # frozen: no k-means, no EMA codebook updates
-        return self
-
     def conditioning_keys(self) -> tuple[str, ...]:
         return self.labels.keys() if self.labels is not None else ()
 
@@ -134,28 +134,21 @@ class LatentDiffusion(Diffusion):
         return self.conditioning_keys() + timing
 
     def load_pretrained(self) -> None:
-        """Load the codec's weights from ``model.codec`` (the trainer calls this before
-        training from scratch; nothing to load when only ``codec_config`` is given)."""
+        """Load the autoencoder's weights from ``model.autoencoder`` (the trainer calls this
+        before training from scratch; nothing to load when only its config is given)."""
         from safetensors.torch import load_file
 
-        if not self.config.codec:
+        source = self.config.autoencoder
+        if not source:
             return
-        path = Path(self.config.codec)
-        if not path.is_file():
-            raise ConfigError(f"model.codec={self.config.codec}: no such checkpoint")
-        state = {k[len("generator."):]: v for k, v in load_file(str(path)).items()
-                 if k.startswith("generator.")}
-        self.codec.load_state_dict(state)
+        if not Path(source).is_file():
+            raise ConfigError(f"model.autoencoder={source}: no such checkpoint")
+        self.autoencoder.load_weights(load_file(source), f"model.autoencoder={source}")
 
     # ------------------------------------------------------------------ latents
 
-    def _latents(self, audio: Tensor) -> Tensor:
-        with torch.no_grad():
-            audio = audio[:, : audio.shape[-1] - audio.shape[-1] % self.hop]
-            return self.codec.encoder(audio.float()[:, None])
-
     def clean_target(self, batch: Batch) -> Tensor:
-        latents = self._latents(batch["audio"])
+        latents = self.autoencoder.encode(batch["audio"])
         if self.training and float(self.latent_scale) == 0.0:  # the first batch sets it
             self.latent_scale.fill_(1.0 / float(latents.std().clamp_min(1e-6)))
         return latents * (float(self.latent_scale) or 1.0)
@@ -166,9 +159,9 @@ class LatentDiffusion(Diffusion):
     def to_audio(self, x: Tensor, length: int, labels: dict[str, Any] | None = None,
                  generator: torch.Generator | None = None) -> Tensor:
         scale = float(self.latent_scale) or 1.0
-        with torch.no_grad():
-            quantized, _, _ = self.codec.quantize(x / scale)
-            return self.codec.decoder(quantized)[:, 0, :length]
+        seed = 0 if generator is None else int(generator.initial_seed())
+        pitch = (labels or {}).get("pitch")
+        return self.autoencoder.decode(x / scale, length, seed, pitch)
 
     # ------------------------------------------------------------------ conditioning
 
