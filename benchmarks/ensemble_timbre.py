@@ -14,7 +14,10 @@ with Wilson intervals:
 * ``real`` (the ceiling): each real clip against centroids made without it (leave one out).
 
     python benchmarks/ensemble_timbre.py out/ld-sweep/ddim-25 --real data/chorales-timgm-4ens \\
-        --seconds 20
+        --seconds 20 [--figure docs/img/ld.png]
+
+``--figure`` draws, per ensemble, a real test render beside the first generated clip (mel
+spectrograms, one colour scale).
 """
 
 from __future__ import annotations
@@ -51,6 +54,28 @@ def real_profiles(folder: Path, split: str, seconds: float) -> tuple[np.ndarray,
     return np.stack(feats), [r["instrument_str"] for r in rows]
 
 
+def figure(path: Path, generated: Path, real: Path, split: str, seconds: float) -> None:
+    """Per ensemble: the first real ``split`` render beside the first generated clip."""
+    from waveloom.audio.plots import plot_sheet
+
+    rows = [json.loads(line) for line in
+            (real / "render-midi.rows.jsonl").read_text().splitlines() if line.strip()]
+    items = []
+    for e in sorted({r["instrument_str"] for r in rows}):
+        first = next(r for r in rows if r["split"] == split and r["instrument_str"] == e)
+        gen = sorted((generated / e).glob("*.wav"))
+        if not gen:
+            continue
+        for title, wav in ((f"real {e} ({first['canonical_title']})", real /
+                            first["audio_filename"]), (f"generated {e}", gen[0])):
+            audio, _ = load_audio(wav, SR)
+            items.append((audio[: int(seconds * SR)], title))
+    plot_sheet(items, SR, path, kind="mel", ncols=2)
+    from PIL import Image
+
+    Image.open(path).convert("RGB").quantize(256).save(path)  # a third of the bytes
+
+
 def nearest(x: np.ndarray, centroids: dict[str, np.ndarray]) -> tuple[str, dict[str, float]]:
     dist = {k: float(np.linalg.norm(x - c)) for k, c in centroids.items()}
     return min(dist, key=dist.get), dist
@@ -67,7 +92,10 @@ def main() -> None:
     ap.add_argument("--real", type=Path, required=True, help="a render-midi folder")
     ap.add_argument("--split", default="test")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--figure", type=Path, help="PNG: real beside generated, per ensemble")
     args = ap.parse_args()
+    if args.figure:
+        figure(args.figure, args.generated, args.real, args.split, args.seconds)
     feats, names = real_profiles(args.real, args.split, args.seconds)
     mu, sd = feats.mean(0), feats.std(0) + 1e-6
     z = (feats - mu) / sd

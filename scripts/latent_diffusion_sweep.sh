@@ -6,7 +6,8 @@
 # (benchmarks/ensemble_timbre.py on REAL's test renders) and KID[crepe-tiny] against REAL's
 # test split. One line per setting; each setting's wavs stay in OUT/<setting>/<ensemble>/.
 #   bash scripts/latent_diffusion_sweep.sh CKPT OUT [sampler:steps[:cfg] ...]
-# Env: REAL (render-midi folder, default data/chorales-timgm-4ens), CACHE (its cache), SECONDS.
+# Env: REAL (render-midi folder, default data/chorales-timgm-4ens), CACHE (its cache), SECONDS_,
+# THREADS (default 2).
 # Run from the repository root with the venv active.
 set -u
 CKPT=$1; OUT=$2; shift 2
@@ -22,13 +23,13 @@ for setting in $SETTINGS; do
   dir=$OUT/$sampler-$steps-cfg$cfg; rm -rf "$dir"; t0=$(date +%s.%N)
   for e in $ENSEMBLES; do
     waveloom generate "$CKPT" --n 4 --instrument "$e" --seconds "$SECONDS_" --steps "$steps" \
-        --sampler "$sampler" --cfg "$cfg" --seed 0 --plots 0 --out "$dir/$e" -q --threads 2
+        --sampler "$sampler" --cfg "$cfg" --seed 0 --plots 0 --out "$dir/$e" -q --threads "${THREADS:-2}" > /dev/null
   done
   t1=$(date +%s.%N)
   rate=$(python -c "n=len('$ENSEMBLES'.split()); print(f'{4*n*$SECONDS_/($t1-$t0):.1f}x real time')")
   timbre=$(python benchmarks/ensemble_timbre.py "$dir" --real "$REAL" --seconds "$SECONDS_" \
       2>&1 | grep '^generated')
   kid=$(waveloom evaluate "$dir" --metrics kid --reference "$CACHE" --reference-split test \
-      --clip-seconds "$SECONDS_" -q --threads 2 2>&1 | grep -i -m1 'kid')
+      --clip-seconds "$SECONDS_" -q --threads "${THREADS:-2}" 2>&1 | grep -i -m1 'kid')
   echo "$sampler $steps cfg $cfg | $rate | $timbre | $kid"
 done

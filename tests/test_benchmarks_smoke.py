@@ -252,3 +252,85 @@ def test_envelope_roundtrip_resynthesises_notes_the_timbre_judge_recognises(tmp_
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "timbre.json").read_text())
     assert report["generated"]["n"] == 4 and report["generated"]["recognised"] == 1.0
+
+
+def _ensemble_folder(root, seed: int):
+    """A render-midi-like folder: 3 test renders per 'ensemble' (a bright pulse train and a
+    dull sine chord), 2 s each, with its rows file."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(32000) / 16000
+    rows = []
+    for e in ("bright", "dull"):
+        for k in range(3):
+            f0 = 200 * 2 ** (rng.integers(0, 12) / 12)
+            if e == "bright":
+                audio = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 30))
+            else:
+                audio = np.sin(2 * np.pi * f0 * t) + np.sin(2 * np.pi * f0 * 1.5 * t)
+            audio = 0.1 * audio / np.abs(audio).max() + 1e-3 * rng.standard_normal(len(t))
+            name = f"2024/{e}-{k}.wav"
+            (root / "2024").mkdir(parents=True, exist_ok=True)
+            sf.write(root / name, audio.astype(np.float32), 16000)
+            rows.append({"split": "test", "audio_filename": name, "instrument_str": e,
+                         "canonical_title": f"piece {k}"})
+    (root / "render-midi.rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    return root
+
+
+def test_ensemble_timbre_recognises_clips_of_the_asked_ensemble(tmp_path):
+    """benchmarks/ensemble_timbre.py: clips of each fake ensemble (another seed's renders,
+    laid out as <ensemble>/*.wav) are recognised, the real leave-one-out row is printed and
+    the figure is written."""
+    import shutil
+
+    real = _ensemble_folder(tmp_path / "real", 0)
+    other = _ensemble_folder(tmp_path / "other", 1)
+    gen = tmp_path / "gen"
+    for e in ("bright", "dull"):
+        (gen / e).mkdir(parents=True)
+        for k in range(3):
+            shutil.copy(other / "2024" / f"{e}-{k}.wav", gen / e / f"{k}.wav")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "ensemble_timbre.py"), str(gen), "--real", str(real),
+         "--seconds", "2", "--figure", str(tmp_path / "fig.png")],
+        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "generated: recognised 6/6" in proc.stdout
+    assert "real (test, leave one out): recognised 6/6" in proc.stdout
+    assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_latent_ceiling_scores_a_spectral_autoencoder_and_writes_its_copies(notes_cache,
+                                                                            tmp_path):
+    """benchmarks/latent_ceiling.py on a tiny spectral AE: its reconstruction, Griffin-Lim of
+    the true magnitudes (near the originals) and silence are scored; --write lays the
+    copies out per ensemble."""
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+
+    run = load_config(REPO / "configs" / "spectral_ae" / "tiny.yaml",
+                      ["model.pitch_conditioning=false"])
+    ckpt = save_checkpoint(tmp_path / "ae.safetensors", build_model(run), run)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "latent_ceiling.py"), str(ckpt), str(notes_cache),
+         "--split", "train", "--clips", "2", "--seconds", "1"],
+        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = {line.split(" | ")[0].strip("| "): float(line.split(" | ")[1].split()[0])
+              for line in proc.stdout.splitlines() if line.startswith("| ") and "[" in line}
+    assert set(scores) == {"spectral_ae encode + decode", "Griffin-Lim of the true magnitudes",
+                           "silence"}
+    assert scores["Griffin-Lim of the true magnitudes"] < scores["silence"]
+    renders = _ensemble_folder(tmp_path / "renders", 0)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "latent_ceiling.py"), str(ckpt), str(notes_cache),
+         "--split", "test", "--seconds", "1", "--per", "2", "--write", str(tmp_path / "w"),
+         "--renders", str(renders)],
+        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "w" / "dull").glob("*.wav")) == ["0.wav", "1.wav"]

@@ -114,9 +114,11 @@ def test_a_vocoder_reads_its_mel_and_refuses_another_shape():
     audio = 0.3 * torch.randn(2, 1024)
     assert torch.isfinite(model.loss(model.example_batch(2, 1024))["loss"])
     mel = model.mel_features(audio)
-    out = sample(model, 2, 1024, {"mel": mel}, SamplingOptions(denoising_steps=3, sampler="ddim",
-                                                               progress=False))
+    opts = SamplingOptions(denoising_steps=3, sampler="ddim", progress=False)
+    out = sample(model, 2, 1024, {"mel": mel}, opts)
     assert out.shape == (2, 1024)
+    for key in ("prime", "audio"):  # resynthesis: the mel of the audio, as MelGAN reads it
+        assert torch.equal(sample(model, 2, 1024, {key: audio}, opts), out)
     with pytest.raises(ConfigError, match="expected \\[16, frames\\] log mel"):
         sample(model, 1, 1024, {"mel": torch.zeros(1, 20, 17)}, SamplingOptions(progress=False))
 

@@ -8,7 +8,8 @@ resynthesise, whose mel is taken) into the network's conditioning at the sample 
 * ``class``: pitch and instrument vectors (the shared ``GlobalConditioning``, with label
   dropout so a label may be left out), ``[B, G, 1]``, broadcast over time by the network;
 * ``mel``: MelGAN's log mel (so the vocoders are interchangeable), from ``labels['mel']``,
-  else the mel of ``labels['prime']`` (resynthesis) or of the training audio, upsampled to
+  else the mel of ``labels['prime']`` or ``labels['audio']`` (resynthesis, as MelGAN and the
+  autoencoders read a request) or of the training audio, upsampled to
   ``[B, n_mels, length]`` by the shared ``UpsampleConditioning``.
 """
 
@@ -103,7 +104,7 @@ class LabelOrMelConditioning(nn.Module):
             return None
         mel = labels.get("mel")
         if mel is None:
-            source = labels.get("prime", audio)
+            source = labels.get("prime", labels.get("audio", audio))
             if source is None:
                 raise ConfigError("this model is a vocoder: give a mel (waveloom vocode) or "
                                 f"audio to resynthesise ({self.mel_features.layout()})")
