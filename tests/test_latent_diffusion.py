@@ -58,20 +58,26 @@ def test_samples_decode_through_the_autoencoder_and_are_seeded():
     assert model.noise_shape(2, 100) == (2, 16, 13)  # ceil(100 / hop 8) frames
 
 
-def test_trains_with_a_codec_checkpoint_and_ships_it_inside(notes_cache, tmp_path):
+def _train_over(preset: str, overrides: list[str], data, tmp_path):
+    """Train ``preset`` (an autoencoder) one step, then the tiny latent model two steps over
+    its checkpoint; returns (loaded latent model, its run, the autoencoder, its checkpoint)."""
     from waveloom.train.trainer import train
 
-    codec_run = load_config("configs/codec/tiny.yaml",
-                            ["train.max_steps=1", "model.quantizer_dropout=false"])
-    train(codec_run, notes_cache, tmp_path / "codec", progress=False)
-    codec_ckpt = tmp_path / "codec" / "model.safetensors"
+    train(load_config(preset, ["train.max_steps=1", *overrides]), data, tmp_path / "ae",
+          progress=False)
+    ae_ckpt = tmp_path / "ae" / "model.safetensors"
     run = load_config("configs/latent_diffusion/tiny.yaml",
                       ["train.max_steps=2", "model.autoencoder_config=",
-                       f"model.autoencoder={codec_ckpt}"])
-    result = train(run, notes_cache, tmp_path / "ld", progress=False)
+                       f"model.autoencoder={ae_ckpt}"])
+    result = train(run, data, tmp_path / "ld", progress=False)
     assert result.step == 2 and math.isfinite(result.last_loss)
     model, saved = load_checkpoint(tmp_path / "ld" / "model.safetensors")
-    codec, _ = load_checkpoint(codec_ckpt)
+    return model, saved, load_checkpoint(ae_ckpt)[0], ae_ckpt
+
+
+def test_trains_with_a_codec_checkpoint_and_ships_it_inside(notes_cache, tmp_path):
+    model, saved, codec, _ = _train_over("configs/codec/tiny.yaml",
+                                         ["model.quantizer_dropout=false"], notes_cache, tmp_path)
     assert saved.model.autoencoder_config  # recorded: the checkpoint needs no codec file
     for name, value in codec.generator.state_dict().items():
         assert torch.equal(model.autoencoder.module.state_dict()[name], value), name
@@ -81,18 +87,8 @@ def test_trains_with_a_codec_checkpoint_and_ships_it_inside(notes_cache, tmp_pat
 def test_learns_a_spectral_autoencoders_latents_and_decodes_by_griffin_lim(notes_cache,
                                                                            tmp_path):
     """The spectral AE route: its code is the latent, its decoder + Griffin-Lim the audio."""
-    from waveloom.train.trainer import train
-
-    ae_run = load_config("configs/spectral_ae/tiny.yaml",
-                         ["train.max_steps=1", "model.pitch_conditioning=false"])
-    train(ae_run, notes_cache, tmp_path / "ae", progress=False)
-    ae_ckpt = tmp_path / "ae" / "model.safetensors"
-    run = load_config("configs/latent_diffusion/tiny.yaml",
-                      ["train.max_steps=2", "model.autoencoder_config=",
-                       f"model.autoencoder={ae_ckpt}"])
-    train(run, notes_cache, tmp_path / "ld", progress=False)
-    model, saved = load_checkpoint(tmp_path / "ld" / "model.safetensors")
-    ae, _ = load_checkpoint(ae_ckpt)
+    model, _, ae, _ = _train_over("configs/spectral_ae/tiny.yaml",
+                                  ["model.pitch_conditioning=false"], notes_cache, tmp_path)
     for name, value in ae.state_dict().items():
         assert torch.equal(model.autoencoder.module.state_dict()[name], value), name
     audio = torch.randn(1, 1024) * 0.1
