@@ -1,12 +1,13 @@
 """Latent diffusion over an autoencoder's continuous latents (the Stable Audio / AudioLDM line).
 
 Why latents: 16 kHz audio is 16,000 values a second; an autoencoder's encoder turns it into
-``dim`` channels at 30-50 frames a second (a 10-30x shorter sequence), where a small
-Transformer can attend over 30 s at once. The autoencoder (``model.autoencoder``, a ``codec``
-or ``spectral_ae`` checkpoint: :mod:`waveloom.models.latent_autoencoder`) is frozen inside the
-model; its run config is recorded in ``model.autoencoder_config`` when the model is first
-built, and its weights are loaded once before training (:meth:`LatentDiffusion.load_pretrained`),
-so the exported checkpoint is self-contained.
+``dim`` channels every 320-1024 samples (15-50 frames a second for the presets here), a
+sequence short enough for a small Transformer to attend over 30 s at once. The autoencoder
+(``model.autoencoder``, a ``codec`` or ``spectral_ae`` checkpoint:
+:mod:`waveloom.models.latent_autoencoder`) is frozen inside the model; its run config is
+recorded in ``model.autoencoder_config`` when the model is first built, and its weights are
+loaded once before training (:meth:`LatentDiffusion.load_pretrained`), so the exported
+checkpoint is self-contained.
 
 * **Target**: the encoder's continuous latents ``[B, dim, F]`` (a codec's before its
   quantizer), scaled to unit standard deviation (the scale is measured on the first training
