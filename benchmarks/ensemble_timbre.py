@@ -45,11 +45,15 @@ def profile(path: Path, seconds: float) -> np.ndarray:
     return np.concatenate([mel.mean(1), mel.std(1)])
 
 
+def render_rows(folder: Path) -> list[dict]:
+    """The rows of a ``render-midi`` folder (split, audio_filename, instrument_str, ...)."""
+    return [json.loads(line) for line in
+            (folder / "render-midi.rows.jsonl").read_text().splitlines() if line.strip()]
+
+
 def real_profiles(folder: Path, split: str, seconds: float) -> tuple[np.ndarray, list[str]]:
     """Profiles [N, 128] and ensemble names of a render-midi folder's ``split`` renders."""
-    rows = [json.loads(line) for line in
-            (folder / "render-midi.rows.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["split"] == split]
+    rows = [r for r in render_rows(folder) if r["split"] == split]
     feats = [profile(folder / r["audio_filename"], seconds) for r in rows]
     return np.stack(feats), [r["instrument_str"] for r in rows]
 
@@ -58,8 +62,7 @@ def figure(path: Path, generated: Path, real: Path, split: str, seconds: float) 
     """Per ensemble: the first real ``split`` render beside the first generated clip."""
     from waveloom.audio.plots import plot_sheet
 
-    rows = [json.loads(line) for line in
-            (real / "render-midi.rows.jsonl").read_text().splitlines() if line.strip()]
+    rows = render_rows(real)
     items = []
     for e in sorted({r["instrument_str"] for r in rows}):
         first = next(r for r in rows if r["split"] == split and r["instrument_str"] == e)

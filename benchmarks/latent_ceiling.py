@@ -56,12 +56,11 @@ def write_reconstructions(ae: FrozenAutoencoder, renders: Path, split: str, per:
                           seconds: float, out: Path, as_is: bool = False) -> None:
     """The first ``per`` renders of each ensemble, through the autoencoder (or untouched),
     into ``out``."""
-    import json
+    from ensemble_timbre import render_rows
 
     from waveloom.audio.io import load_audio, save_audio
 
-    rows = [json.loads(line) for line in
-            (renders / "render-midi.rows.jsonl").read_text().splitlines() if line.strip()]
+    rows = render_rows(renders)
     length = int(seconds * ae.sample_rate) // ae.hop * ae.hop
     for e in sorted({r["instrument_str"] for r in rows}):
         chosen = [r for r in rows if r["split"] == split and r["instrument_str"] == e][:per]

@@ -79,7 +79,7 @@ class FrozenAutoencoder(nn.Module):
         audio = audio[:, : audio.shape[-1] - audio.shape[-1] % self.hop].float()
         if self.family == "codec":
             return self.module.encoder(audio[:, None])
-        return self.module.encode(audio)[..., : audio.shape[-1] // self.hop]
+        return self.module.encode(audio)
 
     @torch.no_grad()
     def decode(self, latents: Tensor, length: int, seed: int = 0,
