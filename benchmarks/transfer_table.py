@@ -1,10 +1,13 @@
-"""Timbre transfer on held-out pieces, judged note by note (issue #22's timbre-transfer table).
+"""Timbre transfer on held-out pieces, judged note by note (issues #22 and #27: DDSP's
+``transfer`` and the translator's ``translate`` side by side).
 
 The inputs are solo lines of chorales no DDSP model trained on, rendered with a SoundFont none
 trained on (FluidR3) in an instrument none trained on (clarinet, GM 71). Each ``--model
 NAME=CKPT`` plays them through ``transfer``'s own path (the input's f0 and loudness tracked,
-then rendered offline; ae models resynthesise through their encoder's z). Every output is
-judged against the score:
+then rendered offline; ae models resynthesise through their encoder's z); ``NAME=CKPT#DOMAIN``
+plays them through a translator into that domain (encode, then sample the domain's WaveNet on
+the fast engine, seed 0; ``--seconds`` cuts the inputs, as every sample is drawn one by one).
+Every output is judged against the score:
 
 * notes on pitch: each MIDI note's span (less 60 ms at both ends) is cut from the output and
   its pitch estimated by ``--estimator`` (crepe-full: the strict judge, octave errors count);
@@ -13,6 +16,9 @@ judged against the score:
   by that model's own instrument (the bundled SoundFont it learned from), the multi-scale
   spectral distance of the transfer to it, beside the input's distance to it. Lower than the
   input's means the transfer moved the timbre towards the instrument;
+* the instrument heard: with ``--classifier FILE`` (``waveloom train-classifier``) and
+  ``--family NAME=FAMILY``, the share of the output's notes whose family the classifier hears
+  as FAMILY, beside the same share for the target rendering (the ceiling on such short notes);
 * speed: seconds to track and render, as x real time (one process, 2 threads).
 
     python benchmarks/transfer_table.py --inputs data/xfer-clarinet-fluid \\
@@ -20,7 +26,8 @@ judged against the score:
         --target violin=data/xfer-violin --out out/xfer
 
 ``--pieces`` is a folder of the held-out ``.mid`` files: only inputs whose name (less the
-``-soprano`` style suffix and extension) matches one are used. Results: docs/ddsp.md.
+``-soprano`` style suffix and extension) matches one are used. Results: docs/ddsp.md and
+docs/translator.md.
 """
 
 from __future__ import annotations
@@ -77,6 +84,24 @@ def judge(estimator, audio: np.ndarray, sr: int, spans) -> dict[str, int]:
     return counts
 
 
+def family_hits(classifier, audio: np.ndarray, sr: int, spans, family: str) -> tuple[int, int]:
+    """(notes the evaluation classifier hears as ``family``, notes judged): each note's span
+    of ``audio`` through the classifier's family head (its first ``cfg.seconds``, padded)."""
+    import torch
+
+    from waveloom.evaluate.classifier import clip_window, log_mel
+
+    cfg = classifier.cfg
+    if family not in cfg.families:
+        raise SystemExit(f"--family {family!r}: the classifier knows {', '.join(cfg.families)}")
+    clips = [clip_window(audio[int(a * sr): int(b * sr)], sr, cfg) for _, a, b in spans]
+    if not clips:
+        return 0, 0
+    with torch.no_grad():
+        logits, _, _ = classifier(log_mel(torch.from_numpy(np.stack(clips)), cfg))
+    return int((logits.argmax(-1) == cfg.families.index(family)).sum()), len(clips)
+
+
 def spectral_distance(target: Path, audio: np.ndarray, sr: int) -> float:
     """Multi-scale spectral distance of ``audio`` to the target rendering (shorter length)."""
     from waveloom.audio.io import load_audio
@@ -88,15 +113,37 @@ def spectral_distance(target: Path, audio: np.ndarray, sr: int) -> float:
                                               audio[:n].astype(np.float32)))
 
 
-def transfer(model, audio: np.ndarray, name: str, f0_method: str | None
-             ) -> tuple[np.ndarray, float]:
-    """(output audio, seconds) through ``transfer``'s offline path."""
+def transfer(model, audio: np.ndarray, name: str, f0_method: str | None,
+             domain: int | None = None) -> tuple[np.ndarray, float]:
+    """(output audio, seconds) through ``transfer``'s offline path, or for a translator
+    (``domain`` given) through ``translate``'s: encode, then sample the domain's decoder on the
+    fast engine, seed 0."""
+    start = time.perf_counter()
+    if domain is not None:
+        import torch
+
+        from waveloom.config import SamplingOptions
+        from waveloom.sampling.translate import translate
+
+        options = SamplingOptions(seed=0, progress=False)
+        out = translate(model, torch.from_numpy(audio)[None], domain, options)[0]
+        return out.float().numpy(), time.perf_counter() - start
     from waveloom.models.ddsp.perform import audio_controls, render
 
-    start = time.perf_counter()
     controls = audio_controls(model, audio, name, f0_method=f0_method)
     out = render(model, controls, length=len(audio))
     return out, time.perf_counter() - start
+
+
+def model_domain(spec: str) -> tuple[Path, str | None]:
+    """``CKPT`` or ``CKPT#DOMAIN`` (a translator and the domain to translate into)."""
+    ckpt, _, domain = spec.partition("#")
+    return Path(ckpt), domain or None
+
+
+def clip_spans(spans, seconds: float | None):
+    """The notes that end within the first ``seconds`` (all when None)."""
+    return spans if seconds is None else [s for s in spans if s[2] <= seconds]
 
 
 def _merge(total: dict, counts: dict) -> None:
@@ -104,54 +151,81 @@ def _merge(total: dict, counts: dict) -> None:
         total[k] = total.get(k, 0) + v
 
 
-def run_model(name: str, ckpt: Path, items, target: Path | None, estimator, args) -> dict:
+def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
+              family: str | None = None) -> dict:
     """Every held-out input through one checkpoint: pitch counts, distances, speed."""
-    from waveloom.audio.io import load_audio, save_audio
+    from waveloom.app.translate import domain_names, resolve_domain
+    from waveloom.audio.io import save_audio
     from waveloom.models.load import load_checkpoint
 
+    ckpt, domain_name = model_domain(spec)
     model, run = load_checkpoint(ckpt, map_location="cpu")
     model.eval()
+    domain = None if domain_name is None else resolve_domain(
+        domain_name, domain_names(ckpt), model.config.domains)
     sr = run.data.sample_rate
     counts: dict[str, int] = {}
     dist, base, seconds, audio_s = [], [], 0.0, 0.0
+    fam, fam_ref = np.zeros(2, int), np.zeros(2, int)  # (heard as the family, judged)
     for wav, midi in items:
-        audio, _ = load_audio(wav, sr)
-        out, took = transfer(model, audio, wav.name, args.f0_method)
+        audio = _load(wav, sr, args.seconds)
+        out, took = transfer(model, audio, wav.name, args.f0_method, domain)
         seconds, audio_s = seconds + took, audio_s + len(audio) / sr
         save_audio(args.out / name / wav.name, out, sr)
-        _merge(counts, judge(estimator, out, sr, note_spans(midi)))
+        spans = clip_spans(note_spans(midi), args.seconds)
+        _merge(counts, judge(estimator, out, sr, spans))
+        if family is not None:
+            fam += np.array(family_hits(args.classifier_model, out, sr, spans, family))
         if target is not None:
             tgt = next(target.rglob(wav.name))
             dist.append(spectral_distance(tgt, out, sr))
             base.append(spectral_distance(tgt, audio, sr))
+            if family is not None:
+                ref = _load(tgt, sr, args.seconds)
+                fam_ref += np.array(family_hits(args.classifier_model, ref, sr, spans, family))
     return {"counts": counts, "notes": sum(counts.values()), "x_real_time": audio_s / seconds,
             "distance": float(np.mean(dist)) if dist else None,
-            "input_distance": float(np.mean(base)) if base else None, "audio_seconds": audio_s}
+            "input_distance": float(np.mean(base)) if base else None, "audio_seconds": audio_s,
+            "family": family, "family_hits": fam.tolist() if family else None,
+            "target_family_hits": fam_ref.tolist() if family and target else None}
 
 
-def input_row(items, sr: int, estimator) -> dict:
-    """The judge on the inputs themselves (its ceiling on this data)."""
+def _load(path: Path, sr: int, seconds: float | None) -> np.ndarray:
+    """The file at ``sr``, its first ``seconds`` when given."""
     from waveloom.audio.io import load_audio
 
+    audio, _ = load_audio(path, sr)
+    return audio if seconds is None else audio[: int(seconds * sr)]
+
+
+def input_row(items, sr: int, estimator, seconds: float | None = None) -> dict:
+    """The judge on the inputs themselves (its ceiling on this data)."""
     counts: dict[str, int] = {}
     for wav, midi in items:
-        audio, _ = load_audio(wav, sr)
-        _merge(counts, judge(estimator, audio, sr, note_spans(midi)))
+        audio = _load(wav, sr, seconds)
+        _merge(counts, judge(estimator, audio, sr, clip_spans(note_spans(midi), seconds)))
     return {"counts": counts, "notes": sum(counts.values())}
 
 
 def table(rows: dict, estimator: str) -> str:
     lines = [f"| model | notes on pitch ({estimator}, 50 cents) | octave / other / unvoiced | "
-             "spectral distance to the instrument's rendering (input's) | x real time |",
-             "|---|---:|---|---|---:|"]
+             "spectral distance to the instrument's rendering (input's) | heard as the "
+             "family (its rendering) | x real time |",
+             "|---|---:|---|---|---|---:|"]
     for name, r in rows.items():
         c = r["counts"]
         dist = ("-" if r.get("distance") is None
                 else f"{r['distance']:.2f} ({r['input_distance']:.2f})")
         speed = f"{r['x_real_time']:.1f}" if "x_real_time" in r else "-"
+        fam = "-"
+        if r.get("family_hits"):
+            hit, n = r["family_hits"]
+            fam = f"{r['family']} {hit}/{n}"
+            if r.get("target_family_hits"):
+                fam += " ({}/{})".format(*r["target_family_hits"])
         lines.append(f"| {name} | {c.get('correct', 0)}/{r['notes']} | {c.get('octave', 0)} / "
                      f"{c.get('other', 0) + c.get('fifth', 0)} / {c.get('unvoiced', 0)} | "
-                     f"{dist} | {speed} |")
+                     f"{dist} | {fam} | {speed} |")
     return "\n".join(lines)
 
 
@@ -159,12 +233,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--inputs", type=Path, required=True, help="render-midi folder of inputs")
     p.add_argument("--pieces", type=Path, required=True, help="folder of the held-out .mid")
-    p.add_argument("--model", action="append", default=[], help="NAME=CKPT (repeat)")
+    p.add_argument("--model", action="append", default=[], help="NAME=CKPT (repeat); "
+                   "NAME=CKPT#DOMAIN for a translator and its target domain")
     p.add_argument("--target", action="append", default=[], help="NAME=render folder")
     p.add_argument("--estimator", default="crepe-full")
     p.add_argument("--hop", type=float, default=0.02, help="judge's hop in seconds")
     p.add_argument("--f0-method", default="yin", help="transfer's tracker (the verb's default)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=None, help="judge only each input's "
+                   "first SECONDS (autoregressive translators sample every sample)")
+    p.add_argument("--classifier", type=Path, default=None, help="an evaluation classifier "
+                   "(waveloom train-classifier): each output note's family is judged by it")
+    p.add_argument("--family", action="append", default=[], help="NAME=FAMILY: the family "
+                   "the classifier should hear in model NAME's output (repeat)")
+    p.add_argument("--input-name", default="input (FluidR3 clarinet)", help="the inputs' row")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     import torch
@@ -174,11 +256,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     items = held_out_inputs(args.inputs, args.pieces)
     models, targets = _pairs(args.model, "--model"), _pairs(args.target, "--target")
+    families = _pairs(args.family, "--family")
+    args.classifier_model = None
+    if args.classifier is not None:
+        from waveloom.evaluate.classifier import load_classifier
+
+        args.classifier_model = load_classifier(args.classifier)[0]
+    elif families:
+        raise SystemExit("--family needs --classifier")
     estimator = get_estimator(args.estimator, hop_seconds=args.hop)
-    rows = {"input (FluidR3 clarinet)": input_row(items, 16000, estimator)}
-    for name, ckpt in models.items():
+    rows = {args.input_name: input_row(items, 16000, estimator, args.seconds)}
+    for name, spec in models.items():
         tgt = Path(targets[name]) if name in targets else None
-        rows[name] = run_model(name, Path(ckpt), items, tgt, estimator, args)
+        rows[name] = run_model(name, spec, items, tgt, estimator, args, families.get(name))
         print(name, json.dumps(rows[name]), flush=True)
     text = table(rows, args.estimator)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -334,3 +334,48 @@ def test_latent_ceiling_scores_a_spectral_autoencoder_and_writes_its_copies(note
         capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "w" / "dull").glob("*.wav")) == ["0.wav", "1.wav"]
+
+
+def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_path):
+    """benchmarks/transfer_table.py with NAME=CKPT#DOMAIN: the inputs (cut to --seconds) are
+    translated into that domain, written, and every note of the cut is judged on pitch and by
+    an evaluation classifier's family head."""
+    import pretty_midi
+    import soundfile as sf
+
+    from waveloom.checkpoint import save_checkpoint
+    from waveloom.evaluate.classifier import ClassifierConfig, NoteClassifier, save_classifier
+    from waveloom.models.load import load_config
+    from waveloom.models.registry import build_model
+
+    run = load_config(str(REPO / "configs/translator/tiny.yaml"))
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tr.safetensors", build_model(run), run,
+                           extra={"domains": ["organ", "strings"]})
+    classifier = save_classifier(tmp_path / "cls.safetensors", NoteClassifier(
+        ClassifierConfig(families=["organ", "string"], pitches=[60, 69])))
+    inputs, pieces = tmp_path / "in", tmp_path / "pieces"
+    inputs.mkdir(), pieces.mkdir()
+    midi = pretty_midi.PrettyMIDI()
+    part = pretty_midi.Instrument(program=71)
+    part.notes = [pretty_midi.Note(90, 69, 0.0, 0.4), pretty_midi.Note(90, 72, 0.4, 0.8),
+                  pretty_midi.Note(90, 74, 0.8, 1.5)]
+    midi.instruments.append(part)
+    midi.write(str(inputs / "line.midi"))
+    midi.write(str(pieces / "line.mid"))
+    t = np.arange(24000) / 16000
+    sf.write(inputs / "line.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 16000)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "transfer_table.py"), "--inputs", str(inputs),
+         "--pieces", str(pieces), "--model", f"tr strings={ckpt}#strings", "--estimator",
+         "crepe-tiny", "--seconds", "1.0", "--threads", "1", "--out", str(tmp_path / "out"),
+         "--classifier", str(classifier), "--family", "tr strings=string"],
+        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out, _ = sf.read(tmp_path / "out" / "tr strings" / "line.wav")
+    assert out.shape == (16000,)
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    row = result["rows"]["tr strings"]
+    assert row["notes"] == 2 and row["family_hits"][1] == 2  # the notes that end within 1 s
+    assert "| string " in (tmp_path / "out" / "table.md").read_text()

@@ -80,6 +80,12 @@ def test_translate_verb_names_domains_and_is_seeded(tmp_path, capsys):
     assert main(["translate", str(ckpt), str(wav), "--domain", "strings", "--out",
                  str(tmp_path / "out"), "-q"]) in (0, None)
     assert (tmp_path / "out" / "in-to-strings.wav").is_file()
+    twin = tmp_path / "twin.wav"
+    sf.write(twin, audio[0].numpy() * 0.5, 22050)
+    capsys.readouterr()
+    main(["translate", str(ckpt), str(wav), str(twin), "--domain", "0", "--out",
+          str(tmp_path / "pair"), "-q"])
+    assert capsys.readouterr().out.count("2 in one batch") == 2  # equal lengths: one batch
     with pytest.raises(ConfigError, match="knows 0: organ, 1: strings"):
         resolve_domain("flute", ["organ", "strings"], 2)
     silent = tmp_path / "silent.wav"
@@ -95,3 +101,42 @@ def test_trains_through_the_trainer(notes_cache, tmp_path):
     run = load_config("configs/translator/tiny.yaml", ["train.max_steps=2"])
     result = train(run, notes_cache, tmp_path / "run", progress=False)
     assert result.step == 2 and math.isfinite(result.last_loss)
+
+
+def test_input_noise_reaches_every_decoder():
+    """model.input_noise is each decoder's: noise on its teacher-forced history, so z has to
+    carry the signal (configs/translator/cpu.yaml sets 1.0)."""
+    run = load_config("configs/translator/tiny.yaml", ["model.input_noise=1.0"])
+    model = build_model(run)
+    assert all(d.config.input_noise == 1.0 for d in model.decoders)
+    assert build_model(load_config("configs/translator/cpu.yaml")).decoders[0].config \
+        .input_noise == 1.0
+
+
+def test_split_midi_copies_one_split_once_per_piece(tmp_path):
+    """scripts/split_midi.py: the test rows' MIDI, one copy per piece named without the
+    ensemble; a folder with no such row or no rows file exits with a line."""
+    import json
+    import subprocess
+    import sys
+
+    import pretty_midi
+
+    from .conftest import REPO
+
+    src = tmp_path / "renders"
+    (src / "2024").mkdir(parents=True)
+    rows = []
+    for piece, split in (("bwv1", "test"), ("bwv2", "train")):
+        for ens in ("strings", "winds"):
+            name = f"2024/bach-{piece}-soprano-{ens}.midi"
+            pretty_midi.PrettyMIDI().write(str(src / name))
+            rows.append({"midi_filename": name, "split": split, "instrument_str": ens})
+    (src / "render-midi.rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    script = [sys.executable, str(REPO / "scripts" / "split_midi.py")]
+    subprocess.run(script + [str(src), "--ensemble", "strings", "--out", str(tmp_path / "o")],
+                   check=True, capture_output=True)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["bach-bwv1-soprano.mid"]
+    bad = subprocess.run(script + [str(src), "--split", "valid", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "no row of split 'valid'" in bad.stderr

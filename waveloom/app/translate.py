@@ -68,14 +68,28 @@ def run(args: argparse.Namespace) -> int | None:
     domain = resolve_domain(str(args.domain), names, model.config.domains)
     label = names[domain] if domain < len(names) else str(domain)
     sr, options = model.config.sample_rate, sampling_options(args)
+    clips = {}
     for path in args.audio:
-        started = time.perf_counter()
         audio, _ = load_audio(path, sr)
         if float(np.sqrt(np.mean(np.square(audio)))) < SILENT_RMS:
             print(f"warning: {path} is silent; its translation will be noise", file=sys.stderr)
-        out = translate(model, torch.from_numpy(audio)[None], domain, options)[0]
-        wav = save_audio(args.out / f"{Path(path).stem}-to-{label}.wav",
-                         out.float().cpu().numpy(), sr)
-        plot_spectrogram(out.float().cpu().numpy(), sr, wav.with_suffix(".png"), title=wav.stem)
-        print(f"{wav}: {len(audio) / sr:.2f} s in {time.perf_counter() - started:.1f} s")
+        clips[path] = audio
+    for group in _same_length(clips):
+        started = time.perf_counter()
+        batch = torch.from_numpy(np.stack([clips[p] for p in group]))
+        out = translate(model, batch, domain, options).float().cpu().numpy()
+        took = time.perf_counter() - started
+        for path, audio in zip(group, out):
+            wav = save_audio(args.out / f"{Path(path).stem}-to-{label}.wav", audio, sr)
+            plot_spectrogram(audio, sr, wav.with_suffix(".png"), title=wav.stem)
+            print(f"{wav}: {len(audio) / sr:.2f} s ({len(group)} in one batch: {took:.1f} s)")
     return 0
+
+
+def _same_length(clips: dict) -> list[list]:
+    """The inputs grouped by length, in their order: each group is one batch of the engine
+    (every stream of a batch draws one sample per step, so only equal lengths share one)."""
+    groups: dict[int, list] = {}
+    for path, audio in clips.items():
+        groups.setdefault(len(audio), []).append(path)
+    return list(groups.values())

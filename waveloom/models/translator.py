@@ -52,6 +52,9 @@ class TranslatorConfig(WaveNetStackConfig):
     pitch_shift_semitones: float = 0.5  # training augmentation (0: off)
     shift_seconds: tuple[float, float] = (0.25, 0.5)
     sample_rate: int = 16000
+    # Noise on every decoder's teacher-forced history (WaveNetConfig.input_noise): without it a
+    # decoder can predict from its perfect past and ignore z, which is all a translation has.
+    input_noise: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -70,7 +73,7 @@ class TranslatorConfig(WaveNetStackConfig):
         return WaveNetConfig(**stack, pitch_conditioning=False, instrument_conditioning=False,
                              local="latent", local_channels=self.latent_dim,
                              local_hop=self.hop, upsample_factors=tuple(self.upsample_factors),
-                             sample_rate=self.sample_rate)
+                             sample_rate=self.sample_rate, input_noise=self.input_noise)
 
 
 class _ReverseGradient(torch.autograd.Function):
