@@ -2,21 +2,48 @@
 # Universal music translation on two CPU cores (docs/translator.md, session 26): the soprano
 # lines of music21's 371 Bach chorales rendered by TimGM6mb once per ensemble (strings: violin,
 # winds: flute, brass: trumpet, keyboard: piano; 1,484 renders, the domains), the CPU
-# translator trained on them (configs/translator/cpu.yaml), then the held-out inputs: the
-# test chorales' soprano lines played by FluidR3 (a SoundFont it never heard) as a clarinet
-# (an instrument it never heard), and a classifier of the four domains for target identity.
-# Run from the repository root with the venv active (make venv).
+# translator trained on them (configs/translator/cpu.yaml), then the held-out inputs: test
+# chorales' soprano lines played by FluidR3 (a SoundFont it never heard) as a clarinet (an
+# instrument it never heard), translated into each domain beside the shipped DDSP instruments,
+# judged note by note (crepe-full, strict) and by an evaluation classifier of six families.
+# Run from the repository root with the venv active (make venv; make soundfonts for FluidR3).
 set -euo pipefail
-MINUTES=${MINUTES:-90}
+MINUTES=${MINUTES:-95}
+SECONDS_=${SECONDS_:-20}
+RUN=${RUN:-runs/translator-chorales}
 FLUID=/usr/share/sounds/sf2/FluidR3_GM.sf2
 test -f cache/domains-soprano/cache.json || {
   waveloom data render-midi data/domains-soprano --chorales 371 --voice soprano \
       --program strings,winds,brass,keyboard
   waveloom prepare data/domains-soprano cache/domains-soprano --format maestro; }
-waveloom train configs/translator/cpu.yaml --data cache/domains-soprano \
-    --out runs/translator-chorales --minutes "$MINUTES"
-# The held-out pieces: the test split's soprano lines, as MIDI, rendered by an unseen font.
+test -f "$RUN/model.safetensors" || waveloom train configs/translator/cpu.yaml \
+    --data cache/domains-soprano --out "$RUN" --minutes "$MINUTES" --threads 2
+# The held-out pieces: the test split's soprano lines, as MIDI, rendered by an unseen font and
+# (the targets of the spectral distance) by each domain's own TimGM6mb instrument.
 python scripts/split_midi.py data/domains-soprano --split test --ensemble strings \
     --out data/xlate-test-midi
 waveloom data render-midi data/xlate-clarinet-fluid --midi data/xlate-test-midi --chorales 0 \
     --program 71 --soundfont "$FLUID"
+for p in 40 73 56 0; do
+  waveloom data render-midi "data/xlate-target-$p" --midi data/xlate-test-midi --chorales 0 \
+      --program "$p"; done
+# Six pieces no translator and no DDSP model trained on (DDSP: the first 30 chorales; one
+# copy of bwv194.12, which music21 holds twice).
+mkdir -p data/xlate-pieces6
+for piece in bwv127.5 bwv133.6 bwv176.6 bwv194.12 bwv227.11 bwv248.9-1; do
+  cp "data/xlate-test-midi/bach-$piece-soprano.mid" data/xlate-pieces6/; done
+test -f out/classifier-notes-v5.safetensors || waveloom train-classifier cache/demo-notes-v5 \
+    --out out/classifier-notes-v5.safetensors --max-minutes 6
+T=data/xlate-target
+args=()
+for row in "strings 40 string" "winds 73 flute" "brass 56 brass" "keyboard 0 keyboard"; do
+  set -- $row
+  args+=(--model "translator $1=$RUN/model.safetensors#$1" --target "translator $1=$T-$2"
+         --family "translator $1=$3"); done
+for row in "violin 40 string" "flute 73 flute" "trumpet 56 brass"; do
+  set -- $row
+  args+=(--model "DDSP $1=waveloom/assets/ddsp-$1.safetensors" --target "DDSP $1=$T-$2"
+         --family "DDSP $1=$3"); done
+python benchmarks/transfer_table.py --inputs data/xlate-clarinet-fluid \
+    --pieces data/xlate-pieces6 --seconds "$SECONDS_" --estimator crepe-full --hop 0.04 \
+    --classifier out/classifier-notes-v5.safetensors --out out/xlate-table "${args[@]}"

@@ -370,7 +370,8 @@ def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_pat
         [sys.executable, str(BENCH / "transfer_table.py"), "--inputs", str(inputs),
          "--pieces", str(pieces), "--model", f"tr strings={ckpt}#strings", "--estimator",
          "crepe-tiny", "--seconds", "1.0", "--threads", "1", "--out", str(tmp_path / "out"),
-         "--classifier", str(classifier), "--family", "tr strings=string"],
+         "--classifier", str(classifier), "--family", "tr strings=string",
+         "--figure", str(tmp_path / "fig.png"), "--figure-seconds", "1"],
         capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out, _ = sf.read(tmp_path / "out" / "tr strings" / "line.wav")
@@ -379,3 +380,4 @@ def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_pat
     row = result["rows"]["tr strings"]
     assert row["notes"] == 2 and row["family_hits"][1] == 2  # the notes that end within 1 s
     assert "| string " in (tmp_path / "out" / "table.md").read_text()
+    assert (tmp_path / "fig.png").stat().st_size > 1000

@@ -140,3 +140,39 @@ def test_split_midi_copies_one_split_once_per_piece(tmp_path):
     bad = subprocess.run(script + [str(src), "--split", "valid", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "no row of split 'valid'" in bad.stderr
+
+
+def test_the_latent_cannot_die_into_one_vector():
+    """Session 26's CPU run: the encoder's ReLU before its 1x1 went all-negative under the
+    reversed domain gradient, z became one constant vector, and every decoder ignored it.
+    With the skip sum made negative everywhere, z must still follow the input; the loss logs
+    latent_std (0 for a collapsed encoder)."""
+    from waveloom.models.translator import latent_spread
+
+    model = _tiny().eval()
+    with torch.no_grad():
+        for layer in model.encoder.layers:
+            half = layer.out.bias.shape[0] // 2
+            layer.out.bias[half:] = -100.0  # the skip half: every skip strongly negative
+    a = model.encode(torch.randn(1, 640) * 0.3)
+    b = model.encode(torch.randn(1, 640) * 0.3)
+    assert not torch.allclose(a, b, atol=1e-4)
+    assert float(latent_spread(torch.ones(2, 8, 5))) == 0.0
+    batch = model.example_batch(2, model.context + 256)
+    assert float(_tiny().train().loss(batch)["latent_std"]) > 0
+
+
+def test_the_reversed_gradient_ramps_in_with_the_updates():
+    """model.confusion_ramp_steps: Ganin & Lempitsky's schedule, 0 at the first update, about
+    0.46 at 10 % of the ramp, about 1 at its end; evaluation does not count as an update."""
+    run = load_config("configs/translator/tiny.yaml", ["model.confusion_ramp_steps=10"])
+    model = build_model(run).train()
+    assert model.reversal_scale() == 0.0
+    batch = model.example_batch(2, model.context + 128)
+    model.loss(batch)
+    assert int(model.updates) == 1 and abs(model.reversal_scale() - 0.462) < 0.01
+    model.updates.fill_(10)
+    assert model.reversal_scale() > 0.99
+    model.eval().loss(batch)
+    assert int(model.updates) == 10
+    assert _tiny().reversal_scale() == 1.0  # no ramp: full from the start

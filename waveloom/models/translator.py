@@ -49,6 +49,10 @@ class TranslatorConfig(WaveNetStackConfig):
     hop: int = 320  # samples per latent frame: 50 Hz at 16 kHz
     upsample_factors: tuple[int, ...] = field(default_factory=lambda: (16, 20))
     confusion_weight: float = 0.01
+    # Steps over which the reversed gradient reaching the encoder ramps from 0 to full (Ganin
+    # & Lempitsky 2015's schedule, 2 / (1 + exp(-10 p)) - 1): the decoders learn to read z
+    # before the encoder is asked to hide the domain in it. 0: full from the start.
+    confusion_ramp_steps: int = 0
     pitch_shift_semitones: float = 0.5  # training augmentation (0: off)
     shift_seconds: tuple[float, float] = (0.25, 0.5)
     sample_rate: int = 16000
@@ -63,9 +67,10 @@ class TranslatorConfig(WaveNetStackConfig):
         if math.prod(self.upsample_factors) != self.hop:
             raise ConfigError(f"model.upsample_factors={list(self.upsample_factors)} multiply "
                               f"to {math.prod(self.upsample_factors)}, not model.hop={self.hop}")
-        if self.confusion_weight < 0 or self.pitch_shift_semitones < 0:
-            raise ConfigError("model.confusion_weight and model.pitch_shift_semitones must be "
-                              ">= 0")
+        if self.confusion_weight < 0 or self.pitch_shift_semitones < 0 \
+                or self.confusion_ramp_steps < 0:
+            raise ConfigError("model.confusion_weight, model.confusion_ramp_steps and "
+                              "model.pitch_shift_semitones must be >= 0")
 
     def decoder_config(self) -> WaveNetConfig:
         """The WaveNet config of every decoder: this stack, conditioned on the latent only."""
@@ -116,6 +121,13 @@ def local_pitch_shift(audio: Tensor, sample_rate: int, semitones: float,
     return out
 
 
+def latent_spread(z: Tensor) -> Tensor:
+    """Mean over channels of the std of latents ``[B, D, F]`` over clips and frames: 0 when
+    the encoder has collapsed to one vector (the decoders then ignore the input; logged so a
+    run shows it long before its samples do)."""
+    return z.transpose(0, 1).reshape(z.shape[1], -1).std(-1).mean()
+
+
 class Encoder(nn.Module):
     """Audio ``[B, T]`` -> latent ``[B, D, ceil(T / hop)]`` (see the module docstring)."""
 
@@ -127,6 +139,9 @@ class Encoder(nn.Module):
             DiffWaveLayer(c.encoder_channels, 2 ** (i % c.encoder_cycle), 0, with_step=False)
             for i in range(c.encoder_layers))
         self.end = nn.Conv1d(c.encoder_channels, c.latent_dim, 1)
+        # eps far below the default 1e-5: a pooled channel's raw variance is ~1e-7..1e-5 (a
+        # CPU run's at step 500), which the default eps would leave unnormalised and tiny
+        self.norm = nn.BatchNorm1d(c.latent_dim, eps=1e-10, affine=False)
 
     def forward(self, audio: Tensor) -> Tensor:
         x = F.pad(audio, (0, (-audio.shape[-1]) % self.hop))
@@ -135,8 +150,14 @@ class Encoder(nn.Module):
         for layer in self.layers:
             h, skip = layer(h, None, None)
             total = total + skip
-        z = self.end(F.relu(total / math.sqrt(len(self.layers))))
-        return F.avg_pool1d(z, self.hop)
+        # A leaky rectifier, then a 1x1 and the pool: rectified features survive the average
+        # over a hop (envelopes, band energies) where zero-mean ones cancel, and no unit can
+        # die. Then every channel is standardised over the batch and frames, so the reversed
+        # domain gradient cannot win by shrinking z to one vector: with a plain ReLU, a CPU
+        # run's z was one constant by step 2,000, and every decoder an unconditional WaveNet
+        # (session 26, docs/translator.md).
+        z = self.end(F.leaky_relu(total / math.sqrt(len(self.layers)), 0.2))
+        return self.norm(F.avg_pool1d(z, self.hop))
 
 
 class Translator(Generative):
@@ -157,6 +178,8 @@ class Translator(Generative):
             nn.Conv1d(c.encoder_channels, c.encoder_channels, 3, padding=1), nn.ELU(),
             nn.Conv1d(c.encoder_channels, c.domains, 1))
         self.decoders = nn.ModuleList(WaveNet(c.decoder_config()) for _ in range(c.domains))
+        # training updates seen, for the confusion ramp (saved, so a resumed run continues it)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
 
     @property
     def context(self) -> int:
@@ -173,6 +196,14 @@ class Translator(Generative):
             raise ConfigError(f"domain {domain}: this translator has domains "
                               f"0..{self.config.domains - 1}")
         return self.decoders[domain]
+
+    def reversal_scale(self) -> float:
+        """How much of the reversed domain gradient reaches the encoder now (0..1)."""
+        ramp = self.config.confusion_ramp_steps
+        if ramp <= 0:
+            return 1.0
+        p = min(1.0, float(self.updates) / ramp)
+        return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         """Mean decoder NLL (nats per sample, each example through its domain's decoder) +
@@ -200,12 +231,14 @@ class Translator(Generative):
             nll = nll + out["loss"] * int(rows.sum())
             count += int(rows.sum())
         nll = nll / count
-        logits = self.classifier(reverse_gradient(z, 1.0)).mean(-1)
+        logits = self.classifier(reverse_gradient(z, self.reversal_scale())).mean(-1)
+        if self.training:
+            self.updates += 1
         confusion = F.cross_entropy(logits, domains)
         accuracy = (logits.argmax(-1) == domains).float().mean()
         return {"loss": nll + self.config.confusion_weight * confusion,
                 "nll_bits": nll.detach() / math.log(2.0), "domain_ce": confusion.detach(),
-                "domain_accuracy": accuracy}
+                "domain_accuracy": accuracy, "latent_std": latent_spread(z.detach())}
 
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         batch = super().example_batch(batch_size, length, seed)
