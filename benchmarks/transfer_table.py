@@ -207,18 +207,14 @@ def input_row(items, sr: int, estimator, seconds: float | None = None) -> dict:
     return {"counts": counts, "notes": sum(counts.values())}
 
 
-def figure(args, wav: Path, models: dict, targets: dict) -> Path:
-    """Mel spectrograms of one piece: the input, then each model's output (and its target
-    rendering when given), first ``--figure-seconds``, one shared colour scale."""
+def figure(args, wav: Path, models: dict) -> Path:
+    """Mel spectrograms of one piece: the input, then each model's output, the first
+    ``--figure-seconds``, one shared colour scale (the targets' distances are in the table)."""
     from waveloom.audio.plots import plot_sheet
 
     n = int(args.figure_seconds * 16000)
     items = [(_load(wav, 16000, None)[:n], f"input: {args.input_name}")]
-    for name in models:
-        items.append((_load(args.out / name / wav.name, 16000, None)[:n], name))
-        if name in targets:
-            ref = next(Path(targets[name]).rglob(wav.name))
-            items.append((_load(ref, 16000, None)[:n], f"{name}: its rendering"))
+    items += [(_load(args.out / name / wav.name, 16000, None)[:n], name) for name in models]
     return plot_sheet(items, 16000, args.figure, ncols=2, title=wav.stem)
 
 
@@ -261,8 +257,8 @@ def main() -> None:
                    "(waveloom train-classifier): each output note's family is judged by it")
     p.add_argument("--family", action="append", default=[], help="NAME=FAMILY: the family "
                    "the classifier should hear in model NAME's output (repeat)")
-    p.add_argument("--figure", type=Path, default=None, help="a PNG: the first piece's input, "
-                   "each model's output and its target rendering as mel spectrograms")
+    p.add_argument("--figure", type=Path, default=None, help="a PNG: the first piece's input and "
+                   "each model's output as mel spectrograms")
     p.add_argument("--figure-seconds", type=float, default=8.0)
     p.add_argument("--input-name", default="input (FluidR3 clarinet)", help="the inputs' row")
     p.add_argument("--out", type=Path, required=True)
@@ -289,7 +285,7 @@ def main() -> None:
         rows[name] = run_model(name, spec, items, tgt, estimator, args, families.get(name))
         print(name, json.dumps(rows[name]), flush=True)
     if args.figure is not None:
-        figure(args, items[0][0], models, targets)
+        figure(args, items[0][0], models)
     text = table(rows, args.estimator)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text + "\n")
