@@ -1,16 +1,18 @@
 """The Universal Music Translation Network (Mor et al. 2019): one encoder, a WaveNet per domain.
 
     audio of any domain --(training: local pitch shifts)--> encoder (non-causal dilated
-      residual layers, 1x1 to ``latent_dim``, average pool by ``hop``) --> latent [B, D, F]
+      residual layers, leaky ReLU, 1x1 to ``latent_dim``, average pool by ``hop``, each
+      channel standardised) --> latent [B, D, F]
     latent --WaveNet decoder of domain d (local conditioning, upsampled)--> audio in d's timbre
     latent --gradient reversal--> domain classifier (confusion: removes the domain from z)
 
 Loss (one update, as the paper): each example's own decoder's NLL (teacher-forced, the
 shared WaveNet) plus ``confusion_weight`` x the classifier's cross-entropy, whose gradient is
-*reversed* on the way into the encoder: the classifier learns to tell the domains apart, the
-encoder learns to make that impossible, so the decoders must take the timbre from their own
-weights and only the music from z. Translating is: encode, then sample the target domain's
-decoder (any of the WaveNet sampling engines: the fast C one on a CPU, batched across clips).
+*reversed* on the way into the encoder (ramped in over ``confusion_ramp_steps``): the
+classifier learns to tell the domains apart, the encoder learns to make that impossible, so
+the decoders must take the timbre from their own weights and only the music from z.
+Translating is: encode, then sample the target domain's decoder (any of the WaveNet sampling
+engines: the fast C one on a CPU, batched across clips).
 
 Domains are the training cache's ``instrument`` labels (``extra.instruments``, e.g. rendered
 chorale voices in several GM instruments). The encoder's layers are DiffWave's gated
@@ -178,7 +180,8 @@ class Translator(Generative):
             nn.Conv1d(c.encoder_channels, c.encoder_channels, 3, padding=1), nn.ELU(),
             nn.Conv1d(c.encoder_channels, c.domains, 1))
         self.decoders = nn.ModuleList(WaveNet(c.decoder_config()) for _ in range(c.domains))
-        # training updates seen, for the confusion ramp (saved, so a resumed run continues it)
+        # training loss calls seen (optimizer updates x accumulation), for the confusion ramp;
+        # a buffer, so a resumed run continues the ramp where it stopped
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
 
     @property
