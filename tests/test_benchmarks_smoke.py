@@ -32,6 +32,16 @@ def bench_modules():
         sys.path.remove(str(BENCH))
 
 
+def _run_bench(script: str, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    """``benchmarks/SCRIPT ARGS...`` from the repository root with the checkout importable;
+    fails the test with the script's stderr tail unless it exits 0."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, env=env, timeout=timeout, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
 def test_train_speed_prints_its_table_and_json(tmp_path):
     out = tmp_path / "speed.json"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -315,24 +325,17 @@ def test_latent_ceiling_scores_a_spectral_autoencoder_and_writes_its_copies(note
     run = load_config(REPO / "configs" / "spectral_ae" / "tiny.yaml",
                       ["model.pitch_conditioning=false"])
     ckpt = save_checkpoint(tmp_path / "ae.safetensors", build_model(run), run)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "latent_ceiling.py"), str(ckpt), str(notes_cache),
-         "--split", "train", "--clips", "2", "--seconds", "1"],
-        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_bench("latent_ceiling.py", str(ckpt), str(notes_cache), "--split", "train",
+                      "--clips", "2", "--seconds", "1")
     scores = {line.split(" | ")[0].strip("| "): float(line.split(" | ")[1].split()[0])
               for line in proc.stdout.splitlines() if line.startswith("| ") and "[" in line}
     assert set(scores) == {"spectral_ae encode + decode", "Griffin-Lim of the true magnitudes",
                            "silence"}
     assert scores["Griffin-Lim of the true magnitudes"] < scores["silence"]
     renders = _ensemble_folder(tmp_path / "renders", 0)
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "latent_ceiling.py"), str(ckpt), str(notes_cache),
-         "--split", "test", "--seconds", "1", "--per", "2", "--write", str(tmp_path / "w"),
-         "--renders", str(renders)],
-        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _run_bench("latent_ceiling.py", str(ckpt), str(notes_cache), "--split", "test",
+               "--seconds", "1", "--per", "2", "--write", str(tmp_path / "w"),
+               "--renders", str(renders))
     assert sorted(p.name for p in (tmp_path / "w" / "dull").glob("*.wav")) == ["0.wav", "1.wav"]
 
 
@@ -365,15 +368,11 @@ def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_pat
     midi.write(str(pieces / "line.mid"))
     t = np.arange(24000) / 16000
     sf.write(inputs / "line.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 16000)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "transfer_table.py"), "--inputs", str(inputs),
-         "--pieces", str(pieces), "--model", f"tr strings={ckpt}#strings", "--estimator",
-         "crepe-tiny", "--seconds", "1.0", "--threads", "1", "--out", str(tmp_path / "out"),
-         "--classifier", str(classifier), "--family", "tr strings=string",
-         "--figure", str(tmp_path / "fig.png"), "--figure-seconds", "1"],
-        capture_output=True, text=True, env=env, timeout=180, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _run_bench("transfer_table.py", "--inputs", str(inputs), "--pieces", str(pieces),
+               "--model", f"tr strings={ckpt}#strings", "--estimator", "crepe-tiny",
+               "--seconds", "1.0", "--threads", "1", "--out", str(tmp_path / "out"),
+               "--classifier", str(classifier), "--family", "tr strings=string",
+               "--figure", str(tmp_path / "fig.png"), "--figure-seconds", "1")
     out, _ = sf.read(tmp_path / "out" / "tr strings" / "line.wav")
     assert out.shape == (16000,)
     result = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -405,12 +404,8 @@ def test_translator_latent_use_scores_each_decoder_three_ways(tmp_path):
             sf.write(renders / name, (0.2 * rng.standard_normal(8000)).astype("float32"), 16000)
             rows.append({"audio_filename": name, "split": "validation", "instrument_str": dom})
     (renders / "render-midi.rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "translator_latent_use.py"), str(ckpt), str(renders),
-         "--windows", "2", "--samples", "256", "--start", "0"],
-        capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_bench("translator_latent_use.py", str(ckpt), str(renders), "--windows", "2",
+                      "--samples", "256", "--start", "0", timeout=120)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("| organ") or
              x.startswith("| strings")]
     assert len(lines) == 2 and all(len(x.split("|")) == 7 for x in lines)
