@@ -32,6 +32,10 @@ for p in 40 73 56 0; do
 mkdir -p data/xlate-pieces6
 for piece in bwv127.5 bwv133.6 bwv176.6 bwv194.12 bwv227.11 bwv248.9-1; do
   cp "data/xlate-test-midi/bach-$piece-soprano.mid" data/xlate-pieces6/; done
+test -f cache/demo-notes-v5/cache.json || {
+  waveloom data render-notes data/demo-notes-v5 --programs 0,20,24,40,56,73 --pitches 45-79 \
+      --velocities 60,75,90,105,127
+  waveloom prepare data/demo-notes-v5 cache/demo-notes-v5; }
 test -f out/classifier-notes-v5.safetensors || waveloom train-classifier cache/demo-notes-v5 \
     --out out/classifier-notes-v5.safetensors --max-minutes 6
 T=data/xlate-target
@@ -46,4 +50,5 @@ for row in "violin 40 string" "flute 73 flute" "trumpet 56 brass"; do
          --family "DDSP $1=$3"); done
 python benchmarks/transfer_table.py --inputs data/xlate-clarinet-fluid \
     --pieces data/xlate-pieces6 --seconds "$SECONDS_" --estimator crepe-full --hop 0.04 \
-    --classifier out/classifier-notes-v5.safetensors --out out/xlate-table "${args[@]}"
+    --classifier out/classifier-notes-v5.safetensors --out out/xlate-table \
+    --figure docs/img/translator-s26.png "${args[@]}"
