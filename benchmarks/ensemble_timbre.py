@@ -23,7 +23,6 @@ spectrograms, one colour scale).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +46,9 @@ def profile(path: Path, seconds: float) -> np.ndarray:
 
 def render_rows(folder: Path) -> list[dict]:
     """The rows of a ``render-midi`` folder (split, audio_filename, instrument_str, ...)."""
-    return [json.loads(line) for line in
-            (folder / "render-midi.rows.jsonl").read_text().splitlines() if line.strip()]
+    from waveloom.data.synth.midi import render_rows as rows
+
+    return rows(folder)
 
 
 def real_profiles(folder: Path, split: str, seconds: float) -> tuple[np.ndarray, list[str]]:

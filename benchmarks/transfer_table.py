@@ -102,12 +102,11 @@ def family_hits(classifier, audio: np.ndarray, sr: int, spans, family: str) -> t
     return int((logits.argmax(-1) == cfg.families.index(family)).sum()), len(clips)
 
 
-def spectral_distance(target: Path, audio: np.ndarray, sr: int) -> float:
-    """Multi-scale spectral distance of ``audio`` to the target rendering (shorter length)."""
-    from waveloom.audio.io import load_audio
+def spectral_distance(ref: np.ndarray, audio: np.ndarray) -> float:
+    """Multi-scale spectral distance of ``audio`` to the target rendering ``ref`` (both at
+    the same rate; the shorter length)."""
     from waveloom.audio.spectral import multiscale_spectral_distance
 
-    ref, _ = load_audio(target, sr)
     n = min(len(ref), len(audio))
     return float(multiscale_spectral_distance(ref[:n].astype(np.float32),
                                               audio[:n].astype(np.float32)))
@@ -177,12 +176,12 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
         if family is not None:
             fam += np.array(family_hits(args.classifier_model, out, sr, spans, family))
         if target is not None:
-            tgt = next(target.rglob(wav.name))
-            dist.append(spectral_distance(tgt, out, sr))
-            base.append(spectral_distance(tgt, audio, sr))
+            ref = _load(next(target.rglob(wav.name)), sr, None)  # read once, used thrice
+            dist.append(spectral_distance(ref, out))
+            base.append(spectral_distance(ref, audio))
             if family is not None:
-                ref = _load(tgt, sr, args.seconds)
-                fam_ref += np.array(family_hits(args.classifier_model, ref, sr, spans, family))
+                cut = ref if args.seconds is None else ref[: int(args.seconds * sr)]
+                fam_ref += np.array(family_hits(args.classifier_model, cut, sr, spans, family))
     return {"counts": counts, "notes": sum(counts.values()), "x_real_time": audio_s / seconds,
             "distance": float(np.mean(dist)) if dist else None,
             "input_distance": float(np.mean(base)) if base else None, "audio_seconds": audio_s,

@@ -15,7 +15,6 @@ channels; ~0 for a collapsed encoder).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -27,10 +26,9 @@ def domain_windows(folder: Path, domain: str, split: str, count: int, start_s: f
     """``[count, length]`` windows, one per render of ``domain`` in ``split`` (its rows'
     ``instrument_str``), each from ``start_s`` seconds in."""
     from waveloom.audio.io import load_audio
+    from waveloom.data.synth.midi import render_rows
 
-    rows = [json.loads(line) for line in (folder / "render-midi.rows.jsonl").read_text()
-            .splitlines() if line.strip()]
-    files = [r["audio_filename"] for r in rows
+    files = [r["audio_filename"] for r in render_rows(folder)
              if r.get("split") == split and r.get("instrument_str") == domain][:count]
     if not files:
         raise SystemExit(f"{folder}: no {split!r} render of domain {domain!r}")

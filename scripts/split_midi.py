@@ -14,24 +14,24 @@ piece several times; ``--ensemble`` keeps one copy, named without the ensemble
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
-ROWS = "render-midi.rows.jsonl"
-
 
 def split_rows(folder: Path, split: str, ensemble: str | None) -> list[dict]:
     """The render rows of ``split`` (and of ``ensemble`` when given), in the folder's order."""
-    path = folder / ROWS
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: give a folder written by waveloom data render-midi")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from waveloom.data.synth.midi import render_rows
+    from waveloom.errors import DataError
+
+    try:
+        rows = render_rows(folder)
+    except DataError as err:
+        raise SystemExit(str(err)) from None
     keep = [r for r in rows if r.get("split") == split
             and (ensemble is None or r.get("instrument_str") == ensemble)]
     if not keep:
-        raise SystemExit(f"{path}: no row of split {split!r}"
+        raise SystemExit(f"{folder}: no row of split {split!r}"
                          + (f" and ensemble {ensemble!r}" if ensemble else ""))
     return keep
 

@@ -449,6 +449,17 @@ def _write_midi(midi: pretty_midi.PrettyMIDI, path: Path, source: Path | None) -
     tmp.replace(path)
 
 
+def render_rows(folder: str | Path) -> list[dict]:
+    """The rows a ``render-midi`` run wrote into ``folder`` (split, audio_filename,
+    midi_filename, instrument_str, ...), in render order: what benchmarks and scripts read to
+    find a split's or an ensemble's renders."""
+    path = Path(folder) / _ROWS
+    if not path.is_file():
+        raise DataError(f"{path} not found: give a folder written by waveloom data render-midi")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
 def _done_rows(path: Path) -> dict[str, dict]:
     """Rows an earlier run logged, by audio_filename (a line cut short by a kill is ignored)."""
     rows = {}
