@@ -77,7 +77,10 @@ def test_features_are_computed_once_and_windows_are_frame_aligned(cache):
     notes = data.cache
     example = int(data.indices[0])
     pitch = int(notes.columns["pitch"][example])
-    f0, loud = data.features.window(example, 0, 40)
+    curves = data.features.window(example, 0, 40)
+    f0, loud = curves["f0_hz"], curves["loudness_db"]
+    assert set(curves) == {"f0_hz", "f0_confidence", "loudness_db"}
+    assert curves["f0_confidence"][loud > -40].min() > 0.5  # loud frames are voiced
     voiced = loud > -40
     assert voiced.sum() > 10
     cents = 1200 * np.log2(f0[voiced] / (440 * 2 ** ((pitch - 69) / 12)))
@@ -219,3 +222,17 @@ def test_generate_resynthesises_cond_audio_as_the_trainer_logs_samples():
     assert torch.equal(a, played)
     default = model.generate(1, 4000, None, options)
     assert not torch.allclose(a, default)
+
+
+def test_windows_with_context_carry_frames_over_the_context_too(cache):
+    """An autoregressive model's windows (the f0 translator's decoders) hold window + context
+    samples, any length: the curves cover them in ceil(length / hop) frames from the served
+    audio's first sample, which sits on a frame boundary of its example."""
+    from waveloom.data.features import FeatureSpec, FrameWindowDataset
+
+    data = FrameWindowDataset(cache, FeatureSpec(250, 64, "yin"), window=1000, context=300,
+                              keys=("f0_hz", "f0_confidence"))
+    item = data[0]
+    assert item["audio"].shape == (1300,)
+    assert item["f0_hz"].shape == item["f0_confidence"].shape == (21,)
+    assert "loudness_db" not in item

@@ -176,3 +176,59 @@ def test_the_reversed_gradient_ramps_in_with_the_updates():
     model.eval().loss(batch)
     assert int(model.updates) == 10
     assert _tiny().reversal_scale() == 1.0  # no ramp: full from the start
+
+
+def test_the_f0_source_hands_each_decoder_the_inputs_periods():
+    """model.f0_excitation: the decoders read harmonics of the tracked f0 as more local
+    channels. Their teacher-forced prediction depends on that f0; silence (f0 0, or a frame
+    under the voicing confidence) is a silent source; a batch without the curves is a line."""
+    from waveloom.errors import DataError
+    from waveloom.models.translator import voiced_f0
+
+    run = load_config("configs/translator/tiny.yaml", ["model.f0_excitation=4"])
+    torch.manual_seed(0)
+    model = build_model(run).eval()
+    for d in model.decoders:  # the output layer starts at zero: every code equally likely
+        torch.nn.init.normal_(d.stack.out2.weight, std=0.5)
+    assert all(d.config.f0_excitation == 4 for d in model.decoders)
+    assert model.batch_keys() == ("instrument", "f0_hz", "f0_confidence")
+    assert model.frame_features().frame_rate == 250 and model.frame_features().hop == 64
+    batch = model.example_batch(2, model.context + 256)
+    base = model.loss(batch)["nll_bits"]
+    moved = model.loss({**batch, "f0_hz": batch["f0_hz"] * 1.5})["nll_bits"]
+    assert not torch.allclose(base, moved)
+    decoder = model.decoders[0]
+    silent = decoder._f0_source(torch.zeros(1, 6), 1, 320, "test")
+    assert silent.shape == (1, 4, 320) and silent.abs().max() == 0
+    tone = decoder._f0_source(torch.full((1, 6), 500.0), 1, 320, "test")
+    spectrum = np.abs(np.fft.rfft(tone[0, 0].numpy()))
+    assert abs(np.argmax(spectrum) * 16000 / 320 - 500) <= 50
+    assert torch.equal(voiced_f0(torch.tensor([[220.0, 330.0]]), torch.tensor([[1.0, 0.2]])),
+                       torch.tensor([[220.0, 0.0]]))
+    with pytest.raises(DataError, match="f0_confidence"):
+        model.loss({k: v for k, v in batch.items() if k != "f0_hz"})
+    with pytest.raises(DataError, match="needs 'f0_hz'"):
+        decoder.loss({"audio": batch["audio"], "latent": torch.zeros(2, 8, 40)})
+
+
+def test_an_f0_translator_trains_on_tracked_f0_and_translates(notes_cache, tmp_path):
+    """The trainer serves each window's f0 curves (tracked once per cache, context included)
+    and `translate` tracks the input's f0 the same way: the sampled translation is seeded,
+    and the fast engine and the torch reference agree on it."""
+    from waveloom.sampling.translate import translate
+    from waveloom.train.trainer import train
+
+    run = load_config("configs/translator/tiny.yaml", ["train.max_steps=2",
+                                                      "model.f0_excitation=4"])
+    result = train(run, notes_cache, tmp_path / "run", progress=False)
+    assert result.step == 2 and math.isfinite(result.last_loss)
+    model = build_model(run).eval()
+    t = torch.arange(1280) / 16000
+    audio = (0.3 * torch.sin(2 * math.pi * 330 * t))[None]
+    f0 = model.source_f0(audio)
+    assert f0.shape == (1, 20) and abs(float(f0[0, 5:15].median()) - 330) < 5
+    fast = translate(model, audio, 1, SamplingOptions(seed=3, progress=False, engine="fast"))
+    ref = translate(model, audio, 1, SamplingOptions(seed=3, progress=False,
+                                                    engine="torch"))
+    assert fast.shape == (1, 1280)
+    assert (fast - ref).abs().max() < 0.05

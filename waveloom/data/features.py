@@ -37,7 +37,7 @@ from waveloom.data.dataset import WindowDataset
 from waveloom.errors import ConfigError
 
 #: Batch keys this module serves (a model's ``batch_keys`` may name them).
-FEATURE_KEYS = ("f0_hz", "loudness_db")
+FEATURE_KEYS = ("f0_hz", "f0_confidence", "loudness_db")
 ARRAYS = ("f0_hz", "confidence", "loudness_db", "offsets")
 FLOOR_DB = -100.0  # waveloom.audio.loudness.FLOOR_DB
 
@@ -126,36 +126,46 @@ class CacheFeatures:
         # DataLoader workers and DDP processes map the files again instead of copying them.
         return {**self.__dict__, "_arrays": None}
 
-    def window(self, i: int, frame0: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """(f0 Hz, loudness dB) float32 ``[frames]`` of example ``i`` from frame ``frame0``."""
+    def window(self, i: int, frame0: int, frames: int) -> dict[str, np.ndarray]:
+        """Example ``i``'s curves from frame ``frame0``, float32 ``[frames]`` each, by batch
+        key: ``f0_hz``, ``f0_confidence`` and ``loudness_db``. Past the example's end f0
+        holds its last value, the confidence is 0 and the loudness the floor."""
         lo, hi = int(self.arrays["offsets"][i]), int(self.arrays["offsets"][i + 1])
-        f0 = np.asarray(self.arrays["f0_hz"][lo + frame0: min(lo + frame0 + frames, hi)])
-        loud = np.asarray(self.arrays["loudness_db"][lo + frame0: min(lo + frame0 + frames, hi)])
-        if len(f0) < frames:
-            hold = f0[-1] if len(f0) else (self.arrays["f0_hz"][hi - 1] if hi > lo else 0.0)
-            f0 = np.concatenate([f0, np.full(frames - len(f0), hold, np.float32)])
-            loud = np.concatenate([loud, np.full(frames - len(loud), FLOOR_DB, np.float32)])
-        return f0.astype(np.float32), loud.astype(np.float32)
+        span = slice(lo + frame0, min(lo + frame0 + frames, hi))
+        hold = self.arrays["f0_hz"][hi - 1] if hi > lo else 0.0
+        out = {}
+        for key, name, fill in (("f0_hz", "f0_hz", hold), ("f0_confidence", "confidence", 0.0),
+                                ("loudness_db", "loudness_db", FLOOR_DB)):
+            part = np.asarray(self.arrays[name][span], dtype=np.float32)
+            if key == "f0_hz" and len(part):
+                fill = part[-1]
+            out[key] = np.concatenate([part, np.full(frames - len(part), fill, np.float32)])
+        return out
 
 
 class FrameWindowDataset(WindowDataset):
-    """Frame-aligned random windows with their ``f0_hz`` and ``loudness_db`` curves.
+    """Frame-aligned random windows with their ``f0_hz``, ``f0_confidence`` and
+    ``loudness_db`` curves.
 
     As :class:`~waveloom.data.dataset.WindowDataset` (same draws, seeded by ``(seed, epoch,
     index)``), with the start rounded down to a frame boundary and never before the example
     (a short example is padded at its end instead). ``keys`` may name :data:`FEATURE_KEYS`
-    besides the dataset's own conditioning keys.
+    besides the dataset's own conditioning keys. A model without context (DDSP) synthesises
+    whole frames, so its window must be a multiple of the hop; a model with context (an
+    autoregressive decoder) gets ``ceil((window + context) / hop)`` frames, frame 0 at the
+    served audio's first sample.
     """
 
     def __init__(self, cache: AudioCache | str | Path, spec: FeatureSpec, split: str = "train",
                  window: int = 8192, context: int = 0, keys: Sequence[str] = FEATURE_KEYS,
                  progress: bool | None = None, **kwargs):
-        if window % spec.hop or context:
+        if window % spec.hop and not context:
             raise ConfigError(f"data.window={window} must be a whole number of frames (a "
-                              f"multiple of hop {spec.hop}) and the model needs no context")
+                              f"multiple of hop {spec.hop}): the model synthesises frames")
         self.spec = spec
         self.feature_keys = tuple(k for k in keys if k in FEATURE_KEYS)
-        super().__init__(cache, split, window, 0, [k for k in keys if k not in FEATURE_KEYS],
+        super().__init__(cache, split, window, context,
+                         [k for k in keys if k not in FEATURE_KEYS],
                          **kwargs)
         self.features = CacheFeatures(self.cache, spec, progress)
 
@@ -168,9 +178,8 @@ class FrameWindowDataset(WindowDataset):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         k, start, audio = self._window(self._rng(index), self.length)
         item = {"audio": torch.from_numpy(audio)}
-        f0, loud = self.features.window(int(self.indices[k]), start // self.spec.hop,
-                                        self.length // self.spec.hop)
-        curves = {"f0_hz": f0, "loudness_db": loud}
+        curves = self.features.window(int(self.indices[k]), start // self.spec.hop,
+                                      -(-self.length // self.spec.hop))
         for key in self.feature_keys:
             item[key] = torch.from_numpy(curves[key])
         for key in self.keys:

@@ -27,11 +27,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from waveloom.audio.f0 import METHODS as F0_METHODS
 from waveloom.config import ModelConfig, require_positive
+from waveloom.data.features import FeatureSpec, example_features
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Generative
 from waveloom.models.stack_config import WaveNetStackConfig
@@ -61,6 +64,13 @@ class TranslatorConfig(WaveNetStackConfig):
     # Noise on every decoder's teacher-forced history (WaveNetConfig.input_noise): without it a
     # decoder can predict from its perfect past and ignore z, which is all a translation has.
     input_noise: float = 0.0
+    # An NSF-style source in every decoder (WaveNetConfig.f0_excitation): this many harmonics
+    # of the f0 tracked (f0_method, at the latent's frame rate) from the audio being decoded:
+    # the training window itself, and at translation the input. The paper's decoders must
+    # find the melody's periods in z alone; two CPU cores' worth of training did not get
+    # there (session 26: 3-26 of 172 held-out notes on pitch). 0: off, the paper's model.
+    f0_excitation: int = 0
+    f0_method: str = "yin"
 
     def validate(self) -> None:
         super().validate()
@@ -73,6 +83,13 @@ class TranslatorConfig(WaveNetStackConfig):
                 or self.confusion_ramp_steps < 0:
             raise ConfigError("model.confusion_weight, model.confusion_ramp_steps and "
                               "model.pitch_shift_semitones must be >= 0")
+        if self.f0_excitation < 0 or self.f0_method not in F0_METHODS:
+            raise ConfigError(f"model.f0_excitation={self.f0_excitation} (harmonics, >= 0), "
+                              f"model.f0_method={self.f0_method!r} (one of "
+                              f"{', '.join(F0_METHODS)})")
+        if self.sample_rate % self.hop:
+            raise ConfigError(f"model.hop={self.hop} must divide model.sample_rate="
+                              f"{self.sample_rate} (the latent's frame rate is their ratio)")
 
     def decoder_config(self) -> WaveNetConfig:
         """The WaveNet config of every decoder: this stack, conditioned on the latent only."""
@@ -80,7 +97,21 @@ class TranslatorConfig(WaveNetStackConfig):
         return WaveNetConfig(**stack, pitch_conditioning=False, instrument_conditioning=False,
                              local="latent", local_channels=self.latent_dim,
                              local_hop=self.hop, upsample_factors=tuple(self.upsample_factors),
-                             sample_rate=self.sample_rate, input_noise=self.input_noise)
+                             sample_rate=self.sample_rate, input_noise=self.input_noise,
+                             f0_excitation=self.f0_excitation)
+
+
+#: Batch keys of the decoders' source: the tracked f0 and its voicing confidence.
+F0_KEYS = ("f0_hz", "f0_confidence")
+#: Confidence at which a frame counts as voiced (YIN's is a 0/1 level gate; CREPE's a
+#: probability): below it the source is silent.
+VOICED = 0.5
+
+
+def voiced_f0(f0_hz: Any, confidence: Any) -> Tensor:
+    """f0 ``[B, F]`` (Hz) where ``confidence >= VOICED``, else 0 (the source's "unvoiced")."""
+    f0, conf = torch.as_tensor(f0_hz).float(), torch.as_tensor(confidence).float()
+    return torch.where(conf.to(f0.device) >= VOICED, f0, torch.zeros_like(f0))
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -189,7 +220,28 @@ class Translator(Generative):
         return self.decoders[0].context
 
     def batch_keys(self) -> tuple[str, ...]:
-        return ("instrument",)  # the domain of each training example
+        """The domain of each training example, and the f0 curves the source reads."""
+        return ("instrument",) + (F0_KEYS if self.config.f0_excitation else ())
+
+    def frame_features(self) -> FeatureSpec | None:
+        """f0 at the latent's frame rate, tracked once per cache, when the decoders have a
+        source (``model.f0_excitation``)."""
+        c = self.config
+        if not c.f0_excitation:
+            return None
+        return FeatureSpec(frame_rate=c.sample_rate // c.hop, hop=c.hop, f0_method=c.f0_method)
+
+    def source_f0(self, audio: Tensor) -> Tensor | None:
+        """Audio ``[n, T]`` -> the decoders' voiced f0 ``[n, ceil(T / hop)]`` (Hz, 0 where
+        unvoiced), tracked as the training cache's was; None without a source."""
+        spec = self.frame_features()
+        if spec is None:
+            return None
+        curves = [example_features(clip, self.config.sample_rate, spec)
+                  for clip in audio.detach().float().cpu().numpy()]
+        f0 = torch.from_numpy(np.stack([c[0] for c in curves]))
+        confidence = torch.from_numpy(np.stack([c[1] for c in curves]))
+        return voiced_f0(f0, confidence).to(audio.device)
 
     def encode(self, audio: Tensor) -> Tensor:
         return self.encoder(audio.float())
@@ -227,10 +279,17 @@ class Translator(Generative):
                                        self.config.pitch_shift_semitones,
                                        tuple(self.config.shift_seconds), g).to(audio.device)
         z = self.encode(source)
+        f0 = None
+        if self.config.f0_excitation:
+            if "f0_hz" not in batch or "f0_confidence" not in batch:
+                raise DataError("model.f0_excitation: the batch needs 'f0_hz' and "
+                                "'f0_confidence' (the objective's frame-feature data set)")
+            f0 = voiced_f0(batch["f0_hz"], batch["f0_confidence"]).to(audio.device)
         nll, count = audio.new_zeros(()), 0
         for d in domains.unique().tolist():
             rows = domains == d
-            out = self.decoders[d].loss({"audio": audio[rows], "latent": z[rows]})
+            out = self.decoders[d].loss({"audio": audio[rows], "latent": z[rows],
+                                         **({} if f0 is None else {"f0_hz": f0[rows]})})
             nll = nll + out["loss"] * int(rows.sum())
             count += int(rows.sum())
         nll = nll / count
@@ -246,4 +305,9 @@ class Translator(Generative):
     def example_batch(self, batch_size: int, length: int, seed: int = 0) -> Batch:
         batch = super().example_batch(batch_size, length, seed)
         batch["instrument"] = batch["instrument"] % self.config.domains
+        if self.config.f0_excitation:  # a random melody: 100-800 Hz, a frame in 8 unvoiced
+            g = torch.Generator().manual_seed(seed + 1)
+            frames = -(-length // self.config.hop)
+            batch["f0_hz"] = 100 * 8 ** torch.rand(batch_size, frames, generator=g)
+            batch["f0_confidence"] = (torch.rand(batch_size, frames, generator=g) > 0.125).float()
         return batch

@@ -39,6 +39,7 @@ from waveloom.models.plan import (
 )
 from waveloom.models.stack_config import HeadedStackConfig, build_output_head, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
+from waveloom.nn.excitation import harmonic_excitation
 from waveloom.nn.pitch_clock import (
     EXCITATION_CHANNELS,
     EXCITATION_PHASES,
@@ -107,6 +108,11 @@ class WaveNetConfig(HeadedStackConfig):
     # note's phase, weighted by its roll value (waveloom.nn.roll_excitation), so the network
     # is handed the score's periods instead of inventing them from the roll's on/off rows.
     roll_excitation: bool = False
+    # An NSF source from a tracked f0 (waveloom.nn.excitation.harmonic_excitation): this many
+    # sines at the harmonics of 'f0_hz' [B, F] (Hz per local frame, 0 = unvoiced) as more
+    # sample-rate channels, so a decoder of a latent (the translator's) is handed the period
+    # of the input's melody instead of inventing it from the latent. 0: off. Needs a local.
+    f0_excitation: int = 0
     sample_rate: int = 16000  # turns MIDI pitch into a period and note_clock taus into samples
 
     def validate(self) -> None:
@@ -120,6 +126,9 @@ class WaveNetConfig(HeadedStackConfig):
         if self.roll_excitation and self.local != "roll":
             raise ConfigError("model.roll_excitation needs model.local=roll (it sounds the "
                               "roll's notes); set model.local=roll or turn it off")
+        if self.f0_excitation < 0 or (self.f0_excitation and self.local == "none"):
+            raise ConfigError(f"model.f0_excitation={self.f0_excitation} must be >= 0 and needs "
+                              "a local conditioning (its f0 comes per local frame)")
         if self.pitch_excitation and self.sample_rate <= 0:
             raise ConfigError(f"model.sample_rate={self.sample_rate} must be > 0")
         if not 0.0 <= self.cond_dropout < 1.0:
@@ -198,6 +207,7 @@ class WaveNet(StepSampled, Likelihood):
             global_channels=0 if self.global_cond is None else self.global_cond.out_dim,
             local_channels=(c.local_channels if self.upsample is not None else 0)
             + (ROLL_EXCITATION_CHANNELS if c.roll_excitation else 0)
+            + c.f0_excitation
             + (EXCITATION_CHANNELS if c.pitch_excitation else 0)
             + (NOTE_CLOCK_CHANNELS if c.note_clock else 0),
         )
@@ -218,7 +228,8 @@ class WaveNet(StepSampled, Likelihood):
         keys = () if self.global_cond is None else self.global_cond.keys()
         if self.config.pitch_excitation and "pitch" not in keys:
             keys = keys + ("pitch",)
-        return keys + (() if self.config.local == "none" else (self.config.local,))
+        keys = keys + (() if self.config.local == "none" else (self.config.local,))
+        return keys + (("f0_hz",) if self.config.f0_excitation else ())
 
     @property
     def _needs_start(self) -> bool:
@@ -275,9 +286,10 @@ class WaveNet(StepSampled, Likelihood):
             labels[key] = None if value is None else torch.as_tensor(value, device=device).long()
         return self.global_cond(labels["pitch"], labels["instrument"], batch=n, dropout=dropout)
 
-    def _local(self, frames: Tensor, length: int, where: str) -> Tensor:
-        """Frame features [B, C, F] -> sample-rate features [B, C, length] (frame k conditions
-        samples [k*hop, (k+1)*hop))."""
+    def _local(self, frames: Tensor, length: int, where: str, f0: Any = None) -> Tensor:
+        """Frame features [B, C, F] -> sample-rate features [B, C', length] (frame k conditions
+        samples [k*hop, (k+1)*hop)), followed by the roll's and the f0's sources when
+        configured (``f0``: the 'f0_hz' frames [B, F'] on the same hop)."""
         assert self.upsample is not None
         key, c = self.config.local, self.config.local_channels
         if frames.dim() != 3 or frames.shape[1] != c:
@@ -288,14 +300,35 @@ class WaveNet(StepSampled, Likelihood):
             features = self.upsample(frames.to(self.stack.out2.weight), length)
         except ValueError as err:
             raise DataError(f"{where}[{key!r}]: {err}; pass more frames") from None
-        if not self.config.roll_excitation:
-            return features
-        phases = None  # training: random phases, so only the periods inform
-        if self.training:
-            phases = torch.rand(frames.shape[0], 128, device=frames.device) * (2 * math.pi)
-        source = roll_excitation(frames, self.config.local_hop, length,
-                                 self.config.sample_rate, phases)
-        return torch.cat([features, source.to(features)], dim=1)
+        parts = [features]
+        if self.config.roll_excitation:
+            phases = None  # training: random phases, so only the periods inform
+            if self.training:
+                phases = torch.rand(frames.shape[0], 128, device=frames.device) * (2 * math.pi)
+            parts.append(roll_excitation(frames, self.config.local_hop, length,
+                                         self.config.sample_rate, phases))
+        if self.config.f0_excitation:
+            parts.append(self._f0_source(f0, frames.shape[0], length, where))
+        return parts[0] if len(parts) == 1 else torch.cat([p.to(features) for p in parts], 1)
+
+    def _f0_source(self, f0: Any, n: int, length: int, where: str) -> Tensor:
+        """'f0_hz' [n, F] (Hz per local frame, 0 = unvoiced) -> the harmonic source
+        [n, f0_excitation, length]; a random starting phase in training (only the periods
+        inform), phase 0 at sample 0 when sampling."""
+        c = self.config
+        if f0 is None:
+            raise DataError(f"this WaveNet has model.f0_excitation={c.f0_excitation}: "
+                            f"{where} needs 'f0_hz' [B, frames] at hop {c.local_hop}")
+        f0 = torch.as_tensor(f0, device=self.stack.out2.weight.device).float()
+        f0 = (f0[None] if f0.dim() == 1 else f0).expand(n, -1)
+        needed = -(-length // c.local_hop)
+        if f0.shape[-1] < needed:
+            raise DataError(f"{where}['f0_hz'] has {f0.shape[-1]} frames; {length} samples "
+                            f"need {needed} at hop {c.local_hop}")
+        phase0 = torch.rand(n, device=f0.device) * (2 * math.pi) if self.training else None
+        source = harmonic_excitation(f0[:, :needed + 1], c.sample_rate, c.local_hop,
+                                     c.f0_excitation, phase0)
+        return source[..., :length]
 
     def _params(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Head parameters [B, P, W] and target codes [B, W] for the last W samples."""
@@ -324,7 +357,8 @@ class WaveNet(StepSampled, Likelihood):
                 raise DataError(f"this WaveNet is conditioned on {key!r}; the batch lacks it")
             else:
                 frames = batch[key]
-            l = self._local(frames, total, "batch")[..., 1:]  # feature of the predicted t
+            # the features of the predicted samples t
+            l = self._local(frames, total, "batch", batch.get("f0_hz"))[..., 1:]
         times = None  # of the predicted samples since the note's onset
         if self._needs_start:
             if "start" not in batch:
@@ -418,7 +452,7 @@ class WaveNet(StepSampled, Likelihood):
                 frames = frames.unsqueeze(0)
             frames = frames.expand(n, -1, -1)
             try:
-                feats = self._local(frames, user_p + length, "cond")
+                feats = self._local(frames, user_p + length, "cond", cond.get("f0_hz"))
             except DataError as err:
                 raise ConfigError(str(err)) from None
             feats = feats[..., user_p - kept :]
