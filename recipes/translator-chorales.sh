@@ -11,12 +11,16 @@ set -euo pipefail
 MINUTES=${MINUTES:-95}
 SECONDS_=${SECONDS_:-20}
 RUN=${RUN:-runs/translator-chorales}
+# CONFIG=configs/translator/cpu-f0.yaml RUN=runs/translator-f0: decoders with an f0 source
+CONFIG=${CONFIG:-configs/translator/cpu.yaml}
+FIGURE=${FIGURE:-docs/img/translator-s26.png}
+TABLE=${TABLE:-out/xlate-table}
 FLUID=/usr/share/sounds/sf2/FluidR3_GM.sf2
 test -f cache/domains-soprano/cache.json || {
   waveloom data render-midi data/domains-soprano --chorales 371 --voice soprano \
       --program strings,winds,brass,keyboard
   waveloom prepare data/domains-soprano cache/domains-soprano --format maestro; }
-test -f "$RUN/model.safetensors" || waveloom train configs/translator/cpu.yaml \
+test -f "$RUN/model.safetensors" || waveloom train "$CONFIG" \
     --data cache/domains-soprano --out "$RUN" --minutes "$MINUTES" --threads 2
 # The held-out pieces: the test split's soprano lines, as MIDI, rendered by an unseen font and
 # (the targets of the spectral distance) by each domain's own TimGM6mb instrument.
@@ -50,5 +54,5 @@ for row in "violin 40 string" "flute 73 flute" "trumpet 56 brass"; do
          --family "DDSP $1=$3"); done
 python benchmarks/transfer_table.py --inputs data/xlate-clarinet-fluid \
     --pieces data/xlate-pieces6 --seconds "$SECONDS_" --estimator crepe-full --hop 0.04 \
-    --classifier out/classifier-notes-v5.safetensors --out out/xlate-table \
-    --figure docs/img/translator-s26.png "${args[@]}"
+    --classifier out/classifier-notes-v5.safetensors --out "$TABLE" \
+    --figure "$FIGURE" "${args[@]}"

@@ -25,6 +25,7 @@ import torch
 
 from waveloom.audio import crepe
 from waveloom.audio.io import resample
+from waveloom.audio.tuning import midi_hz
 from waveloom.audio.yin import yin
 from waveloom.errors import ConfigError
 
@@ -38,7 +39,7 @@ def _crepe(x16: np.ndarray, capacity: str, hop_seconds: float, decoder: str
     frames, rms_db = crepe.frame_audio(x16, crepe.SAMPLE_RATE, hop_seconds)
     _, probs = crepe.activations(crepe.load_crepe(capacity), frames)
     midi, conf = crepe.decode_pitch(probs, decoder=decoder)
-    f0 = 440.0 * 2.0 ** ((midi.double().numpy() - 69.0) / 12.0)
+    f0 = midi_hz(midi.double().numpy())
     conf = np.where(rms_db.numpy() < crepe.SILENCE_DB, 0.0, conf.double().numpy())
     return f0, conf
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from waveloom.audio.tuning import midi_hz
 from waveloom.errors import DataError
 
 Note = tuple[float, float, int, int]
@@ -32,10 +33,6 @@ Note = tuple[float, float, int, int]
 SILENT_DB = -100.0  # waveloom.audio.loudness.FLOOR_DB: what digital silence reads
 VELOCITY_RANGE_DB = 40.0  # velocity 1 sits this far below velocity 127
 ATTACK_S, RELEASE_S = 0.02, 0.1
-
-
-def midi_to_hz(pitch: np.ndarray | float) -> np.ndarray:
-    return 440.0 * 2.0 ** ((np.asarray(pitch, dtype=np.float64) - 69.0) / 12.0)
 
 
 def velocity_db(velocity: np.ndarray | float, top_db: float) -> np.ndarray:
@@ -71,7 +68,7 @@ def line_f0(notes: Sequence[Note], frames: int, frame_rate: float,
     t = np.arange(frames) / float(frame_rate)
     ordered = sorted(notes)
     if not ordered:
-        return np.full(frames, midi_to_hz(60), dtype=np.float32)
+        return np.full(frames, midi_hz(60), dtype=np.float32)
     pitch = np.full(frames, float(ordered[0][2]))
     cents, rate = vibrato
     for i, (start, _, note, _) in enumerate(ordered):
@@ -83,7 +80,7 @@ def line_f0(notes: Sequence[Note], frames: int, frame_rate: float,
             pitch[glide] = prev + (note - prev) * (t[glide] - start) / portamento
         if cents:
             pitch[after] += cents / 100.0 * np.sin(2 * math.pi * rate * (t[after] - start))
-    return midi_to_hz(pitch).astype(np.float32)
+    return midi_hz(pitch).astype(np.float32)
 
 
 def split_voices(notes: Sequence[Note]) -> list[list[Note]]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from waveloom.audio.tuning import midi_hz
 from waveloom.data.note_labels import LOWEST_KEY
 from waveloom.errors import DataError
 
@@ -51,10 +52,6 @@ def decode(probs: dict[str, np.ndarray], hop_seconds: float, onset_threshold: fl
             notes.append((begin * hop_seconds, end * hop_seconds, key + LOWEST_KEY, velocity))
     table = np.array(notes, np.float64).reshape(-1, 4)
     return table[np.argsort(table[:, 0], kind="stable")]
-
-
-def midi_hz(pitch: np.ndarray) -> np.ndarray:
-    return 440.0 * 2.0 ** ((np.asarray(pitch, np.float64) - 69) / 12)
 
 
 def _prf(found: int, n_est: int, n_ref: int) -> tuple[float, float, float]:

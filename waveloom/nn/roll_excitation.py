@@ -16,13 +16,15 @@ import math
 import torch
 from torch import Tensor
 
+from waveloom.audio.tuning import midi_hz
+
 #: Channels the source adds: the summed sines and the summed cosines.
 ROLL_EXCITATION_CHANNELS = 2
 
 
 def pitch_hz(device: torch.device | None = None) -> Tensor:
     """Equal-tempered frequency in Hz of MIDI pitches 0..127, ``[128]`` (A4 = 69 = 440 Hz)."""
-    return 440.0 * 2.0 ** ((torch.arange(128, device=device, dtype=torch.float32) - 69) / 12)
+    return midi_hz(torch.arange(128, device=device, dtype=torch.float32))
 
 
 def roll_excitation(roll: Tensor, hop: int, length: int, sample_rate: int,

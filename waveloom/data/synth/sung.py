@@ -32,6 +32,7 @@ import numpy as np
 import pretty_midi
 import torch
 
+from waveloom.audio.tuning import midi_hz
 from waveloom.nn.ddsp.harmonic import harmonic_synth
 from waveloom.nn.ddsp.noise import filtered_noise
 
@@ -129,7 +130,7 @@ def _part_controls(notes: list[pretty_midi.Note], frames: int, rate: float, sing
             glide = rng.uniform(0.03, 0.12)
             w = 0.5 * (1 + np.cos(np.pi * np.clip(ts / glide, 0, 1)))
             semis = semis + w * (prev.pitch - note.pitch)
-        hz = 440.0 * 2 ** ((semis - 69) / 12)
+        hz = midi_hz(semis)
         vowel = "aeiou"[rng.integers(5)]
         k = np.arange(1, HARMONICS + 1)
         if joins and not legato:  # a breath: the previous note ends before this one swells

@@ -31,9 +31,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from waveloom.audio.loudness import FLOOR_DB, a_weighted_loudness
+from waveloom.audio.tuning import midi_hz
 from waveloom.config import ModelConfig, SamplingOptions
 from waveloom.data.features import FeatureSpec
-from waveloom.data.midi_controls import VELOCITY_RANGE_DB, line_loudness, midi_to_hz
+from waveloom.data.midi_controls import VELOCITY_RANGE_DB, line_loudness
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Generative, require_default_engine
 from waveloom.models.ddsp.config import DDSPConfig
@@ -184,7 +185,7 @@ class DDSP(Generative):
         lo, hi = int(self.seen_range[0]), int(self.seen_range[1])
         if lo > hi:
             return self.config.f0_min_hz, self.config.f0_max_hz
-        to_hz = lambda cents: float(midi_to_hz(cents / 100.0))  # noqa: E731
+        to_hz = lambda cents: float(midi_hz(cents / 100.0))  # noqa: E731
         return to_hz(lo - 100), min(to_hz(hi + 100), self.config.sample_rate / 2 - 1)
 
     def top_db(self) -> float:
@@ -253,7 +254,7 @@ class DDSP(Generative):
         end = max(frames / rate - 0.1, 0.5 * frames / rate)
         loud = [line_loudness([(0.0, end, p, v)], frames, rate, self.top_db())
                 for p, v in zip(pitch, velocity)]
-        f0 = midi_to_hz(torch.tensor(pitch, dtype=torch.float64).numpy())
+        f0 = midi_hz(torch.tensor(pitch, dtype=torch.float64).numpy())
         f0_t = torch.as_tensor(f0, dtype=torch.float32)[:, None].expand(n, frames)
         return f0_t.contiguous(), torch.from_numpy(np.stack(loud))
 
