@@ -240,13 +240,15 @@ def table(rows: dict, estimator: str) -> str:
 
 
 def main() -> None:
+    from waveloom.evaluate.pitch import ESTIMATORS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--inputs", type=Path, required=True, help="render-midi folder of inputs")
     p.add_argument("--pieces", type=Path, required=True, help="folder of the held-out .mid")
     p.add_argument("--model", action="append", default=[], help="NAME=CKPT (repeat); "
                    "NAME=CKPT#DOMAIN for a translator and its target domain")
     p.add_argument("--target", action="append", default=[], help="NAME=render folder")
-    p.add_argument("--estimator", default="crepe-full")
+    p.add_argument("--estimator", default="crepe-full", choices=ESTIMATORS)
     p.add_argument("--hop", type=float, default=0.02, help="judge's hop in seconds")
     p.add_argument("--f0-method", default="yin", help="transfer's tracker (the verb's default)")
     p.add_argument("--threads", type=int, default=2)
