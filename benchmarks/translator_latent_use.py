@@ -6,7 +6,9 @@ scores every domain's decoder on validation windows of that domain (bits a sampl
 mode) with each window's own latent, with another window's latent (the batch rolled by one)
 and with zeros (the latent's mean after standardisation). Own well below the other two means
 the decoder follows z. Also prints the latent's spread (std over clips and frames, mean over
-channels; ~0 for a collapsed encoder).
+channels; ~0 for a collapsed encoder). A translator with an f0 source (model.f0_excitation)
+gets the window's own tracked f0 in every case, and one more column: its own z with the source
+silenced (f0 0), i.e. how much the decoder leans on the f0.
 
     python benchmarks/translator_latent_use.py runs/translator-chorales/model.safetensors \\
         data/domains-soprano --windows 4
@@ -58,17 +60,23 @@ def main() -> None:
     model.eval()
     names = domain_names(args.checkpoint) or [str(d) for d in range(model.config.domains)]
     bits = 1.0 / math.log(2.0)
-    print("| domain | own z | another window's z | zeros | latent spread |")
-    print("|---|---:|---:|---:|---:|")
+    sourced = bool(model.config.f0_excitation)
+    print("| domain | own z | another window's z | zeros |"
+          + (" own z, silent f0 source |" if sourced else "") + " latent spread |")
+    print("|---|---:|---:|---:|" + ("---:|" if sourced else "") + "---:|")
     for d, name in enumerate(names):
         audio = torch.from_numpy(domain_windows(args.renders, name, args.split, args.windows,
                                                 args.start, model.context + args.samples))
         with torch.no_grad():
-            z = model.encode(audio)
-            nll = [model.decoders[d].loss({"audio": audio, "latent": lat})["loss"].item() * bits
-                   for lat in (z, z.roll(1, 0), torch.zeros_like(z))]
-        print(f"| {name} | {nll[0]:.3f} | {nll[1]:.3f} | {nll[2]:.3f} | "
-              f"{float(latent_spread(z)):.3f} |")
+            z, f0 = model.encode(audio), model.source_f0(audio)
+            cases = [(z, f0), (z.roll(1, 0), f0), (torch.zeros_like(z), f0)]
+            if sourced:
+                cases.append((z, torch.zeros_like(f0)))
+            nll = [model.decoders[d].loss({"audio": audio, "latent": lat,
+                                           **({} if f0 is None else {"f0_hz": hz})}
+                                          )["loss"].item() * bits for lat, hz in cases]
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in nll)
+              + f" | {float(latent_spread(z)):.3f} |")
 
 
 if __name__ == "__main__":

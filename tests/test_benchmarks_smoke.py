@@ -384,17 +384,14 @@ def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_pat
 
 def test_translator_latent_use_scores_each_decoder_three_ways(tmp_path):
     """benchmarks/translator_latent_use.py: one row per domain (own z, another window's z,
-    zeros, the latent's spread), read from a render folder's validation rows."""
+    zeros, the latent's spread), read from a render folder's validation rows; a translator
+    with an f0 source gets a column more (its own z, the source silenced)."""
     import soundfile as sf
 
     from waveloom.checkpoint import save_checkpoint
     from waveloom.models.load import load_config
     from waveloom.models.registry import build_model
 
-    run = load_config(str(REPO / "configs/translator/tiny.yaml"))
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "tr.safetensors", build_model(run), run,
-                           extra={"domains": ["organ", "strings"]})
     renders = tmp_path / "renders"
     renders.mkdir()
     rows, rng = [], np.random.default_rng(0)
@@ -404,8 +401,13 @@ def test_translator_latent_use_scores_each_decoder_three_ways(tmp_path):
             sf.write(renders / name, (0.2 * rng.standard_normal(8000)).astype("float32"), 16000)
             rows.append({"audio_filename": name, "split": "validation", "instrument_str": dom})
     (renders / "render-midi.rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    proc = _run_bench("translator_latent_use.py", str(ckpt), str(renders), "--windows", "2",
-                      "--samples", "256", "--start", "0", timeout=120)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("| organ") or
-             x.startswith("| strings")]
-    assert len(lines) == 2 and all(len(x.split("|")) == 7 for x in lines)
+    for overrides, columns in (([], 7), (["model.f0_excitation=4"], 8)):
+        run = load_config(str(REPO / "configs/translator/tiny.yaml"), overrides)
+        torch.manual_seed(0)
+        ckpt = save_checkpoint(tmp_path / "tr.safetensors", build_model(run), run,
+                               extra={"domains": ["organ", "strings"]})
+        proc = _run_bench("translator_latent_use.py", str(ckpt), str(renders), "--windows",
+                          "2", "--samples", "256", "--start", "0", timeout=120)
+        lines = [x for x in proc.stdout.splitlines() if x.startswith("| organ") or
+                 x.startswith("| strings")]
+        assert len(lines) == 2 and all(len(x.split("|")) == columns for x in lines)
