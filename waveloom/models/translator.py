@@ -5,6 +5,8 @@
       channel standardised) --> latent [B, D, F]
     latent --WaveNet decoder of domain d (local conditioning, upsampled)--> audio in d's timbre
     latent --gradient reversal--> domain classifier (confusion: removes the domain from z)
+    optional (model.f0_excitation, not in the paper): the f0 tracked from the audio being
+      decoded --harmonic sines (NSF)--> more local channels of every decoder
 
 Loss (one update, as the paper): each example's own decoder's NLL (teacher-forced, the
 shared WaveNet) plus ``confusion_weight`` x the classifier's cross-entropy, whose gradient is
@@ -12,7 +14,9 @@ shared WaveNet) plus ``confusion_weight`` x the classifier's cross-entropy, whos
 classifier learns to tell the domains apart, the encoder learns to make that impossible, so
 the decoders must take the timbre from their own weights and only the music from z.
 Translating is: encode, then sample the target domain's decoder (any of the WaveNet sampling
-engines: the fast C one on a CPU, batched across clips).
+engines: the fast C one on a CPU, batched across clips). With the f0 source, the input's f0 is
+tracked the way the training cache's was (:func:`waveloom.data.features.example_features`), so
+the decoder is handed the melody's periods and z has to carry only the rest.
 
 Domains are the training cache's ``instrument`` labels (``extra.instruments``, e.g. rendered
 chorale voices in several GM instruments). The encoder's layers are DiffWave's gated
@@ -87,7 +91,7 @@ class TranslatorConfig(WaveNetStackConfig):
             raise ConfigError(f"model.f0_excitation={self.f0_excitation} (harmonics, >= 0), "
                               f"model.f0_method={self.f0_method!r} (one of "
                               f"{', '.join(F0_METHODS)})")
-        if self.sample_rate % self.hop:
+        if self.f0_excitation and self.sample_rate % self.hop:
             raise ConfigError(f"model.hop={self.hop} must divide model.sample_rate="
                               f"{self.sample_rate} (the latent's frame rate is their ratio)")
 
