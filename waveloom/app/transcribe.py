@@ -8,11 +8,12 @@ audio, seconds taken.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from waveloom.app.common import add_device_arg, add_quiet_arg
-from waveloom.errors import ConfigError
+from waveloom.errors import ConfigError, DataError
 from waveloom.shipped import checkpoint_path
 
 
@@ -55,13 +56,19 @@ def run(args: argparse.Namespace) -> int | None:
     model = load_transcriber(args.checkpoint, args.device)
     sr = model.config.sample_rate
     args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0
     for path in args.audio:
         started = time.perf_counter()
         audio, _ = load_audio(path, sr)
-        notes = transcribe_audio(model, audio, args.onset_threshold, args.frame_threshold)
+        try:
+            notes = transcribe_audio(model, audio, args.onset_threshold, args.frame_threshold)
+        except DataError as err:  # one bad file among many: say which, go on with the rest
+            print(f"error: {path}: {err}", file=sys.stderr)
+            failed += 1
+            continue
         midi = write_midi(notes, args.out / f"{path.stem}.mid")
         plot_score(audio, sr, [[tuple(n) for n in notes]], args.out / f"{path.stem}.png",
                    names=["transcribed notes"], title=f"{path.name}: transcription over CQT")
         print(f"{midi}: {len(notes)} notes in {len(audio) / sr:.1f} s of audio "
               f"({time.perf_counter() - started:.1f} s)")
-    return 0
+    return 2 if failed else 0
