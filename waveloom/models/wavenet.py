@@ -39,7 +39,7 @@ from waveloom.models.plan import (
 )
 from waveloom.models.stack_config import HeadedStackConfig, build_output_head, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
-from waveloom.nn.excitation import harmonic_excitation
+from waveloom.nn.excitation import SINE_AMPLITUDE, harmonic_excitation
 from waveloom.nn.pitch_clock import (
     EXCITATION_CHANNELS,
     EXCITATION_PHASES,
@@ -109,7 +109,7 @@ class WaveNetConfig(HeadedStackConfig):
     # is handed the score's periods instead of inventing them from the roll's on/off rows.
     roll_excitation: bool = False
     # An NSF source from a tracked f0 (waveloom.nn.excitation.harmonic_excitation): this many
-    # sines at the harmonics of 'f0_hz' [B, F] (Hz per local frame, 0 = unvoiced) as more
+    # unit sines at the harmonics of 'f0_hz' [B, F] (Hz per local frame, 0 = unvoiced) as more
     # sample-rate channels, so a decoder of a latent (the translator's) is handed the period
     # of the input's melody instead of inventing it from the latent. 0: off. Needs a local.
     f0_excitation: int = 0
@@ -328,7 +328,10 @@ class WaveNet(StepSampled, Likelihood):
         phase0 = torch.rand(n, device=f0.device) * (2 * math.pi) if self.training else None
         source = harmonic_excitation(f0[:, :needed + 1], c.sample_rate, c.local_hop,
                                      c.f0_excitation, phase0)
-        return source[..., :length]
+        # Unit sines: NSF's 0.1 suits a source added to a waveform, but beside standardised
+        # local features it sat 10x under the latent, and a CPU translator run ignored it
+        # (session 27: the NLL the same to 1e-3 bits with the source silenced, step 2,000).
+        return source[..., :length] / SINE_AMPLITUDE
 
     def _params(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Head parameters [B, P, W] and target codes [B, W] for the last W samples."""
