@@ -232,3 +232,32 @@ def test_an_f0_translator_trains_on_tracked_f0_and_translates(notes_cache, tmp_p
                                                     engine="torch"))
     assert fast.shape == (1, 1280)
     assert (fast - ref).abs().max() < 0.05
+
+
+def test_the_fitted_phase_locks_the_source_to_its_target():
+    """waveloom.nn.excitation.fitted_phase: for a tone of any phase (a vibrato-free note with
+    harmonics) the source started at the fitted phase has the tone's fundamental phase; with
+    model.f0_phase=fit a decoder's training source is that one (not a random phase)."""
+    from waveloom.nn.excitation import SINE_AMPLITUDE, fitted_phase, harmonic_excitation
+
+    sr, hop = 16000, 320
+    f0 = torch.full((1, 11), 440.0)
+    t = torch.arange(3200) / sr
+    for true in (0.0, 1.0, -2.5):
+        tone = 0.3 * torch.sin(2 * math.pi * 440 * t + true) + 0.2 * torch.sin(
+            2 * math.pi * 880 * t + 0.7)
+        phase = fitted_phase(f0, tone[None], sr, hop)
+        assert abs(math.remainder(float(phase) - true, 2 * math.pi)) < 0.01
+        source = harmonic_excitation(f0, sr, hop, 1, phase)[0, 0, :3200] / SINE_AMPLITUDE
+        assert (source - torch.sin(2 * math.pi * 440 * t + true)).abs().max() < 1e-3
+    run = load_config("configs/translator/tiny.yaml", ["model.f0_excitation=2",
+                                                      "model.f0_phase=fit"])
+    decoder = build_model(run).decoders[0].train()
+    audio = (0.3 * torch.sin(2 * math.pi * 440 * torch.arange(640) / sr + 1.0))[None]
+    first = decoder._f0_source(torch.full((1, 10), 440.0), 1, 640, "t", audio)
+    again = decoder._f0_source(torch.full((1, 10), 440.0), 1, 640, "t", audio)
+    assert torch.equal(first, again)  # fitted, not drawn
+    assert torch.corrcoef(torch.stack([first[0, 0], audio[0]]))[0, 1] > 0.99
+    with pytest.raises(ConfigError, match="f0_phase"):
+        load_config("configs/translator/tiny.yaml", ["model.f0_excitation=2",
+                                                     "model.f0_phase=onset"])

@@ -42,7 +42,7 @@ from waveloom.data.features import FeatureSpec, example_features
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Generative
 from waveloom.models.stack_config import WaveNetStackConfig
-from waveloom.models.wavenet import WaveNet, WaveNetConfig
+from waveloom.models.wavenet import F0_PHASES, WaveNet, WaveNetConfig
 from waveloom.nn.diffwave import DiffWaveLayer
 
 
@@ -75,6 +75,7 @@ class TranslatorConfig(WaveNetStackConfig):
     # there (session 26: 3-26 of 172 held-out notes on pitch). 0: off, the paper's model.
     f0_excitation: int = 0
     f0_method: str = "yin"
+    f0_phase: str = "random"  # WaveNetConfig.f0_phase: 'fit' locks it to the training target
 
     def validate(self) -> None:
         super().validate()
@@ -87,10 +88,12 @@ class TranslatorConfig(WaveNetStackConfig):
                 or self.confusion_ramp_steps < 0:
             raise ConfigError("model.confusion_weight, model.confusion_ramp_steps and "
                               "model.pitch_shift_semitones must be >= 0")
-        if self.f0_excitation < 0 or self.f0_method not in F0_METHODS:
+        if self.f0_excitation < 0 or self.f0_method not in F0_METHODS \
+                or self.f0_phase not in F0_PHASES:
             raise ConfigError(f"model.f0_excitation={self.f0_excitation} (harmonics, >= 0), "
                               f"model.f0_method={self.f0_method!r} (one of "
-                              f"{', '.join(F0_METHODS)})")
+                              f"{', '.join(F0_METHODS)}), model.f0_phase={self.f0_phase!r} "
+                              f"(one of {', '.join(F0_PHASES)})")
         if self.f0_excitation and self.sample_rate % self.hop:
             raise ConfigError(f"model.hop={self.hop} must divide model.sample_rate="
                               f"{self.sample_rate} (the latent's frame rate is their ratio)")
@@ -102,7 +105,7 @@ class TranslatorConfig(WaveNetStackConfig):
                              local="latent", local_channels=self.latent_dim,
                              local_hop=self.hop, upsample_factors=tuple(self.upsample_factors),
                              sample_rate=self.sample_rate, input_noise=self.input_noise,
-                             f0_excitation=self.f0_excitation)
+                             f0_excitation=self.f0_excitation, f0_phase=self.f0_phase)
 
 
 #: Batch keys of the decoders' source: the tracked f0 and its voicing confidence.

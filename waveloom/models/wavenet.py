@@ -39,7 +39,7 @@ from waveloom.models.plan import (
 )
 from waveloom.models.stack_config import HeadedStackConfig, build_output_head, build_stack
 from waveloom.nn.conditioning import GlobalConditioning, UpsampleConditioning
-from waveloom.nn.excitation import SINE_AMPLITUDE, harmonic_excitation
+from waveloom.nn.excitation import SINE_AMPLITUDE, fitted_phase, harmonic_excitation
 from waveloom.nn.pitch_clock import (
     EXCITATION_CHANNELS,
     EXCITATION_PHASES,
@@ -52,6 +52,7 @@ from waveloom.nn.roll_excitation import ROLL_EXCITATION_CHANNELS, roll_excitatio
 from waveloom.nn.wavenet import STACK_INPUTS
 
 LOCALS = ("none", "mel", "roll", "latent")  # latent: an encoder's frames (the translator)
+F0_PHASES = ("random", "fit")
 
 
 @dataclass
@@ -113,6 +114,11 @@ class WaveNetConfig(HeadedStackConfig):
     # sample-rate channels, so a decoder of a latent (the translator's) is handed the period
     # of the input's melody instead of inventing it from the latent. 0: off. Needs a local.
     f0_excitation: int = 0
+    # The source's starting phase in training: 'random' (only the period informs) or 'fit'
+    # (locked to the window's own fundamental by least squares, waveloom.nn.excitation.
+    # fitted_phase, so the decoder learns to follow the source sample by sample; sampling
+    # starts it at phase 0 and the output locks to it).
+    f0_phase: str = "random"
     sample_rate: int = 16000  # turns MIDI pitch into a period and note_clock taus into samples
 
     def validate(self) -> None:
@@ -121,6 +127,7 @@ class WaveNetConfig(HeadedStackConfig):
         _choice("input", self.input, STACK_INPUTS)
         _choice("local", self.local, LOCALS)
         _choice("excitation_phase", self.excitation_phase, EXCITATION_PHASES)
+        _choice("f0_phase", self.f0_phase, F0_PHASES)
         if self.input_noise < 0:
             raise ConfigError(f"model.input_noise={self.input_noise} must be >= 0")
         if self.roll_excitation and self.local != "roll":
@@ -286,10 +293,12 @@ class WaveNet(StepSampled, Likelihood):
             labels[key] = None if value is None else torch.as_tensor(value, device=device).long()
         return self.global_cond(labels["pitch"], labels["instrument"], batch=n, dropout=dropout)
 
-    def _local(self, frames: Tensor, length: int, where: str, f0: Any = None) -> Tensor:
+    def _local(self, frames: Tensor, length: int, where: str, f0: Any = None,
+               audio: Tensor | None = None) -> Tensor:
         """Frame features [B, C, F] -> sample-rate features [B, C', length] (frame k conditions
         samples [k*hop, (k+1)*hop)), followed by the roll's and the f0's sources when
-        configured (``f0``: the 'f0_hz' frames [B, F'] on the same hop)."""
+        configured (``f0``: the 'f0_hz' frames [B, F'] on the same hop; ``audio`` [B, length]:
+        the training window the source's phase is fitted to, ``model.f0_phase=fit``)."""
         assert self.upsample is not None
         key, c = self.config.local, self.config.local_channels
         if frames.dim() != 3 or frames.shape[1] != c:
@@ -308,13 +317,14 @@ class WaveNet(StepSampled, Likelihood):
             parts.append(roll_excitation(frames, self.config.local_hop, length,
                                          self.config.sample_rate, phases))
         if self.config.f0_excitation:
-            parts.append(self._f0_source(f0, frames.shape[0], length, where))
+            parts.append(self._f0_source(f0, frames.shape[0], length, where, audio))
         return parts[0] if len(parts) == 1 else torch.cat([p.to(features) for p in parts], 1)
 
-    def _f0_source(self, f0: Any, n: int, length: int, where: str) -> Tensor:
+    def _f0_source(self, f0: Any, n: int, length: int, where: str,
+                   audio: Tensor | None = None) -> Tensor:
         """'f0_hz' [n, F] (Hz per local frame, 0 = unvoiced) -> the harmonic source
-        [n, f0_excitation, length]; a random starting phase in training (only the periods
-        inform), phase 0 at sample 0 when sampling."""
+        [n, f0_excitation, length]. Its starting phase in training: random, or fitted to
+        ``audio`` (``model.f0_phase``); phase 0 at sample 0 when sampling."""
         c = self.config
         if f0 is None:
             raise DataError(f"this WaveNet has model.f0_excitation={c.f0_excitation}: "
@@ -325,9 +335,13 @@ class WaveNet(StepSampled, Likelihood):
         if f0.shape[-1] < needed:
             raise DataError(f"{where}['f0_hz'] has {f0.shape[-1]} frames; {length} samples "
                             f"need {needed} at hop {c.local_hop}")
-        phase0 = torch.rand(n, device=f0.device) * (2 * math.pi) if self.training else None
-        source = harmonic_excitation(f0[:, :needed + 1], c.sample_rate, c.local_hop,
-                                     c.f0_excitation, phase0)
+        f0 = f0[:, :needed + 1]
+        phase0 = None
+        if self.training and c.f0_phase == "fit" and audio is not None:
+            phase0 = fitted_phase(f0, audio, c.sample_rate, c.local_hop)
+        elif self.training:
+            phase0 = torch.rand(n, device=f0.device) * (2 * math.pi)
+        source = harmonic_excitation(f0, c.sample_rate, c.local_hop, c.f0_excitation, phase0)
         # Unit sines: NSF's 0.1 suits a source added to a waveform, but beside standardised
         # local features it sat 10x under the latent, and a CPU translator run ignored it
         # (session 27: the NLL the same to 1e-3 bits with the source silenced, step 2,000).
@@ -361,7 +375,7 @@ class WaveNet(StepSampled, Likelihood):
             else:
                 frames = batch[key]
             # the features of the predicted samples t
-            l = self._local(frames, total, "batch", batch.get("f0_hz"))[..., 1:]
+            l = self._local(frames, total, "batch", batch.get("f0_hz"), audio)[..., 1:]
         times = None  # of the predicted samples since the note's onset
         if self._needs_start:
             if "start" not in batch:

@@ -10,7 +10,8 @@ SiFi-GAN) break that symmetry with a source that carries the pitch: sines at the
 ``phi`` is the fundamental's phase in cycles, f0 blended linearly between frame centres and
 accumulated exactly (:func:`waveloom.nn.ddsp.harmonic.interval_cycles`, the DDSP synthesiser's
 own phase). A channel is zero where its harmonic would reach Nyquist, and all are zero on
-unvoiced frames (f0 = 0).
+unvoiced frames (f0 = 0). :func:`fitted_phase` finds the starting phase that locks the
+fundamental to a given waveform (a decoder's training target).
 """
 
 from __future__ import annotations
@@ -65,3 +66,22 @@ def pulse_train(f0_hz: Tensor, sample_rate: int, hop: int, harmonics: int,
             break
         out = out + torch.sin((2 * math.pi * k) * cycles) * keep
     return (SINE_AMPLITUDE * out).reshape(f0_hz.shape[0], -1)
+
+
+def fitted_phase(f0_hz: Tensor, audio: Tensor, sample_rate: int, hop: int) -> Tensor:
+    """The starting phase ``[B]`` (radians) that puts the fundamental of
+    :func:`harmonic_excitation` in phase with ``audio`` ``[B, T]``: the least-squares fit
+    ``audio ~ a sin(2 pi phi) + b cos(2 pi phi)`` over the voiced samples, ``atan2(b, a)``.
+
+    Why: a source at a random phase tells a WaveNet only the period, which its per-sample
+    local input can use only through its deeper layers, and a CPU translator run learnt to
+    ignore it (docs/translator.md). A source locked to the target's own fundamental says
+    where in the period the next sample falls, so the decoder learns to follow it sample by
+    sample; sampling then hands it a source at any phase and the output locks to that.
+    """
+    cycles, top = _phase_and_ceiling(f0_hz, sample_rate, hop, None)
+    angle = (2 * math.pi * cycles).reshape(f0_hz.shape[0], -1)[:, : audio.shape[-1]]
+    voiced = (top > 0).repeat_interleave(hop, dim=1)[:, : angle.shape[-1]].to(angle.dtype)
+    x = audio[:, : angle.shape[-1]].float() * voiced
+    a, b = (x * torch.sin(angle)).sum(-1), (x * torch.cos(angle)).sum(-1)
+    return torch.atan2(b, a)
