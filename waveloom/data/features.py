@@ -132,13 +132,13 @@ class CacheFeatures:
         holds its last value, the confidence is 0 and the loudness the floor."""
         lo, hi = int(self.arrays["offsets"][i]), int(self.arrays["offsets"][i + 1])
         span = slice(lo + frame0, min(lo + frame0 + frames, hi))
+        # a window is padded only where it runs past the example, so the f0 it holds is always
+        # the example's last frame's
         hold = self.arrays["f0_hz"][hi - 1] if hi > lo else 0.0
         out = {}
         for key, name, fill in (("f0_hz", "f0_hz", hold), ("f0_confidence", "confidence", 0.0),
                                 ("loudness_db", "loudness_db", FLOOR_DB)):
             part = np.asarray(self.arrays[name][span], dtype=np.float32)
-            if key == "f0_hz" and len(part):
-                fill = part[-1]
             out[key] = np.concatenate([part, np.full(frames - len(part), fill, np.float32)])
         return out
 
