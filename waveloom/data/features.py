@@ -66,18 +66,34 @@ def features_dir(cache: AudioCache, spec: FeatureSpec) -> Path:
     return cache.root / "features" / f"{cache_hash(cache)}-{spec.f0_method}-{spec.frame_rate}hz"
 
 
+def _padded(audio: np.ndarray, hop: int) -> np.ndarray:
+    """``audio`` zero-padded to whole frames, ``ceil(T / hop) * hop`` samples (float32)."""
+    padded = np.zeros(math.ceil(len(audio) / hop) * hop, np.float32)
+    padded[: len(audio)] = audio
+    return padded
+
+
+def example_f0(audio: np.ndarray, sample_rate: int, spec: FeatureSpec
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(f0 Hz, confidence), each float32 ``[ceil(T / hop)]``, of mono ``audio``: the cache's
+    f0 curves, for a caller that needs no loudness (a translator tracking its input)."""
+    from waveloom.audio.f0 import track_f0
+
+    padded = _padded(audio, spec.hop)
+    frames = len(padded) // spec.hop
+    f0, conf = track_f0(padded, sample_rate, spec.frame_rate, spec.f0_method)
+    return f0[:frames], conf[:frames]
+
+
 def example_features(audio: np.ndarray, sample_rate: int, spec: FeatureSpec
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(f0 Hz, confidence, loudness dB), each float32 ``[ceil(T / hop)]``, of mono ``audio``."""
-    from waveloom.audio.f0 import track_f0
     from waveloom.audio.loudness import a_weighted_loudness
 
-    frames = math.ceil(len(audio) / spec.hop)
-    padded = np.zeros(frames * spec.hop, np.float32)
-    padded[: len(audio)] = audio
-    f0, conf = track_f0(padded, sample_rate, spec.frame_rate, spec.f0_method)
-    loud = a_weighted_loudness(torch.from_numpy(padded)[None], sample_rate, spec.hop)[0]
-    return f0[:frames], conf[:frames], loud.numpy().astype(np.float32)
+    f0, conf = example_f0(audio, sample_rate, spec)
+    loud = a_weighted_loudness(torch.from_numpy(_padded(audio, spec.hop))[None], sample_rate,
+                               spec.hop)[0]
+    return f0, conf, loud.numpy().astype(np.float32)
 
 
 def _compute(cache: AudioCache, spec: FeatureSpec, out: Path, progress: bool | None) -> None:

@@ -15,7 +15,7 @@ classifier learns to tell the domains apart, the encoder learns to make that imp
 the decoders must take the timbre from their own weights and only the music from z.
 Translating is: encode, then sample the target domain's decoder (any of the WaveNet sampling
 engines: the fast C one on a CPU, batched across clips). With the f0 source, the input's f0 is
-tracked the way the training cache's was (:func:`waveloom.data.features.example_features`), so
+tracked the way the training cache's was (:func:`waveloom.data.features.example_f0`), so
 the decoder is handed the melody's periods and z has to carry only the rest.
 
 Domains are the training cache's ``instrument`` labels (``extra.instruments``, e.g. rendered
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from waveloom.audio.f0 import METHODS as F0_METHODS
 from waveloom.config import ModelConfig, require_positive
-from waveloom.data.features import FeatureSpec, example_features
+from waveloom.data.features import FeatureSpec, example_f0
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Generative
 from waveloom.models.stack_config import WaveNetStackConfig
@@ -244,7 +244,7 @@ class Translator(Generative):
         spec = self.frame_features()
         if spec is None:
             return None
-        curves = [example_features(clip, self.config.sample_rate, spec)
+        curves = [example_f0(clip, self.config.sample_rate, spec)
                   for clip in audio.detach().float().cpu().numpy()]
         f0 = torch.from_numpy(np.stack([c[0] for c in curves]))
         confidence = torch.from_numpy(np.stack([c[1] for c in curves]))
