@@ -40,17 +40,43 @@ from waveloom.models.load import load_checkpoint
 OPUS_LEVELS = (1.0, 0.95, 0.9)
 
 
-def held_out_clips(cache: AudioCache, split: str, count: int, seconds: float) -> np.ndarray:
-    """``count`` clips ``[count, T]`` from the split's examples, one per example, from 2 s in."""
+def clip_indices(cache: AudioCache, split: str, count: int, seconds: float,
+                 start_s: float = 2.0) -> list[int]:
+    """The examples :func:`held_out_clips` cuts its clips from, evenly spread over the split."""
     length = int(seconds * cache.sample_rate)
-    start = 2 * cache.sample_rate
-    chosen = [int(i) for i in cache.split_indices(split) if cache.lengths[i] >= start + length]
+    start = int(start_s * cache.sample_rate)
+    pool = np.arange(len(cache.lengths)) if split == "all" else cache.split_indices(split)
+    chosen = [int(i) for i in pool if cache.lengths[i] >= start + length]
     if len(chosen) < count:
         raise SystemExit(f"{cache.root}: {len(chosen)} {split} examples are long enough; "
                          f"ask for fewer --clips")
-    picks = np.linspace(0, len(chosen) - 1, count).round().astype(int)
-    return np.stack([np.asarray(cache.read(chosen[p], start, length), np.float32)
-                     for p in picks])
+    return [chosen[p] for p in np.linspace(0, len(chosen) - 1, count).round().astype(int)]
+
+
+def held_out_clips(cache: AudioCache, split: str, count: int, seconds: float,
+                   start_s: float = 2.0) -> np.ndarray:
+    """``count`` clips ``[count, T]`` from the split's examples (``all``: every example), one
+    per example, from ``start_s`` in (2 s skips a piece's opening; 0 keeps a note's attack)."""
+    length, start = int(seconds * cache.sample_rate), int(start_s * cache.sample_rate)
+    return np.stack([np.asarray(cache.read(i, start, length), np.float32)
+                     for i in clip_indices(cache, split, count, seconds, start_s)])
+
+
+def pitch_judge(cache: AudioCache, indices: list[int], name: str):
+    """``judge(clips) -> (on pitch, total)`` against the examples' MIDI pitch labels, by the
+    strict judge ``name`` (50 cents; octave and fifth errors count as errors)."""
+    from waveloom.evaluate.pitch import get_estimator, pitch_accuracy
+
+    targets = [cache.entries[i].get("pitch") for i in indices]
+    if any(t is None or int(t) < 0 for t in targets):
+        raise SystemExit(f"{cache.root}: --pitch needs a pitch label on every clip (notes)")
+    estimator = get_estimator(name)
+
+    def judge(clips: np.ndarray) -> tuple[int, int]:
+        report = pitch_accuracy(list(clips), [int(t) for t in targets], cache.sample_rate,
+                                50.0, estimator)
+        return report["correct"], report["total"]
+    return judge
 
 
 def through_opus(clip: np.ndarray, sr: int, level: float) -> tuple[np.ndarray, float]:
@@ -72,22 +98,31 @@ def scores(originals: np.ndarray, decoded: np.ndarray) -> dict[str, object]:
     return {"mss": bootstrap_mean(mss), "si_sdr": bootstrap_mean(sdr)}
 
 
-def rows(codec, originals: np.ndarray, sr: int, bandwidths: list[float]) -> list[dict]:
+def rows(codec, originals: np.ndarray, sr: int, bandwidths: list[float],
+         judge=None) -> list[dict]:
+    """A row per coder; with ``judge`` (see :func:`pitch_judge`) each row also counts its
+    clips on pitch, and a first row scores the input itself (the judge's ceiling)."""
     table = []
     audio = torch.from_numpy(originals)
+    if judge is not None:
+        table.append({"name": "input (no coding)", "kbps": float("nan"),
+                      "pitch": judge(originals), **scores(originals, originals)})
     for bw in bandwidths:
         t0 = time.perf_counter()
         with torch.no_grad():
             decoded = codec.decode(codec.encode(audio, bw), length=audio.shape[-1])
         seconds = time.perf_counter() - t0
+        decoded = decoded.float().numpy()
         table.append({"name": f"codec {bw:g} kbps", "kbps": bw,
-                      "speed": originals.size / sr / seconds,
-                      **scores(originals, decoded.float().numpy())})
+                      "speed": originals.size / sr / seconds, **scores(originals, decoded),
+                      **({"pitch": judge(decoded)} if judge is not None else {})})
     for level in OPUS_LEVELS:
         pairs = [through_opus(c, sr, level) for c in originals]
         kbps = float(np.mean([k for _, k in pairs]))
+        opus = np.stack([p for p, _ in pairs])
         table.append({"name": f"Opus (compression_level {level:g})", "kbps": kbps,
-                      **scores(originals, np.stack([p for p, _ in pairs]))})
+                      **scores(originals, opus),
+                      **({"pitch": judge(opus)} if judge is not None else {})})
     mulaw = np.stack([dequantize(quantize(torch.from_numpy(c))).numpy() for c in originals])
     table.append({"name": "mu-law 8-bit", "kbps": 8 * sr / 1000,
                   **scores(originals, mulaw.astype(np.float32))})
@@ -96,7 +131,8 @@ def rows(codec, originals: np.ndarray, sr: int, bandwidths: list[float]) -> list
     return table
 
 
-def bottleneck(codec, originals: np.ndarray, most: int) -> tuple[dict, list[str]]:
+def bottleneck(codec, originals: np.ndarray, most: int, judge=None
+               ) -> tuple[dict, list[str]]:
     """Where a codec loses: the decoder on the encoder's latents with no quantizer at all (a
     row like the others), and the residual quantizer's relative error ``|x - q_k| / |x|``
     with its first k codebooks (k = 1, 2, 4, ... ``most``), measured where the codes live
@@ -119,18 +155,24 @@ def bottleneck(codec, originals: np.ndarray, most: int) -> tuple[dict, list[str]
             err = (x - per_level[:k].sum(0)).norm() / x.norm().clamp_min(1e-12)
             lines.append(f"k={k}: {float(err):.3f}")
             k *= 2
+    plain = plain.float().numpy()
     row = {"name": "decoder on unquantized latents", "kbps": float("nan"),
-           **scores(originals, plain.float().numpy())}
+           **scores(originals, plain), **({"pitch": judge(plain)} if judge is not None else {})}
     return row, lines
 
 
 def _markdown(table: list[dict]) -> str:
-    lines = ["| coder | kbps | spectral distance (95 % CI) | SI-SDR dB (95 % CI) |",
-             "|---|---:|---:|---:|"]
+    judged = any("pitch" in r for r in table)
+    lines = ["| coder | kbps | spectral distance (95 % CI) | SI-SDR dB (95 % CI) |"
+             + (" on pitch |" if judged else ""),
+             "|---|---:|---:|---:|" + ("---:|" if judged else "")]
     for r in table:
         m, s = r["mss"], r["si_sdr"]
+        tail = ""
+        if judged:
+            tail = " {}/{} |".format(*r["pitch"]) if "pitch" in r else " - |"
         lines.append(f"| {r['name']} | {r['kbps']:.2f} | {m.mean:.2f} [{m.low:.2f}, "
-                     f"{m.high:.2f}] | {s.mean:.2f} [{s.low:.2f}, {s.high:.2f}] |")
+                     f"{m.high:.2f}] | {s.mean:.2f} [{s.low:.2f}, {s.high:.2f}] |" + tail)
     return "\n".join(lines)
 
 
@@ -139,6 +181,7 @@ def _record(args: argparse.Namespace, table: list[dict], data: str) -> Path:
 
     command = command_line(sys.argv[1:], "benchmarks/codec_eval.py")
     path = None
+    last = [r for r in table if r["name"].startswith("codec")][-1]
     for r in table:
         if not r["name"].startswith("codec"):
             continue
@@ -149,7 +192,7 @@ def _record(args: argparse.Namespace, table: list[dict], data: str) -> Path:
                 metric=f"{metric} at {r['kbps']:g} kbps", value=round(est.mean, 3),
                 data=data, command=command, n=args.clips, higher_is_better=higher,
                 interval=(round(est.low, 3), round(est.high, 3)),
-                headline=key == "mss" and r is table[len(args.bandwidths) - 1]))
+                headline=key == "mss" and r is last))
     return path
 
 
@@ -157,28 +200,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("data", type=Path, help="a cache of held-out audio")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="train | valid | test | all")
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--start", type=float, default=2.0,
+                        help="seconds into each example a clip starts (0 for notes)")
     parser.add_argument("--bandwidths", type=float, nargs="+", default=[1.5, 3.0, 6.0])
     parser.add_argument("--record", action="store_true", help="add the codec rows to its card")
     parser.add_argument("--diagnose", action="store_true",
                         help="add the decoder on unquantized latents and the quantizer's "
                              "relative error per number of codebooks")
+    parser.add_argument("--pitch", default=None, metavar="JUDGE",
+                        help="also count clips on pitch by this strict judge (crepe-full, "
+                             "crepe-tiny, pyin) against the cache's pitch labels (notes)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     codec, run = load_checkpoint(args.checkpoint)
     codec.eval()
     cache = AudioCache(args.data)
     cache.check_sample_rate(run.data.sample_rate)
-    originals = held_out_clips(cache, args.split, args.clips, args.seconds)
-    table = rows(codec, originals, cache.sample_rate, args.bandwidths)
+    originals = held_out_clips(cache, args.split, args.clips, args.seconds, args.start)
+    judge = None
+    if args.pitch:
+        indices = clip_indices(cache, args.split, args.clips, args.seconds, args.start)
+        judge = pitch_judge(cache, indices, args.pitch)
+    table = rows(codec, originals, cache.sample_rate, args.bandwidths, judge)
     errors = None
     if args.diagnose:
-        row, errors = bottleneck(codec, originals, codec.config.n_q)
-        table.insert(len(args.bandwidths), row)
-    data = (f"{args.clips} clips of {args.seconds:g} s, {args.split} split of "
-            f"{args.data.name}")
+        row, errors = bottleneck(codec, originals, codec.config.n_q, judge)
+        table.insert(len(args.bandwidths) + (judge is not None), row)
+    data = (f"{args.clips} clips of {args.seconds:g} s from {args.start:g} s in, {args.split} "
+            f"split of {args.data.name}")
     print(f"{args.checkpoint.name} on {data}\n")
     print(_markdown(table))
     speeds = ", ".join(f"{r['kbps']:g} kbps {r['speed']:.0f}x" for r in table if "speed" in r)

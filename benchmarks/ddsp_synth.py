@@ -32,6 +32,7 @@ import torch
 
 from waveloom.audio.f0 import track_f0
 from waveloom.audio.io import load_audio
+from waveloom.audio.tuning import midi_hz
 from waveloom.nn.ddsp import Reverb, filtered_noise, harmonic_synth
 from waveloom.nn.ddsp.spectral_loss import FFT_SIZES, multiscale_spectral_loss
 from waveloom.nn.ddsp.stream import SynthStream
@@ -153,7 +154,7 @@ def _score_f0(notes, method: str, hold: float) -> dict:
         wall += time.perf_counter() - start
         estimates += len(f0)
         sustain = f0[10 : int(hold * 100) - 5]  # 0.1 s after the onset to just before release
-        target = 440.0 * 2 ** ((pitch - 69) / 12)
+        target = float(midi_hz(pitch))
         cents = 1200 * np.log2(np.maximum(sustain, 1e-3) / target)
         frames_right += int((np.abs(cents) < 50).sum())
         frames_all += len(sustain)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from waveloom.audio.tuning import midi_hz
 from waveloom.cli import main
 
 PROGRAMS = "0,4,8,11,16,19,24,27,32,33,40,42,56,57,65,68,73,74,80,81"  # 2 per family
@@ -61,7 +62,7 @@ def make_sets(root: Path) -> None:
             t = np.arange(len(clip)) / SR
             env = np.minimum(1.0, t / 0.01) * np.where(t < 3.0, 1.0, np.exp(-(t - 3.0) * 5.0))
             if kind == "sines":
-                f0 = 440.0 * 2 ** ((real.labels[i]["pitch"] - 69) / 12)
+                f0 = float(midi_hz(real.labels[i]["pitch"]))
                 out = 0.5 * env * np.sin(2 * np.pi * f0 * t)
             elif kind == "noise":
                 out = 0.1 * env * rng.normal(size=len(clip))

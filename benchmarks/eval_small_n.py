@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from waveloom.audio.crepe import SILENCE_DB, activations, decode_pitch, frame_audio, load_crepe
+from waveloom.audio.tuning import midi_hz
 from waveloom.evaluate.audioset import load_set
 from waveloom.evaluate.bootstrap import bootstrap_mean
 from waveloom.evaluate.fad import fad_from_embeddings, fad_inf, fad_interval
@@ -68,7 +69,7 @@ def pools(root: Path) -> dict[str, tuple[list[np.ndarray], list[int]]]:
     t = np.arange(SR) / SR
     env = np.minimum(1.0, t / 0.01)
     targets = [int(pitch[i]) for i in rng.integers(0, len(real), POOL)]
-    out["sines"] = ([(0.5 * env * np.sin(2 * np.pi * 440.0 * 2 ** ((p - 69) / 12) * t + ph))
+    out["sines"] = ([(0.5 * env * np.sin(2 * np.pi * float(midi_hz(p)) * t + ph))
                      .astype(np.float32) for p, ph in zip(targets, rng.uniform(0, 6.28, POOL))],
                     targets)
     out["white noise"] = ([(0.1 * env * rng.normal(size=SR)).astype(np.float32)

@@ -23,6 +23,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
+from waveloom.audio.tuning import midi_hz
 from waveloom.data.cache import AudioCache
 from waveloom.data.dataset import WindowDataset
 from waveloom.data.prepare import SCALE, prepare
@@ -36,7 +37,7 @@ def make_notes(root: Path, n: int, seconds: float, sr: int) -> None:
     for k in range(n):
         pitch, velocity = int(rng.integers(36, 96)), int(rng.choice([25, 50, 75, 100, 127]))
         name = f"synth_{k % 10:03d}-{pitch:03d}-{velocity:03d}-{k}"
-        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        f0 = float(midi_hz(pitch))
         tone = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 5) if f0 * h < sr / 2)
         audio = 0.3 * (velocity / 127) * tone * np.exp(-t * rng.uniform(0.5, 3.0))
         (root / "audio").mkdir(parents=True, exist_ok=True)

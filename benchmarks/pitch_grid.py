@@ -46,6 +46,9 @@ def generate_cells(model, vocab: list[str], pitches: list[int], args, sr: int
     out = {}
     for inst, name in enumerate(vocab):
         cond = {"pitch": torch.tensor(pitches), "instrument": torch.full((len(pitches),), inst)}
+        if args.family == "codec_lm":
+            out[name] = codec_lm_cells(model, cond, args)
+            continue
         options = SamplingOptions(seed=args.seed, temperature=args.temperature,
                                   engine=args.engine, progress=False,
                                   denoising_steps=args.steps, sampler=args.sampler)
@@ -54,6 +57,30 @@ def generate_cells(model, vocab: list[str], pitches: list[int], args, sr: int
         print(f"  {name}: {len(pitches)} x {args.seconds} s in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
     return out
+
+
+def codec_lm_cells(model, cond: dict, args) -> np.ndarray:
+    """A codec LM's notes: codes drawn with ``--cfg`` guidance, decoded by its own codec (the
+    one ``waveloom generate`` finds and checks by fingerprint)."""
+    from waveloom.sampling.codec_lm import CodeSampling, decode_codes, sample_codes
+
+    frames = max(1, int(round(args.seconds * model.config.frame_rate)))
+    opts = CodeSampling(cfg=args.cfg, temperature=args.temperature, top_k=args.top_k,
+                        seed=args.seed)
+    started = time.perf_counter()
+    codes = sample_codes(model, len(cond["pitch"]), frames, cond, None, opts)
+    audio = decode_codes(args._codec, codes).float().cpu().numpy()
+    print(f"  {len(cond['pitch'])} x {args.seconds} s of codes in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
+    return audio
+
+
+def _codec_rate(model, args) -> int:
+    """The audio rate of the LM's codec (found and checked as `generate` does; kept on args)."""
+    from waveloom.app._generate_codes import find_codec
+
+    args._codec = find_codec(model, args.checkpoint, torch.device("cpu"))
+    return int(args._codec.config.sample_rate)
 
 
 def judge(audio: dict[str, np.ndarray], pitches: list[int], sr: int, args) -> dict[str, dict]:
@@ -165,6 +192,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--engine", default="auto")
+    p.add_argument("--cfg", type=float, default=3.0,
+                   help="codec LMs: classifier-free guidance scale (1: off)")
+    p.add_argument("--top-k", type=int, default=0, help="codec LMs: top-k (0: all)")
     p.add_argument("--steps", type=int, default=None,
                    help="diffusion models: denoising steps (default: the model's)")
     p.add_argument("--sampler", default=None, help="diffusion models: ddpm | ddim | dpm-solver")
@@ -207,6 +237,9 @@ def main() -> None:
     args = parse()
     model, run = load_checkpoint(args.checkpoint)
     sr = run.data.sample_rate
+    args.family = run.family
+    if run.family == "codec_lm":  # its data rate is codes a second; the audio's is the codec's
+        sr = _codec_rate(model, args)
     vocab = read_extra(args.checkpoint).get("instruments", []) or ["instrument 0"]
     pitches = list(range(args.low, args.high + 1, args.every))
     args.out.mkdir(parents=True, exist_ok=True)

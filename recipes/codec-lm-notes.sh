@@ -1,17 +1,41 @@
 #!/usr/bin/env bash
-# The codec token LM on notes (issue 24), once a codec is trained (recipes/codec-cpu-chorales.sh):
-# encode the 210 rendered notes of cache/notes-v100 (6 instruments, pitch labels) with the
-# codec's first 4 codebooks, train configs/codec_lm/cpu.yaml on them, and draw guided notes.
-# Not yet run to the end: the first codec runs are in docs/codec.md.
-# Run from the repository root with the venv active (make venv).
+# The shipped note codec and its token LM (issue 24; docs/codec.md, docs/codec_lm.md):
+# 1. the codec on the built-in notes (cache/demo-notes-v5: six TimGM6mb programs, MIDI 45-79,
+#    five velocities; 837 training notes), reconstruction losses only, euclidean 8-d codes:
+#    14,500 steps, 4070 s of one shared CPU thread (session 28);
+# 2. every note encoded with its first 4 codebooks (2 kbps) by the shipped codec;
+# 3. configs/codec_lm/cpu.yaml on the codes (delay pattern; best validation weights kept);
+# 4. the card's figures: the codec beside Opus on held-out FluidR3 notes, the strict CREPE grid.
+# Run from the repository root with the venv active (make venv). MINUTES sets the LM's budget.
 set -euo pipefail
-CODEC=${CODEC:-runs/codec-cpu/model.safetensors}
-test -f cache/notes-v100/cache.json || {
-  waveloom data render-notes data/ddsp-ae-src/notes --programs 0,20,24,40,56,73 --pitches 45-79 \
-      --velocities 100
-  waveloom prepare data/ddsp-ae-src/notes cache/notes-v100; }
-waveloom encode-codes "$CODEC" --data cache/notes-v100 --out cache/notes-v100-codes --bandwidth 2
-waveloom train configs/codec_lm/cpu.yaml --data cache/notes-v100-codes --out runs/codec-lm-notes \
-    --threads 1 model.num_instruments=6
-waveloom generate runs/codec-lm-notes/model.safetensors --out out/codec-lm-notes --n 4 \
-    --seconds 2 --pitch 60 --instrument string_synthetic_000 --cfg 3 --top-k 250
+MINUTES=${MINUTES:-45}
+test -f cache/demo-notes-v5/cache.json || {
+  waveloom data render-notes data/demo-notes-v5 --programs 0,20,24,40,56,73 --pitches 45-79 \
+      --velocities 60,75,90,105,127
+  waveloom prepare data/demo-notes-v5 cache/demo-notes-v5; }
+waveloom train configs/codec/cpu.yaml --data cache/demo-notes-v5 --out runs/codec-notes-a \
+    --threads 1 --max-steps 14500 model.codebook_dim=8 model.weight_adv=0 model.weight_feat=0 \
+    model.adversarial_start=100000000 train.grad_clip=1
+python scripts/ship_checkpoint.py runs/codec-notes-a/model.safetensors \
+    waveloom/assets/codec-notes.safetensors --no-instruments \
+    --training "configs/codec/cpu.yaml, reconstruction only, 14,500 steps. recipes/codec-lm-notes.sh"
+waveloom encode-codes waveloom/assets/codec-notes.safetensors --data cache/demo-notes-v5 \
+    --out cache/notes-codes --bandwidth 2
+waveloom train configs/codec_lm/cpu.yaml --data cache/notes-codes --out runs/codec-lm-notes \
+    --threads 1 --minutes "$MINUTES" model.num_instruments=6
+python scripts/ship_checkpoint.py runs/codec-lm-notes/best.safetensors \
+    waveloom/assets/codec-lm-notes.safetensors \
+    --training "configs/codec_lm/cpu.yaml on cache/notes-codes, best validation step. recipes/codec-lm-notes.sh"
+# The card's figures:
+test -f cache/heldout-notes-fluid/cache.json || {
+  waveloom data render-notes data/heldout-notes-fluid --programs 0,24,40,56,73 --pitches 48-72 \
+      --velocities 100 --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2
+  waveloom prepare data/heldout-notes-fluid cache/heldout-notes-fluid; }
+python benchmarks/codec_eval.py waveloom/assets/codec-notes.safetensors cache/heldout-notes-fluid \
+    --split all --clips 48 --seconds 2 --start 0 --bandwidths 1.5 2 3 6 --diagnose \
+    --pitch crepe-full --record
+python benchmarks/pitch_grid.py waveloom/assets/codec-lm-notes.safetensors --out out/codec-lm-grid \
+    --low 48 --high 76 --seconds 2 --seed 0 --cfg 3 --wavs --record --real data/demo-notes-v5
+waveloom evaluate out/codec-lm-grid --metrics kid,kad --reference cache/demo-notes-v5 \
+    --reference-split test -q
+python benchmarks/codec_lm_speed.py waveloom/assets/codec-lm-notes.safetensors --seconds 10

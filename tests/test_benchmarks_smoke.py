@@ -177,6 +177,8 @@ def test_codec_eval_scores_the_codec_beside_opus_and_mulaw(notes_cache, tmp_path
     row, errors = codec_eval.bottleneck(codec, clips, codec.config.n_q)
     assert np.isfinite(row["mss"].mean) and row["name"].startswith("decoder on unquantized")
     assert errors[0].startswith("k=1: ") and len(errors) == int(np.log2(codec.config.n_q)) + 1
+    notes = codec_eval.held_out_clips(cache, "all", len(cache), 0.5, start_s=0.0)
+    assert np.array_equal(notes[0], cache.read(0, 0, 8000))  # notes keep their attack
 
 
 def test_student_speed_times_the_whole_commands():

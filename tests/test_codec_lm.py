@@ -161,6 +161,30 @@ def test_a_codec_code_cache_trains_the_lm(notes_cache, tmp_path):
     lm, run = load_checkpoint(tmp_path / "lm" / "model.safetensors")
     assert run.model.codec == str(ckpt.resolve())
     _generate_through_the_cli(tmp_path, tmp_path / "lm" / "model.safetensors")
+    _benchmarks_draw_notes(lm, tmp_path / "lm" / "model.safetensors", codec)
+
+
+def _benchmarks_draw_notes(lm, lm_ckpt, codec):
+    """pitch_grid's codec-LM cells and codec_lm_speed's timed draw: one decoded note per
+    pitch, as long as asked, from the LM's own codec."""
+    import sys
+    from argparse import Namespace
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import codec_lm_speed
+        import pitch_grid
+    finally:
+        sys.path.remove(str(bench))
+    args = Namespace(checkpoint=lm_ckpt, seconds=0.01, cfg=2.0, temperature=1.0, top_k=0, seed=0)
+    assert pitch_grid._codec_rate(lm, args) == 16000
+    cond = {"pitch": torch.tensor([55, 57]), "instrument": torch.zeros(2, dtype=torch.long)}
+    audio = pitch_grid.codec_lm_cells(lm, cond, args)
+    assert audio.shape == (2, 160)  # 20 frames of hop 8
+    drew, decoded = codec_lm_speed.time_draw(lm, codec.eval(), 20, 1, 2.0, 0)
+    assert drew > 0 and decoded > 0
 
 
 def _generate_through_the_cli(tmp_path, lm_ckpt):

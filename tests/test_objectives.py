@@ -142,6 +142,40 @@ def test_val_every_logs_the_mean_loss_of_fixed_validation_windows(notes_cache, t
     assert logged[4] == pytest.approx(sum(losses) / 2, rel=1e-6)
 
 
+def test_keep_best_keeps_the_weights_of_the_lowest_validation_loss(notes_cache, tmp_path):
+    """train.keep_best: best.safetensors holds the export weights of the step whose val/loss
+    was lowest (equal to a run stopped there), with that step and loss in its metadata; a
+    resumed run replaces it only with better weights."""
+    from safetensors.torch import load_file
+
+    from waveloom.checkpoint import read_extra
+
+    common = ["train.val_batches=1", "train.log_every=1", "train.val_every=1", "train.lr=0.05"]
+    train(_config("likelihood", "train.max_steps=5", "train.keep_best=true", *common),
+          notes_cache, tmp_path / "a", progress=False)
+    logged = _scalars(tmp_path / "a", "val/loss")
+    best_step = min(logged, key=logged.get)
+    extra = read_extra(tmp_path / "a" / "best.safetensors")
+    assert extra["step"] == best_step
+    assert extra["val_loss"] == pytest.approx(logged[best_step], rel=1e-6)
+    train(_config("likelihood", f"train.max_steps={best_step}", *common), notes_cache,
+          tmp_path / "b", progress=False)
+    kept, stopped = (load_file(tmp_path / d / f) for d, f in
+                     (("a", "best.safetensors"), ("b", "model.safetensors")))
+    assert kept.keys() == stopped.keys() and all(torch.equal(kept[k], stopped[k]) for k in kept)
+    before = (tmp_path / "a" / "best.safetensors").read_bytes()
+    train(_config("likelihood", "train.max_steps=6", "train.keep_best=true", *common),
+          notes_cache, tmp_path / "a", resume=True, progress=False)
+    step6 = _scalars(tmp_path / "a", "val/loss")[6]
+    after = read_extra(tmp_path / "a" / "best.safetensors")
+    if step6 < logged[best_step]:
+        assert after["step"] == 6
+    else:
+        assert (tmp_path / "a" / "best.safetensors").read_bytes() == before
+    with pytest.raises(ConfigError, match="train.keep_best=true needs a validation loss"):
+        _config("likelihood", "train.keep_best=true")
+
+
 def test_validation_on_an_empty_split_is_skipped_with_a_note(notes_cache, tmp_path, capsys):
     cfg = _config("likelihood", "train.max_steps=2", "train.val_every=1",
                   "data.val_split=nothing")

@@ -121,3 +121,12 @@ def test_a_shipped_models_name_works_wherever_a_checkpoint_path_does(tmp_path, m
     assert checkpoint_path(name) == Path(name)
     assert checkpoint_path(f"runs/{name}") == Path(f"runs/{name}")
     assert str(checkpoint_path("no-such-model")) == "no-such-model"
+
+
+def test_a_runs_best_weights_are_named_after_the_run():
+    """train.keep_best's best.safetensors lists as RUN/best, not as one more 'best'."""
+    from waveloom.zoo.card import display_name
+
+    assert display_name(Path("runs/lm/best.safetensors")) == "lm/best"
+    assert display_name(Path("runs/lm/model.safetensors")) == "lm"
+    assert display_name(Path("waveloom/assets/codec-notes.safetensors")) == "codec-notes"

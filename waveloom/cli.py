@@ -119,6 +119,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `waveloom models | head`: the reader left; not an error of ours
+        sys.stdout = None  # nothing more to flush into the closed pipe at exit
+        return 0
     return code or 0
 
 

@@ -121,6 +121,10 @@ class TrainConfig:
     sample_seconds: float = 1.0
     val_every: int = 0  # steps between validation losses on data.val_split; 0 disables
     val_batches: int = 4  # batches of data.batch_size items scored at each validation
+    # Also write best.safetensors (the export weights, with the step and validation loss in
+    # its metadata) at every new lowest validation loss: the early-stopping weights of a run
+    # that overfits, e.g. a codec LM on a thousand notes (docs/codec_lm.md). Needs val_every.
+    keep_best: bool = False
     seed: int = 0
     # Start from these weights (a .safetensors checkpoint of the same family and shape, e.g.
     # the shipped demo model) instead of a random init: fine-tuning on your own recordings, or
@@ -137,6 +141,9 @@ class TrainConfig:
             )
         if not isinstance(self.compile, bool):
             raise ConfigError(f"train.compile={self.compile!r}: use true or false")
+        if self.keep_best and not self.val_every:
+            raise ConfigError("train.keep_best=true needs a validation loss: set train.val_every "
+                              "(e.g. 500)")
         if self.compile_backend not in ("inductor", "aot_eager", "eager"):
             raise ConfigError(f"train.compile_backend={self.compile_backend!r}: use inductor, "
                               "aot_eager or eager")

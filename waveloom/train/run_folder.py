@@ -38,6 +38,7 @@ from waveloom.errors import CheckpointError, ConfigError, DataError
 
 RESUME_FILE = "resume.pt"
 MODEL_FILE = "model.safetensors"
+BEST_FILE = "best.safetensors"  # train.keep_best: the weights of the lowest validation loss
 RUN_FILE = "run.json"
 
 #: Keys a resumed run may change without ``--override``: how long it runs and what it logs.
@@ -45,7 +46,7 @@ RUN_FILE = "run.json"
 RESUMABLE_CHANGES = frozenset({
     "train.max_steps", "train.checkpoint_every", "train.log_every", "train.sample_every",
     "train.sample_seconds", "train.val_every", "train.val_batches", "train.init_from",
-    "data.num_workers", "data.val_split",
+    "data.num_workers", "data.val_split", "train.keep_best",
 })
 
 
@@ -237,16 +238,37 @@ class RunFolder:
         fabric.barrier()
 
     def export(self, weights: dict[str, torch.Tensor], cfg: RunConfig, step: int,
-               instruments: list[str], temp: bool = False) -> Path:
-        """model.safetensors from a CPU state dict (a fresh model holds it, so tied tensors are
-        stored once); ``temp``: only its temp file, returned (see save)."""
+               instruments: list[str], temp: bool = False, path: Path | None = None,
+               **extra: Any) -> Path:
+        """model.safetensors (or ``path``) from a CPU state dict (a fresh model holds it, so
+        tied tensors are stored once); ``temp``: only its temp file, returned (see save)."""
         from waveloom.models.registry import build_model
 
         with torch.random.fork_rng(devices=[]):  # building draws init weights
             export_model = build_model(cfg)
         export_model.load_state_dict(weights)
-        return save_checkpoint(self.model_path, export_model, cfg, temp=temp, extra={
+        return save_checkpoint(path or self.model_path, export_model, cfg, temp=temp, extra={
             "step": step,
             # Names for `generate --instrument NAME`: ids are the cache's vocabulary.
             "instruments": list(instruments),
+            **extra,
         })
+
+    @property
+    def best_path(self) -> Path:
+        return self.root / BEST_FILE
+
+    def best_val_loss(self) -> float:
+        """The validation loss best.safetensors was kept at (inf: none yet), so a resumed run
+        replaces it only with better weights."""
+        if not self.best_path.is_file():
+            return float("inf")
+        return float(read_extra(self.best_path).get("val_loss", float("inf")))
+
+    def save_best(self, fabric: Any, step: int, model: nn.Module, objective: Any,
+                  cfg: RunConfig, instruments: list[str], val_loss: float) -> None:
+        """best.safetensors: the export weights of ``step``, at validation loss ``val_loss``
+        (atomically; rank 0 writes)."""
+        if fabric.is_global_zero:
+            self.export(objective.export_weights(model), cfg, step, instruments,
+                        path=self.best_path, val_loss=float(val_loss))

@@ -126,6 +126,10 @@ class _Run:
         self.folder.save(self.fabric, step, self.model, self.objective, self.cfg,
                          list(self.cache.info.get("instruments", [])))
 
+    def save_best(self, step: int, val_loss: float) -> None:
+        self.folder.save_best(self.fabric, step, self.model, self.objective, self.cfg,
+                              list(self.cache.info.get("instruments", [])), val_loss)
+
 
 def train(
     cfg: RunConfig,
@@ -294,6 +298,7 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
     # be saved, so the CPU queues the next steps while the GPU works.
     check_every = 1 if fabric.device.type == "cpu" else t.log_every
     validator = Validator(run.objective, run.cache, cfg, fabric)
+    best = run.folder.best_val_loss() if t.keep_best else float("inf")
     with _StopFlag() as stop, Logger(run.folder.root, fabric, cfg, step, progress) as log:
         run.model.train()
         first = step
@@ -308,6 +313,9 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
                      _batch_size(batch) * run.dataset.window)
             if validator.due(step) and (val := validator.run(run.model)) is not None:
                 log.validation(step, val)
+                if t.keep_best and val < best:
+                    best = val
+                    run.save_best(step, val)
             log.sample(run.model, run.dataset, run.folder.root, step)  # by the model's kind
             if saving:
                 run.save(step)

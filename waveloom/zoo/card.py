@@ -69,8 +69,11 @@ def card_of(path: str | Path) -> Card:
 
 
 def display_name(path: Path) -> str:
-    """A checkpoint's name: its stem, or its run folder's name for a run's model.safetensors."""
-    return path.parent.name if path.name == "model.safetensors" else path.stem
+    """A checkpoint's name: its stem, or its run folder's name for a run's model.safetensors
+    (``RUN/best`` for the best-validation weights ``train.keep_best`` writes beside it)."""
+    if path.name == "model.safetensors":
+        return path.parent.name
+    return f"{path.parent.name}/best" if path.name == "best.safetensors" else path.stem
 
 
 def find_checkpoints(roots: list[Path]) -> list[Path]:
