@@ -225,6 +225,8 @@ def record_grid(args: argparse.Namespace, total: dict, instruments: int, pitches
             f"{args.temperature:g}")
     if args.steps or args.sampler:
         data += f", {args.sampler or 'default sampler'} at {args.steps or 'all'} steps"
+    if getattr(args, "family", "") == "codec_lm":
+        data += f", cfg {args.cfg:g}"
     return record(args.checkpoint, Measurement(
         metric=f"on pitch ({args.judge} {args.decoder}, {args.tolerance:g} cents, octave "
                "errors count)", value=round(100 * k / n, 1), unit="%", data=data,

@@ -172,6 +172,9 @@ def test_keep_best_keeps_the_weights_of_the_lowest_validation_loss(notes_cache, 
         assert after["step"] == 6
     else:
         assert (tmp_path / "a" / "best.safetensors").read_bytes() == before
+    train(_config("likelihood", "train.max_steps=1", "train.keep_best=true", *common),
+          notes_cache, tmp_path / "a", overwrite=True, progress=False)
+    assert read_extra(tmp_path / "a" / "best.safetensors")["step"] == 1  # not the old run's
     with pytest.raises(ConfigError, match="train.keep_best=true needs a validation loss"):
         _config("likelihood", "train.keep_best=true")
 

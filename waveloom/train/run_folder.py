@@ -135,7 +135,7 @@ class RunFolder:
         """``--overwrite``: remove the old run's files once the new run's inputs are checked
         (so a typo in --data costs nothing), and before anything is written (so a crash cannot
         leave the old resume.pt beside the new config)."""
-        for name in (RESUME_FILE, MODEL_FILE, RUN_FILE):
+        for name in (RESUME_FILE, MODEL_FILE, RUN_FILE, BEST_FILE):
             (self.root / name).unlink(missing_ok=True)
 
     def clean_orphans(self, fabric: Any) -> None:

@@ -298,7 +298,8 @@ def _loop(run: _Run, loader: Any, step: int, rng: dict[str, Any] | None,
     # be saved, so the CPU queues the next steps while the GPU works.
     check_every = 1 if fabric.device.type == "cpu" else t.log_every
     validator = Validator(run.objective, run.cache, cfg, fabric)
-    best = run.folder.best_val_loss() if t.keep_best else float("inf")
+    # A resumed run keeps its best.safetensors until it does better; a fresh one starts over.
+    best = run.folder.best_val_loss() if t.keep_best and step > 0 else float("inf")
     with _StopFlag() as stop, Logger(run.folder.root, fabric, cfg, step, progress) as log:
         run.model.train()
         first = step
