@@ -98,6 +98,11 @@ def scores(originals: np.ndarray, decoded: np.ndarray) -> dict[str, object]:
     return {"mss": bootstrap_mean(mss), "si_sdr": bootstrap_mean(sdr)}
 
 
+def _judged(judge, clips: np.ndarray) -> dict:
+    """``{'pitch': (on pitch, total)}`` of ``clips`` by ``judge``, or {} without one."""
+    return {} if judge is None else {"pitch": judge(clips)}
+
+
 def rows(codec, originals: np.ndarray, sr: int, bandwidths: list[float],
          judge=None) -> list[dict]:
     """A row per coder; with ``judge`` (see :func:`pitch_judge`) each row also counts its
@@ -106,7 +111,7 @@ def rows(codec, originals: np.ndarray, sr: int, bandwidths: list[float],
     audio = torch.from_numpy(originals)
     if judge is not None:
         table.append({"name": "input (no coding)", "kbps": float("nan"),
-                      "pitch": judge(originals), **scores(originals, originals)})
+                      **_judged(judge, originals), **scores(originals, originals)})
     for bw in bandwidths:
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -115,14 +120,13 @@ def rows(codec, originals: np.ndarray, sr: int, bandwidths: list[float],
         decoded = decoded.float().numpy()
         table.append({"name": f"codec {bw:g} kbps", "kbps": bw,
                       "speed": originals.size / sr / seconds, **scores(originals, decoded),
-                      **({"pitch": judge(decoded)} if judge is not None else {})})
+                      **_judged(judge, decoded)})
     for level in OPUS_LEVELS:
         pairs = [through_opus(c, sr, level) for c in originals]
         kbps = float(np.mean([k for _, k in pairs]))
         opus = np.stack([p for p, _ in pairs])
         table.append({"name": f"Opus (compression_level {level:g})", "kbps": kbps,
-                      **scores(originals, opus),
-                      **({"pitch": judge(opus)} if judge is not None else {})})
+                      **scores(originals, opus), **_judged(judge, opus)})
     mulaw = np.stack([dequantize(quantize(torch.from_numpy(c))).numpy() for c in originals])
     table.append({"name": "mu-law 8-bit", "kbps": 8 * sr / 1000,
                   **scores(originals, mulaw.astype(np.float32))})
@@ -157,7 +161,7 @@ def bottleneck(codec, originals: np.ndarray, most: int, judge=None
             k *= 2
     plain = plain.float().numpy()
     row = {"name": "decoder on unquantized latents", "kbps": float("nan"),
-           **scores(originals, plain), **({"pitch": judge(plain)} if judge is not None else {})}
+           **scores(originals, plain), **_judged(judge, plain)}
     return row, lines
 
 

@@ -52,10 +52,7 @@ def _pick(name: str, paths: list[Path]) -> Path:
 
     if Path(name).is_file():
         return Path(name)
-    from waveloom.zoo.card import display_name as shown
-
-    hits = [p for p in paths if name in (p.stem, p.name, shown(p)) or
-            (p.name == "model.safetensors" and p.parent.name == name)]
+    hits = [p for p in paths if name in (p.stem, p.name, display_name(p))]
     shipped = [p for p in hits if p.resolve().parent == ASSETS]
     if len(hits) == 1 or len(shipped) == 1:  # a shipped model wins a name it shares with a run
         return (shipped or hits)[0]
