@@ -40,11 +40,11 @@ MARK = {"correct": "ok", "octave": "8va", "fifth": "5th", "other": "x", "unvoice
 COLOUR = {"correct": 0, "octave": 1, "fifth": 2, "other": 3, "unvoiced": 4}
 
 
-def generate_cells(model, vocab: list[str], pitches: list[int], args, sr: int
+def generate_cells(model, chosen: list[tuple[int, str]], pitches: list[int], args, sr: int
                    ) -> dict[str, np.ndarray]:
-    """One batch per instrument: {instrument name: audio [len(pitches), T]}."""
+    """One batch per chosen (instrument id, name): {name: audio [len(pitches), T]}."""
     out = {}
-    for inst, name in enumerate(vocab):
+    for inst, name in chosen:
         cond = {"pitch": torch.tensor(pitches), "instrument": torch.full((len(pitches),), inst)}
         if args.family == "codec_lm":
             out[name] = codec_lm_cells(model, cond, args)
@@ -203,6 +203,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--hop", type=float, default=0.02, help="CREPE hop in seconds")
     p.add_argument("--tolerance", type=float, default=50.0, help="cents")
     p.add_argument("--real", type=Path, default=None, help="render-notes folder: the ceiling")
+    p.add_argument("--instruments", default="",
+                   help="only the instruments whose names hold one of these comma-separated "
+                        "strings (default: all the model knows)")
     p.add_argument("--wavs", action="store_true", help="also write every note as a WAV")
     p.add_argument("--record", action="store_true",
                    help="add the grid's share on pitch (Wilson 95%% interval) to the "
@@ -234,6 +237,16 @@ def record_grid(args: argparse.Namespace, total: dict, instruments: int, pitches
         interval=(round(100 * low, 1), round(100 * high, 1)),
         higher_is_better=True, headline=True))
 
+def chosen_instruments(args: argparse.Namespace) -> list[tuple[int, str]]:
+    """(id, name) of the model's instruments that ``--instruments`` picks (all by default)."""
+    vocab = read_extra(args.checkpoint).get("instruments", []) or ["instrument 0"]
+    wanted = [w for w in args.instruments.split(",") if w]
+    chosen = [(i, n) for i, n in enumerate(vocab) if not wanted or any(w in n for w in wanted)]
+    if not chosen:
+        raise SystemExit(f"--instruments {args.instruments}: none of the model's instruments "
+                         f"({', '.join(vocab)}) matches")
+    return chosen
+
 
 def main() -> None:
     args = parse()
@@ -242,11 +255,12 @@ def main() -> None:
     args.family = run.family
     if run.family == "codec_lm":  # its data rate is codes a second; the audio's is the codec's
         sr = _codec_rate(model, args)
-    vocab = read_extra(args.checkpoint).get("instruments", []) or ["instrument 0"]
+    vocab = chosen_instruments(args)
     pitches = list(range(args.low, args.high + 1, args.every))
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(vocab)} instruments x {len(pitches)} pitches, {args.seconds} s, seed {args.seed}")
     audio = generate_cells(model, vocab, pitches, args, sr)
+    vocab = [name for _, name in vocab]
     started = time.perf_counter()
     reports = judge(audio, pitches, sr, args)
     took = time.perf_counter() - started

@@ -47,10 +47,13 @@ def test_no_code_positions_read_as_pad_and_alien_values_are_refused():
         frames_from_stored(raw[None, :7], K, C, 4)
 
 
-@pytest.mark.parametrize("pattern", ["delay", "parallel", "flattened"])
-def test_cached_steps_equal_the_full_forward(pattern):
-    """prime + step with the KV cache gives the teacher-forced logits step by step."""
-    lm = _lm(pattern)
+@pytest.mark.parametrize("pattern,every_step", [("delay", False), ("parallel", False),
+                                                ("flattened", False), ("delay", True),
+                                                ("flattened", True)])
+def test_cached_steps_equal_the_full_forward(pattern, every_step):
+    """prime + step with the KV cache gives the teacher-forced logits step by step (with the
+    condition on every step, step() must be given it: without, a clear error)."""
+    lm = _lm(pattern, cond_every_step=every_step)
     batch = lm.example_batch(2, 67, seed=3)
     tokens = lm._tokens(batch)
     cond = lm.condition(batch["instrument"], batch["pitch"], 2)
@@ -59,8 +62,26 @@ def test_cached_steps_equal_the_full_forward(pattern):
         logits, caches = lm.prime(tokens[..., :3], cond, tokens.shape[-1] + 1)
         torch.testing.assert_close(logits, full[..., 3, :], atol=1e-5, rtol=1e-5)
         for s in range(3, 8):
-            logits = lm.step(tokens[..., s], s, caches)
+            logits = lm.step(tokens[..., s], s, caches, cond)
             torch.testing.assert_close(logits, full[..., s + 1, :], atol=1e-5, rtol=1e-5)
+        if every_step:
+            with pytest.raises(ConfigError, match="conditions every step"):
+                lm.step(tokens[..., 8], 8, caches)
+
+
+def test_the_condition_on_every_step_changes_every_step():
+    """Prefix-only and every-step models with the same weights differ from the first code's
+    logits on, and a different pitch changes every step's logits of the every-step model."""
+    lm = _lm("delay", cond_every_step=True)
+    batch = lm.example_batch(1, 67, seed=5)
+    tokens = lm._tokens(batch)
+    with torch.no_grad():
+        a = lm(tokens, lm.condition(batch["instrument"], torch.tensor([60]), 1))
+        b = lm(tokens, lm.condition(batch["instrument"], torch.tensor([61]), 1))
+        lm.config.cond_every_step = False
+        prefix = lm(tokens, lm.condition(batch["instrument"], torch.tensor([60]), 1))
+    assert not torch.allclose(a[..., 1:, :], prefix[..., 1:, :])
+    assert bool(((a - b).abs().amax(-1) > 1e-4).all())
 
 
 @pytest.mark.parametrize("pattern", ["delay", "parallel", "flattened"])
@@ -81,9 +102,10 @@ def test_a_code_cache_of_audio_is_refused():
         lm.loss({"audio": torch.full((1, 67), -0.5)})
 
 
-@pytest.mark.parametrize("pattern", ["delay", "flattened"])
-def test_sampling_is_seeded_keeps_the_prime_and_fills_every_code(pattern):
-    lm = _lm(pattern)
+@pytest.mark.parametrize("pattern,every_step", [("delay", False), ("flattened", False),
+                                                ("delay", True)])
+def test_sampling_is_seeded_keeps_the_prime_and_fills_every_code(pattern, every_step):
+    lm = _lm(pattern, cond_every_step=every_step)
     prime = torch.randint(0, C, (1, K, 5), generator=torch.Generator().manual_seed(2))
     opts = CodeSampling(seed=4, top_k=8, cfg=2.0)
     a = sample_codes(lm, 2, 7, {"instrument": 1, "pitch": 60}, prime, opts)
@@ -93,9 +115,10 @@ def test_sampling_is_seeded_keeps_the_prime_and_fills_every_code(pattern):
     assert int(a.min()) >= 0 and int(a.max()) < C
 
 
-def test_guidance_of_one_is_the_conditional_model_and_greedy_is_its_argmax():
+@pytest.mark.parametrize("every_step", [False, True])
+def test_guidance_of_one_is_the_conditional_model_and_greedy_is_its_argmax(every_step):
     """cfg=1 draws from p(x|c) alone; temperature 0 then follows the argmax step by step."""
-    lm = _lm("parallel")
+    lm = _lm("parallel", cond_every_step=every_step)
     codes = sample_codes(lm, 1, 3, {"instrument": 2, "pitch": 50}, None,
                          CodeSampling(temperature=0.0))
     cond = lm.condition(torch.tensor([2]), torch.tensor([50]), 1)

@@ -11,7 +11,8 @@ predicts them, reading and writing the streams in one of the patterns of
 * ``flattened``: one code per step (K times the steps; exact autoregression).
 
 Conditioning (instrument, pitch) enters as the first position (a learned start vector plus
-the labels' embeddings); in training it is replaced by a learned "no label" embedding with
+the labels' embeddings), and with ``cond_every_step`` is also added to every step's input; in
+training it is replaced by a learned "no label" embedding with
 probability ``cond_dropout``, so one model gives both p(x | c) and p(x), which is what
 classifier-free guidance mixes at sampling (:mod:`waveloom.sampling.codec_lm`). The attention
 is the Music Transformer's relative attention (:mod:`waveloom.nn.relative_attention`):
@@ -60,6 +61,10 @@ class CodecLMConfig(ModelConfig):
     pitch_conditioning: bool = True
     num_instruments: int = 16
     cond_dropout: float = 0.15  # classifier-free guidance's share of unconditioned examples
+    #: Add the labels' vector to every step's input too, not only the first position: a
+    #: prefix alone is one key among hundreds that attention must keep finding, and the
+    #: notes' pitch drifted a semitone (docs/codec_lm.md, session 29).
+    cond_every_step: bool = False
     frame_rate: float = 50.0  # codec frames per second (for --seconds)
     context_frames: int = 250  # frames a sampling window holds (longer: windowed continuation)
     codec: str = ""  # the codec checkpoint that decodes the codes (generate needs it)
@@ -176,10 +181,18 @@ class CodecLM(Likelihood):
             out = out + table(ids)
         return out
 
-    def _embed_steps(self, tokens: Tensor, first_step: int) -> Tensor:
-        """Tokens ``[B, S', S]`` -> summed embeddings ``[B, S, D]``."""
+    def _embed_steps(self, tokens: Tensor, first_step: int, cond: Tensor | None = None
+                     ) -> Tensor:
+        """Tokens ``[B, S', S]`` -> summed embeddings ``[B, S, D]`` (plus ``cond`` ``[B, D]``
+        on every step when the model conditions every step)."""
         ids = self._codebooks(first_step, tokens.shape[-1], tokens.device) * self.vocab + tokens
-        return self.embed(ids).sum(1)
+        x = self.embed(ids).sum(1)
+        if self.config.cond_every_step:
+            if cond is None:
+                raise ConfigError("this codec LM conditions every step: pass its condition "
+                                  "vector to step()")
+            x = x + cond[:, None]
+        return x
 
     def _logits(self, h: Tensor, first_step: int) -> Tensor:
         """Hidden states ``[B, S, D]`` predicting steps ``first_step..`` -> ``[B, S', S, C]``."""
@@ -195,7 +208,7 @@ class CodecLM(Likelihood):
     def forward(self, tokens: Tensor, cond: Tensor) -> Tensor:
         """Logits of every step of ``tokens`` ``[B, S', S]`` from ``cond`` and the steps
         before it (teacher forcing): ``[B, S', S, C]``."""
-        x = torch.cat([cond[:, None], self._embed_steps(tokens[..., :-1], 0)], 1)
+        x = torch.cat([cond[:, None], self._embed_steps(tokens[..., :-1], 0, cond)], 1)
         for block in self.blocks:
             x = block(x)
         return self._logits(x, 0)
@@ -204,16 +217,19 @@ class CodecLM(Likelihood):
               ) -> tuple[Tensor, list[KVCache]]:
         """The logits ``[B, S', C]`` of step ``P`` after ``cond`` and ``tokens`` ``[B, S', P]``
         (P may be 0), and the KV caches (room for ``capacity`` positions)."""
-        x = torch.cat([cond[:, None], self._embed_steps(tokens, 0)], 1)
+        x = torch.cat([cond[:, None], self._embed_steps(tokens, 0, cond)], 1)
         caches = []
         for block in self.blocks:
             x, cache = block.prime(x, capacity)
             caches.append(cache)
         return self._logits(x[:, -1:], tokens.shape[-1])[:, :, 0], caches
 
-    def step(self, tokens: Tensor, step: int, caches: list[KVCache]) -> Tensor:
-        """Append step ``step``'s tokens ``[B, S']``; return step ``step + 1``'s logits."""
-        x = self._embed_steps(tokens[..., None], step)
+    def step(self, tokens: Tensor, step: int, caches: list[KVCache],
+             cond: Tensor | None = None) -> Tensor:
+        """Append step ``step``'s tokens ``[B, S']``; return step ``step + 1``'s logits
+        (``cond`` ``[B, D]``, the one given to :meth:`prime`, is needed when the model
+        conditions every step)."""
+        x = self._embed_steps(tokens[..., None], step, cond)
         for block, cache in zip(self.blocks, caches):
             x = block.step(x, cache)
         return self._logits(x, step + 1)[:, :, 0]

@@ -78,7 +78,7 @@ def _fill(model: Any, known: Tensor, cond: Tensor, opts: CodeSampling,
         column = tokens[..., s]
         tokens[..., s] = torch.where(column == UNKNOWN, drawn, column)
         if s + 1 < steps:
-            logits = model.step(tokens[..., s].repeat(reps, 1), s, caches)
+            logits = model.step(tokens[..., s].repeat(reps, 1), s, caches, cond)
     return code_patterns.revert(tokens, model.config.pattern, k)
 
 
