@@ -185,6 +185,28 @@ def test_a_codec_code_cache_trains_the_lm(notes_cache, tmp_path):
     assert run.model.codec == str(ckpt.resolve())
     _generate_through_the_cli(tmp_path, tmp_path / "lm" / "model.safetensors")
     _benchmarks_draw_notes(lm, tmp_path / "lm" / "model.safetensors", codec)
+    _pitch_margins(lm.eval(), tmp_path / "codes", run.data.window)
+
+
+def _pitch_margins(lm, codes, window):
+    """codec_lm_pitch_margin: finite NLLs under the right label and its two neighbours."""
+    import sys
+    from pathlib import Path
+
+    from waveloom.data.cache import AudioCache
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import codec_lm_pitch_margin as margin
+    finally:
+        sys.path.remove(str(bench))
+    entries = margin.manifest(codes)
+    pitch, split = int(entries[0]["pitch"]), entries[0]["split"]
+    rows = margin.rows_of(entries, pitch, split, None)
+    got = margin.margins(lm, AudioCache(codes), entries, rows, pitch, window)
+    assert sorted(got) == [pitch - 1, pitch, pitch + 1]
+    assert all(0 < a < 20 and 0 < b < 20 for a, b in got.values())
 
 
 def _benchmarks_draw_notes(lm, lm_ckpt, codec):
