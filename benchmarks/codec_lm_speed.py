@@ -68,7 +68,7 @@ def main() -> None:
 
     lm, _ = load_checkpoint(args.checkpoint)
     lm.eval()
-    codec = find_codec(lm, args.checkpoint, torch.device("cpu"))
+    codec = find_codec(lm, args.checkpoint, torch.device("cpu"), encodes=False)
     frames = int(round(args.seconds * lm.config.frame_rate))
     tokens = frames * lm.config.n_q
     rows: dict[str, list[float]] = {"guided": [], "unguided": [], "decode": [], "command": []}

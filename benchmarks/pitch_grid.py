@@ -79,7 +79,7 @@ def _codec_rate(model, args) -> int:
     """The audio rate of the LM's codec (found and checked as `generate` does; kept on args)."""
     from waveloom.app._generate_codes import find_codec
 
-    args._codec = find_codec(model, args.checkpoint, torch.device("cpu"))
+    args._codec = find_codec(model, args.checkpoint, torch.device("cpu"), encodes=False)
     return int(args._codec.config.sample_rate)
 
 

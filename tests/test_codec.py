@@ -242,3 +242,57 @@ def test_dac_codebooks_look_up_in_a_normalised_projection():
     assert model.decode(codes).shape == (2, 16 * hop)
     with pytest.raises(ConfigError, match="codebook_dim"):
         _model("tiny", "model.codebook_dim=99")
+
+
+@pytest.mark.parametrize("overrides", [(), ("model.codebook_dim=4",),
+                                       ("model.codebook_dim=4", "model.cosine_codes=true")])
+def test_a_decode_only_codec_decodes_exactly_as_the_full_one(overrides):
+    """decode_only(): the same state dict loads strictly into the lookup quantizer, whose
+    decodes equal ResidualVQ's at every bitrate (and its fingerprint too); it refuses to
+    encode with a clear line."""
+    from waveloom.app._codec_io import fingerprint
+    from waveloom.models.codec import decode_only
+    from waveloom.nn.rvq_lookup import RVQLookup
+
+    run, model = _model("tiny", *overrides)
+    hop = model.hop
+    with torch.no_grad():  # training passes initialise every codebook
+        for _ in range(3):
+            model.generator.quantize(model.generator.encoder(torch.randn(8, 1, 64 * hop) * 0.1))
+    model.eval()
+    with decode_only():
+        light = build_model(run)
+    assert isinstance(light.generator.quantizer, RVQLookup)
+    light.load_state_dict(model.state_dict(), strict=True)
+    light.eval()
+    assert fingerprint(light) == fingerprint(model)
+    codes = model.encode(torch.randn(2, 12 * hop) * 0.1)
+    for k in range(1, codes.shape[1] + 1):
+        torch.testing.assert_close(light.decode(codes[:, :k]), model.decode(codes[:, :k]),
+                                   atol=1e-6, rtol=1e-5)
+    with pytest.raises(ConfigError, match="decode only"):
+        light.encode(torch.randn(1, 4 * hop))
+    with decode_only():
+        pass
+    assert not isinstance(build_model(run).generator.quantizer, RVQLookup)  # scope ends
+
+
+def test_a_decode_only_codec_load_imports_no_vector_quantize_pytorch(tmp_path):
+    """The point of decode_only: loading a codec checkpoint for decoding leaves
+    vector-quantize-pytorch (and einx, torch._dynamo) unimported."""
+    import subprocess
+    import sys
+
+    from waveloom.checkpoint import save_checkpoint
+
+    run, model = _model("tiny")
+    save_checkpoint(tmp_path / "codec.safetensors", model, run)
+    path = str(tmp_path / "codec.safetensors")
+    code = ("import sys\nimport torch\nfrom waveloom.models.codec import decode_only\n"
+            "from waveloom.models.load import load_checkpoint\n"
+            f"with decode_only():\n    m, _ = load_checkpoint({path!r})\n"
+            "m.eval().decode(torch.zeros(1, 2, 3, dtype=torch.long))\n"
+            "print('vector_quantize_pytorch' in sys.modules, 'einx' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300).stdout.strip()
+    assert out == "False False"

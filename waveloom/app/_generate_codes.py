@@ -18,9 +18,13 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_CFG = 3.0  # MusicGen's guidance scale
 
 
-def find_codec(lm: Any, checkpoint: Path, device: Any) -> Any:
-    """The codec that decodes ``lm``'s codes, loaded and checked by fingerprint."""
+def find_codec(lm: Any, checkpoint: Path, device: Any, encodes: bool = True) -> Any:
+    """The codec that decodes ``lm``'s codes, loaded and checked by fingerprint; built to
+    decode only (no vector-quantize-pytorch import, 1.4 s) unless it ``encodes`` a prime."""
+    import contextlib
+
     from waveloom.app._codec_io import fingerprint
+    from waveloom.models.codec import decode_only
     from waveloom.models.load import load_checkpoint
 
     named = Path(lm.config.codec) if lm.config.codec else None
@@ -32,7 +36,8 @@ def find_codec(lm: Any, checkpoint: Path, device: Any) -> Any:
     if found is None:
         raise ConfigError(f"{checkpoint}: its codec {named} is not at "
                           f"{', '.join(str(p) for p in places)}; put it there")
-    codec, _ = load_checkpoint(found, map_location=device)
+    with contextlib.nullcontext() if encodes else decode_only():
+        codec, _ = load_checkpoint(found, map_location=device)
     want = lm.config.codec_fingerprint
     if want and fingerprint(codec) != want:
         raise DataError(f"{found}: codebooks {fingerprint(codec)} differ from those the LM "
@@ -64,7 +69,7 @@ def draw_codes_to_folder(source: Any, checkpoint: Path, out: Path, *, n: int, se
     from waveloom.sampling.codec_lm import CodeSampling, decode_codes, sample_codes
 
     lm = source.model
-    codec = find_codec(lm, checkpoint, source.device)
+    codec = find_codec(lm, checkpoint, source.device, encodes=prime is not None)
     head = prime_codes(codec, lm, prime, codec.config.sample_rate)
     frames = max(1, int(round(seconds * lm.config.frame_rate)))
     guided = cfg if cfg is not None else (DEFAULT_CFG if lm.conditioning_keys() else 1.0)

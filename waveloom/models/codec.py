@@ -27,6 +27,7 @@ kbps, or decodes ``cond['codes']`` ([n, k, F] ints, k <= n_q).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -108,15 +109,35 @@ class CodecConfig(AdversarialConfig):
                 raise ConfigError(f"model.{name}={getattr(self, name)} must be >= 0")
 
 
+_DECODE_ONLY = contextvars.ContextVar("codec_decode_only", default=False)
+
+
+@contextlib.contextmanager
+def decode_only():
+    """Codecs built inside this block (e.g. by ``load_checkpoint``) decode codes through
+    :class:`~waveloom.nn.rvq_lookup.RVQLookup` and never import vector-quantize-pytorch (1.4 s
+    of start-up); they cannot encode. What ``generate`` uses for a codec LM without a prime."""
+    token = _DECODE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _DECODE_ONLY.reset(token)
+
+
 class CodecAutoencoder(nn.Module):
     """The generator: encoder, residual VQ and decoder."""
 
     def __init__(self, c: CodecConfig) -> None:
         super().__init__()
-        from vector_quantize_pytorch import ResidualVQ
-
         self.encoder = SEANetEncoder(c.channels, c.dim, c.strides, bound=c.latent_bound)
         self.decoder = SEANetDecoder(c.channels, c.dim, c.strides)
+        if _DECODE_ONLY.get():
+            from waveloom.nn.rvq_lookup import RVQLookup
+
+            self.quantizer = RVQLookup(c.dim, c.n_q, c.codebook_size, c.codebook_dim)
+            return
+        from vector_quantize_pytorch import ResidualVQ
+
         self.quantizer = ResidualVQ(
             dim=c.dim, num_quantizers=c.n_q, codebook_size=c.codebook_size,
             kmeans_init=True, kmeans_iters=10, decay=c.ema_decay,
