@@ -223,7 +223,8 @@ def record_grid(args: argparse.Namespace, total: dict, instruments: int, pitches
     k, n = total["correct"], total["total"]
     low, high = wilson_interval(k, n)
     every = f" every {args.every}" if args.every > 1 else ""
-    data = (f"{instruments} instruments x MIDI {args.low}-{args.high}{every}, one "
+    chosen = f" (those named *{args.instruments}*)" if args.instruments else ""
+    data = (f"{instruments} instruments{chosen} x MIDI {args.low}-{args.high}{every}, one "
             f"{args.seconds:g}-s note a cell, seed {args.seed}, temperature "
             f"{args.temperature:g}")
     if args.steps or args.sampler:
