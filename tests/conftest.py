@@ -17,6 +17,16 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 
 
+def python_output(code: str) -> str:
+    """What a fresh interpreter running ``code`` prints (stripped): how the tests see which
+    modules a load imports, which this process has long imported."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=300).stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -280,10 +280,9 @@ def test_a_decode_only_codec_decodes_exactly_as_the_full_one(overrides):
 def test_a_decode_only_codec_load_imports_no_vector_quantize_pytorch(tmp_path):
     """The point of decode_only: loading a codec checkpoint for decoding leaves
     vector-quantize-pytorch (and einx, torch._dynamo) unimported."""
-    import subprocess
-    import sys
-
     from waveloom.checkpoint import save_checkpoint
+
+    from .conftest import python_output
 
     run, model = _model("tiny")
     save_checkpoint(tmp_path / "codec.safetensors", model, run)
@@ -293,6 +292,4 @@ def test_a_decode_only_codec_load_imports_no_vector_quantize_pytorch(tmp_path):
             f"with decode_only():\n    m, _ = load_checkpoint({path!r})\n"
             "m.eval().decode(torch.zeros(1, 2, 3, dtype=torch.long))\n"
             "print('vector_quantize_pytorch' in sys.modules, 'einx' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=300).stdout.strip()
-    assert out == "False False"
+    assert python_output(code) == "False False"

@@ -203,20 +203,19 @@ def test_loading_a_shipped_model_imports_neither_sympy_nor_dynamo():
     references: their first torch._check imports sympy (0.3 s) and some torch._dynamo (1-1.5
     s), which was the music transformer's and the NSynth AE's start-up (measured 3.5 -> 1.9 s
     and 3.3 -> 2.0 s for a load on a busy machine)."""
-    import subprocess
-    import sys
     from pathlib import Path
 
-    # Except the codec: vector-quantize-pytorch, which it is built on, imports einx, which
-    # imports torch._dynamo (and sympy) at import time, 1.4 s of a codec's start-up whatever
-    # waveloom does (python -X importtime, session 28; docs/codec.md). The codec LM itself,
-    # loaded here, stays clean.
-    assets = sorted(str(p) for p in Path("waveloom/assets").glob("*.safetensors")
-                    if not p.name.startswith("codec-notes"))
-    code = ("import sys\nfrom waveloom.models.load import load_checkpoint\n"
-            f"for p in {assets!r}:\n    load_checkpoint(p)\n"
+    from .conftest import python_output
+
+    # The codec is loaded as generate loads it to decode: vector-quantize-pytorch, which its
+    # encoder's quantizer is built on, imports einx, which imports torch._dynamo (and sympy)
+    # at import time (1.4 s; python -X importtime, session 28; docs/codec.md), so decoding
+    # uses waveloom.models.codec.decode_only (session 29).
+    assets = sorted(str(p) for p in Path("waveloom/assets").glob("*.safetensors"))
+    code = ("import sys\nfrom waveloom.models.codec import decode_only\n"
+            "from waveloom.models.load import load_checkpoint\n"
+            f"for p in {assets!r}:\n    with decode_only():\n        load_checkpoint(p)\n"
             "    if 'sympy' in sys.modules or 'torch._dynamo' in sys.modules:\n"
             "        print(p)\n        break\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=300).stdout.strip()
+    out = python_output(code)
     assert out == ""
