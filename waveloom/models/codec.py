@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -113,7 +114,7 @@ _DECODE_ONLY = contextvars.ContextVar("codec_decode_only", default=False)
 
 
 @contextlib.contextmanager
-def decode_only():
+def decode_only() -> Iterator[None]:
     """Codecs built inside this block (e.g. by ``load_checkpoint``) decode codes through
     :class:`~waveloom.nn.rvq_lookup.RVQLookup` and never import vector-quantize-pytorch (1.4 s
     of start-up); they cannot encode. What ``generate`` uses for a codec LM without a prime."""

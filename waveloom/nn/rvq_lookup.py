@@ -38,8 +38,8 @@ class _Layer(nn.Module):
 
 
 class RVQLookup(nn.Module):
-    """``n_q`` codebooks of ``size`` entries of ``codebook_dim`` (``dim`` when None), and the
-    ``dim`` <-> ``codebook_dim`` projections ResidualVQ adds when they differ."""
+    """``n_q`` codebooks of ``size`` entries of ``codebook_dim`` (``dim`` when 0 or None), and
+    the ``dim`` <-> ``codebook_dim`` projections ResidualVQ adds when they differ."""
 
     def __init__(self, dim: int, n_q: int, size: int, codebook_dim: int | None = None) -> None:
         super().__init__()
@@ -54,9 +54,7 @@ class RVQLookup(nn.Module):
         k = indices.shape[-1]
         if k > len(self.layers):
             raise ConfigError(f"{k} codebooks of codes for a quantizer of {len(self.layers)}")
-        total = 0
-        for q in range(k):
-            total = total + self.layers[q]._codebook.embed[0][indices[..., q]]
+        total = sum(self.layers[q]._codebook.embed[0][indices[..., q]] for q in range(k))
         return self.project_out(total)
 
     def forward(self, *args: object, **kwargs: object) -> None:
