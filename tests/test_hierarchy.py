@@ -95,8 +95,9 @@ def test_vq_ema_moves_used_code_towards_data():
     q.train()
     target = torch.tensor([3.0, -2.0])
     x = target[None, :, None] + 0.01 * torch.randn(8, 2, 16)
+    initial = q.codebook.detach().clone()
     code = int(q(x).codes[0, 0])
-    before = (q.codebook[code] - target).norm().item()
+    before = (initial[code] - target).norm().item()  # the code as initialised, before any step
     for _ in range(5):
         q(x)
     after = (q.codebook[code] - target).norm().item()
