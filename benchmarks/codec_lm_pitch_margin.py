@@ -17,7 +17,6 @@ rest by random entries, each judged by crepe-full.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +24,6 @@ import torch
 
 from waveloom.data.cache import AudioCache
 from waveloom.models.load import load_checkpoint
-
-
-def manifest(root: Path) -> list[dict]:
-    return [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
 
 
 def rows_of(entries: list[dict], pitch: int, split: str, velocity: int | None) -> list[int]:
@@ -80,7 +75,8 @@ def main() -> None:
     torch.set_num_threads(1)
     lm, run = load_checkpoint(args.checkpoint)
     lm.eval()
-    cache, entries = AudioCache(args.codes), manifest(args.codes)
+    cache = AudioCache(args.codes)
+    entries = cache.entries
     print("| MIDI | notes | NLL a code, label -1 / right / +1 | first codebook -1 / right / +1 |")
     print("|---:|---:|---|---|")
     for pitch in (int(x) for x in args.pitches.split(",")):
@@ -92,15 +88,15 @@ def main() -> None:
         fmt = [" / ".join(f"{m[q][k]:.2f}" for q in (pitch - 1, pitch, pitch + 1)) for k in (0, 1)]
         print(f"| {pitch} | {len(rows)} | {fmt[0]} | {fmt[1]} |", flush=True)
     if args.codebooks:
-        show_codebooks(args, entries)
+        show_codebooks(args, cache)
 
 
-def show_codebooks(args: argparse.Namespace, entries: list[dict]) -> None:
+def show_codebooks(args: argparse.Namespace, codes: AudioCache) -> None:
     """Pitch of the code cache's source notes through the codec, keeping 1..4 codebooks."""
-    meta = json.loads((args.codes / "cache.json").read_text())
-    codec, _ = load_checkpoint(meta["codes"]["codec"]["checkpoint"])
-    source = AudioCache(meta["source"])
-    where = {m["name"]: i for i, m in enumerate(manifest(Path(meta["source"])))}
+    entries = codes.entries
+    codec, _ = load_checkpoint(codes.info["codes"]["codec"]["checkpoint"])
+    source = AudioCache(codes.info["source"])
+    where = {m["name"]: i for i, m in enumerate(source.entries)}
     rows = [i for p in args.pitches.split(",")
             for i in rows_of(entries, int(p), args.split, args.velocity or 105)]
     for keep in (4, 3, 2, 1):

@@ -201,10 +201,11 @@ def _pitch_margins(lm, codes, window):
         import codec_lm_pitch_margin as margin
     finally:
         sys.path.remove(str(bench))
-    entries = margin.manifest(codes)
+    cache = AudioCache(codes)
+    entries = cache.entries
     pitch, split = int(entries[0]["pitch"]), entries[0]["split"]
     rows = margin.rows_of(entries, pitch, split, None)
-    got = margin.margins(lm, AudioCache(codes), entries, rows, pitch, window)
+    got = margin.margins(lm, cache, entries, rows, pitch, window)
     assert sorted(got) == [pitch - 1, pitch, pitch + 1]
     assert all(0 < a < 20 and 0 < b < 20 for a, b in got.values())
 
