@@ -14,8 +14,12 @@ second (all clips), the teacher/student ratio, and each network's multiply-adds 
 (the cost a parallel pass cannot avoid; the fast engine's loop runs one sample of each clip at
 a time).
 
+``--floor`` also times every command making the same clips 10 ms long: its start-up (imports,
+loading, writing the files), which no network however small can remove. The teacher's wall
+time over a student's floor is the most any student of that command could be faster.
+
     python benchmarks/student_speed.py [--presets small cpu] [--n 16] [--seconds 4] [--rounds 3]
-        [--teacher CKPT] [--student CKPT ...]
+        [--teacher CKPT] [--student CKPT ...] [--floor]
 """
 
 from __future__ import annotations
@@ -81,6 +85,23 @@ def command(ckpt: Path, n: int, seconds: float, out: Path, fast: bool) -> float:
     return time.perf_counter() - t0
 
 
+def time_rounds(commands: dict[str, tuple[Path, bool]], args: argparse.Namespace, tmp: Path
+                ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall seconds of every command per round (alternating, so load moves all alike), and with
+    ``args.floor`` of the same command making 10-ms clips -> (walls, floors) by name."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    floors: dict[str, list[float]] = {name: [] for name in commands} if args.floor else {}
+    for r in range(args.rounds):
+        for name, (ckpt, fast) in commands.items():
+            out = tmp / name.replace(" ", "-")
+            walls[name].append(command(ckpt, args.n, args.seconds, out, fast))
+            if args.floor:
+                floors[name].append(command(ckpt, args.n, 0.01, out, fast))
+        print(f"round {r}: load {os.getloadavg()[0]:.1f}; " + ", ".join(
+            f"{k} {v[-1]:.2f} s" for k, v in walls.items()), flush=True)
+    return walls, floors
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", default=["small", "cpu"])
@@ -90,33 +111,34 @@ def main() -> None:
     p.add_argument("--teacher", type=Path, default=TEACHER)
     p.add_argument("--student", type=Path, nargs="*", default=[],
                    help="trained student checkpoints, timed beside the untrained presets")
+    p.add_argument("--floor", action="store_true",
+                   help="also time each command for 10-ms clips: its start-up floor")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         students = {name: build_student(name, Path(tmp) / f"{name}.safetensors")
                     for name in args.presets}
         students.update({path.stem if path.stem != "model" else path.parent.name:
                          (path, student_macs(path)) for path in args.student})
-        walls: dict[str, list[float]] = {"teacher (fast engine)": []}
-        for r in range(args.rounds):
-            walls["teacher (fast engine)"].append(
-                command(args.teacher, args.n, args.seconds, Path(tmp) / "t", fast=True))
-            for name, (ckpt, _) in students.items():
-                walls.setdefault(f"student {name}", []).append(
-                    command(ckpt, args.n, args.seconds, Path(tmp) / name, fast=False))
-            print(f"round {r}: load {os.getloadavg()[0]:.1f}; " + ", ".join(
-                f"{k} {v[-1]:.2f} s" for k, v in walls.items()), flush=True)
+        commands = {"teacher (fast engine)": (args.teacher, True)}
+        commands.update({f"student {k}": (v[0], False) for k, v in students.items()})
+        walls, floors = time_rounds(commands, args, Path(tmp))
     audio = args.n * args.seconds
     base = statistics.median(walls["teacher (fast engine)"])
     macs = {"teacher (fast engine)": teacher_macs(args.teacher)}
     macs.update({f"student {k}": v[1] for k, v in students.items()})
     print(f"{args.n} clips x {args.seconds:g} s, {os.cpu_count()} cores, medians of "
           f"{args.rounds} rounds")
-    print("| command | wall s | audio s per wall s | speed vs teacher | MACs per sample |")
-    print("|---|---:|---:|---:|---:|")
+    print("| command | wall s | audio s per wall s | speed vs teacher | MACs per sample |"
+          + (" start-up floor s | most speed vs teacher |" if floors else ""))
+    print("|---|---:|---:|---:|---:|" + ("---:|---:|" if floors else ""))
     for name, values in walls.items():
         wall = statistics.median(values)
-        print(f"| {name} | {wall:.2f} | {audio / wall:.1f} | {base / wall:.2f}x | "
-              f"{macs[name] / 1e3:,.0f}k |")
+        row = (f"| {name} | {wall:.2f} | {audio / wall:.1f} | {base / wall:.2f}x | "
+               f"{macs[name] / 1e3:,.0f}k |")
+        if floors:
+            floor = statistics.median(floors[name])
+            row += f" {floor:.2f} | {base / floor:.1f}x |"
+        print(row)
 
 
 if __name__ == "__main__":

@@ -185,11 +185,13 @@ def test_student_speed_times_the_whole_commands():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, str(BENCH / "student_speed.py"), "--presets", "tiny", "--n", "1",
-         "--seconds", "0.1", "--rounds", "1"],
+         "--seconds", "0.1", "--rounds", "1", "--floor"],
         capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| teacher (fast engine) |" in proc.stdout and "| student tiny |" in proc.stdout
-    assert "MACs per sample" in proc.stdout
+    assert "MACs per sample" in proc.stdout and "start-up floor s" in proc.stdout
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| student")]
+    assert float(rows[0][-3]) > 0 and rows[0][-2].strip().endswith("x")
 
 
 def test_diffusion_speed_prints_a_row_per_step_count(tmp_path):

@@ -245,7 +245,9 @@ def test_dac_codebooks_look_up_in_a_normalised_projection():
 
 
 @pytest.mark.parametrize("overrides", [(), ("model.codebook_dim=4",),
-                                       ("model.codebook_dim=4", "model.cosine_codes=true")])
+                                       ("model.codebook_dim=4", "model.cosine_codes=true"),
+                                       ("model.codebook_dim=4",
+                                        "model.per_codebook_projection=true")])
 def test_a_decode_only_codec_decodes_exactly_as_the_full_one(overrides):
     """decode_only(): the same state dict loads strictly into the lookup quantizer, whose
     decodes equal ResidualVQ's at every bitrate (and its fingerprint too); it refuses to
@@ -275,6 +277,47 @@ def test_a_decode_only_codec_decodes_exactly_as_the_full_one(overrides):
     with decode_only():
         pass
     assert not isinstance(build_model(run).generator.quantizer, RVQLookup)  # scope ends
+
+
+def _rank(latents: torch.Tensor) -> int:
+    """Linear rank of a set of latent vectors [..., dim] (bias included as a direction)."""
+    return int(torch.linalg.matrix_rank(latents.reshape(-1, latents.shape[-1]), atol=1e-4))
+
+
+def test_per_codebook_projections_let_later_codebooks_add_dimensions():
+    """ResidualVQ's shared projection keeps every decode in a rank-(codebook_dim + 1) set
+    however many codebooks are summed (why the CPU codec is bitrate-blind); DAC's projection
+    per codebook lets each codebook add its own directions. Quantizer dropout keeps a seeded
+    number of codebooks per training batch (later codes -1), and eval keeps them all."""
+    decodes = {}
+    for per in (False, True):
+        _, model = _model("tiny", "model.codebook_dim=4",
+                          f"model.per_codebook_projection={str(per).lower()}")
+        rvq, hop = model.generator.quantizer, model.hop
+        with torch.no_grad():  # training passes (with dropout) until k-means filled them all
+            while not all(bool(m.initted) for m in rvq.modules() if hasattr(m, "initted")):
+                model.generator.quantize(
+                    model.generator.encoder(torch.randn(8, 1, 64 * hop) * 0.1))
+        codes = torch.randint(0, 16, (1, 256, 4))
+        with torch.no_grad():
+            decodes[per] = [_rank(rvq.get_output_from_indices(codes[..., :k])) for k in (1, 4)]
+    assert decodes[False][1] <= 5 and decodes[True][0] <= 5
+    assert decodes[True][1] >= 12  # 16-dim latents, four 4-dim codebooks
+    _, model = _model("tiny", "model.codebook_dim=4", "model.per_codebook_projection=true")
+    gen, hop = model.generator, model.hop
+    x = gen.encoder(torch.randn(2, 1, 32 * hop) * 0.1)
+    kept = []
+    for seed in (0, 0, 1, 2, 3):
+        torch.manual_seed(seed)
+        codes = gen.quantize(x)[1]
+        used = int((codes[:, :, 0] >= 0).sum(1).min())  # [B, n_q, F]: codebooks coded
+        assert bool((codes[:, used:] == -1).all()) and bool((codes[:, :used] >= 0).all())
+        kept.append(used)
+    assert kept[0] == kept[1] and len(set(kept)) > 1
+    model.eval()
+    assert bool((model.encode(torch.randn(1, 16 * hop) * 0.1) >= 0).all())
+    with pytest.raises(ConfigError, match="per_codebook_projection needs"):
+        _model("tiny", "model.per_codebook_projection=true")
 
 
 def test_a_decode_only_codec_load_imports_no_vector_quantize_pytorch(tmp_path):

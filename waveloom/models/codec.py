@@ -67,6 +67,10 @@ class CodecConfig(AdversarialConfig):
     # saturated by the latents' scale (the third CPU run's failure, docs/codec.md).
     codebook_dim: int = 0
     cosine_codes: bool = False
+    # With ``codebook_dim``: a projection per codebook (DAC's layout, waveloom.nn.factorized_rvq)
+    # instead of ResidualVQ's one shared projection, which caps the decoder's input at a rank-
+    # ``codebook_dim`` image however many codebooks are kept (the shipped codec is bitrate-blind).
+    per_codebook_projection: bool = False
     disc_fft_sizes: tuple[int, ...] = (1024, 512, 256)
     disc_channels: int = 32
     # Shares of the balanced update (EnCodec: time 0.1, frequency 1, adversarial 3, features 3).
@@ -97,6 +101,9 @@ class CodecConfig(AdversarialConfig):
         if not 0 <= self.codebook_dim <= self.dim:
             raise ConfigError(f"model.codebook_dim={self.codebook_dim} must be in 0..model.dim="
                               f"{self.dim} (0: no projection)")
+        if self.per_codebook_projection and not 0 < self.codebook_dim < self.dim:
+            raise ConfigError("model.per_codebook_projection needs 0 < model.codebook_dim < "
+                              f"model.dim={self.dim} (got {self.codebook_dim}): set both")
         if not self.strides or any(s < 1 for s in self.strides):
             raise ConfigError(f"model.strides={list(self.strides)}: give positive strides")
         if self.sample_rate % self.hop:
@@ -135,16 +142,23 @@ class CodecAutoencoder(nn.Module):
         if _DECODE_ONLY.get():
             from waveloom.nn.rvq_lookup import RVQLookup
 
-            self.quantizer = RVQLookup(c.dim, c.n_q, c.codebook_size, c.codebook_dim)
+            self.quantizer = RVQLookup(c.dim, c.n_q, c.codebook_size, c.codebook_dim,
+                                       per_codebook=c.per_codebook_projection)
+            return
+        vq = dict(kmeans_init=True, kmeans_iters=10, decay=c.ema_decay,
+                  threshold_ema_dead_code=c.dead_code_threshold,
+                  commitment_weight=c.commitment_weight, use_cosine_sim=c.cosine_codes)
+        if c.per_codebook_projection:
+            from waveloom.nn.factorized_rvq import FactorizedRVQ
+
+            self.quantizer = FactorizedRVQ(c.dim, c.n_q, c.codebook_size, c.codebook_dim,
+                                           quantize_dropout=c.quantizer_dropout, **vq)
             return
         from vector_quantize_pytorch import ResidualVQ
 
         self.quantizer = ResidualVQ(
             dim=c.dim, num_quantizers=c.n_q, codebook_size=c.codebook_size,
-            kmeans_init=True, kmeans_iters=10, decay=c.ema_decay,
-            threshold_ema_dead_code=c.dead_code_threshold,
-            quantize_dropout=c.quantizer_dropout and c.n_q > 1,
-            commitment_weight=c.commitment_weight, use_cosine_sim=c.cosine_codes,
+            quantize_dropout=c.quantizer_dropout and c.n_q > 1, **vq,
             **({"codebook_dim": c.codebook_dim} if c.codebook_dim else {}))
 
     @contextlib.contextmanager

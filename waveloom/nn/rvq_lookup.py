@@ -4,7 +4,8 @@ Why: the codec is built on vector-quantize-pytorch's ``ResidualVQ``, whose impor
 einx and, through it, ``torch._dynamo`` and sympy: about 1.4 s before a single code is decoded
 (``python -X importtime``, docs/codec.md). Drawing notes from a codec LM only decodes, and a
 decode is a table lookup: ``latents = project_out(sum_k codebook_k[codes_k])`` (the first
-``k`` codebooks; a coarser bitrate simply sums fewer). :class:`RVQLookup` holds the same
+``k`` codebooks; a coarser bitrate simply sums fewer), or with a projection per codebook
+``sum_k project_out_k(codebook_k[codes_k])``. :class:`RVQLookup` holds the same
 tensors under the same names as ``ResidualVQ``'s state dict, so a codec checkpoint loads into
 it strictly, and its :meth:`get_output_from_indices` equals ``ResidualVQ``'s (tested).
 
@@ -32,20 +33,35 @@ class _Codebook(nn.Module):
 
 
 class _Layer(nn.Module):
-    def __init__(self, size: int, dim: int) -> None:
+    """One codebook, and with ``outer`` its own ``outer <-> dim`` projections (a
+    :class:`~waveloom.nn.factorized_rvq.FactorizedRVQ` layer, as ``VectorQuantize`` names them)."""
+
+    def __init__(self, size: int, dim: int, outer: int = 0) -> None:
         super().__init__()
         self._codebook = _Codebook(size, dim)
+        if outer:
+            self.project_in = nn.Linear(outer, dim)
+            self.project_out = nn.Linear(dim, outer)
+
+    def lookup(self, indices: Tensor) -> Tensor:
+        out = self._codebook.embed[0][indices.clamp_min(0)]
+        if hasattr(self, "project_out"):
+            out = self.project_out(out)
+        return out * (indices >= 0).unsqueeze(-1).to(out.dtype)
 
 
 class RVQLookup(nn.Module):
     """``n_q`` codebooks of ``size`` entries of ``codebook_dim`` (``dim`` when 0 or None), and
-    the ``dim`` <-> ``codebook_dim`` projections ResidualVQ adds when they differ."""
+    the ``dim`` <-> ``codebook_dim`` projections ResidualVQ adds when they differ: one shared
+    pair, or with ``per_codebook`` one pair per codebook (FactorizedRVQ's layout)."""
 
-    def __init__(self, dim: int, n_q: int, size: int, codebook_dim: int | None = None) -> None:
+    def __init__(self, dim: int, n_q: int, size: int, codebook_dim: int | None = None,
+                 per_codebook: bool = False) -> None:
         super().__init__()
         inner = codebook_dim or dim
-        self.layers = nn.ModuleList(_Layer(size, inner) for _ in range(n_q))
-        projected = inner != dim
+        self.layers = nn.ModuleList(_Layer(size, inner, dim if per_codebook else 0)
+                                    for _ in range(n_q))
+        projected = inner != dim and not per_codebook
         self.project_in = nn.Linear(dim, inner) if projected else nn.Identity()
         self.project_out = nn.Linear(inner, dim) if projected else nn.Identity()
 
@@ -54,7 +70,7 @@ class RVQLookup(nn.Module):
         k = indices.shape[-1]
         if k > len(self.layers):
             raise ConfigError(f"{k} codebooks of codes for a quantizer of {len(self.layers)}")
-        total = sum(self.layers[q]._codebook.embed[0][indices[..., q]] for q in range(k))
+        total = sum(self.layers[q].lookup(indices[..., q]) for q in range(k))
         return self.project_out(total)
 
     def forward(self, *args: object, **kwargs: object) -> None:
