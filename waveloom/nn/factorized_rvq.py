@@ -11,7 +11,14 @@ codebooks can add dimensions, not only precision.
 
 Each layer is vector-quantize-pytorch's ``VectorQuantize`` (k-means initialisation, EMA
 updates, dead-code replacement, its commitment loss in the projected space), which is why the
-stack is a thin loop and not a rewrite. Quantizer dropout, as in SoundStream: in training,
+stack is a thin loop and not a rewrite. One term is added per layer: the mean squared error
+between its output ``project_out(code)`` and the residual it was given (``residual_weight``).
+Nothing else asks ``project_out`` to map a code back to where its input was: the EMA codebook
+and the commitment loss live in the projected space. Without it the first layer's output was
+4x the latent's norm away from it after 250 steps of the CPU preset, so the next layer spent
+its bits re-coding the first one's output (relative error 4.0, 5.5, 8.1, 10.6 with 1, 2, 4, 8
+codebooks, measured); with it each layer is a small quantized PCA of what is left, and the
+error falls with every codebook kept. Quantizer dropout, as in SoundStream: in training,
 each batch keeps the first ``n`` codebooks, ``n`` uniform in 1..n_q, drawn from torch's
 generator (so a seeded run is repeatable); the dropped layers' codes are -1, as ResidualVQ's.
 
@@ -23,9 +30,21 @@ Shapes follow ResidualVQ's so the codec uses either: ``forward(x [B, F, dim]) ->
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from waveloom.errors import ConfigError
+
+
+def _decode_loss(layer: nn.Module, residual: Tensor, idx: Tensor) -> Tensor:
+    """MSE between ``layer``'s decoded code and the residual it coded, through the
+    straight-through path of its own projections only (the residual is detached, so this
+    trains ``project_in``/``project_out`` as a quantized linear autoencoder of the residual
+    and leaves the encoder to the reconstruction and commitment losses)."""
+    r = residual.detach()
+    inner = layer.project_in(r)
+    code = layer.get_codes_from_indices(idx)
+    return F.mse_loss(layer.project_out(inner + (code - inner).detach()), r)
 
 
 class FactorizedRVQ(nn.Module):
@@ -33,7 +52,8 @@ class FactorizedRVQ(nn.Module):
     ``dim <-> codebook_dim`` projections; the residual stays ``dim``-wide."""
 
     def __init__(self, dim: int, n_q: int, codebook_size: int, codebook_dim: int, *,
-                 quantize_dropout: bool = True, **vq_kwargs: object) -> None:
+                 quantize_dropout: bool = True, residual_weight: float = 1.0,
+                 **vq_kwargs: object) -> None:
         super().__init__()
         from vector_quantize_pytorch import VectorQuantize
 
@@ -41,6 +61,7 @@ class FactorizedRVQ(nn.Module):
             VectorQuantize(dim=dim, codebook_size=codebook_size, codebook_dim=codebook_dim,
                            **vq_kwargs) for _ in range(n_q))
         self.quantize_dropout = quantize_dropout and n_q > 1
+        self.residual_weight = residual_weight
         # No shared projection: the per-level outputs below already live in ``dim``.
         self.project_in = nn.Identity()
 
@@ -55,6 +76,8 @@ class FactorizedRVQ(nn.Module):
         losses = torch.zeros(n_q, device=x.device, dtype=x.dtype)
         for k, layer in enumerate(self.layers[:keep]):
             q, idx, loss = layer(residual)
+            if self.training and self.residual_weight:
+                loss = loss.sum() + self.residual_weight * _decode_loss(layer, residual, idx)
             residual = residual - q.detach()
             total = total + q
             codes[..., k] = idx
