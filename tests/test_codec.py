@@ -346,6 +346,13 @@ def test_per_codebook_layers_learn_to_decode_what_they_code():
         errors[weight] = [float((x - levels[:k].sum(0)).norm() / x.norm()) for k in (1, 2, 4)]
     assert errors[1.0][0] > errors[1.0][1] > errors[1.0][2] and errors[1.0][2] < 0.5
     assert min(errors[0.0]) > 1.0
+    rvq.train()  # a loss downstream of the output reaches project_in, never project_out
+    rvq.zero_grad()
+    x = torch.randn(1, 64, 16, requires_grad=True)
+    rvq(x)[0].pow(2).sum().backward()
+    layer = rvq.layers[0]
+    assert layer.project_out.weight.grad is None
+    assert float(layer.project_in.weight.grad.abs().sum()) > 0 and float(x.grad.abs().sum()) > 0
 
 
 def test_a_decode_only_codec_load_imports_no_vector_quantize_pytorch(tmp_path):
