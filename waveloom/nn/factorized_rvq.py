@@ -74,6 +74,11 @@ class FactorizedRVQ(nn.Module):
         self.layers = nn.ModuleList(
             VectorQuantize(dim=dim, codebook_size=codebook_size, codebook_dim=codebook_dim,
                            **vq_kwargs) for _ in range(n_q))
+        with torch.no_grad():  # each layer starts as a projection onto its input's subspace
+            for layer in self.layers:
+                inverse = torch.linalg.pinv(layer.project_in.weight)
+                layer.project_out.weight.copy_(inverse)
+                layer.project_out.bias.copy_(-inverse @ layer.project_in.bias)
         self.quantize_dropout = quantize_dropout and n_q > 1
         self.residual_weight = residual_weight
         # No shared projection: the per-level outputs below already live in ``dim``.
