@@ -7,8 +7,9 @@
 #    by three SoundFonts (TimGM6mb, OPL-3 FM, csound sf_GMbank; FluidR3 stays held out), merged
 #    with an instrument label per font (18), every note encoded with the codec's first 4
 #    codebooks (2 kbps);
-# 3. configs/codec_lm/cpu.yaml with the labels on every step, 6,000 steps (best validation
-#    weights kept; 2,294 s of one shared CPU thread);
+# 3. configs/codec_lm/cpu.yaml with the labels on every step, 12,000 steps (best validation
+#    weights kept, step 11,500; session 29 trained 6,000 steps in 2,294 s of one shared CPU
+#    thread, session 30 resumed it to 12,000 in 3,590 s more, the learning rate constant);
 # 4. the card's figures: the codec beside Opus on held-out FluidR3 notes, the strict CREPE grid.
 # Run from the repository root with the venv active (make venv).
 set -euo pipefail
@@ -41,10 +42,10 @@ waveloom prepare data/notes-6x cache/notes-6x
 waveloom encode-codes waveloom/assets/codec-notes.safetensors --data cache/notes-6x \
     --out cache/notes-6x-codes --bandwidth 2
 waveloom train configs/codec_lm/cpu.yaml --data cache/notes-6x-codes --out runs/codec-lm-notes \
-    --threads 1 model.cond_every_step=true model.num_instruments=18 train.max_steps=6000
+    --threads 1 model.cond_every_step=true model.num_instruments=18 train.max_steps=12000
 python scripts/ship_checkpoint.py runs/codec-lm-notes/best.safetensors \
     waveloom/assets/codec-lm-notes.safetensors \
-    --training "configs/codec_lm/cpu.yaml, labels on every step, on cache/notes-6x-codes (3 SoundFonts), best validation step. recipes/codec-lm-notes.sh"
+    --training "configs/codec_lm/cpu.yaml, labels on every step, on cache/notes-6x-codes (3 SoundFonts), 12,000 steps (6,000 then resumed to 12,000 in session 30), best validation step (11,500). recipes/codec-lm-notes.sh"
 # The card's figures:
 test -f cache/heldout-notes-fluid/cache.json || {
   waveloom data render-notes data/heldout-notes-fluid --programs 0,24,40,56,73 --pitches 48-72 \
