@@ -140,7 +140,9 @@ def bottleneck(codec, originals: np.ndarray, most: int, judge=None
     """Where a codec loses: the decoder on the encoder's latents with no quantizer at all (a
     row like the others), and the residual quantizer's relative error ``|x - q_k| / |x|``
     with its first k codebooks (k = 1, 2, 4, ... ``most``), measured where the codes live
-    (after the shared projection to ``codebook_dim``, if any). An error that falls with k
+    (after ResidualVQ's shared projection to ``codebook_dim``, if any; in the latent space
+    itself with ``model.per_codebook_projection``, whose residual stays there, so the two
+    layouts' errors are not on one scale). An error that falls with k
     while the score stays flat means the decoder, not the bitrate, limits the codec; one that
     stays near 1 means the codebooks cannot follow the latents (e.g. unit cosine codes against
     latents of norm ~50)."""

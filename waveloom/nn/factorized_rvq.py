@@ -37,28 +37,28 @@ from torch import Tensor, nn
 from waveloom.errors import ConfigError
 
 
-def _decode_loss(layer: nn.Module, residual: Tensor, idx: Tensor) -> Tensor:
-    """MSE between ``layer``'s decoded code and the residual it coded, through the
-    straight-through path of its own projections only (the residual is detached, so this
-    trains ``project_in``/``project_out`` as a quantized linear autoencoder of the residual
-    and leaves the encoder to the reconstruction and commitment losses)."""
-    r = residual.detach()
-    inner = layer.project_in(r)
+def _layer_outputs(layer: nn.Module, residual: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+    """In training, ``layer``'s output for the decoder and its decode loss, both from the code
+    ``idx`` it chose for ``residual``.
+
+    - The output is ``project_out(code)`` with the straight-through gradient reaching
+      ``project_in`` and the encoder but not ``project_out``. Otherwise the reconstruction
+      makes ``project_out`` part of the decoder (measured: outputs of norm ~1.2 for latents of
+      norm 0.36 at step 500 despite the decode loss) and the residual handed on stops meaning
+      what is left to code. An EMA codebook without projections is kept out of the
+      reconstruction's gradient the same way.
+    - The decode loss is the MSE between the decoded code and the residual, through the
+      layer's own projections only (the residual detached): it trains ``project_in`` and
+      ``project_out`` as a quantized linear autoencoder of the residual and leaves the encoder
+      to the reconstruction and commitment losses.
+    """
     code = layer.get_codes_from_indices(idx)
-    return F.mse_loss(layer.project_out(inner + (code - inner).detach()), r)
-
-
-def _decoded_for_the_decoder(layer: nn.Module, residual: Tensor, idx: Tensor) -> Tensor:
-    """The layer's output in training: ``project_out(code)`` with the straight-through
-    gradient reaching ``project_in`` and the encoder, but not ``project_out``, which only the
-    decode loss trains. Otherwise the reconstruction makes ``project_out`` part of the decoder
-    (measured: outputs of norm ~1.2 for latents of norm 0.36 at step 500 despite the decode
-    loss) and the residual handed on stops meaning what is left to code. An EMA codebook
-    without projections is kept out of the reconstruction's gradient the same way."""
     inner = layer.project_in(residual)
-    straight = inner + (layer.get_codes_from_indices(idx) - inner).detach()
     out = layer.project_out
-    return F.linear(straight, out.weight.detach(), out.bias.detach())
+    to_decoder = F.linear(inner + (code - inner).detach(), out.weight.detach(), out.bias.detach())
+    target = residual.detach()
+    inner = layer.project_in(target)
+    return to_decoder, F.mse_loss(out(inner + (code - inner).detach()), target)
 
 
 class FactorizedRVQ(nn.Module):
@@ -96,8 +96,8 @@ class FactorizedRVQ(nn.Module):
         for k, layer in enumerate(self.layers[:keep]):
             q, idx, loss = layer(residual)
             if self.training:
-                q = _decoded_for_the_decoder(layer, residual, idx)
-                loss = loss.sum() + self.residual_weight * _decode_loss(layer, residual, idx)
+                q, decode_loss = _layer_outputs(layer, residual, idx)
+                loss = loss.sum() + self.residual_weight * decode_loss
             residual = residual - q.detach()
             total = total + q
             codes[..., k] = idx
