@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from waveloom.errors import ConfigError
+from waveloom.nn.rvq_lookup import check_codebooks, lookup_level
 
 
 def _layer_outputs(layer: nn.Module, residual: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
@@ -107,15 +107,9 @@ class FactorizedRVQ(nn.Module):
     def get_codes_from_indices(self, indices: Tensor) -> Tensor:
         """Codes ``[B, F, k]`` -> each level's contribution ``[k, B, F, dim]`` (zero where a
         code is -1, a dropped level)."""
-        if indices.shape[-1] > len(self.layers):
-            raise ConfigError(f"{indices.shape[-1]} codebooks of codes for a quantizer of "
-                              f"{len(self.layers)}")
-        levels = []
-        for k in range(indices.shape[-1]):
-            idx = indices[..., k]
-            out = self.layers[k].get_output_from_indices(idx.clamp_min(0))
-            levels.append(out * (idx >= 0).unsqueeze(-1).to(out.dtype))
-        return torch.stack(levels)
+        check_codebooks(indices.shape[-1], len(self.layers))
+        return torch.stack([lookup_level(self.layers[k].get_output_from_indices, indices[..., k])
+                            for k in range(indices.shape[-1])])
 
     def get_output_from_indices(self, indices: Tensor) -> Tensor:
         """Codes ``[B, F, k]`` of the first ``k`` codebooks -> latents ``[B, F, dim]``."""

@@ -15,10 +15,25 @@ updates of the real thing, so calling it is a clear error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
 from waveloom.errors import ConfigError
+
+
+def check_codebooks(k: int, n_q: int) -> None:
+    """Codes of ``k`` codebooks for a quantizer of ``n_q``: a clear line when ``k > n_q``."""
+    if k > n_q:
+        raise ConfigError(f"{k} codebooks of codes for a quantizer of {n_q}")
+
+
+def lookup_level(decode: Callable[[Tensor], Tensor], indices: Tensor) -> Tensor:
+    """One level's decoded codes ``decode(indices)``, zero where a code is -1 (a level that
+    quantizer dropout skipped, as ResidualVQ marks it)."""
+    out = decode(indices.clamp_min(0))
+    return out * (indices >= 0).unsqueeze(-1).to(out.dtype)
 
 
 class _Codebook(nn.Module):
@@ -43,11 +58,9 @@ class _Layer(nn.Module):
             self.project_in = nn.Linear(outer, dim)
             self.project_out = nn.Linear(dim, outer)
 
-    def lookup(self, indices: Tensor) -> Tensor:
-        out = self._codebook.embed[0][indices.clamp_min(0)]
-        if hasattr(self, "project_out"):
-            out = self.project_out(out)
-        return out * (indices >= 0).unsqueeze(-1).to(out.dtype)
+    def decode(self, indices: Tensor) -> Tensor:
+        out = self._codebook.embed[0][indices]
+        return self.project_out(out) if hasattr(self, "project_out") else out
 
 
 class RVQLookup(nn.Module):
@@ -68,9 +81,8 @@ class RVQLookup(nn.Module):
     def get_output_from_indices(self, indices: Tensor) -> Tensor:
         """Codes ``[B, F, k]`` of the first ``k`` codebooks -> latents ``[B, F, dim]``."""
         k = indices.shape[-1]
-        if k > len(self.layers):
-            raise ConfigError(f"{k} codebooks of codes for a quantizer of {len(self.layers)}")
-        total = sum(self.layers[q].lookup(indices[..., q]) for q in range(k))
+        check_codebooks(k, len(self.layers))
+        total = sum(lookup_level(self.layers[q].decode, indices[..., q]) for q in range(k))
         return self.project_out(total)
 
     def forward(self, *args: object, **kwargs: object) -> None:
