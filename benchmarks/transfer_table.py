@@ -113,10 +113,10 @@ def spectral_distance(ref: np.ndarray, audio: np.ndarray) -> float:
 
 
 def transfer(model, audio: np.ndarray, name: str, f0_method: str | None,
-             domain: int | None = None) -> tuple[np.ndarray, float]:
+             domain: int | None = None, temperature: float = 1.0) -> tuple[np.ndarray, float]:
     """(output audio, seconds) through ``transfer``'s offline path, or for a translator
     (``domain`` given) through ``translate``'s: encode, then sample the domain's decoder on the
-    fast engine, seed 0."""
+    fast engine, seed 0, at ``temperature``."""
     start = time.perf_counter()
     if domain is not None:
         import torch
@@ -124,7 +124,7 @@ def transfer(model, audio: np.ndarray, name: str, f0_method: str | None,
         from waveloom.config import SamplingOptions
         from waveloom.sampling.translate import translate
 
-        options = SamplingOptions(seed=0, progress=False)
+        options = SamplingOptions(seed=0, progress=False, temperature=temperature)
         out = translate(model, torch.from_numpy(audio)[None], domain, options)[0]
         return out.float().numpy(), time.perf_counter() - start
     from waveloom.models.ddsp.perform import audio_controls, render
@@ -168,7 +168,7 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
     fam, fam_ref = np.zeros(2, int), np.zeros(2, int)  # (heard as the family, judged)
     for wav, midi in items:
         audio = _load(wav, sr, args.seconds)
-        out, took = transfer(model, audio, wav.name, args.f0_method, domain)
+        out, took = transfer(model, audio, wav.name, args.f0_method, domain, args.temperature)
         seconds, audio_s = seconds + took, audio_s + len(audio) / sr
         save_audio(args.out / name / wav.name, out, sr)
         spans = clip_spans(note_spans(midi), args.seconds)
@@ -252,6 +252,8 @@ def main() -> None:
     p.add_argument("--hop", type=float, default=0.02, help="judge's hop in seconds")
     p.add_argument("--f0-method", default="yin", help="transfer's tracker (the verb's default)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--temperature", type=float, default=1.0, help="translators' sampling "
+                   "temperature (a gaussian head's spread is scaled by it)")
     p.add_argument("--seconds", type=float, default=None, help="judge only each input's "
                    "first SECONDS (autoregressive translators sample every sample)")
     p.add_argument("--classifier", type=Path, default=None, help="an evaluation classifier "

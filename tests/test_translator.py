@@ -261,3 +261,31 @@ def test_the_fitted_phase_locks_the_source_to_its_target():
     with pytest.raises(ConfigError, match="f0_phase"):
         load_config("configs/translator/tiny.yaml", ["model.f0_excitation=2",
                                                      "model.f0_phase=onset"])
+
+
+def test_a_gaussian_head_reaches_every_decoder_and_temperature_narrows_its_draws():
+    """model.head=gaussian builds every decoder with ClariNet's Gaussian head (its loss is the
+    Gaussian's NLL, finite and trainable), and a colder translation draws smaller deviations
+    from the predicted means: the spread is what temperature scales."""
+    from waveloom.sampling.translate import translate
+
+    torch.manual_seed(0)
+    model = build_model(load_config("configs/translator/tiny.yaml", ["model.head=gaussian"]))
+    assert all(d.config.head == "gaussian" for d in model.decoders)
+    batch = model.example_batch(2, model.context + 512)
+    batch["instrument"] = torch.tensor([0, 1])
+    out = model.train().loss(batch)
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert model.decoders[1].stack.out2.weight.grad.abs().sum() > 0
+    t = torch.arange(1280) / 16000
+    audio = (0.3 * torch.sin(2 * math.pi * 330 * t))[None]
+
+    def spread(temperature: float) -> float:
+        y = translate(model, audio, 0, SamplingOptions(seed=1, progress=False,
+                                                       temperature=temperature))
+        return float((y[0, 1:] - y[0, :-1]).abs().mean())
+
+    assert spread(0.1) < spread(1.0)
+    with pytest.raises(ConfigError, match="model.head"):
+        build_model(load_config("configs/translator/tiny.yaml", ["model.head=cauchy"]))

@@ -41,14 +41,19 @@ from waveloom.config import ModelConfig, require_positive
 from waveloom.data.features import FeatureSpec, example_f0
 from waveloom.errors import ConfigError, DataError
 from waveloom.models.base import Batch, Generative
-from waveloom.models.stack_config import WaveNetStackConfig
+from waveloom.models.stack_config import HeadedStackConfig
 from waveloom.models.wavenet import F0_PHASES, WaveNet, WaveNetConfig
 from waveloom.nn.diffwave import DiffWaveLayer
 
 
 @dataclass
-class TranslatorConfig(WaveNetStackConfig):
-    """Hyper-parameters: the stack fields size every decoder; the rest the encoder."""
+class TranslatorConfig(HeadedStackConfig):
+    """Hyper-parameters: the stack and head fields size every decoder; the rest the encoder.
+
+    ``head`` is every decoder's output distribution (HeadedStackConfig): the paper's mu-law
+    softmax, or a ``gaussian`` whose sampling temperature scales the predicted spread
+    directly, the knob for the broadband floor free sampling makes of wide predictions.
+    """
 
     domains: int = 4  # decoders (the cache's instrument ids 0..domains-1)
     encoder_channels: int = 64
@@ -100,7 +105,7 @@ class TranslatorConfig(WaveNetStackConfig):
 
     def decoder_config(self) -> WaveNetConfig:
         """The WaveNet config of every decoder: this stack, conditioned on the latent only."""
-        stack = {f.name: getattr(self, f.name) for f in dataclasses.fields(WaveNetStackConfig)}
+        stack = {f.name: getattr(self, f.name) for f in dataclasses.fields(HeadedStackConfig)}
         return WaveNetConfig(**stack, pitch_conditioning=False, instrument_conditioning=False,
                              local="latent", local_channels=self.latent_dim,
                              local_hop=self.hop, upsample_factors=tuple(self.upsample_factors),
