@@ -113,3 +113,40 @@ def test_loading_something_else_is_a_one_line_error(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(CheckpointError, match="not found"):
         load_classifier(tmp_path / "missing.safetensors")
+
+
+def test_truncation_cuts_crops_to_silence_and_is_off_by_default():
+    """--truncate: a share of the training crops ends in silence (the log-mel floor after the
+    peak reference) from a drawn frame on; rows kept whole equal the plain crop, and at 0 no
+    draw is taken, so seeded runs without it are unchanged."""
+    import torch
+
+    from waveloom.evaluate.classifier import LOG_FLOOR
+    from waveloom.evaluate.train_classifier import MIN_KEEP_FRAMES, _crop, _keep_frames
+
+    feats = torch.randn(3, 8, 20)
+    rows, offsets = np.array([0, 1, 2]), np.array([0, 2, 4])
+    plain = _crop(feats, rows, offsets, 12)
+    cut = _crop(feats, rows, offsets, 12, np.array([12, 5, 4]))
+    assert torch.equal(cut[0], plain[0])
+    floor = LOG_FLOOR / 4
+    assert torch.all(cut[1, 0, :, 5:] == floor) and torch.all(cut[2, 0, :, 4:] == floor)
+    kept = feats[1, :, 2:7]  # what is left is referenced to its own peak, as at inference
+    assert torch.allclose(cut[1, 0, :, :5], (kept - kept.max()).clamp_min(LOG_FLOOR) / 4)
+    rng = np.random.default_rng(0)
+    assert _keep_frames(rng, 4, 12, 0.0) is None
+    assert rng.integers(1000) == np.random.default_rng(0).integers(1000)
+    keep = _keep_frames(np.random.default_rng(1), 2000, 32, 0.5)
+    assert keep.min() >= MIN_KEEP_FRAMES and keep.max() == 32
+    assert 0.4 < np.mean(keep < 32) < 0.55  # half cut (a cut at full length counts as whole)
+
+
+def test_truncation_share_is_checked_and_recorded(synthetic_cache, tmp_path):
+    from waveloom.errors import DataError
+
+    with pytest.raises(DataError, match="--truncate"):
+        train_classifier(synthetic_cache / "cache", tmp_path / "c.safetensors", truncate=1.5)
+    out = tmp_path / "t.safetensors"
+    train_classifier(synthetic_cache / "cache", out, epochs=3, batch_size=8, seconds=0.25,
+                     channels=(8, 16), embed_dim=32, progress=False, truncate=0.5)
+    assert load_classifier(out)[1]["truncate"] == 0.5

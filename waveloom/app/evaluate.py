@@ -34,6 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tc.add_argument("--seconds", type=float, default=1.0,
                     help="analysis window from each note's start")
     tc.add_argument("--batch-size", type=int, default=32)
+    tc.add_argument("--truncate", type=float, default=0.0,
+                    help="share of training crops cut short (0-1): for judging a melody's "
+                    "short notes one by one (transfer_table); 0 keeps the notes whole")
     tc.add_argument("--seed", type=int, default=0)
     add_sampling_args(tc, ("threads",))
     add_device_arg(tc, default="cpu")
@@ -273,6 +276,6 @@ def _train_classifier(args: argparse.Namespace) -> int:
 
     print(train_classifier(args.cache, args.out, epochs=args.epochs,
                            max_seconds=args.max_minutes * 60.0, batch_size=args.batch_size,
-                           seconds=args.seconds, seed=args.seed,
+                           seconds=args.seconds, seed=args.seed, truncate=args.truncate,
                            device=str(pick_device(args.device)), progress=not args.quiet))
     return 0

@@ -13,6 +13,14 @@ Speed: the log-mel of every training note is computed once, over a window that s
 each batch crops a random ``frames``-long stretch from it. That shift (-64 ms .. +160 ms at
 16 kHz) is the augmentation: generators put onsets late (leading silence) or cut them, and the
 judge should not care. Crops are re-referenced to their own peak, as at inference.
+
+Short notes (``truncate``): a melody's notes reach the judge as their own spans, zero-padded to
+the window (``benchmarks/transfer_table.py``), so a 0.3-s violin note is 0.3 s of bowing and
+then digital silence, which a classifier that only ever saw 1-s stretches of 4-s notes hears as
+a plucked string (the chorale renders themselves: 97 of 172 notes heard as strings, session
+26). With ``truncate`` = p, that share of the training crops is cut at a uniform length of
+:data:`MIN_KEEP_FRAMES` to the whole window, the rest set to silence's log-mel. Off (0) by
+default: the recorded evaluations keep their classifier.
 """
 
 from __future__ import annotations
@@ -38,6 +46,10 @@ from waveloom.evaluate.classifier import (
 )
 
 EARLY_FRAMES, LATE_FRAMES = 2, 5
+#: Shortest crop the truncation keeps, in frames (4 hops of 32 ms: a 128-ms note).
+MIN_KEEP_FRAMES = 4
+#: raw_log_mel of digital silence (its 1e-10 clamp).
+SILENT_LOG = math.log(1e-10)
 
 
 @dataclass
@@ -87,10 +99,26 @@ def _features(cache, indices: list[int], cfg: ClassifierConfig, progress: bool) 
 
 
 
-def _crop(feats: Tensor, rows: np.ndarray, offsets: np.ndarray, frames: int) -> Tensor:
-    """Network input ``[B, 1, n_mels, frames]`` cropped at per-row frame offsets."""
-    crops = torch.stack([feats[r, :, o : o + frames] for r, o in zip(rows, offsets)])
-    return normalise(crops.float())
+def _crop(feats: Tensor, rows: np.ndarray, offsets: np.ndarray, frames: int,
+          keep: np.ndarray | None = None) -> Tensor:
+    """Network input ``[B, 1, n_mels, frames]`` cropped at per-row frame offsets; with
+    ``keep`` ``[B]``, each row's frames from ``keep`` on are silence (a note cut short)."""
+    crops = torch.stack([feats[r, :, o : o + frames] for r, o in zip(rows, offsets)]).float()
+    if keep is not None:
+        cut = torch.arange(frames)[None, :] >= torch.from_numpy(keep)[:, None]
+        crops = crops.masked_fill(cut[:, None, :], SILENT_LOG)
+    return normalise(crops)
+
+
+def _keep_frames(rng: np.random.Generator, n: int, frames: int, truncate: float
+                 ) -> np.ndarray | None:
+    """Frames each of ``n`` crops keeps: a ``truncate`` share is cut at a uniform length in
+    ``MIN_KEEP_FRAMES..frames``, the rest kept whole. None (and no draw from ``rng``, so
+    runs without it are unchanged) when ``truncate`` is 0."""
+    if truncate <= 0:
+        return None
+    lengths = rng.integers(MIN_KEEP_FRAMES, frames + 1, size=n)
+    return np.where(rng.random(n) < truncate, lengths, frames)
 
 
 @torch.no_grad()
@@ -126,14 +154,19 @@ def train_classifier(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    truncate: float = 0.0,
     **config_overrides,
 ) -> TrainSummary:
     """Train on ``cache_dir``'s train split, validate on valid, save the best to ``out``.
+
+    ``truncate``: the share of training crops cut short (the module docstring), in [0, 1].
 
     ``config_overrides`` go to :class:`ClassifierConfig` (e.g. ``channels=(8, 16, 32, 64)``).
     """
     from waveloom.data.cache import AudioCache
 
+    if not 0.0 <= truncate <= 1.0:
+        raise DataError(f"--truncate {truncate}: a share of the training crops, in [0, 1]")
     cache = AudioCache(cache_dir)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -153,11 +186,11 @@ def train_classifier(
     model = NoteClassifier(cfg).to(device)
     epoch, best_acc = _fit(model, train, val, cfg, rng, t0, epochs=epochs,
                            max_seconds=max_seconds, batch_size=batch_size, lr=lr, device=device,
-                           progress=progress)
+                           progress=progress, truncate=truncate)
     elapsed = time.monotonic() - t0
     metrics = {"val_family_accuracy": best_acc[0], "val_pitch_accuracy": best_acc[1],
                "epochs": epoch, "seconds": elapsed, "train_examples": len(train_idx),
-               "val_examples": len(val_idx), "cache": str(cache_dir)}
+               "val_examples": len(val_idx), "cache": str(cache_dir), "truncate": truncate}
     path = save_classifier(out, model.cpu(), metrics)
     return TrainSummary(path, epoch, elapsed, len(train_idx), len(val_idx), best_acc[0],
                         best_acc[1], families, pitches)
@@ -209,7 +242,7 @@ def _notes(cache, idx: list[int], cfg: ClassifierConfig, progress: bool) -> _Not
 
 def _fit(model: NoteClassifier, train: _Notes, val: _Notes, cfg: ClassifierConfig,
          rng: np.random.Generator, t0: float, *, epochs: int, max_seconds: float,
-         batch_size: int, lr: float, device: str, progress: bool,
+         batch_size: int, lr: float, device: str, progress: bool, truncate: float = 0.0,
          ) -> tuple[int, tuple[float, float]]:
     """One-cycle AdamW for ``epochs`` (or until ``max_seconds`` after ``t0``), validating
     after each epoch; loads the best epoch's weights into ``model``. Returns (epochs run,
@@ -224,7 +257,7 @@ def _fit(model: NoteClassifier, train: _Notes, val: _Notes, cfg: ClassifierConfi
         bar = tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch}/{epochs}",
                    unit="batch", disable=not progress, leave=False)
         out_of_time = _train_epoch(model, opt, sched, train, cfg, rng, bar, batch_size, device,
-                                   deadline=t0 + max_seconds)
+                                   deadline=t0 + max_seconds, truncate=truncate)
         fam_acc, pit_acc, val_loss = (_validate(model, val.x, val.family, val.pitch, cfg, device)
                                       if len(val) else (math.nan, math.nan, math.nan))
         # Best mean accuracy; among equals the lower loss (more confident, better calibrated).
@@ -241,7 +274,7 @@ def _fit(model: NoteClassifier, train: _Notes, val: _Notes, cfg: ClassifierConfi
 
 def _train_epoch(model: NoteClassifier, opt: torch.optim.Optimizer, sched, train: _Notes,
                  cfg: ClassifierConfig, rng: np.random.Generator, bar, batch_size: int,
-                 device: str, deadline: float) -> bool:
+                 device: str, deadline: float, truncate: float = 0.0) -> bool:
     """One pass over ``train`` in a seeded order, each note cropped at a random shift of up
     to EARLY + LATE frames (the augmentation); returns True when ``time.monotonic()`` passed
     ``deadline`` (the epoch then stops early)."""
@@ -251,7 +284,8 @@ def _train_epoch(model: NoteClassifier, opt: torch.optim.Optimizer, sched, train
     for b in bar:
         rows = order[b * batch_size : (b + 1) * batch_size]
         offsets = rng.integers(0, EARLY_FRAMES + LATE_FRAMES + 1, size=len(rows))
-        x = _crop(train.x, rows, offsets, cfg.frames).to(device)
+        keep = _keep_frames(rng, len(rows), cfg.frames, truncate)
+        x = _crop(train.x, rows, offsets, cfg.frames, keep).to(device)
         f, p, _ = model(x)
         loss = (F.cross_entropy(f, train.family[rows].to(device))
                 + F.cross_entropy(p, train.pitch[rows].to(device)))
