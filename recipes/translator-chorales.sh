@@ -40,8 +40,13 @@ test -f cache/demo-notes-v5/cache.json || {
   waveloom data render-notes data/demo-notes-v5 --programs 0,20,24,40,56,73 --pitches 45-79 \
       --velocities 60,75,90,105,127
   waveloom prepare data/demo-notes-v5 cache/demo-notes-v5; }
-test -f out/classifier-notes-v5.safetensors || waveloom train-classifier cache/demo-notes-v5 \
-    --out out/classifier-notes-v5.safetensors --max-minutes 6
+# The judge of "heard as the family": trained with half its crops cut short (--truncate 0.5),
+# so a melody's notes (0.2-1 s, zero-padded) are heard as their instrument: on the renders
+# of the held-out pieces 81-82 % of notes against 41-48 % without (3 seeds each, session 31,
+# benchmarks/family_ceiling.py).
+test -f out/classifier-notes-v5-short.safetensors || waveloom train-classifier \
+    cache/demo-notes-v5 --out out/classifier-notes-v5-short.safetensors --max-minutes 30 \
+    --truncate 0.5
 T=data/xlate-target
 args=()
 for row in "strings 40 string" "winds 73 flute" "brass 56 brass" "keyboard 0 keyboard"; do
@@ -54,5 +59,5 @@ for row in "violin 40 string" "flute 73 flute" "trumpet 56 brass"; do
          --family "DDSP $1=$3"); done
 python benchmarks/transfer_table.py --inputs data/xlate-clarinet-fluid \
     --pieces data/xlate-pieces6 --seconds "$SECONDS_" --estimator crepe-full --hop 0.04 \
-    --classifier out/classifier-notes-v5.safetensors --out "$TABLE" \
+    --classifier out/classifier-notes-v5-short.safetensors --out "$TABLE" \
     --figure "$FIGURE" "${args[@]}"
