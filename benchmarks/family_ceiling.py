@@ -22,7 +22,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from transfer_table import _load, _pairs, clip_spans, family_hits, held_out_inputs, note_spans
+from transfer_table import (
+    clip_spans,
+    family_hits,
+    held_out_inputs,
+    load_clip,
+    named_pairs,
+    note_spans,
+)
 
 
 def ceiling(classifier, targets: dict[str, str], pieces: Path, seconds: float | None
@@ -33,7 +40,7 @@ def ceiling(classifier, targets: dict[str, str], pieces: Path, seconds: float | 
     for family, folder in targets.items():
         hits = np.zeros(2, int)
         for wav, midi in held_out_inputs(Path(folder), pieces):
-            audio = _load(wav, sr, seconds)
+            audio = load_clip(wav, sr, seconds)
             spans = clip_spans(note_spans(midi), seconds)
             hits += np.array(family_hits(classifier, audio, sr, spans, family))
         out[family] = hits.tolist()
@@ -51,7 +58,7 @@ def main() -> None:
     args = p.parse_args()
     from waveloom.evaluate.classifier import load_classifier
 
-    targets = _pairs(args.target, "--target")
+    targets = named_pairs(args.target, "--target")
     rows = {}
     for path in args.classifier:
         model, metrics = load_classifier(path)

@@ -42,7 +42,9 @@ import numpy as np
 EDGE = 0.06  # seconds cut from both ends of a note before judging it (the glide between notes)
 
 
-def _pairs(items: list[str], what: str) -> dict[str, str]:
+def named_pairs(items: list[str], what: str) -> dict[str, str]:
+    """``["NAME=VALUE", ...]`` (the repeated ``--model``/``--target``/``--family`` flags) ->
+    ``{NAME: VALUE}``; anything else is one line naming the flag."""
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -167,7 +169,7 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
     dist, base, seconds, audio_s = [], [], 0.0, 0.0
     fam, fam_ref = np.zeros(2, int), np.zeros(2, int)  # (heard as the family, judged)
     for wav, midi in items:
-        audio = _load(wav, sr, args.seconds)
+        audio = load_clip(wav, sr, args.seconds)
         out, took = transfer(model, audio, wav.name, args.f0_method, domain, args.temperature)
         seconds, audio_s = seconds + took, audio_s + len(audio) / sr
         save_audio(args.out / name / wav.name, out, sr)
@@ -176,7 +178,7 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
         if family is not None:
             fam += np.array(family_hits(args.classifier_model, out, sr, spans, family))
         if target is not None:
-            ref = _load(next(target.rglob(wav.name)), sr, None)  # read once, used thrice
+            ref = load_clip(next(target.rglob(wav.name)), sr, None)  # read once, used thrice
             dist.append(spectral_distance(ref, out))
             base.append(spectral_distance(ref, audio))
             if family is not None:
@@ -189,7 +191,7 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
             "target_family_hits": fam_ref.tolist() if family and target else None}
 
 
-def _load(path: Path, sr: int, seconds: float | None) -> np.ndarray:
+def load_clip(path: Path, sr: int, seconds: float | None) -> np.ndarray:
     """The file at ``sr``, its first ``seconds`` when given."""
     from waveloom.audio.io import load_audio
 
@@ -201,7 +203,7 @@ def input_row(items, sr: int, estimator, seconds: float | None = None) -> dict:
     """The judge on the inputs themselves (its ceiling on this data)."""
     counts: dict[str, int] = {}
     for wav, midi in items:
-        audio = _load(wav, sr, seconds)
+        audio = load_clip(wav, sr, seconds)
         _merge(counts, judge(estimator, audio, sr, clip_spans(note_spans(midi), seconds)))
     return {"counts": counts, "notes": sum(counts.values())}
 
@@ -212,8 +214,8 @@ def figure(args, wav: Path, models: dict) -> Path:
     from waveloom.audio.plots import plot_sheet
 
     n = int(args.figure_seconds * 16000)
-    items = [(_load(wav, 16000, None)[:n], f"input: {args.input_name}")]
-    items += [(_load(args.out / name / wav.name, 16000, None)[:n], name) for name in models]
+    items = [(load_clip(wav, 16000, None)[:n], f"input: {args.input_name}")]
+    items += [(load_clip(args.out / name / wav.name, 16000, None)[:n], name) for name in models]
     return plot_sheet(items, 16000, args.figure, ncols=2, title=wav.stem)
 
 
@@ -272,8 +274,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     items = held_out_inputs(args.inputs, args.pieces)
-    models, targets = _pairs(args.model, "--model"), _pairs(args.target, "--target")
-    families = _pairs(args.family, "--family")
+    models, targets = named_pairs(args.model, "--model"), named_pairs(args.target, "--target")
+    families = named_pairs(args.family, "--family")
     args.classifier_model = None
     if args.classifier is not None:
         from waveloom.evaluate.classifier import load_classifier

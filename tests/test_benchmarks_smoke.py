@@ -415,3 +415,33 @@ def test_translator_latent_use_scores_each_decoder_three_ways(tmp_path):
         lines = [x for x in proc.stdout.splitlines() if x.startswith("| organ") or
                  x.startswith("| strings")]
         assert len(lines) == 2 and all(len(x.split("|")) == columns for x in lines)
+
+
+def test_family_ceiling_judges_every_note_of_the_renders_by_each_classifier(tmp_path):
+    """benchmarks/family_ceiling.py: each target's notes (those ending within --seconds) are
+    cut out and classified, once per classifier, as transfer_table judges an output."""
+    import pretty_midi
+    import soundfile as sf
+
+    from waveloom.evaluate.classifier import ClassifierConfig, NoteClassifier, save_classifier
+
+    torch.manual_seed(0)
+    paths = [save_classifier(tmp_path / f"cls{k}.safetensors", NoteClassifier(
+        ClassifierConfig(families=["flute", "string"], pitches=[60, 69]))) for k in range(2)]
+    renders, pieces = tmp_path / "renders" / "2024", tmp_path / "pieces"
+    renders.mkdir(parents=True), pieces.mkdir()
+    midi = pretty_midi.PrettyMIDI()
+    part = pretty_midi.Instrument(program=40)
+    part.notes = [pretty_midi.Note(90, 69, 0.0, 0.4), pretty_midi.Note(90, 72, 0.4, 0.8),
+                  pretty_midi.Note(90, 74, 0.8, 1.5)]
+    midi.instruments.append(part)
+    midi.write(str(renders / "line.midi"))
+    midi.write(str(pieces / "line.mid"))
+    t = np.arange(24000) / 16000
+    sf.write(renders / "line.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 16000)
+    proc = _run_bench("family_ceiling.py", "--pieces", str(pieces), "--target",
+                      f"string={tmp_path / 'renders'}", "--seconds", "1.0",
+                      *[a for p in paths for a in ("--classifier", str(p))])
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["heard"]["string"][1] for r in rows] == [2, 2]  # two notes end within 1 s
+    assert sum(line.startswith("| ") for line in proc.stdout.splitlines()) == 3
