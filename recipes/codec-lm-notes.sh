@@ -23,6 +23,15 @@ waveloom train configs/codec/cpu.yaml --data cache/demo-notes-v5 --out runs/code
 python scripts/ship_checkpoint.py runs/codec-notes-a/model.safetensors \
     waveloom/assets/codec-notes.safetensors --no-instruments \
     --training "configs/codec/cpu.yaml, reconstruction only, 14,500 steps. recipes/codec-lm-notes.sh"
+# The same recipe with a projection per codebook (DAC's layout, docs/codec.md): shipped as
+# codec-notes-v2 (session 31; 14,500 steps in ~3,300 s of one shared CPU thread). The LM
+# below still reads codec-notes' codes; retraining it on codec-notes-v2's is the next step.
+waveloom train configs/codec/cpu.yaml --data cache/demo-notes-v5 --out runs/codec-notes-dac \
+    --threads 1 --max-steps 14500 model.codebook_dim=8 model.per_codebook_projection=true \
+    model.weight_adv=0 model.weight_feat=0 model.adversarial_start=100000000 train.grad_clip=1
+python scripts/ship_checkpoint.py runs/codec-notes-dac/model.safetensors \
+    waveloom/assets/codec-notes-v2.safetensors --no-instruments \
+    --training "configs/codec/cpu.yaml with a projection per codebook (model.codebook_dim=8 model.per_codebook_projection=true), reconstruction only (model.weight_adv=0 model.weight_feat=0 model.adversarial_start=100000000 train.grad_clip=1), 14,500 steps of one CPU thread on cache/demo-notes-v5 (session 31). recipes/codec-lm-notes.sh"
 SF=/usr/share/sounds/sf2
 NOTES="--programs 0,20,24,40,56,73 --pitches 45-79"
 # (the five new TimGM velocities come from Debian's TimGM6mb.sf2, another build of the font
@@ -54,6 +63,9 @@ test -f cache/heldout-notes-fluid/cache.json || {
 python benchmarks/codec_eval.py waveloom/assets/codec-notes.safetensors cache/heldout-notes-fluid \
     --split all --clips 48 --seconds 2 --start 0 --bandwidths 1.5 2 3 6 --diagnose \
     --pitch crepe-full --record
+python benchmarks/codec_eval.py waveloom/assets/codec-notes-v2.safetensors \
+    cache/heldout-notes-fluid --split all --clips 48 --seconds 2 --start 0 \
+    --bandwidths 1.5 2 3 6 --diagnose --pitch crepe-full --record
 python benchmarks/pitch_grid.py waveloom/assets/codec-lm-notes.safetensors --out out/codec-lm-grid \
     --low 48 --high 76 --seconds 2 --seed 0 --cfg 3 --wavs --record --real data/demo-notes-v5 \
     --instruments synthetic
