@@ -191,6 +191,14 @@ def test_minutes_budget_sets_max_steps_from_a_calibration(notes_cache, tmp_path)
     )
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --minutes")
     assert len(bad.stderr.strip().splitlines()) == 1
+    # a step count given as an override is refused too, not silently replaced (session 31)
+    bad = subprocess.run(
+        _cli("--data", str(notes_cache), "--out", str(tmp_path / "b3"), "--minutes", "1",
+             "train.max_steps=50"),
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert bad.returncode == 2 and "train.max_steps=" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_init_from_starts_at_the_given_weights_and_refuses_a_mismatch(notes_cache, tmp_path):

@@ -77,9 +77,13 @@ def run(args: argparse.Namespace) -> int | None:
 
 def _budget_steps(cfg: object, args: argparse.Namespace) -> int:
     """``--minutes``: the step count of a new single-device run that fits the budget."""
-    if args.resume or args.max_steps is not None or args.devices != 1 or args.nodes != 1:
+    # an explicit train.max_steps=N among the overrides would be silently replaced
+    steps_given = args.max_steps is not None or any(
+        o.replace(" ", "").startswith("train.max_steps=") for o in args.overrides)
+    if args.resume or steps_given or args.devices != 1 or args.nodes != 1:
         raise ConfigError("--minutes sets the step count of a new single-device run; drop "
-                          "--resume/--max-steps/--devices/--nodes or drop --minutes")
+                          "--resume/--max-steps/train.max_steps=/--devices/--nodes or drop "
+                          "--minutes")
     from waveloom.train.budget import steps_for_minutes
 
     steps, per_step = steps_for_minutes(cfg, args.data, args.minutes, args.accelerator)
