@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,11 +344,30 @@ def test_latent_ceiling_scores_a_spectral_autoencoder_and_writes_its_copies(note
     assert sorted(p.name for p in (tmp_path / "w" / "dull").glob("*.wav")) == ["0.wav", "1.wav"]
 
 
+def _one_line_piece(audio_dir: Path, pieces: Path, program: int) -> None:
+    """A held-out piece as the transfer benchmarks read it: ``pieces/line.mid`` and, in
+    ``audio_dir``, its render ``line.wav`` (1.5 s of 440 Hz) beside ``line.midi`` (three notes
+    ending at 0.4, 0.8 and 1.5 s, in GM ``program``)."""
+    import pretty_midi
+    import soundfile as sf
+
+    audio_dir.mkdir(parents=True), pieces.mkdir()
+    midi = pretty_midi.PrettyMIDI()
+    part = pretty_midi.Instrument(program=program)
+    part.notes = [pretty_midi.Note(90, 69, 0.0, 0.4), pretty_midi.Note(90, 72, 0.4, 0.8),
+                  pretty_midi.Note(90, 74, 0.8, 1.5)]
+    midi.instruments.append(part)
+    midi.write(str(audio_dir / "line.midi"))
+    midi.write(str(pieces / "line.mid"))
+    t = np.arange(24000) / 16000
+    sf.write(audio_dir / "line.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"),
+             16000)
+
+
 def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_path):
     """benchmarks/transfer_table.py with NAME=CKPT#DOMAIN: the inputs (cut to --seconds) are
     translated into that domain, written, and every note of the cut is judged on pitch and by
     an evaluation classifier's family head."""
-    import pretty_midi
     import soundfile as sf
 
     from waveloom.checkpoint import save_checkpoint
@@ -362,16 +382,7 @@ def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_pat
     classifier = save_classifier(tmp_path / "cls.safetensors", NoteClassifier(
         ClassifierConfig(families=["organ", "string"], pitches=[60, 69])))
     inputs, pieces = tmp_path / "in", tmp_path / "pieces"
-    inputs.mkdir(), pieces.mkdir()
-    midi = pretty_midi.PrettyMIDI()
-    part = pretty_midi.Instrument(program=71)
-    part.notes = [pretty_midi.Note(90, 69, 0.0, 0.4), pretty_midi.Note(90, 72, 0.4, 0.8),
-                  pretty_midi.Note(90, 74, 0.8, 1.5)]
-    midi.instruments.append(part)
-    midi.write(str(inputs / "line.midi"))
-    midi.write(str(pieces / "line.mid"))
-    t = np.arange(24000) / 16000
-    sf.write(inputs / "line.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 16000)
+    _one_line_piece(inputs, pieces, program=71)
     _run_bench("transfer_table.py", "--inputs", str(inputs), "--pieces", str(pieces),
                "--model", f"tr strings={ckpt}#strings", "--estimator", "crepe-tiny",
                "--seconds", "1.0", "--threads", "1", "--out", str(tmp_path / "out"),
@@ -420,25 +431,14 @@ def test_translator_latent_use_scores_each_decoder_three_ways(tmp_path):
 def test_family_ceiling_judges_every_note_of_the_renders_by_each_classifier(tmp_path):
     """benchmarks/family_ceiling.py: each target's notes (those ending within --seconds) are
     cut out and classified, once per classifier, as transfer_table judges an output."""
-    import pretty_midi
-    import soundfile as sf
 
     from waveloom.evaluate.classifier import ClassifierConfig, NoteClassifier, save_classifier
 
     torch.manual_seed(0)
     paths = [save_classifier(tmp_path / f"cls{k}.safetensors", NoteClassifier(
         ClassifierConfig(families=["flute", "string"], pitches=[60, 69]))) for k in range(2)]
-    renders, pieces = tmp_path / "renders" / "2024", tmp_path / "pieces"
-    renders.mkdir(parents=True), pieces.mkdir()
-    midi = pretty_midi.PrettyMIDI()
-    part = pretty_midi.Instrument(program=40)
-    part.notes = [pretty_midi.Note(90, 69, 0.0, 0.4), pretty_midi.Note(90, 72, 0.4, 0.8),
-                  pretty_midi.Note(90, 74, 0.8, 1.5)]
-    midi.instruments.append(part)
-    midi.write(str(renders / "line.midi"))
-    midi.write(str(pieces / "line.mid"))
-    t = np.arange(24000) / 16000
-    sf.write(renders / "line.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 16000)
+    pieces = tmp_path / "pieces"
+    _one_line_piece(tmp_path / "renders" / "2024", pieces, program=40)
     proc = _run_bench("family_ceiling.py", "--pieces", str(pieces), "--target",
                       f"string={tmp_path / 'renders'}", "--seconds", "1.0",
                       *[a for p in paths for a in ("--classifier", str(p))])
