@@ -61,3 +61,7 @@ python benchmarks/transfer_table.py --inputs data/xlate-clarinet-fluid \
     --pieces data/xlate-pieces6 --seconds "$SECONDS_" --estimator crepe-full --hop 0.04 \
     --classifier out/classifier-notes-v5-short.safetensors --out "$TABLE" \
     --figure "$FIGURE" "${args[@]}"
+# Shipped (session 31): CONFIG=configs/translator/cpu-f0-gauss.yaml RUN=runs/translator-gauss,
+# 4,589 steps then `--resume` to the schedule's end (6,100), then
+# python scripts/ship_checkpoint.py runs/translator-gauss/model.safetensors \
+#     waveloom/assets/translator-soprano.safetensors --domains --temperature 0.5 --training "..."
