@@ -242,7 +242,7 @@ def _notes(cache, idx: list[int], cfg: ClassifierConfig, progress: bool) -> _Not
 
 def _fit(model: NoteClassifier, train: _Notes, val: _Notes, cfg: ClassifierConfig,
          rng: np.random.Generator, t0: float, *, epochs: int, max_seconds: float,
-         batch_size: int, lr: float, device: str, progress: bool, truncate: float = 0.0,
+         batch_size: int, lr: float, device: str, progress: bool, truncate: float,
          ) -> tuple[int, tuple[float, float]]:
     """One-cycle AdamW for ``epochs`` (or until ``max_seconds`` after ``t0``), validating
     after each epoch; loads the best epoch's weights into ``model``. Returns (epochs run,
@@ -274,7 +274,7 @@ def _fit(model: NoteClassifier, train: _Notes, val: _Notes, cfg: ClassifierConfi
 
 def _train_epoch(model: NoteClassifier, opt: torch.optim.Optimizer, sched, train: _Notes,
                  cfg: ClassifierConfig, rng: np.random.Generator, bar, batch_size: int,
-                 device: str, deadline: float, truncate: float = 0.0) -> bool:
+                 device: str, deadline: float, truncate: float) -> bool:
     """One pass over ``train`` in a seeded order, each note cropped at a random shift of up
     to EARLY + LATE frames (the augmentation); returns True when ``time.monotonic()`` passed
     ``deadline`` (the epoch then stops early)."""
