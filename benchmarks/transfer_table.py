@@ -6,7 +6,7 @@ trained on (FluidR3) in an instrument none trained on (clarinet, GM 71). Each ``
 NAME=CKPT`` plays them through ``transfer``'s own path (the input's f0 and loudness tracked,
 then rendered offline; ae models resynthesise through their encoder's z); ``NAME=CKPT#DOMAIN``
 plays them through a translator into that domain (encode, then sample the domain's WaveNet on
-the fast engine, seed 0; ``--seconds`` cuts the inputs, as every sample is drawn one by one).
+the fast engine, ``--seed``; ``--seconds`` cuts the inputs, as every sample is drawn one by one).
 Every output is judged against the score:
 
 * notes on pitch: each MIDI note's span (less 60 ms at both ends) is cut from the output and
@@ -86,22 +86,33 @@ def judge(estimator, audio: np.ndarray, sr: int, spans) -> dict[str, int]:
     return counts
 
 
-def family_hits(classifier, audio: np.ndarray, sr: int, spans, family: str) -> tuple[int, int]:
-    """(notes the evaluation classifier hears as ``family``, notes judged): each note's span
-    of ``audio`` through the classifier's family head (its first ``cfg.seconds``, padded)."""
+def heard_as(classifier, audio: np.ndarray, sr: int, spans) -> dict[str, int]:
+    """{family: notes the evaluation classifier hears as it}: each note's span of ``audio``
+    through the classifier's family head (its first ``cfg.seconds``, padded). Why the whole
+    histogram: a translation not heard as its target is heard as *something*, and which
+    family (the input's own? a decaying guitar?) says what the decoder failed to take."""
     import torch
 
     from waveloom.evaluate.classifier import clip_window, log_mel
 
     cfg = classifier.cfg
-    if family not in cfg.families:
-        raise SystemExit(f"--family {family!r}: the classifier knows {', '.join(cfg.families)}")
     clips = [clip_window(audio[int(a * sr): int(b * sr)], sr, cfg) for _, a, b in spans]
     if not clips:
-        return 0, 0
+        return {}
     with torch.no_grad():
         logits, _, _ = classifier(log_mel(torch.from_numpy(np.stack(clips)), cfg))
-    return int((logits.argmax(-1) == cfg.families.index(family)).sum()), len(clips)
+    heard = np.bincount(logits.argmax(-1).numpy(), minlength=len(cfg.families))
+    return {name: int(n) for name, n in zip(cfg.families, heard) if n}
+
+
+def family_hits(classifier, audio: np.ndarray, sr: int, spans, family: str) -> tuple[int, int]:
+    """(notes the evaluation classifier hears as ``family``, notes judged), from
+    :func:`heard_as`."""
+    if family not in classifier.cfg.families:
+        raise SystemExit(f"--family {family!r}: the classifier knows "
+                         f"{', '.join(classifier.cfg.families)}")
+    heard = heard_as(classifier, audio, sr, spans)
+    return heard.get(family, 0), sum(heard.values())
 
 
 def spectral_distance(ref: np.ndarray, audio: np.ndarray) -> float:
@@ -115,10 +126,11 @@ def spectral_distance(ref: np.ndarray, audio: np.ndarray) -> float:
 
 
 def transfer(model, audio: np.ndarray, name: str, f0_method: str | None,
-             domain: int | None = None, temperature: float = 1.0) -> tuple[np.ndarray, float]:
+             domain: int | None = None, temperature: float = 1.0,
+             seed: int = 0) -> tuple[np.ndarray, float]:
     """(output audio, seconds) through ``transfer``'s offline path, or for a translator
     (``domain`` given) through ``translate``'s: encode, then sample the domain's decoder on the
-    fast engine, seed 0, at ``temperature``."""
+    fast engine, drawn with ``seed`` at ``temperature``."""
     start = time.perf_counter()
     if domain is not None:
         import torch
@@ -126,7 +138,7 @@ def transfer(model, audio: np.ndarray, name: str, f0_method: str | None,
         from waveloom.config import SamplingOptions
         from waveloom.sampling.translate import translate
 
-        options = SamplingOptions(seed=0, progress=False, temperature=temperature)
+        options = SamplingOptions(seed=seed, progress=False, temperature=temperature)
         out = translate(model, torch.from_numpy(audio)[None], domain, options)[0]
         return out.float().numpy(), time.perf_counter() - start
     from waveloom.models.ddsp.perform import audio_controls, render
@@ -168,15 +180,18 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
     counts: dict[str, int] = {}
     dist, base, seconds, audio_s = [], [], 0.0, 0.0
     fam, fam_ref = np.zeros(2, int), np.zeros(2, int)  # (heard as the family, judged)
+    heard: dict[str, int] = {}  # every family the output's notes are heard as
     for wav, midi in items:
         audio = load_clip(wav, sr, args.seconds)
-        out, took = transfer(model, audio, wav.name, args.f0_method, domain, args.temperature)
+        out, took = transfer(model, audio, wav.name, args.f0_method, domain, args.temperature,
+                             args.seed)
         seconds, audio_s = seconds + took, audio_s + len(audio) / sr
         save_audio(args.out / name / wav.name, out, sr)
         spans = clip_spans(note_spans(midi), args.seconds)
         _merge(counts, judge(estimator, out, sr, spans))
         if family is not None:
             fam += np.array(family_hits(args.classifier_model, out, sr, spans, family))
+            _merge(heard, heard_as(args.classifier_model, out, sr, spans))
         if target is not None:
             ref = load_clip(next(target.rglob(wav.name)), sr, None)  # read once, used thrice
             dist.append(spectral_distance(ref, out))
@@ -188,6 +203,7 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
             "distance": float(np.mean(dist)) if dist else None,
             "input_distance": float(np.mean(base)) if base else None, "audio_seconds": audio_s,
             "family": family, "family_hits": fam.tolist() if family else None,
+            "heard_as": dict(sorted(heard.items(), key=lambda kv: -kv[1])) if family else None,
             "target_family_hits": fam_ref.tolist() if family and target else None}
 
 
@@ -238,6 +254,10 @@ def table(rows: dict, estimator: str) -> str:
         lines.append(f"| {name} | {c.get('correct', 0)}/{r['notes']} | {c.get('octave', 0)} / "
                      f"{c.get('other', 0) + c.get('fifth', 0)} / {c.get('unvoiced', 0)} | "
                      f"{dist} | {fam} | {speed} |")
+    heard = [f"- {name}: " + ", ".join(f"{k} {v}" for k, v in r["heard_as"].items())
+             for name, r in rows.items() if r.get("heard_as")]
+    if heard:
+        lines += ["", "Heard as (the classifier's family for each output note):", *heard]
     return "\n".join(lines)
 
 
@@ -258,6 +278,8 @@ def main() -> None:
                    "temperature (a gaussian head's spread is scaled by it)")
     p.add_argument("--seconds", type=float, default=None, help="judge only each input's "
                    "first SECONDS (autoregressive translators sample every sample)")
+    p.add_argument("--seed", type=int, default=0, help="translators' sampling seed (the "
+                   "spread of the counts over seeds is the table's noise)")
     p.add_argument("--classifier", type=Path, default=None, help="an evaluation classifier "
                    "(waveloom train-classifier): each output note's family is judged by it")
     p.add_argument("--family", action="append", default=[], help="NAME=FAMILY: the family "

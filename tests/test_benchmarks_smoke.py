@@ -364,6 +364,35 @@ def _one_line_piece(audio_dir: Path, pieces: Path, program: int) -> None:
              16000)
 
 
+def test_harmonic_profile_reads_partials_and_floor_note_by_note(tmp_path):
+    """benchmarks/harmonic_profile.py: a line whose every note is its score pitch with the
+    second partial 20 dB down reads as 0 / -20 dB; the same line over white noise keeps the
+    profile's first partial but loses most of its harmonic-to-noise ratio."""
+    import soundfile as sf
+
+    clean_dir, pieces = tmp_path / "clean", tmp_path / "pieces"
+    _one_line_piece(clean_dir, pieces, program=71)
+    t = np.arange(24000) / 16000
+    f0 = np.select([t < 0.4, t < 0.8], [440.0, 523.25], 587.33)  # MIDI 69, 72, 74
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    line = 0.3 * np.sin(phase) + 0.03 * np.sin(2 * phase)
+    sf.write(clean_dir / "line.wav", line.astype("float32"), 16000)
+    noisy_dir = tmp_path / "noisy"
+    noisy_dir.mkdir()
+    noise = 0.05 * np.random.default_rng(0).standard_normal(len(line))
+    sf.write(noisy_dir / "line.wav", (line + noise).astype("float32"), 16000)
+    _run_bench("harmonic_profile.py", "--pieces", str(pieces), "--render", f"clean={clean_dir}",
+               "--render", f"noisy={noisy_dir}", "--harmonics", "4",
+               "--out", str(tmp_path / "out"), "--figure", str(tmp_path / "fig.png"))
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert rows["clean"]["notes"] == 3 and rows["noisy"]["notes"] == 3
+    assert rows["clean"]["profile_db"][0] == 0.0
+    assert abs(rows["clean"]["profile_db"][1] + 20.0) < 1.5
+    assert rows["clean"]["hnr_db"] > 30.0
+    assert rows["noisy"]["hnr_db"] < rows["clean"]["hnr_db"] - 15.0
+    assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
 def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_path):
     """benchmarks/transfer_table.py with NAME=CKPT#DOMAIN: the inputs (cut to --seconds) are
     translated into that domain, written, and every note of the cut is judged on pitch and by
@@ -393,7 +422,10 @@ def test_transfer_table_plays_held_out_lines_through_a_translator_domain(tmp_pat
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     row = result["rows"]["tr strings"]
     assert row["notes"] == 2 and row["family_hits"][1] == 2  # the notes that end within 1 s
-    assert "| string " in (tmp_path / "out" / "table.md").read_text()
+    assert sum(row["heard_as"].values()) == 2  # every judged note is heard as some family
+    assert row["heard_as"].get("string", 0) == row["family_hits"][0]
+    text = (tmp_path / "out" / "table.md").read_text()
+    assert "| string " in text and "Heard as" in text
     assert (tmp_path / "fig.png").stat().st_size > 1000
 
 
