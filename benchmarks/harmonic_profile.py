@@ -7,15 +7,18 @@ MIDI files; each span less 60 ms at both ends) is cut from every rendering and r
 
 * its harmonic profile: the level of partials 1..``--harmonics`` in dB relative to the
   note's strongest partial, each the peak of a Hann-windowed spectrum within 50 cents of
-  ``h x f0`` (f0 the score's pitch: an off-pitch note shows as a low profile, which the
-  pitch count already reports);
+  ``h x f0``, f0 the score's pitch. Why not the note's own f0: on a noisy output a tracker
+  errs more often than the note does (tried with YIN: the medians smeared flat). An
+  off-pitch note shows as a low profile (the pitch count reports how many there are), an
+  octave-low one as its even partials, its odd ones counted as noise;
 * its harmonic-to-noise ratio: the energy within 50 cents of the partials (up to 4 kHz)
   against the energy between them, in dB (a broadband floor lowers it);
 * its spectral centroid in Hz (brightness).
 
 Medians over the notes, per rendering, as a table, and the profiles as a figure: the input,
-the target instrument's own rendering and each transfer on one axis, so a wrong harmonic
-balance (a clarinet's weak even partials kept) or a floor is seen at once.
+the target instrument's own rendering and each transfer on one panel (``--render
+"GROUP/NAME=FOLDER"`` puts rows on GROUP's panel), so a wrong harmonic balance (a clarinet's
+weak even partials kept) or a floor is seen at once.
 
     python benchmarks/harmonic_profile.py --pieces data/xlate-pieces6 --seconds 20 \\
         --render "input=data/xlate-clarinet-fluid" --render "violin=data/xlate-target-40" \\
@@ -83,24 +86,44 @@ def profile(folder: Path, items, seconds: float | None, harmonics: int) -> dict:
 
 
 def draw(rows: dict, path: Path) -> Path:
-    """The profiles on one axis: partial number against median dB re the strongest."""
+    """The profiles, partial number against median dB re the strongest. A row named
+    ``GROUP/NAME`` goes on GROUP's panel (its first row solid, the others dashed, so a target
+    and its transfers sit together); a row without a group is drawn dotted on every panel."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.5, 4.2))
-    ax = fig.add_subplot(1, 1, 1)
-    for name, r in rows.items():
-        h = np.arange(1, len(r["profile_db"]) + 1)
-        ax.plot(h, r["profile_db"], marker="o", label=f"{name} (HNR {r['hnr_db']:.0f} dB, "
-                f"centroid {r['centroid_hz']} Hz)")
-    ax.set_xlabel("partial (multiple of the score's f0)")
-    ax.set_ylabel("median level, dB re the note's strongest partial")
-    ax.set_xticks(np.arange(1, len(next(iter(rows.values()))["profile_db"]) + 1))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    common = {k: r for k, r in rows.items() if "/" not in k}
+    groups: dict[str, dict] = {}
+    for k, r in rows.items():
+        if "/" in k:
+            group, _, name = k.partition("/")
+            groups.setdefault(group, {})[name] = r
+    groups = groups or {"": {}}
+    cols = min(2, len(groups))
+    nrows = -(-len(groups) // cols)
+    fig = Figure(figsize=(6.0 * cols, 3.6 * nrows))
+    h = np.arange(1, len(next(iter(rows.values()))["profile_db"]) + 1)
+    for i, (group, members) in enumerate(groups.items()):
+        ax = fig.add_subplot(nrows, cols, i + 1)
+        for name, r in common.items():
+            ax.plot(h, r["profile_db"], ":", color="0.45", marker=".", label=_label(name, r))
+        for j, (name, r) in enumerate(members.items()):
+            ax.plot(h, r["profile_db"], "-" if j == 0 else "--", marker="o", ms=4,
+                    label=_label(name, r))
+        ax.set_title(group)
+        ax.set_xticks(h)
+        ax.set_ylim(-75, 3)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+        ax.set_xlabel("partial (multiple of the score's f0)")
+        ax.set_ylabel("median dB re the strongest")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     return path
+
+
+def _label(name: str, r: dict) -> str:
+    return f"{name} (HNR {r['hnr_db']:.0f} dB, centroid {r['centroid_hz']} Hz)"
 
 
 def main() -> None:
