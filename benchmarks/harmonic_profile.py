@@ -145,6 +145,10 @@ def main() -> None:
     if not renders:
         raise SystemExit("give at least one --render NAME=FOLDER")
     items = held_out_inputs(Path(next(iter(renders.values()))), args.pieces)
+    for wav, midi in items:
+        if not midi.is_file():
+            raise SystemExit(f"{midi}: missing; the first --render folder must hold each "
+                             "piece's .midi beside its .wav (a render-midi folder)")
     rows = {name: profile(Path(folder), items, args.seconds, args.harmonics)
             for name, folder in renders.items()}
     lines = [f"| rendering | notes | partials 1-{args.harmonics}, dB re the strongest | HNR dB "
