@@ -65,3 +65,23 @@ python benchmarks/transfer_table.py --inputs data/xlate-clarinet-fluid \
 # 4,589 steps then `--resume` to the schedule's end (6,100), then
 # python scripts/ship_checkpoint.py runs/translator-gauss/model.safetensors \
 #     waveloom/assets/translator-soprano.safetensors --domains --temperature 0.5 --training "..."
+# Session 32: the shipped translator into all four domains (what each note is heard as, three
+# sampling seeds for strings with --seed 0/1/2), then what is in the sound: partials and
+# harmonic-to-noise ratio of every note beside each domain's own rendering.
+A=waveloom/assets/translator-soprano.safetensors
+args=()
+for row in "strings 40 string" "winds 73 flute" "brass 56 brass" "keyboard 0 keyboard"; do
+  set -- $row
+  args+=(--model "soprano $1=$A#$1" --target "soprano $1=$T-$2" --family "soprano $1=$3"); done
+python benchmarks/transfer_table.py --inputs data/xlate-clarinet-fluid \
+    --pieces data/xlate-pieces6 --seconds 20 --estimator crepe-full --hop 0.04 \
+    --classifier out/classifier-notes-v5-short.safetensors --out out/s32-xlate-all-t05 \
+    --threads 1 --temperature 0.5 --seed 0 --figure docs/img/translator-s32-domains.png "${args[@]}"
+O=out/s32-xlate-all-t05/soprano
+python benchmarks/harmonic_profile.py --pieces data/xlate-pieces6 --seconds 20 \
+    --render "input (FluidR3 clarinet)=data/xlate-clarinet-fluid" \
+    --render "strings/violin (TimGM6mb)=$T-40" --render "strings/translator strings=$O strings" \
+    --render "winds/flute (TimGM6mb)=$T-73" --render "winds/translator winds=$O winds" \
+    --render "brass/trumpet (TimGM6mb)=$T-56" --render "brass/translator brass=$O brass" \
+    --render "keyboard/piano (TimGM6mb)=$T-0" --render "keyboard/translator keyboard=$O keyboard" \
+    --out out/s32-harm --figure docs/img/translator-s32-harmonics.png
