@@ -145,7 +145,7 @@ def main() -> None:
     if not renders:
         raise SystemExit("give at least one --render NAME=FOLDER")
     items = held_out_inputs(Path(next(iter(renders.values()))), args.pieces)
-    for wav, midi in items:
+    for _wav, midi in items:
         if not midi.is_file():
             raise SystemExit(f"{midi}: missing; the first --render folder must hold each "
                              "piece's .midi beside its .wav (a render-midi folder)")

@@ -45,8 +45,7 @@ test -f cache/demo-notes-v5/cache.json || {
 # of the held-out pieces 81-82 % of notes against 41-48 % without (3 seeds each, session 31,
 # benchmarks/family_ceiling.py).
 test -f out/classifier-notes-v5-short.safetensors || waveloom train-classifier \
-    cache/demo-notes-v5 --out out/classifier-notes-v5-short.safetensors --max-minutes 30 \
-    --truncate 0.5
+    cache/demo-notes-v5 --out out/classifier-notes-v5-short.safetensors --truncate 0.5
 T=data/xlate-target
 args=()
 for row in "strings 40 string" "winds 73 flute" "brass 56 brass" "keyboard 0 keyboard"; do
