@@ -105,12 +105,17 @@ def heard_as(classifier, audio: np.ndarray, sr: int, spans) -> dict[str, int]:
     return {name: int(n) for name, n in zip(cfg.families, heard) if n}
 
 
-def family_hits(classifier, audio: np.ndarray, sr: int, spans, family: str) -> tuple[int, int]:
-    """(notes the evaluation classifier hears as ``family``, notes judged), from
-    :func:`heard_as`."""
+def check_family(classifier, family: str) -> None:
+    """One line when the classifier has no family ``family``."""
     if family not in classifier.cfg.families:
         raise SystemExit(f"--family {family!r}: the classifier knows "
                          f"{', '.join(classifier.cfg.families)}")
+
+
+def family_hits(classifier, audio: np.ndarray, sr: int, spans, family: str) -> tuple[int, int]:
+    """(notes the evaluation classifier hears as ``family``, notes judged), from
+    :func:`heard_as`."""
+    check_family(classifier, family)
     heard = heard_as(classifier, audio, sr, spans)
     return heard.get(family, 0), sum(heard.values())
 
@@ -171,6 +176,8 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
     from waveloom.audio.io import save_audio
     from waveloom.models.load import load_checkpoint
 
+    if family is not None:
+        check_family(args.classifier_model, family)
     ckpt, domain_name = model_domain(spec)
     model, run = load_checkpoint(ckpt, map_location="cpu")
     model.eval()
@@ -189,9 +196,10 @@ def run_model(name: str, spec: str, items, target: Path | None, estimator, args,
         save_audio(args.out / name / wav.name, out, sr)
         spans = clip_spans(note_spans(midi), args.seconds)
         _merge(counts, judge(estimator, out, sr, spans))
-        if family is not None:
-            fam += np.array(family_hits(args.classifier_model, out, sr, spans, family))
-            _merge(heard, heard_as(args.classifier_model, out, sr, spans))
+        if family is not None:  # the classifier once per output: the histogram and the hits
+            out_heard = heard_as(args.classifier_model, out, sr, spans)
+            _merge(heard, out_heard)
+            fam += np.array((out_heard.get(family, 0), sum(out_heard.values())))
         if target is not None:
             ref = load_clip(next(target.rglob(wav.name)), sr, None)  # read once, used thrice
             dist.append(spectral_distance(ref, out))
