@@ -5,11 +5,10 @@
 #    14,500 steps, 4070 s of one shared CPU thread (session 28);
 # 2. the LM's data (session 29): the same six programs x MIDI 45-79 x ten velocities rendered
 #    by three SoundFonts (TimGM6mb, OPL-3 FM, csound sf_GMbank; FluidR3 stays held out), merged
-#    with an instrument label per font (18), every note encoded with the codec's first 4
+#    with an instrument label per font (18), every note encoded with codec-notes-v2's first 4
 #    codebooks (2 kbps);
-# 3. configs/codec_lm/cpu.yaml with the labels on every step, 12,000 steps (best validation
-#    weights kept, step 11,500; session 29 trained 6,000 steps in 2,294 s of one shared CPU
-#    thread, session 30 resumed it to 12,000 in 3,590 s more, the learning rate constant);
+# 3. configs/codec_lm/cpu.yaml with the labels on every step, 6,000 steps (best validation
+#    weights kept, step 6,000; 3,852 s of one shared CPU thread, session 32);
 # 4. the card's figures: the codec beside Opus on held-out FluidR3 notes, the strict CREPE grid.
 # Run from the repository root with the venv active (make venv).
 set -euo pipefail
@@ -25,7 +24,7 @@ python scripts/ship_checkpoint.py runs/codec-notes-a/model.safetensors \
     --training "configs/codec/cpu.yaml, reconstruction only, 14,500 steps. recipes/codec-lm-notes.sh"
 # The same recipe with a projection per codebook (DAC's layout, docs/codec.md): shipped as
 # codec-notes-v2 (session 31; 14,500 steps in ~3,300 s of one shared CPU thread). The LM
-# below still reads codec-notes' codes; retraining it on codec-notes-v2's is the next step.
+# below reads its codes (session 32).
 waveloom train configs/codec/cpu.yaml --data cache/demo-notes-v5 --out runs/codec-notes-dac \
     --threads 1 --max-steps 14500 model.codebook_dim=8 model.per_codebook_projection=true \
     model.weight_adv=0 model.weight_feat=0 model.adversarial_start=100000000 train.grad_clip=1
@@ -48,13 +47,15 @@ done
 python scripts/merge_notes.py data/notes-6x data/demo-notes-v5 data/notes-opl3:opl3 \
     data/notes-gmbank:gmbank data/notes-timgm-v2 data/notes-opl3-v2:opl3 data/notes-gmbank-v2:gmbank
 waveloom prepare data/notes-6x cache/notes-6x
-waveloom encode-codes waveloom/assets/codec-notes.safetensors --data cache/notes-6x \
-    --out cache/notes-6x-codes --bandwidth 2
-waveloom train configs/codec_lm/cpu.yaml --data cache/notes-6x-codes --out runs/codec-lm-notes \
-    --threads 1 model.cond_every_step=true model.num_instruments=18 train.max_steps=12000
-python scripts/ship_checkpoint.py runs/codec-lm-notes/best.safetensors \
+# (sessions 29-30 trained the LM on codec-notes' codes, 12,000 steps: 142/174 on the grid;
+# session 32 on codec-notes-v2's, 6,000 steps: 151/174, shipped; docs/codec_lm.md)
+waveloom encode-codes waveloom/assets/codec-notes-v2.safetensors --data cache/notes-6x \
+    --out cache/notes-6x-codes-v2 --bandwidth 2
+waveloom train configs/codec_lm/cpu.yaml --data cache/notes-6x-codes-v2 --out runs/codec-lm-v2 \
+    --threads 1 model.cond_every_step=true model.num_instruments=18 train.max_steps=6000
+python scripts/ship_checkpoint.py runs/codec-lm-v2/best.safetensors \
     waveloom/assets/codec-lm-notes.safetensors \
-    --training "configs/codec_lm/cpu.yaml, labels on every step, on cache/notes-6x-codes (3 SoundFonts), 12,000 steps (6,000 then resumed to 12,000 in session 30), best validation step (11,500). recipes/codec-lm-notes.sh"
+    --training "configs/codec_lm/cpu.yaml, labels on every step (model.cond_every_step=true model.num_instruments=18), on cache/notes-6x-codes-v2: the 6,300 notes of 3 SoundFonts encoded by codec-notes-v2 at 2 kbps (4 codebooks), 6,000 steps of one shared CPU thread (3,852 s, session 32), best validation step 6,000 (3.663 nats a code). recipes/codec-lm-notes.sh"
 # The card's figures:
 test -f cache/heldout-notes-fluid/cache.json || {
   waveloom data render-notes data/heldout-notes-fluid --programs 0,24,40,56,73 --pitches 48-72 \
